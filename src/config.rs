@@ -1,0 +1,795 @@
+//! Configuration: the YAML file as written (`raw`), its validation, and the
+//! resulting [`Config`] that the probe engine runs from. Nothing here does I/O
+//! beyond reading the files the config names, so that `check-config` can tell
+//! a user everything that is wrong before anything is probed.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::azure::{self, Cloud, StorageService, Target};
+use crate::model::{Expect, Service};
+
+/// Default per-phase timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default bound on concurrent DNS lookups and connections in one round.
+pub const DEFAULT_CONCURRENCY: usize = 64;
+/// Default private ranges: RFC 1918, CGNAT (used by some VNets) and IPv6 ULA.
+pub const DEFAULT_PRIVATE_RANGES: &[&str] = &[
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "fc00::/7",
+];
+/// The resolv.conf used by the `system` resolver when none is given.
+pub const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
+
+/// A validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where the configuration came from (a path, or `<demo>`).
+    pub source: String,
+    pub cloud: Cloud,
+    pub region: Option<String>,
+    /// Per-phase timeout (DNS, TCP, TLS, HTTP).
+    pub timeout: Duration,
+    /// Bound on DNS lookups and connections in flight at once.
+    pub concurrency: usize,
+    pub targets: Vec<Target>,
+    pub resolvers: Vec<ResolverSpec>,
+    /// Index into `resolvers` of the resolver whose answers reachability uses.
+    pub connect_via: usize,
+    pub private_ranges: Vec<IpNet>,
+    pub extra_ca_file: Option<PathBuf>,
+}
+
+/// A named DNS path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolverSpec {
+    pub name: String,
+    pub source: ResolverSource,
+}
+
+/// Where a resolver's servers come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ResolverSource {
+    /// Read the `nameserver` lines of this file at every round.
+    ResolvConf(PathBuf),
+    /// Ask these servers.
+    Servers(Vec<SocketAddr>),
+}
+
+/// What is wrong with a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read the config file: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Syntax { path: String, message: String },
+    #[error("{path}{}: {field}: {message}", fmt_location(*.location))]
+    Invalid {
+        path: String,
+        location: Option<(u64, u64)>,
+        field: String,
+        message: String,
+    },
+}
+
+fn fmt_location(location: Option<(u64, u64)>) -> String {
+    match location {
+        Some((line, column)) => format!(":{line}:{column}"),
+        None => String::new(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The file as written.
+
+mod raw {
+    use super::*;
+
+    pub type S<T> = Spanned<T>;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct File {
+        pub cloud: Option<S<Cloud>>,
+        pub region: Option<S<String>>,
+        pub timeout: Option<S<String>>,
+        pub concurrency: Option<S<i64>>,
+        pub workspace: Option<Workspace>,
+        #[serde(default)]
+        pub storage_accounts: Vec<Storage>,
+        #[serde(default)]
+        pub key_vaults: Vec<S<String>>,
+        #[serde(default)]
+        pub container_registries: Vec<Registry>,
+        #[serde(default)]
+        pub targets: Vec<CustomTarget>,
+        pub resolvers: Option<Vec<Resolver>>,
+        pub connect_via: Option<S<String>>,
+        pub private_ranges: Option<Vec<S<String>>>,
+        pub tls: Option<Tls>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Workspace {
+        pub id: S<String>,
+        pub name: Option<S<String>>,
+        /// The notebooks FQDN as shown on the private endpoint's NIC, when
+        /// the derived one does not match.
+        pub notebooks_fqdn: Option<S<String>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Storage {
+        pub name: S<String>,
+        pub services: Option<Vec<S<StorageService>>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Registry {
+        pub name: S<String>,
+        pub data_endpoint_regions: Option<Vec<S<String>>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct CustomTarget {
+        pub name: Option<S<String>>,
+        pub fqdn: S<String>,
+        pub service: Option<S<Service>>,
+        pub port: Option<S<i64>>,
+        pub expect: Option<S<Expect>>,
+        pub expected_ips: Option<Vec<S<String>>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Resolver {
+        pub name: S<String>,
+        pub resolv_conf: Option<S<String>>,
+        pub servers: Option<Vec<S<String>>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Tls {
+        pub extra_ca_file: Option<S<String>>,
+    }
+}
+
+use raw::S;
+
+/// Collects the file's path for error messages and turns spans into
+/// `(line, column)`.
+struct Ctx<'a> {
+    path: &'a str,
+    base: Option<&'a Path>,
+}
+
+impl Ctx<'_> {
+    fn err<T>(
+        &self,
+        spanned: &S<T>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        let loc = spanned.referenced;
+        let location = (loc.line() > 0).then(|| (loc.line(), loc.column()));
+        ConfigError::Invalid {
+            path: self.path.to_string(),
+            location,
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    fn err_at_top(&self, field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.to_string(),
+            location: None,
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Resolves a path given in the config relative to the config's folder.
+    fn resolve_path(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        match self.base {
+            Some(base) if p.is_relative() => base.join(p),
+            _ => p.to_path_buf(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        Config::from_yaml(&text, &shown, path.parent())
+    }
+
+    /// Parses and validates YAML text. `path` names the source in messages;
+    /// relative paths inside the file are resolved against `base`.
+    pub fn from_yaml(text: &str, path: &str, base: Option<&Path>) -> Result<Config, ConfigError> {
+        let raw: raw::File = if text.trim().is_empty() {
+            return Err(ConfigError::Syntax {
+                path: path.to_string(),
+                message: "the file is empty: at least one target must be configured".into(),
+            });
+        } else {
+            serde_saphyr::from_str(text).map_err(|e| ConfigError::Syntax {
+                path: path.to_string(),
+                message: syntax_message(&e),
+            })?
+        };
+        let ctx = Ctx { path, base };
+        validate(raw, &ctx)
+    }
+}
+
+fn syntax_message(e: &serde_saphyr::Error) -> String {
+    // serde-saphyr renders a snippet; keep the first line (it carries the
+    // message and, where known, the location) and add line:column if absent.
+    let rendered = e.to_string();
+    let first = rendered
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("invalid YAML")
+        .trim();
+    match e.location() {
+        Some(loc) if !first.contains(&format!("line {}", loc.line())) => {
+            format!("line {} column {}: {first}", loc.line(), loc.column())
+        }
+        _ => first.to_string(),
+    }
+}
+
+fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
+    let cloud = raw.cloud.as_ref().map(|c| c.value).unwrap_or_default();
+
+    let region = match &raw.region {
+        Some(r) => {
+            check_region(&r.value).map_err(|m| ctx.err(r, "region", m))?;
+            Some(r.value.clone())
+        }
+        None => None,
+    };
+
+    let timeout = match &raw.timeout {
+        Some(t) => {
+            let d = humantime::parse_duration(t.value.trim()).map_err(|e| {
+                ctx.err(
+                    t,
+                    "timeout",
+                    format!(
+                        "invalid duration {:?}: {e} (expected e.g. 5s, 1500ms)",
+                        t.value
+                    ),
+                )
+            })?;
+            if d < Duration::from_millis(10) || d > Duration::from_secs(120) {
+                return Err(ctx.err(
+                    t,
+                    "timeout",
+                    format!("{:?} is out of range: expected 10ms to 120s", t.value),
+                ));
+            }
+            d
+        }
+        None => DEFAULT_TIMEOUT,
+    };
+
+    let concurrency = match &raw.concurrency {
+        Some(c) => {
+            if !(1..=4096).contains(&c.value) {
+                return Err(ctx.err(
+                    c,
+                    "concurrency",
+                    format!("{} is out of range: expected 1 to 4096", c.value),
+                ));
+            }
+            c.value as usize
+        }
+        None => DEFAULT_CONCURRENCY,
+    };
+
+    let mut targets = Vec::new();
+
+    if let Some(ws) = &raw.workspace {
+        check_guid(&ws.id.value).map_err(|m| ctx.err(&ws.id, "workspace.id", m))?;
+        let id = ws.id.value.to_ascii_lowercase();
+        let region = region.as_deref().ok_or_else(|| {
+            ctx.err(
+                &ws.id,
+                "region",
+                "required when `workspace` is set (the workspace's region, e.g. eastus)",
+            )
+        })?;
+        targets.push(azure::workspace_api(cloud, &id, region));
+        targets.push(azure::workspace_cert(cloud, &id, region));
+        match (&ws.notebooks_fqdn, &ws.name) {
+            (Some(f), _) => {
+                let fqdn =
+                    check_fqdn(&f.value).map_err(|m| ctx.err(f, "workspace.notebooks_fqdn", m))?;
+                targets.push(azure::workspace_notebooks_fqdn(cloud, &fqdn));
+            }
+            (None, Some(n)) => {
+                check_workspace_name(&n.value).map_err(|m| ctx.err(n, "workspace.name", m))?;
+                targets.push(azure::workspace_notebooks(cloud, &n.value, &id, region));
+            }
+            (None, None) => {}
+        }
+    }
+
+    for (i, st) in raw.storage_accounts.iter().enumerate() {
+        let field = format!("storage_accounts[{i}].name");
+        check_storage_name(&st.name.value).map_err(|m| ctx.err(&st.name, &field, m))?;
+        let services: Vec<StorageService> = match &st.services {
+            Some(list) if list.is_empty() => {
+                return Err(ctx.err(
+                    &st.name,
+                    format!("storage_accounts[{i}].services"),
+                    "must not be empty",
+                ));
+            }
+            Some(list) => list.iter().map(|s| s.value).collect(),
+            None => vec![StorageService::Blob, StorageService::File],
+        };
+        for svc in services {
+            targets.push(azure::storage(cloud, &st.name.value, svc));
+        }
+    }
+
+    for (i, kv) in raw.key_vaults.iter().enumerate() {
+        check_vault_name(&kv.value).map_err(|m| ctx.err(kv, format!("key_vaults[{i}]"), m))?;
+        targets.push(azure::keyvault(cloud, &kv.value.to_ascii_lowercase()));
+    }
+
+    for (i, reg) in raw.container_registries.iter().enumerate() {
+        let field = format!("container_registries[{i}].name");
+        check_registry_name(&reg.name.value).map_err(|m| ctx.err(&reg.name, &field, m))?;
+        let name = reg.name.value.to_ascii_lowercase();
+        targets.push(azure::acr_login(cloud, &name));
+        let regions: Vec<String> = match &reg.data_endpoint_regions {
+            Some(list) => {
+                let mut out = Vec::new();
+                for (j, r) in list.iter().enumerate() {
+                    check_region(&r.value).map_err(|m| {
+                        ctx.err(
+                            r,
+                            format!("container_registries[{i}].data_endpoint_regions[{j}]"),
+                            m,
+                        )
+                    })?;
+                    out.push(r.value.clone());
+                }
+                out
+            }
+            None => match &region {
+                Some(r) => vec![r.clone()],
+                None => {
+                    return Err(ctx.err(
+                        &reg.name,
+                        format!("container_registries[{i}].data_endpoint_regions"),
+                        "no region to derive the data endpoint from: set `region` or list `data_endpoint_regions` ([] for none)",
+                    ));
+                }
+            },
+        };
+        for r in regions {
+            targets.push(azure::acr_data(cloud, &name, &r));
+        }
+    }
+
+    for (i, t) in raw.targets.iter().enumerate() {
+        let fqdn = check_fqdn(&t.fqdn.value)
+            .map_err(|m| ctx.err(&t.fqdn, format!("targets[{i}].fqdn"), m))?;
+        let port = match &t.port {
+            Some(p) if !(1..=65535).contains(&p.value) => {
+                return Err(ctx.err(
+                    p,
+                    format!("targets[{i}].port"),
+                    format!("{} is not a TCP port (1-65535)", p.value),
+                ));
+            }
+            Some(p) => p.value as u16,
+            None => 443,
+        };
+        let name = match &t.name {
+            Some(n) => {
+                check_target_name(&n.value)
+                    .map_err(|m| ctx.err(n, format!("targets[{i}].name"), m))?;
+                n.value.clone()
+            }
+            None => fqdn.clone(),
+        };
+        let mut expected_ips = Vec::new();
+        for (j, ip) in t.expected_ips.iter().flatten().enumerate() {
+            let parsed: IpAddr = ip.value.trim().parse().map_err(|_| {
+                ctx.err(
+                    ip,
+                    format!("targets[{i}].expected_ips[{j}]"),
+                    format!("{:?} is not an IP address", ip.value),
+                )
+            })?;
+            expected_ips.push(parsed);
+        }
+        let service = t
+            .service
+            .as_ref()
+            .map(|s| s.value)
+            .unwrap_or(Service::Custom);
+        targets.push(Target {
+            name,
+            fqdn,
+            service,
+            port,
+            expect: t
+                .expect
+                .as_ref()
+                .map(|e| e.value)
+                .unwrap_or(Expect::Private),
+            expected_ips,
+            privatelink_zone: None,
+        });
+    }
+
+    if targets.is_empty() {
+        return Err(ctx.err_at_top(
+            "targets",
+            "no target results from this file: set `workspace`, `storage_accounts`, `key_vaults`, `container_registries` or `targets`",
+        ));
+    }
+    let mut seen = HashSet::new();
+    for t in &targets {
+        if !seen.insert(t.name.as_str()) {
+            return Err(ctx.err_at_top(
+                "targets",
+                format!("two targets are named {:?} (the same resource listed twice, or give custom targets a distinct `name`)", t.name),
+            ));
+        }
+    }
+
+    let resolvers = match &raw.resolvers {
+        None => vec![ResolverSpec {
+            name: "system".into(),
+            source: ResolverSource::ResolvConf(PathBuf::from(DEFAULT_RESOLV_CONF)),
+        }],
+        Some(list) if list.is_empty() => {
+            return Err(ctx.err_at_top(
+                "resolvers",
+                "must not be empty (omit it for the system resolver)",
+            ));
+        }
+        Some(list) => {
+            let mut out: Vec<ResolverSpec> = Vec::new();
+            for (i, r) in list.iter().enumerate() {
+                let field = format!("resolvers[{i}]");
+                check_resolver_name(&r.name.value)
+                    .map_err(|m| ctx.err(&r.name, format!("{field}.name"), m))?;
+                if out.iter().any(|o| o.name == r.name.value) {
+                    return Err(ctx.err(
+                        &r.name,
+                        format!("{field}.name"),
+                        format!("resolver {:?} is defined twice", r.name.value),
+                    ));
+                }
+                let source = match (&r.resolv_conf, &r.servers) {
+                    (Some(_), Some(_)) => {
+                        return Err(ctx.err(
+                            &r.name,
+                            &field,
+                            "set either `resolv_conf` or `servers`, not both",
+                        ));
+                    }
+                    (None, Some(servers)) => {
+                        if servers.is_empty() {
+                            return Err(ctx.err(
+                                &r.name,
+                                format!("{field}.servers"),
+                                "must not be empty",
+                            ));
+                        }
+                        let mut addrs = Vec::new();
+                        for (j, s) in servers.iter().enumerate() {
+                            let a = parse_server(&s.value)
+                                .map_err(|m| ctx.err(s, format!("{field}.servers[{j}]"), m))?;
+                            addrs.push(a);
+                        }
+                        ResolverSource::Servers(addrs)
+                    }
+                    (Some(p), None) => {
+                        let path = ctx.resolve_path(&p.value);
+                        check_resolv_conf(&path)
+                            .map_err(|m| ctx.err(p, format!("{field}.resolv_conf"), m))?;
+                        ResolverSource::ResolvConf(path)
+                    }
+                    (None, None) => {
+                        let path = PathBuf::from(DEFAULT_RESOLV_CONF);
+                        check_resolv_conf(&path)
+                            .map_err(|m| ctx.err(&r.name, format!("{field}.resolv_conf"), m))?;
+                        ResolverSource::ResolvConf(path)
+                    }
+                };
+                out.push(ResolverSpec {
+                    name: r.name.value.clone(),
+                    source,
+                });
+            }
+            out
+        }
+    };
+
+    let connect_via = match &raw.connect_via {
+        None => 0,
+        Some(c) => resolvers
+            .iter()
+            .position(|r| r.name == c.value)
+            .ok_or_else(|| {
+                let names: Vec<&str> = resolvers.iter().map(|r| r.name.as_str()).collect();
+                ctx.err(
+                    c,
+                    "connect_via",
+                    format!(
+                        "{:?} is not a configured resolver (have: {})",
+                        c.value,
+                        names.join(", ")
+                    ),
+                )
+            })?,
+    };
+
+    let private_ranges = match &raw.private_ranges {
+        None => DEFAULT_PRIVATE_RANGES
+            .iter()
+            .map(|s| s.parse().expect("default ranges parse"))
+            .collect(),
+        Some(list) if list.is_empty() => {
+            return Err(ctx.err_at_top(
+                "private_ranges",
+                "must not be empty (omit it for the defaults)",
+            ));
+        }
+        Some(list) => {
+            let mut out = Vec::new();
+            for (i, r) in list.iter().enumerate() {
+                let net: IpNet = r.value.trim().parse().map_err(|_| {
+                    ctx.err(
+                        r,
+                        format!("private_ranges[{i}]"),
+                        format!(
+                            "{:?} is not a CIDR (expected e.g. 10.0.0.0/8 or fc00::/7)",
+                            r.value
+                        ),
+                    )
+                })?;
+                out.push(net.trunc());
+            }
+            out
+        }
+    };
+
+    let extra_ca_file = match raw.tls.as_ref().and_then(|t| t.extra_ca_file.as_ref()) {
+        None => None,
+        Some(p) => {
+            let path = ctx.resolve_path(&p.value);
+            crate::probe::tls::load_pem_certs(&path)
+                .map_err(|e| ctx.err(p, "tls.extra_ca_file", e.to_string()))?;
+            Some(path)
+        }
+    };
+
+    Ok(Config {
+        source: ctx.path.to_string(),
+        cloud,
+        region,
+        timeout,
+        concurrency,
+        targets,
+        resolvers,
+        connect_via,
+        private_ranges,
+        extra_ca_file,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Value checks. Each returns a message saying what is expected.
+
+struct Shown<'a>(&'a str);
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+fn check_guid(s: &str) -> Result<(), String> {
+    let groups: Vec<&str> = s.split('-').collect();
+    let lens = [8, 4, 4, 4, 12];
+    let ok = groups.len() == 5
+        && groups
+            .iter()
+            .zip(lens)
+            .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} is not a workspace GUID (expected xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx, the workspace's `workspaceId`)",
+            Shown(s)
+        ))
+    }
+}
+
+fn check_region(s: &str) -> Result<(), String> {
+    if !s.is_empty()
+        && s.len() <= 40
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} is not an Azure region name (expected lower-case letters and digits, e.g. eastus, westeurope)",
+            Shown(s)
+        ))
+    }
+}
+
+fn check_workspace_name(s: &str) -> Result<(), String> {
+    let ok = (3..=33).contains(&s.len())
+        && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} is not a valid workspace name (3-33 letters, digits, '-' or '_', starting with a letter or digit)",
+            Shown(s)
+        ))
+    }
+}
+
+fn check_storage_name(s: &str) -> Result<(), String> {
+    if (3..=24).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} is not a valid storage account name (3-24 lower-case letters and digits)",
+            Shown(s)
+        ))
+    }
+}
+
+fn check_vault_name(s: &str) -> Result<(), String> {
+    let ok = (3..=24).contains(&s.len())
+        && s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && s.chars().last().is_some_and(|c| c.is_ascii_alphanumeric())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !s.contains("--");
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} is not a valid key vault name (3-24 letters, digits and single hyphens, starting with a letter, ending with a letter or digit)",
+            Shown(s)
+        ))
+    }
+}
+
+fn check_registry_name(s: &str) -> Result<(), String> {
+    if (5..=50).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} is not a valid container registry name (5-50 letters and digits)",
+            Shown(s)
+        ))
+    }
+}
+
+/// Validates a DNS name and returns it lower-cased without a trailing dot.
+pub fn check_fqdn(s: &str) -> Result<String, String> {
+    let trimmed = s.trim().trim_end_matches('.');
+    let bad = || {
+        format!(
+            "{} is not a valid DNS name (labels of 1-63 letters, digits, '-' or '_', at most 253 characters, at least two labels)",
+            Shown(s)
+        )
+    };
+    if trimmed.is_empty() || trimmed.len() > 253 || !trimmed.contains('.') {
+        return Err(bad());
+    }
+    for label in trimmed.split('.') {
+        if label.is_empty()
+            || label.len() > 63
+            || label.starts_with('-')
+            || label.ends_with('-')
+            || !label
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(bad());
+        }
+    }
+    Ok(trimmed.to_ascii_lowercase())
+}
+
+fn check_target_name(s: &str) -> Result<(), String> {
+    if !s.is_empty()
+        && s.len() <= 128
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} is not a valid target name (1-128 letters, digits, '-', '_' or '.')",
+            Shown(s)
+        ))
+    }
+}
+
+fn check_resolver_name(s: &str) -> Result<(), String> {
+    if !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} is not a valid resolver name (1-64 letters, digits, '-' or '_')",
+            Shown(s)
+        ))
+    }
+}
+
+/// Parses `ip`, `ip:port` or `[v6]:port`; the port defaults to 53.
+pub fn parse_server(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, 53));
+    }
+    if let Ok(sa) = s.parse::<SocketAddr>() {
+        if sa.port() == 0 {
+            return Err(format!("{} has port 0", Shown(s)));
+        }
+        return Ok(sa);
+    }
+    Err(format!(
+        "{} is not a DNS server address (expected an IP address or IP:port, e.g. 168.63.129.16 or [fd00::10]:53; host names are not accepted)",
+        Shown(s)
+    ))
+}
+
+fn check_resolv_conf(path: &Path) -> Result<(), String> {
+    crate::probe::dns::read_resolv_conf(path)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}

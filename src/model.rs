@@ -1,0 +1,200 @@
+//! Vocabulary shared by configuration, probing, verdicts and output.
+//!
+//! Every enum here renders as a fixed lower-case string (`as_str`), which is
+//! what the JSON report and, later, metric label values use. Keeping them in
+//! one place keeps those strings from drifting apart.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The stable string form used in reports and metric labels.
+            pub const fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum! {
+    /// The kind of Azure resource behind a target; decides the HTTP check.
+    Service {
+        Workspace => "workspace",
+        Storage => "storage",
+        Keyvault => "keyvault",
+        Acr => "acr",
+        Custom => "custom",
+    }
+}
+
+string_enum! {
+    /// What a target's DNS answers must look like.
+    Expect {
+        Private => "private",
+        Public => "public",
+        Any => "any",
+    }
+}
+
+string_enum! {
+    /// The outcome of resolving one target through one resolver.
+    DnsVerdict {
+        /// Every address is inside `private_ranges` (and in `expected_ips`, if set).
+        Private => "private",
+        /// No address is inside `private_ranges`.
+        Public => "public",
+        /// Some addresses are private, some public.
+        Mixed => "mixed",
+        Nxdomain => "nxdomain",
+        /// NOERROR with no address for the final name.
+        Nodata => "nodata",
+        Servfail => "servfail",
+        Refused => "refused",
+        Timeout => "timeout",
+        /// CNAME loop, chain longer than the limit, malformed answer, I/O error.
+        Error => "error",
+        /// Private, but not one of the target's `expected_ips`.
+        UnexpectedIp => "unexpected_ip",
+    }
+}
+
+string_enum! {
+    /// The outcome of connecting to a target (worst over its addresses).
+    Reach {
+        Ok => "ok",
+        HttpError => "http_error",
+        Blocked => "blocked",
+        TlsError => "tls_error",
+        Refused => "refused",
+        Unreachable => "unreachable",
+        Timeout => "timeout",
+        /// No address to try.
+        Skipped => "skipped",
+    }
+}
+
+impl Reach {
+    /// Severity used to pick the worst result over several addresses.
+    pub const fn severity(self) -> u8 {
+        match self {
+            Reach::Ok => 0,
+            Reach::Skipped => 1,
+            Reach::HttpError => 2,
+            Reach::Blocked => 3,
+            Reach::TlsError => 4,
+            Reach::Refused => 5,
+            Reach::Unreachable => 6,
+            Reach::Timeout => 7,
+        }
+    }
+}
+
+string_enum! {
+    /// The likely cause of an unhealthy target. `None` for healthy targets.
+    Cause {
+        None => "none",
+        /// The chain passes through `privatelink.<zone>` but ends at a public address.
+        ZoneNotLinked => "zone_not_linked",
+        /// No `privatelink` alias at all and a public answer: no approved private endpoint.
+        NoPrivateEndpoint => "no_private_endpoint",
+        /// NXDOMAIN (or no address) after the `privatelink` CNAME.
+        RecordMissing => "record_missing",
+        /// The name does not exist even publicly.
+        NameNotFound => "name_not_found",
+        /// Private through one resolver, not through another.
+        DnsPathNotForwarding => "dns_path_not_forwarding",
+        DnsUnreachable => "dns_unreachable",
+        DnsError => "dns_error",
+        MixedAnswers => "mixed_answers",
+        UnexpectedIp => "unexpected_ip",
+        /// A target expected public resolved to a private address.
+        UnexpectedPrivate => "unexpected_private",
+        /// TCP connect timed out or had no route.
+        EndpointBlocked => "endpoint_blocked",
+        /// TCP connection refused: nothing listens at the address.
+        EndpointStale => "endpoint_stale",
+        TlsMismatch => "tls_mismatch",
+        HttpRejected => "http_rejected",
+    }
+}
+
+string_enum! {
+    /// Result of the TCP phase against one address.
+    TcpOutcome {
+        Ok => "ok",
+        Refused => "refused",
+        Timeout => "timeout",
+        Unreachable => "unreachable",
+        Error => "error",
+    }
+}
+
+string_enum! {
+    /// Result of the TLS phase against one address.
+    TlsOutcome {
+        Ok => "ok",
+        /// The certificate is not valid for the FQDN.
+        NameMismatch => "name_mismatch",
+        /// The chain does not lead to a trusted root (e.g. a TLS-inspecting proxy).
+        UnknownIssuer => "unknown_issuer",
+        Expired => "expired",
+        /// Handshake took longer than the phase timeout.
+        Timeout => "timeout",
+        /// Any other handshake failure (alert, reset, protocol error).
+        Failed => "failed",
+    }
+}
+
+/// A resolved address tagged with whether it lies in `private_ranges`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Address {
+    pub ip: IpAddr,
+    pub private: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_names_match_as_str() {
+        for v in DnsVerdict::ALL {
+            let json = serde_json::to_string(v).unwrap();
+            assert_eq!(json, format!("\"{}\"", v.as_str()));
+        }
+        for c in Cause::ALL {
+            let json = serde_json::to_string(c).unwrap();
+            assert_eq!(json, format!("\"{}\"", c.as_str()));
+        }
+        for r in Reach::ALL {
+            let json = serde_json::to_string(r).unwrap();
+            assert_eq!(json, format!("\"{}\"", r.as_str()));
+        }
+    }
+
+    #[test]
+    fn reach_severity_is_a_total_order() {
+        let mut seen: Vec<u8> = Reach::ALL.iter().map(|r| r.severity()).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), Reach::ALL.len());
+    }
+}

@@ -1,0 +1,123 @@
+//! What the probe phases saw, as plain data. The probe modules produce these;
+//! the verdict layer (`verdict.rs`) turns them into verdicts without any I/O,
+//! so every rule can be table-tested with hand-made observations.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use crate::model::{TcpOutcome, TlsOutcome};
+
+/// A DNS response code, rendered the way `dig` prints it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rcode {
+    NoError,
+    FormErr,
+    ServFail,
+    NxDomain,
+    NotImp,
+    Refused,
+    Other(u16),
+}
+
+impl Rcode {
+    pub fn as_string(self) -> String {
+        match self {
+            Rcode::NoError => "NOERROR".into(),
+            Rcode::FormErr => "FORMERR".into(),
+            Rcode::ServFail => "SERVFAIL".into(),
+            Rcode::NxDomain => "NXDOMAIN".into(),
+            Rcode::NotImp => "NOTIMP".into(),
+            Rcode::Refused => "REFUSED".into(),
+            Rcode::Other(n) => format!("RCODE{n}"),
+        }
+    }
+}
+
+/// Why a CNAME chain could not be followed to its end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChainProblem {
+    /// A name in the chain points back to an earlier one.
+    Loop(String),
+    /// More CNAMEs than the limit.
+    TooLong(usize),
+}
+
+/// A DNS answer that arrived.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnsAnswer {
+    pub rcode: Rcode,
+    /// CNAME targets in order, starting after the queried name.
+    pub chain: Vec<String>,
+    /// A and AAAA records of the chain's final name.
+    pub addresses: Vec<IpAddr>,
+    pub chain_problem: Option<ChainProblem>,
+}
+
+/// How a lookup ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DnsOutcome {
+    Answer(DnsAnswer),
+    /// No usable response within the phase timeout.
+    Timeout,
+    /// Could not ask at all, or the response was unusable (reason given).
+    Failed(String),
+}
+
+/// One target looked up through one resolver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnsObservation {
+    pub resolver: String,
+    /// The server whose answer is reported (the last one tried).
+    pub server: Option<SocketAddr>,
+    pub outcome: DnsOutcome,
+    pub duration: Duration,
+    /// The answer came over TCP after a truncated UDP response.
+    pub tcp_fallback: bool,
+}
+
+/// The HTTP response, reduced to what the per-service checks read.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub www_authenticate: Option<String>,
+    /// Key Vault's `x-ms-keyvault-network-info` header.
+    pub keyvault_network_info: Option<String>,
+    /// The first bytes of the body (lossy UTF-8), capped.
+    pub body: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HttpOutcome {
+    Response(HttpResponse),
+    Timeout,
+    Failed(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsObservation {
+    pub outcome: TlsOutcome,
+    pub duration: Duration,
+    pub detail: Option<String>,
+    /// The end-entity certificate's expiry (Unix seconds), also when
+    /// verification failed.
+    pub cert_not_after: Option<i64>,
+    pub version: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpObservation {
+    pub outcome: HttpOutcome,
+    pub duration: Duration,
+}
+
+/// One address of a target: TCP, then TLS, then HTTP, each only if the
+/// previous phase succeeded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectObservation {
+    pub address: IpAddr,
+    pub tcp: TcpOutcome,
+    pub tcp_duration: Duration,
+    pub tcp_detail: Option<String>,
+    pub tls: Option<TlsObservation>,
+    pub http: Option<HttpObservation>,
+}

@@ -1,0 +1,445 @@
+//! DNS phase: ask a resolver's servers directly for A and AAAA of one name and
+//! record rcode, the CNAME chain, the addresses and the time taken.
+//!
+//! Queries are sent as absolute names (no search list), with recursion desired
+//! and EDNS(0); no cache is kept between lookups. UDP responses are matched on
+//! source (connected socket), ID and question, so stray or spoofed packets are
+//! ignored; a truncated response is retried over TCP.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use hickory_resolver::proto::op::{Edns, Message, MessageType, Query, ResponseCode};
+use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::time::{Instant, timeout_at};
+
+use crate::observation::{ChainProblem, DnsAnswer, DnsObservation, DnsOutcome, Rcode};
+
+/// Longest CNAME chain followed before the answer counts as an error.
+pub const MAX_CHAIN: usize = 16;
+/// EDNS UDP payload size advertised (the DNS flag day 2020 value).
+const EDNS_PAYLOAD: u16 = 1232;
+/// Largest UDP datagram read.
+const UDP_BUFFER: usize = 4096;
+
+/// A resolv.conf that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolvConfError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} has no usable `nameserver` line")]
+    NoNameservers { path: String },
+}
+
+/// Reads the `nameserver` lines of a resolv.conf (port 53 each).
+pub fn read_resolv_conf(path: &Path) -> Result<Vec<SocketAddr>, ResolvConfError> {
+    let shown = path.display().to_string();
+    let data = std::fs::read(path).map_err(|source| ResolvConfError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    let (config, _opts) =
+        hickory_resolver::system_conf::parse_resolv_conf(&data).map_err(|_| {
+            ResolvConfError::NoNameservers {
+                path: shown.clone(),
+            }
+        })?;
+    let servers: Vec<SocketAddr> = config
+        .name_servers
+        .iter()
+        .map(|ns| SocketAddr::new(ns.ip, 53))
+        .collect();
+    if servers.is_empty() {
+        return Err(ResolvConfError::NoNameservers { path: shown });
+    }
+    Ok(servers)
+}
+
+/// Why one query did not produce a usable message.
+#[derive(Debug)]
+enum QueryError {
+    Timeout,
+    Io(String),
+}
+
+/// Result of one query against one server.
+struct Exchange {
+    message: Message,
+    tcp: bool,
+}
+
+/// Resolves `fqdn` through `servers` within `budget`, trying the servers in
+/// order. A server that times out, fails, or answers SERVFAIL/REFUSED yields
+/// to the next one; the last server's result is reported.
+pub async fn lookup(
+    resolver: &str,
+    fqdn: &str,
+    servers: &[SocketAddr],
+    budget: Duration,
+) -> DnsObservation {
+    let start = Instant::now();
+    let deadline = start + budget;
+    let name = match absolute_name(fqdn) {
+        Ok(n) => n,
+        Err(e) => {
+            return DnsObservation {
+                resolver: resolver.to_string(),
+                server: None,
+                outcome: DnsOutcome::Failed(e),
+                duration: start.elapsed(),
+                tcp_fallback: false,
+            };
+        }
+    };
+    let mut last = (None, DnsOutcome::Failed("no servers".into()), false);
+    for (i, server) in servers.iter().enumerate() {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        let left = servers.len() - i;
+        let share = (deadline - now) / left as u32;
+        let server_deadline = now + share;
+        let (a, aaaa) = tokio::join!(
+            query(*server, &name, RecordType::A, server_deadline),
+            query(*server, &name, RecordType::AAAA, server_deadline),
+        );
+        let (outcome, tcp) = combine(fqdn, a, aaaa);
+        let retry = match &outcome {
+            DnsOutcome::Answer(ans) => matches!(ans.rcode, Rcode::ServFail | Rcode::Refused),
+            DnsOutcome::Timeout | DnsOutcome::Failed(_) => true,
+        };
+        last = (Some(*server), outcome, tcp);
+        if !retry {
+            break;
+        }
+    }
+    DnsObservation {
+        resolver: resolver.to_string(),
+        server: last.0,
+        outcome: last.1,
+        duration: start.elapsed(),
+        tcp_fallback: last.2,
+    }
+}
+
+fn absolute_name(fqdn: &str) -> Result<Name, String> {
+    let mut name = Name::from_ascii(fqdn).map_err(|e| format!("invalid name {fqdn:?}: {e}"))?;
+    name.set_fqdn(true);
+    Ok(name)
+}
+
+/// Merges the A and AAAA exchanges: the A response decides rcode and chain;
+/// AAAA contributes addresses when it succeeded.
+fn combine(
+    fqdn: &str,
+    a: Result<Exchange, QueryError>,
+    aaaa: Result<Exchange, QueryError>,
+) -> (DnsOutcome, bool) {
+    let a = match a {
+        Ok(x) => x,
+        Err(QueryError::Timeout) => return (DnsOutcome::Timeout, false),
+        Err(QueryError::Io(e)) => return (DnsOutcome::Failed(e), false),
+    };
+    let rcode = rcode_of(a.message.metadata.response_code);
+    let mut answer = follow_chain(fqdn, &a.message.answers);
+    answer.rcode = rcode;
+    let mut tcp = a.tcp;
+    if rcode == Rcode::NoError
+        && answer.chain_problem.is_none()
+        && let Ok(x) = aaaa
+        && x.message.metadata.response_code == ResponseCode::NoError
+    {
+        let six = follow_chain(fqdn, &x.message.answers);
+        if six.chain_problem.is_none() {
+            for ip in six.addresses {
+                if !answer.addresses.contains(&ip) {
+                    answer.addresses.push(ip);
+                }
+            }
+            if answer.chain.is_empty() && !six.chain.is_empty() {
+                answer.chain = six.chain;
+            }
+        }
+        tcp |= x.tcp;
+    }
+    (DnsOutcome::Answer(answer), tcp)
+}
+
+pub(crate) fn rcode_of(code: ResponseCode) -> Rcode {
+    match code {
+        ResponseCode::NoError => Rcode::NoError,
+        ResponseCode::FormErr => Rcode::FormErr,
+        ResponseCode::ServFail => Rcode::ServFail,
+        ResponseCode::NXDomain => Rcode::NxDomain,
+        ResponseCode::NotImp => Rcode::NotImp,
+        ResponseCode::Refused => Rcode::Refused,
+        other => Rcode::Other(u16::from(other)),
+    }
+}
+
+fn plain(name: &Name) -> String {
+    name.to_ascii().trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// Follows CNAMEs from `qname` through the answer records and collects the
+/// final name's addresses. Detects loops and over-long chains.
+pub fn follow_chain(qname: &str, answers: &[Record]) -> DnsAnswer {
+    let mut current = qname.trim_end_matches('.').to_ascii_lowercase();
+    let mut seen = vec![current.clone()];
+    let mut chain = Vec::new();
+    let mut problem = None;
+    loop {
+        let next = answers.iter().find_map(|r| match &r.data {
+            RData::CNAME(c) if plain(&r.name) == current => Some(plain(&c.0)),
+            _ => None,
+        });
+        let Some(next) = next else { break };
+        if seen.contains(&next) {
+            problem = Some(ChainProblem::Loop(next));
+            break;
+        }
+        chain.push(next.clone());
+        seen.push(next.clone());
+        if chain.len() > MAX_CHAIN {
+            problem = Some(ChainProblem::TooLong(chain.len()));
+            break;
+        }
+        current = next;
+    }
+    let mut addresses = Vec::new();
+    if problem.is_none() {
+        for r in answers {
+            if plain(&r.name) != current {
+                continue;
+            }
+            let ip = match &r.data {
+                RData::A(a) => IpAddr::V4(a.0),
+                RData::AAAA(a) => IpAddr::V6(a.0),
+                _ => continue,
+            };
+            if !addresses.contains(&ip) {
+                addresses.push(ip);
+            }
+        }
+    }
+    DnsAnswer {
+        rcode: Rcode::NoError,
+        chain,
+        addresses,
+        chain_problem: problem,
+    }
+}
+
+fn build_query(name: &Name, qtype: RecordType) -> Message {
+    let mut msg = Message::query();
+    msg.metadata.recursion_desired = true;
+    msg.add_query(Query::query(name.clone(), qtype));
+    let mut edns = Edns::new();
+    edns.set_max_payload(EDNS_PAYLOAD);
+    msg.set_edns(edns);
+    msg
+}
+
+/// True when `resp` answers `req`: same ID, a response, same question.
+fn matches(req: &Message, resp: &Message) -> bool {
+    resp.metadata.id == req.metadata.id
+        && resp.metadata.message_type == MessageType::Response
+        && match (req.queries.first(), resp.queries.first()) {
+            (Some(q), Some(r)) => {
+                q.query_type() == r.query_type() && plain(q.name()) == plain(r.name())
+            }
+            // Some servers omit the question in error responses.
+            (Some(_), None) => resp.metadata.response_code != ResponseCode::NoError,
+            _ => false,
+        }
+}
+
+async fn query(
+    server: SocketAddr,
+    name: &Name,
+    qtype: RecordType,
+    deadline: Instant,
+) -> Result<Exchange, QueryError> {
+    let req = build_query(name, qtype);
+    let bytes = req
+        .to_vec()
+        .map_err(|e| QueryError::Io(format!("cannot encode query: {e}")))?;
+    match timeout_at(deadline, udp_exchange(server, &req, &bytes, deadline)).await {
+        Err(_) => Err(QueryError::Timeout),
+        Ok(Err(e)) => Err(e),
+        Ok(Ok(msg)) if msg.metadata.truncation => {
+            match timeout_at(deadline, tcp_exchange(server, &req, &bytes)).await {
+                Err(_) => Err(QueryError::Timeout),
+                Ok(r) => r.map(|message| Exchange { message, tcp: true }),
+            }
+        }
+        Ok(Ok(message)) => Ok(Exchange {
+            message,
+            tcp: false,
+        }),
+    }
+}
+
+async fn udp_exchange(
+    server: SocketAddr,
+    req: &Message,
+    bytes: &[u8],
+    deadline: Instant,
+) -> Result<Message, QueryError> {
+    let bind: SocketAddr = if server.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let sock = UdpSocket::bind(bind)
+        .await
+        .map_err(|e| QueryError::Io(format!("udp bind: {e}")))?;
+    sock.connect(server)
+        .await
+        .map_err(|e| QueryError::Io(format!("udp connect {server}: {e}")))?;
+    sock.send(bytes).await.map_err(|e| io_error(server, e))?;
+    // One retransmission halfway to the deadline, as a stub resolver would.
+    let resend_at = Instant::now() + (deadline.saturating_duration_since(Instant::now()) / 2);
+    let mut resent = false;
+    let mut buf = vec![0u8; UDP_BUFFER];
+    loop {
+        let wait_until = if resent { deadline } else { resend_at };
+        match timeout_at(wait_until, sock.recv(&mut buf)).await {
+            Err(_) if !resent => {
+                resent = true;
+                sock.send(bytes).await.map_err(|e| io_error(server, e))?;
+            }
+            Err(_) => return Err(QueryError::Timeout),
+            Ok(Err(e)) => return Err(io_error(server, e)),
+            Ok(Ok(n)) => {
+                // A datagram that does not parse or does not answer this
+                // query is dropped; the real answer may still come.
+                if let Ok(msg) = Message::from_vec(&buf[..n])
+                    && matches(req, &msg)
+                {
+                    return Ok(msg);
+                }
+            }
+        }
+    }
+}
+
+async fn tcp_exchange(
+    server: SocketAddr,
+    req: &Message,
+    bytes: &[u8],
+) -> Result<Message, QueryError> {
+    let mut stream = TcpStream::connect(server)
+        .await
+        .map_err(|e| io_error(server, e))?;
+    let len = u16::try_from(bytes.len()).map_err(|_| QueryError::Io("query too large".into()))?;
+    let mut framed = Vec::with_capacity(bytes.len() + 2);
+    framed.extend_from_slice(&len.to_be_bytes());
+    framed.extend_from_slice(bytes);
+    stream
+        .write_all(&framed)
+        .await
+        .map_err(|e| io_error(server, e))?;
+    let mut len_buf = [0u8; 2];
+    stream
+        .read_exact(&mut len_buf)
+        .await
+        .map_err(|e| io_error(server, e))?;
+    let len = u16::from_be_bytes(len_buf) as usize;
+    let mut buf = vec![0u8; len];
+    stream
+        .read_exact(&mut buf)
+        .await
+        .map_err(|e| io_error(server, e))?;
+    let msg = Message::from_vec(&buf)
+        .map_err(|e| QueryError::Io(format!("malformed TCP response from {server}: {e}")))?;
+    if !matches(req, &msg) {
+        return Err(QueryError::Io(format!(
+            "TCP response from {server} does not answer the query"
+        )));
+    }
+    Ok(msg)
+}
+
+fn io_error(server: SocketAddr, e: std::io::Error) -> QueryError {
+    QueryError::Io(format!("{server}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_resolver::proto::rr::rdata::{A, CNAME};
+
+    fn cname(from: &str, to: &str) -> Record {
+        Record::from_rdata(
+            Name::from_ascii(from).unwrap(),
+            60,
+            RData::CNAME(CNAME(Name::from_ascii(to).unwrap())),
+        )
+    }
+    fn a(name: &str, ip: [u8; 4]) -> Record {
+        Record::from_rdata(Name::from_ascii(name).unwrap(), 60, RData::A(A(ip.into())))
+    }
+
+    #[test]
+    fn follows_chain_to_final_addresses() {
+        let recs = vec![
+            cname("acr.azurecr.io.", "acr.privatelink.azurecr.io."),
+            a("acr.privatelink.azurecr.io.", [10, 0, 0, 5]),
+            a("unrelated.example.", [1, 2, 3, 4]),
+        ];
+        let ans = follow_chain("ACR.azurecr.io", &recs);
+        assert_eq!(ans.chain, vec!["acr.privatelink.azurecr.io"]);
+        assert_eq!(ans.addresses, vec![IpAddr::from([10, 0, 0, 5])]);
+        assert_eq!(ans.chain_problem, None);
+    }
+
+    #[test]
+    fn detects_loops_and_long_chains() {
+        let recs = vec![cname("a.x.", "b.x."), cname("b.x.", "a.x.")];
+        assert_eq!(
+            follow_chain("a.x", &recs).chain_problem,
+            Some(ChainProblem::Loop("a.x".into()))
+        );
+        let mut long = Vec::new();
+        for i in 0..20 {
+            long.push(cname(&format!("n{i}.x."), &format!("n{}.x.", i + 1)));
+        }
+        let ans = follow_chain("n0.x", &long);
+        assert_eq!(
+            ans.chain_problem,
+            Some(ChainProblem::TooLong(MAX_CHAIN + 1))
+        );
+        assert!(ans.addresses.is_empty());
+    }
+
+    #[test]
+    fn resolv_conf_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("resolv.conf");
+        std::fs::write(&p, "search svc.cluster.local\noptions ndots:5\n").unwrap();
+        let e = read_resolv_conf(&p).unwrap_err().to_string();
+        assert!(e.contains("resolv.conf") && e.contains("nameserver"), "{e}");
+        std::fs::write(&p, "nameserver 10.0.0.10\nnameserver fd00::a\n").unwrap();
+        let servers = read_resolv_conf(&p).unwrap();
+        assert_eq!(
+            servers,
+            vec![
+                "10.0.0.10:53".parse().unwrap(),
+                "[fd00::a]:53".parse().unwrap()
+            ]
+        );
+        let e = read_resolv_conf(&dir.path().join("missing"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot read") && e.contains("missing"), "{e}");
+    }
+}

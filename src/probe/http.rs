@@ -1,0 +1,126 @@
+//! HTTP phase: one request that needs no credentials, over the verified TLS
+//! connection, with the body read up to a cap. What the answer means is judged
+//! by the verdict layer, per service.
+
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper::{Request, header};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::time::{Instant, timeout_at};
+use tokio_rustls::client::TlsStream;
+
+use crate::model::Service;
+use crate::observation::{HttpObservation, HttpOutcome, HttpResponse};
+
+/// At most this many body bytes are read and kept.
+pub const BODY_CAP: usize = 8 * 1024;
+/// The storage REST version sent: from 2019-12-12 on, anonymous calls get
+/// `401 NoAuthenticationInformation` rather than 404.
+pub const STORAGE_API_VERSION: &str = "2021-08-06";
+
+/// The request path probed for each service.
+pub const fn path_for(service: Service) -> &'static str {
+    match service {
+        Service::Acr => "/v2/",
+        Service::Keyvault => "/healthstatus",
+        Service::Storage => "/?comp=list",
+        Service::Workspace | Service::Custom => "/",
+    }
+}
+
+pub async fn request(
+    stream: TlsStream<TcpStream>,
+    fqdn: &str,
+    port: u16,
+    service: Service,
+    limit: Duration,
+) -> HttpObservation {
+    let start = Instant::now();
+    let deadline = start + limit;
+    let outcome = exchange(stream, fqdn, port, service, deadline).await;
+    HttpObservation {
+        outcome,
+        duration: start.elapsed(),
+    }
+}
+
+async fn exchange(
+    stream: TlsStream<TcpStream>,
+    fqdn: &str,
+    port: u16,
+    service: Service,
+    deadline: Instant,
+) -> HttpOutcome {
+    let handshake = hyper::client::conn::http1::Builder::new()
+        .max_buf_size(64 * 1024)
+        .handshake::<_, Empty<Bytes>>(TokioIo::new(stream));
+    let (mut sender, conn) = match timeout_at(deadline, handshake).await {
+        Err(_) => return HttpOutcome::Timeout,
+        Ok(Err(e)) => return HttpOutcome::Failed(format!("HTTP handshake: {e}")),
+        Ok(Ok(pair)) => pair,
+    };
+    let driver = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let host = if port == 443 {
+        fqdn.to_string()
+    } else {
+        format!("{fqdn}:{port}")
+    };
+    let mut builder = Request::get(path_for(service))
+        .header(header::HOST, host)
+        .header(
+            header::USER_AGENT,
+            concat!("netprobe/", env!("CARGO_PKG_VERSION")),
+        )
+        .header(header::ACCEPT, "*/*")
+        .header(header::CONNECTION, "close");
+    if service == Service::Storage {
+        builder = builder.header("x-ms-version", STORAGE_API_VERSION);
+    }
+    let req = match builder.body(Empty::new()) {
+        Ok(r) => r,
+        Err(e) => return HttpOutcome::Failed(format!("cannot build request: {e}")),
+    };
+    let result = async {
+        let resp = match timeout_at(deadline, sender.send_request(req)).await {
+            Err(_) => return HttpOutcome::Timeout,
+            Ok(Err(e)) => return HttpOutcome::Failed(format!("HTTP request: {e}")),
+            Ok(Ok(r)) => r,
+        };
+        let header_str = |name: &str| {
+            resp.headers()
+                .get(name)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        };
+        let mut out = HttpResponse {
+            status: resp.status().as_u16(),
+            www_authenticate: header_str("www-authenticate"),
+            keyvault_network_info: header_str("x-ms-keyvault-network-info"),
+            body: String::new(),
+        };
+        let mut body = resp.into_body();
+        let mut bytes = Vec::new();
+        while bytes.len() < BODY_CAP {
+            // A body that trickles or never ends is cut at the deadline; what
+            // arrived so far is still judged.
+            match timeout_at(deadline, body.frame()).await {
+                Err(_) | Ok(None) | Ok(Some(Err(_))) => break,
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        let take = data.len().min(BODY_CAP - bytes.len());
+                        bytes.extend_from_slice(&data[..take]);
+                    }
+                }
+            }
+        }
+        out.body = String::from_utf8_lossy(&bytes).into_owned();
+        HttpOutcome::Response(out)
+    }
+    .await;
+    driver.abort();
+    result
+}

@@ -1,0 +1,204 @@
+//! The probe engine: one round over every target, each phase in its own
+//! module (`dns`, `tcp`, `tls`, `http`). A round probes all targets and
+//! resolvers concurrently, bounded by `concurrency`; each phase is bounded by
+//! the configured timeout, so a round takes about as long as its slowest
+//! target.
+
+pub mod dns;
+pub mod http;
+pub mod tcp;
+pub mod tls;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use futures_util::future::join_all;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::azure::Target;
+use crate::config::{Config, ResolverSource};
+use crate::model::TcpOutcome;
+use crate::observation::{ConnectObservation, DnsObservation, DnsOutcome};
+use crate::report::{RoundReport, TargetReport};
+use crate::verdict::{self, ReachContext};
+
+pub use tls::{TlsSetup, TlsSetupError};
+
+/// At most this many addresses of one target are connected to per round.
+pub const MAX_ADDRESSES_PER_TARGET: usize = 8;
+
+/// Runs rounds for one configuration.
+#[derive(Clone)]
+pub struct Engine {
+    config: Arc<Config>,
+    tls: TlsSetup,
+}
+
+impl Engine {
+    /// Builds the TLS trust store (system roots plus `tls.extra_ca_file`).
+    pub fn new(config: Config) -> Result<Engine, TlsSetupError> {
+        let tls = TlsSetup::new(config.extra_ca_file.as_deref(), &[], true)?;
+        Ok(Engine::with_tls(config, tls))
+    }
+
+    /// Uses a prepared trust store (the demo and tests trust their own CA).
+    pub fn with_tls(config: Config, tls: TlsSetup) -> Engine {
+        Engine {
+            config: Arc::new(config),
+            tls,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Probes every target once and judges the result.
+    pub async fn run_round(&self) -> RoundReport {
+        let started_at = SystemTime::now();
+        let start = Instant::now();
+        let servers: Vec<Result<Vec<SocketAddr>, String>> = self
+            .config
+            .resolvers
+            .iter()
+            .map(|r| match &r.source {
+                ResolverSource::Servers(list) => Ok(list.clone()),
+                ResolverSource::ResolvConf(path) => {
+                    dns::read_resolv_conf(path).map_err(|e| e.to_string())
+                }
+            })
+            .collect();
+        let ctx = Arc::new(RoundCtx {
+            config: self.config.clone(),
+            tls: self.tls.clone(),
+            servers,
+            permits: Semaphore::new(self.config.concurrency),
+        });
+        let mut tasks = JoinSet::new();
+        for idx in 0..self.config.targets.len() {
+            let ctx = ctx.clone();
+            tasks.spawn(async move { (idx, probe_target(&ctx, idx).await) });
+        }
+        let mut slots: Vec<Option<TargetReport>> = vec![None; self.config.targets.len()];
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((idx, report)) => slots[idx] = Some(report),
+                // A panicking target task must not take the round down; it is
+                // reported as an error on that target below.
+                Err(e) => tracing::error!(error = %e, "target task failed"),
+            }
+        }
+        let targets: Vec<TargetReport> = slots
+            .into_iter()
+            .enumerate()
+            .map(|(idx, r)| {
+                r.unwrap_or_else(|| TargetReport::internal_error(&self.config.targets[idx]))
+            })
+            .collect();
+        RoundReport::new(&self.config, started_at, start.elapsed(), targets)
+    }
+}
+
+struct RoundCtx {
+    config: Arc<Config>,
+    tls: TlsSetup,
+    /// Each resolver's servers for this round, or why there are none.
+    servers: Vec<Result<Vec<SocketAddr>, String>>,
+    permits: Semaphore,
+}
+
+async fn probe_target(ctx: &RoundCtx, idx: usize) -> TargetReport {
+    let cfg = &ctx.config;
+    let target = &cfg.targets[idx];
+    let lookups = cfg
+        .resolvers
+        .iter()
+        .zip(&ctx.servers)
+        .map(|(spec, servers)| async move {
+            match servers {
+                Ok(list) => {
+                    let _permit = ctx.permits.acquire().await.ok();
+                    dns::lookup(&spec.name, &target.fqdn, list, cfg.timeout).await
+                }
+                Err(why) => DnsObservation {
+                    resolver: spec.name.clone(),
+                    server: None,
+                    outcome: DnsOutcome::Failed(why.clone()),
+                    duration: std::time::Duration::ZERO,
+                    tcp_fallback: false,
+                },
+            }
+        });
+    let dns_obs: Vec<DnsObservation> = join_all(lookups).await;
+    let views: Vec<_> = dns_obs
+        .iter()
+        .map(|o| verdict::assess_dns(target, o, &cfg.private_ranges))
+        .collect();
+    let addrs: Vec<IpAddr> = views
+        .get(cfg.connect_via)
+        .map(|v| {
+            v.addresses
+                .iter()
+                .take(MAX_ADDRESSES_PER_TARGET)
+                .map(|a| a.ip)
+                .collect()
+        })
+        .unwrap_or_default();
+    let connects = addrs.iter().map(|&ip| async move {
+        let _permit = ctx.permits.acquire().await.ok();
+        connect_one(ctx, target, ip).await
+    });
+    let connect_obs: Vec<ConnectObservation> = join_all(connects).await;
+    let connect_views: Vec<_> = connect_obs
+        .iter()
+        .map(|o| verdict::assess_connect(target.service, o))
+        .collect();
+    let reach = verdict::worst_reach(&connect_views);
+    let diagnosis = verdict::diagnose(
+        target,
+        &views,
+        cfg.connect_via,
+        &ReachContext {
+            reach,
+            connects: &connect_views,
+            timeout: cfg.timeout,
+        },
+    );
+    TargetReport::new(
+        target,
+        &dns_obs,
+        &views,
+        &connect_obs,
+        &connect_views,
+        reach,
+        diagnosis,
+    )
+}
+
+/// TCP, then TLS, then HTTP against one address; each phase only if the
+/// previous one succeeded.
+async fn connect_one(ctx: &RoundCtx, target: &Target, ip: IpAddr) -> ConnectObservation {
+    let limit = ctx.config.timeout;
+    let tcp = tcp::connect(SocketAddr::new(ip, target.port), limit).await;
+    let mut obs = ConnectObservation {
+        address: ip,
+        tcp: tcp.outcome,
+        tcp_duration: tcp.duration,
+        tcp_detail: tcp.detail,
+        tls: None,
+        http: None,
+    };
+    let Some(stream) = tcp.stream else { return obs };
+    debug_assert_eq!(obs.tcp, TcpOutcome::Ok);
+    let (tls_obs, tls_stream) = tls::handshake(&ctx.tls, stream, &target.fqdn, limit).await;
+    obs.tls = Some(tls_obs);
+    let Some(tls_stream) = tls_stream else {
+        return obs;
+    };
+    obs.http =
+        Some(http::request(tls_stream, &target.fqdn, target.port, target.service, limit).await);
+    obs
+}

@@ -1,0 +1,284 @@
+//! TLS phase: handshake with SNI and certificate verification for the public
+//! FQDN, against the system roots plus an optional extra CA file.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, timeout};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use crate::model::TlsOutcome;
+use crate::observation::TlsObservation;
+
+/// A CA file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CaFileError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} holds no PEM certificate")]
+    Empty { path: String },
+    #[error("{path}: invalid PEM: {message}")]
+    Invalid { path: String, message: String },
+}
+
+/// Reads every certificate of a PEM file.
+pub fn load_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, CaFileError> {
+    let shown = path.display().to_string();
+    let data = std::fs::read(path).map_err(|source| CaFileError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&data)
+        .collect::<Result<_, _>>()
+        .map_err(|e| CaFileError::Invalid {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(CaFileError::Empty { path: shown });
+    }
+    Ok(certs)
+}
+
+/// Trust anchors and crypto provider, built once and shared by every handshake.
+#[derive(Clone, Debug)]
+pub struct TlsSetup {
+    provider: Arc<CryptoProvider>,
+    verifier: Arc<WebPkiServerVerifier>,
+    /// How many roots came from the system store.
+    pub system_roots: usize,
+    /// How many roots came from the extra CA file / extra roots.
+    pub extra_roots: usize,
+}
+
+/// Setting up TLS failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    #[error(transparent)]
+    CaFile(#[from] CaFileError),
+    #[error(
+        "no trusted root certificates: the system store is empty and no extra CA is configured"
+    )]
+    NoRoots,
+    #[error("cannot build the certificate verifier: {0}")]
+    Verifier(String),
+}
+
+impl TlsSetup {
+    /// System roots plus the certificates of `extra_ca_file` and `extra`.
+    pub fn new(
+        extra_ca_file: Option<&Path>,
+        extra: &[CertificateDer<'static>],
+        include_system: bool,
+    ) -> Result<TlsSetup, TlsSetupError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = RootCertStore::empty();
+        let mut system_roots = 0;
+        if include_system {
+            let native = rustls_native_certs::load_native_certs();
+            let (added, _ignored) = roots.add_parsable_certificates(native.certs);
+            system_roots = added;
+        }
+        let mut extra_certs: Vec<CertificateDer<'static>> = extra.to_vec();
+        if let Some(path) = extra_ca_file {
+            extra_certs.extend(load_pem_certs(path)?);
+        }
+        let (extra_roots, _) = roots.add_parsable_certificates(extra_certs);
+        if roots.is_empty() {
+            return Err(TlsSetupError::NoRoots);
+        }
+        let verifier =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| TlsSetupError::Verifier(e.to_string()))?;
+        Ok(TlsSetup {
+            provider,
+            verifier,
+            system_roots,
+            extra_roots,
+        })
+    }
+
+    fn client_config(&self, recorder: Arc<RecordingVerifier>) -> ClientConfig {
+        let mut cfg = ClientConfig::builder_with_provider(self.provider.clone())
+            .with_safe_default_protocol_versions()
+            .expect("the ring provider supports the default protocol versions")
+            .dangerous()
+            .with_custom_certificate_verifier(recorder)
+            .with_no_client_auth();
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        cfg.resumption = rustls::client::Resumption::disabled();
+        cfg
+    }
+}
+
+/// Delegates to webpki and keeps the end-entity certificate, so that its
+/// expiry can be reported even when verification fails.
+#[derive(Debug)]
+struct RecordingVerifier {
+    inner: Arc<WebPkiServerVerifier>,
+    seen: Mutex<Option<CertificateDer<'static>>>,
+}
+
+impl ServerCertVerifier for RecordingVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Ok(mut seen) = self.seen.lock() {
+            *seen = Some(end_entity.clone().into_owned());
+        }
+        self.inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// Performs the handshake; the stream is returned on success.
+pub async fn handshake(
+    setup: &TlsSetup,
+    tcp: TcpStream,
+    fqdn: &str,
+    limit: Duration,
+) -> (TlsObservation, Option<TlsStream<TcpStream>>) {
+    let start = Instant::now();
+    let recorder = Arc::new(RecordingVerifier {
+        inner: setup.verifier.clone(),
+        seen: Mutex::new(None),
+    });
+    let connector = TlsConnector::from(Arc::new(setup.client_config(recorder.clone())));
+    let server_name = match ServerName::try_from(fqdn.to_string()) {
+        Ok(n) => n,
+        Err(e) => {
+            let obs = TlsObservation {
+                outcome: TlsOutcome::Failed,
+                duration: start.elapsed(),
+                detail: Some(format!("invalid server name {fqdn:?}: {e}")),
+                cert_not_after: None,
+                version: None,
+            };
+            return (obs, None);
+        }
+    };
+    let result = timeout(limit, connector.connect(server_name, tcp)).await;
+    let duration = start.elapsed();
+    let cert_not_after = recorder
+        .seen
+        .lock()
+        .ok()
+        .and_then(|s| s.as_ref().and_then(not_after));
+    match result {
+        Err(_) => (
+            TlsObservation {
+                outcome: TlsOutcome::Timeout,
+                duration,
+                detail: Some(format!(
+                    "handshake not finished within {}",
+                    humantime::format_duration(limit)
+                )),
+                cert_not_after,
+                version: None,
+            },
+            None,
+        ),
+        Ok(Err(e)) => {
+            let (outcome, detail) = classify(&e);
+            (
+                TlsObservation {
+                    outcome,
+                    duration,
+                    detail: Some(detail),
+                    cert_not_after,
+                    version: None,
+                },
+                None,
+            )
+        }
+        Ok(Ok(stream)) => {
+            let version = stream
+                .get_ref()
+                .1
+                .protocol_version()
+                .map(|v| format!("{v:?}").replace("TLSv1_", "TLS 1."));
+            (
+                TlsObservation {
+                    outcome: TlsOutcome::Ok,
+                    duration,
+                    detail: None,
+                    cert_not_after,
+                    version,
+                },
+                Some(stream),
+            )
+        }
+    }
+}
+
+fn classify(e: &std::io::Error) -> (TlsOutcome, String) {
+    let Some(tls) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    else {
+        return (TlsOutcome::Failed, e.to_string());
+    };
+    let outcome = match tls {
+        rustls::Error::InvalidCertificate(c) => match c {
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                TlsOutcome::NameMismatch
+            }
+            CertificateError::UnknownIssuer => TlsOutcome::UnknownIssuer,
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                TlsOutcome::Expired
+            }
+            _ => TlsOutcome::Failed,
+        },
+        _ => TlsOutcome::Failed,
+    };
+    (outcome, tls.to_string())
+}
+
+/// The certificate's notAfter as Unix seconds.
+fn not_after(der: &CertificateDer<'_>) -> Option<i64> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+    Some(cert.validity().not_after.timestamp())
+}

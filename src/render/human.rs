@@ -1,0 +1,180 @@
+//! Human output: one record per target, then the findings with their fixes.
+//! Lines stay within 100 columns (long diagnoses are wrapped), and nothing
+//! depends on colour, so the report reads the same in `kubectl logs`.
+
+use std::fmt::Write;
+
+use crate::report::{RoundReport, TargetReport};
+
+/// Width the report is laid out for.
+pub const WIDTH: usize = 100;
+
+pub fn render(report: &RoundReport) -> String {
+    let mut out = String::new();
+    let s = &report.summary;
+    let _ = writeln!(
+        out,
+        "netprobe {} | {} | {} targets, {} unhealthy | {:.0} ms",
+        report.version, report.started_at, s.targets, s.unhealthy, report.duration_ms
+    );
+    let _ = writeln!(
+        out,
+        "resolvers: {} (reachability via {}) | * = answer came through the privatelink zone",
+        s.resolvers.join(", "),
+        s.connect_via
+    );
+    out.push('\n');
+    let _ = writeln!(
+        out,
+        "{:<6} {:<9} {:<40} {:<11} SLOWEST",
+        "STATUS", "SERVICE", "TARGET", "REACH"
+    );
+    for t in &report.targets {
+        target_rows(&mut out, t);
+    }
+    let findings: Vec<&TargetReport> = report.targets.iter().filter(|t| !t.healthy).collect();
+    out.push('\n');
+    if findings.is_empty() {
+        let _ = writeln!(out, "All {} targets healthy.", s.targets);
+        return out;
+    }
+    let _ = writeln!(out, "Findings ({}):", findings.len());
+    for t in findings {
+        let _ = writeln!(out, "  {} [{}]", t.name, t.cause);
+        if let Some(d) = &t.diagnosis {
+            for line in wrap(d, WIDTH - 4) {
+                let _ = writeln!(out, "    {line}");
+            }
+        }
+    }
+    out
+}
+
+fn target_rows(out: &mut String, t: &TargetReport) {
+    let status = if t.healthy { "ok" } else { "FAIL" };
+    let slowest = t
+        .slowest
+        .as_ref()
+        .map(|p| format!("{} {}", p.phase, fmt_ms(p.ms)))
+        .unwrap_or_else(|| "-".into());
+    let _ = writeln!(
+        out,
+        "{:<6} {:<9} {:<40} {:<11} {}",
+        status,
+        t.service.as_str(),
+        truncate(&t.name, 40),
+        t.reach.as_str(),
+        slowest
+    );
+    let _ = writeln!(out, "{:7}{}:{}", "", t.fqdn, t.port);
+    let mut dns = String::new();
+    for d in &t.dns {
+        let _ = write!(
+            dns,
+            "{}={}{} ",
+            d.resolver,
+            d.verdict,
+            if d.privatelink { "*" } else { "" }
+        );
+    }
+    let per_resolver: Vec<(String, String)> = t
+        .dns
+        .iter()
+        .map(|d| {
+            let list: Vec<String> = d.addresses.iter().map(|a| a.to_string()).collect();
+            let shown = if list.is_empty() {
+                "no address".to_string()
+            } else {
+                list.join(", ")
+            };
+            (d.resolver.clone(), shown)
+        })
+        .collect();
+    let all_same = per_resolver.windows(2).all(|w| w[0].1 == w[1].1);
+    let addrs = if all_same {
+        per_resolver
+            .first()
+            .map(|p| p.1.clone())
+            .unwrap_or_default()
+    } else {
+        per_resolver
+            .iter()
+            .map(|(r, a)| format!("{r}: {a}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let line = format!("dns {dns}-> {addrs}");
+    for l in wrap(&line, WIDTH - 7) {
+        let _ = writeln!(out, "{:7}{}", "", l);
+    }
+}
+
+fn fmt_ms(ms: f64) -> String {
+    if ms >= 1000.0 {
+        format!("{:.2}s", ms / 1000.0)
+    } else if ms >= 10.0 {
+        format!("{ms:.0}ms")
+    } else {
+        format!("{ms:.1}ms")
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n - 1).collect();
+        t.push('~');
+        t
+    }
+}
+
+/// Greedy word wrap; words longer than the width are split.
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let mut word = word.to_string();
+        while word.chars().count() > width {
+            if !line.is_empty() {
+                lines.push(std::mem::take(&mut line));
+            }
+            let head: String = word.chars().take(width).collect();
+            word = word.chars().skip(width).collect();
+            lines.push(head);
+        }
+        let needed = if line.is_empty() {
+            word.len()
+        } else {
+            line.len() + 1 + word.len()
+        };
+        if needed > width && !line.is_empty() {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrap_respects_width_and_keeps_words() {
+        let text = "resolver 'system': a.b.c -> a.privatelink.b.c ends at public 20.1.2.3: the zone is not linked. Fix: link it.";
+        let lines = wrap(text, 30);
+        assert!(lines.iter().all(|l| l.chars().count() <= 30), "{lines:?}");
+        assert_eq!(lines.join(" "), text);
+        let long = "x".repeat(75);
+        let lines = wrap(&long, 30);
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines.concat(), long);
+    }
+}

@@ -1,0 +1,300 @@
+//! The round report: one document per round, the same for `probe --once
+//! --output json` and (later) the agent's `/status`. Built from observations
+//! and verdicts; renderers in `render/` only format it.
+
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::azure::Target;
+use crate::config::Config;
+use crate::model::{Cause, DnsVerdict, Expect, Reach, Service, TcpOutcome, TlsOutcome};
+use crate::observation::{ConnectObservation, DnsObservation, HttpOutcome};
+use crate::verdict::{ConnectView, Diagnosis, DnsView};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RoundReport {
+    /// True when every target is healthy.
+    pub healthy: bool,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub duration_ms: f64,
+    pub version: &'static str,
+    /// The configuration file the round ran from.
+    pub config: String,
+    pub summary: Summary,
+    pub targets: Vec<TargetReport>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub targets: usize,
+    pub healthy: usize,
+    pub unhealthy: usize,
+    pub resolvers: Vec<String>,
+    pub connect_via: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TargetReport {
+    pub name: String,
+    pub fqdn: String,
+    pub service: Service,
+    pub port: u16,
+    pub expect: Expect,
+    pub privatelink_zone: Option<String>,
+    pub healthy: bool,
+    pub cause: Cause,
+    pub diagnosis: Option<String>,
+    pub reach: Reach,
+    /// The slowest phase of this target, e.g. `{"phase": "tls", "ms": 12.3}`.
+    pub slowest: Option<PhaseTime>,
+    pub dns: Vec<DnsReport>,
+    pub connect: Vec<ConnectReport>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PhaseTime {
+    pub phase: String,
+    pub ms: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DnsReport {
+    pub resolver: String,
+    /// The server whose answer is reported.
+    pub server: Option<String>,
+    pub verdict: DnsVerdict,
+    pub rcode: Option<String>,
+    /// CNAME targets in order, after the queried name.
+    pub cname_chain: Vec<String>,
+    pub addresses: Vec<IpAddr>,
+    pub privatelink: bool,
+    pub duration_ms: f64,
+    pub tcp_fallback: bool,
+    pub detail: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ConnectReport {
+    pub address: IpAddr,
+    pub reach: Reach,
+    pub tcp: TcpOutcome,
+    pub tcp_ms: f64,
+    pub tls: Option<TlsOutcome>,
+    pub tls_ms: Option<f64>,
+    pub tls_version: Option<String>,
+    /// The server certificate's notAfter (RFC 3339), also when it failed verification.
+    pub cert_not_after: Option<String>,
+    pub http_status: Option<u16>,
+    pub http_ms: Option<f64>,
+    /// For Key Vault: the client address the vault saw (`addr=` of
+    /// `x-ms-keyvault-network-info`); private means the private endpoint was used.
+    pub keyvault_seen_addr: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// Milliseconds with microsecond precision.
+pub fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
+/// RFC 3339 (UTC, seconds) for a Unix timestamp; `None` when out of range.
+pub fn rfc3339_from_unix(secs: i64) -> Option<String> {
+    let t = if secs >= 0 {
+        UNIX_EPOCH.checked_add(Duration::from_secs(secs as u64))?
+    } else {
+        UNIX_EPOCH.checked_sub(Duration::from_secs(secs.unsigned_abs()))?
+    };
+    Some(humantime::format_rfc3339_seconds(t).to_string())
+}
+
+/// The `addr=` field of Key Vault's network-info header.
+pub fn keyvault_addr(header: &str) -> Option<String> {
+    header
+        .split(';')
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("addr"))
+        .map(|(_, v)| v.trim().to_string())
+}
+
+impl TargetReport {
+    pub fn new(
+        target: &Target,
+        dns_obs: &[DnsObservation],
+        views: &[DnsView],
+        connect_obs: &[ConnectObservation],
+        connect_views: &[ConnectView],
+        reach: Reach,
+        diagnosis: Diagnosis,
+    ) -> TargetReport {
+        let dns: Vec<DnsReport> = dns_obs
+            .iter()
+            .zip(views)
+            .map(|(o, v)| DnsReport {
+                resolver: v.resolver.clone(),
+                server: o.server.map(|s| s.to_string()),
+                verdict: v.verdict,
+                rcode: v.rcode.clone(),
+                cname_chain: v.chain.clone(),
+                addresses: v.addresses.iter().map(|a| a.ip).collect(),
+                privatelink: v.privatelink,
+                duration_ms: ms(o.duration),
+                tcp_fallback: o.tcp_fallback,
+                detail: v.detail.clone(),
+            })
+            .collect();
+        let connect: Vec<ConnectReport> = connect_obs
+            .iter()
+            .zip(connect_views)
+            .map(|(o, v)| {
+                let response = o.http.as_ref().and_then(|h| match &h.outcome {
+                    HttpOutcome::Response(r) => Some(r),
+                    _ => None,
+                });
+                ConnectReport {
+                    address: o.address,
+                    reach: v.reach,
+                    tcp: o.tcp,
+                    tcp_ms: ms(o.tcp_duration),
+                    tls: o.tls.as_ref().map(|t| t.outcome),
+                    tls_ms: o.tls.as_ref().map(|t| ms(t.duration)),
+                    tls_version: o.tls.as_ref().and_then(|t| t.version.clone()),
+                    cert_not_after: o
+                        .tls
+                        .as_ref()
+                        .and_then(|t| t.cert_not_after)
+                        .and_then(rfc3339_from_unix),
+                    http_status: response.map(|r| r.status),
+                    http_ms: o.http.as_ref().map(|h| ms(h.duration)),
+                    keyvault_seen_addr: response
+                        .and_then(|r| r.keyvault_network_info.as_deref())
+                        .and_then(keyvault_addr),
+                    detail: v.detail.clone(),
+                }
+            })
+            .collect();
+        let slowest = slowest_phase(dns_obs, connect_obs);
+        TargetReport {
+            name: target.name.clone(),
+            fqdn: target.fqdn.clone(),
+            service: target.service,
+            port: target.port,
+            expect: target.expect,
+            privatelink_zone: target.privatelink_zone.clone(),
+            healthy: diagnosis.healthy,
+            cause: diagnosis.cause,
+            diagnosis: diagnosis.text,
+            reach,
+            slowest,
+            dns,
+            connect,
+        }
+    }
+
+    /// A target whose probe task died: reported, never silently dropped.
+    pub fn internal_error(target: &Target) -> TargetReport {
+        TargetReport {
+            name: target.name.clone(),
+            fqdn: target.fqdn.clone(),
+            service: target.service,
+            port: target.port,
+            expect: target.expect,
+            privatelink_zone: target.privatelink_zone.clone(),
+            healthy: false,
+            cause: Cause::DnsError,
+            diagnosis: Some("internal error while probing this target (see the logs)".into()),
+            reach: Reach::Skipped,
+            slowest: None,
+            dns: Vec::new(),
+            connect: Vec::new(),
+        }
+    }
+}
+
+fn slowest_phase(dns: &[DnsObservation], connects: &[ConnectObservation]) -> Option<PhaseTime> {
+    let mut phases: Vec<(String, Duration)> = dns
+        .iter()
+        .map(|o| (format!("dns({})", o.resolver), o.duration))
+        .collect();
+    for c in connects {
+        phases.push(("tcp".into(), c.tcp_duration));
+        if let Some(t) = &c.tls {
+            phases.push(("tls".into(), t.duration));
+        }
+        if let Some(h) = &c.http {
+            phases.push(("http".into(), h.duration));
+        }
+    }
+    phases
+        .into_iter()
+        .max_by_key(|(_, d)| *d)
+        .map(|(phase, d)| PhaseTime { phase, ms: ms(d) })
+}
+
+impl RoundReport {
+    pub fn new(
+        config: &Config,
+        started_at: SystemTime,
+        took: Duration,
+        targets: Vec<TargetReport>,
+    ) -> RoundReport {
+        let healthy_count = targets.iter().filter(|t| t.healthy).count();
+        RoundReport {
+            healthy: healthy_count == targets.len(),
+            started_at: humantime::format_rfc3339_millis(started_at).to_string(),
+            duration_ms: ms(took),
+            version: env!("CARGO_PKG_VERSION"),
+            config: config.source.clone(),
+            summary: Summary {
+                targets: targets.len(),
+                healthy: healthy_count,
+                unhealthy: targets.len() - healthy_count,
+                resolvers: config.resolvers.iter().map(|r| r.name.clone()).collect(),
+                connect_via: config
+                    .resolvers
+                    .get(config.connect_via)
+                    .map(|r| r.name.clone())
+                    .unwrap_or_default(),
+            },
+            targets,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyvault_network_info_is_parsed_in_both_forms() {
+        assert_eq!(
+            keyvault_addr("addr=10.1.2.3;act_addr_fam=InterNetwork;").as_deref(),
+            Some("10.1.2.3")
+        );
+        assert_eq!(
+            keyvault_addr("conn_type=Ipv4;addr=20.30.40.50;act_addr_fam=Ipv4").as_deref(),
+            Some("20.30.40.50")
+        );
+        assert_eq!(keyvault_addr("conn_type=Ipv4"), None);
+    }
+
+    #[test]
+    fn timestamps_render_as_rfc3339() {
+        assert_eq!(
+            rfc3339_from_unix(0).as_deref(),
+            Some("1970-01-01T00:00:00Z")
+        );
+        assert_eq!(
+            rfc3339_from_unix(1_798_761_600).as_deref(),
+            Some("2027-01-01T00:00:00Z")
+        );
+    }
+
+    #[test]
+    fn ms_keeps_microseconds() {
+        assert_eq!(ms(Duration::from_micros(1500)), 1.5);
+        assert_eq!(ms(Duration::from_secs(2)), 2000.0);
+    }
+}

@@ -1,0 +1,223 @@
+//! A small recursive-looking DNS server for the simulated VNet and tests.
+//!
+//! It answers the way Azure DNS (or a customer's DNS server) does from a
+//! VNet's point of view: it follows CNAMEs across zones and returns the whole
+//! chain with the final addresses. Each name can also be set to misbehave
+//! (SERVFAIL, REFUSED, silence), and records can be changed while it runs.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, RwLock};
+
+use hickory_resolver::proto::op::{Message, MessageType, ResponseCode};
+use hickory_resolver::proto::rr::rdata::{A, AAAA, CNAME};
+use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::task::JoinHandle;
+
+/// How many CNAMEs the server follows before it stops and returns what it has.
+const SERVER_FOLLOW_LIMIT: usize = 40;
+/// Classic UDP limit when the client does not advertise EDNS.
+const PLAIN_UDP_LIMIT: usize = 512;
+
+/// What the server holds for one name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Entry {
+    Cname(String),
+    Addrs(Vec<IpAddr>),
+    ServFail,
+    Refused,
+    /// Never answer (the client times out).
+    Drop,
+}
+
+/// Records keyed by lower-case name without the trailing dot.
+pub type Records = HashMap<String, Entry>;
+
+fn key(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// A running server on `127.0.0.1:<port>`, UDP and TCP on the same port.
+/// Stops when dropped.
+pub struct DnsServer {
+    addr: SocketAddr,
+    records: Arc<RwLock<Records>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl DnsServer {
+    /// Starts a server with `records` on 127.0.0.1 and a free port.
+    pub async fn start(records: Records) -> std::io::Result<DnsServer> {
+        Self::start_on("127.0.0.1".parse().expect("literal"), records).await
+    }
+
+    /// Starts a server on `ip` and a free port (the same port for UDP and TCP).
+    pub async fn start_on(ip: IpAddr, records: Records) -> std::io::Result<DnsServer> {
+        let mut last_err = None;
+        for _ in 0..20 {
+            let udp = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
+            let addr = udp.local_addr()?;
+            match TcpListener::bind(addr).await {
+                Ok(tcp) => {
+                    let records = Arc::new(RwLock::new(records));
+                    let udp_task = tokio::spawn(serve_udp(Arc::new(udp), records.clone()));
+                    let tcp_task = tokio::spawn(serve_tcp(tcp, records.clone()));
+                    return Ok(DnsServer {
+                        addr,
+                        records,
+                        tasks: vec![udp_task, tcp_task],
+                    });
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| std::io::Error::other("no free port")))
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Sets (or replaces) the entry for `name`.
+    pub fn set(&self, name: &str, entry: Entry) {
+        if let Ok(mut r) = self.records.write() {
+            r.insert(key(name), entry);
+        }
+    }
+
+    /// Removes `name` (it then answers NXDOMAIN).
+    pub fn remove(&self, name: &str) {
+        if let Ok(mut r) = self.records.write() {
+            r.remove(&key(name));
+        }
+    }
+}
+
+async fn serve_udp(sock: Arc<UdpSocket>, records: Arc<RwLock<Records>>) {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
+            continue;
+        };
+        let Ok(req) = Message::from_vec(&buf[..n]) else {
+            continue;
+        };
+        let limit = req
+            .edns
+            .as_ref()
+            .map(|e| e.max_payload() as usize)
+            .unwrap_or(PLAIN_UDP_LIMIT)
+            .max(PLAIN_UDP_LIMIT);
+        let Some(resp) = respond(&records, &req) else {
+            continue;
+        };
+        let Ok(mut bytes) = resp.to_vec() else {
+            continue;
+        };
+        if bytes.len() > limit {
+            let mut cut = resp.truncate();
+            cut.metadata.id = resp.metadata.id;
+            let Ok(b) = cut.to_vec() else { continue };
+            bytes = b;
+        }
+        let _ = sock.send_to(&bytes, peer).await;
+    }
+}
+
+async fn serve_tcp(listener: TcpListener, records: Arc<RwLock<Records>>) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let records = records.clone();
+        tokio::spawn(async move {
+            loop {
+                let mut len = [0u8; 2];
+                if stream.read_exact(&mut len).await.is_err() {
+                    return;
+                }
+                let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+                if stream.read_exact(&mut buf).await.is_err() {
+                    return;
+                }
+                let Ok(req) = Message::from_vec(&buf) else {
+                    return;
+                };
+                let Some(resp) = respond(&records, &req) else {
+                    continue;
+                };
+                let Ok(bytes) = resp.to_vec() else { return };
+                let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+                framed.extend_from_slice(&bytes);
+                if stream.write_all(&framed).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// Builds the response to `req`, or `None` to stay silent.
+fn respond(records: &RwLock<Records>, req: &Message) -> Option<Message> {
+    let query = req.queries.first()?.clone();
+    let mut resp = Message::new(req.metadata.id, MessageType::Response, req.metadata.op_code);
+    resp.metadata.recursion_desired = req.metadata.recursion_desired;
+    resp.metadata.recursion_available = true;
+    resp.add_query(query.clone());
+    let records = records.read().ok()?;
+    let mut name = key(&query.name().to_ascii());
+    for _ in 0..SERVER_FOLLOW_LIMIT {
+        match records.get(&name) {
+            None => {
+                resp.metadata.response_code = ResponseCode::NXDomain;
+                return Some(resp);
+            }
+            Some(Entry::Drop) => return None,
+            Some(Entry::ServFail) => {
+                resp.answers.clear();
+                resp.metadata.response_code = ResponseCode::ServFail;
+                return Some(resp);
+            }
+            Some(Entry::Refused) => {
+                resp.answers.clear();
+                resp.metadata.response_code = ResponseCode::Refused;
+                return Some(resp);
+            }
+            Some(Entry::Cname(target)) => {
+                let (Ok(from), Ok(to)) = (
+                    Name::from_ascii(format!("{name}.")),
+                    Name::from_ascii(format!("{}.", key(target))),
+                ) else {
+                    resp.metadata.response_code = ResponseCode::ServFail;
+                    return Some(resp);
+                };
+                resp.add_answer(Record::from_rdata(from, 60, RData::CNAME(CNAME(to))));
+                name = key(target);
+            }
+            Some(Entry::Addrs(ips)) => {
+                let owner = Name::from_ascii(format!("{name}.")).ok()?;
+                for ip in ips {
+                    let data = match (ip, query.query_type()) {
+                        (IpAddr::V4(v4), RecordType::A) => RData::A(A(*v4)),
+                        (IpAddr::V6(v6), RecordType::AAAA) => RData::AAAA(AAAA(*v6)),
+                        _ => continue,
+                    };
+                    resp.add_answer(Record::from_rdata(owner.clone(), 10, data));
+                }
+                return Some(resp);
+            }
+        }
+    }
+    // Chain longer than the server follows: return what it has.
+    Some(resp)
+}

@@ -1,0 +1,163 @@
+//! TLS endpoints for the simulated VNet and tests: a rustls server with a
+//! certificate from the sim CA, answering every request with one canned reply.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::service::service_fn;
+use hyper::{Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use rustls::ServerConfig;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use super::pki::Leaf;
+
+/// The canned answer. Header values may contain `{peer}`, replaced by the
+/// client's address (as Key Vault's `x-ms-keyvault-network-info` does).
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn new(status: u16, body: &str) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: body.to_string(),
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Reply {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// ACR's `/v2/` challenge for an anonymous client.
+    pub fn acr_challenge(registry_fqdn: &str) -> Reply {
+        Reply::new(401, r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":null}]}"#).header(
+            "www-authenticate",
+            &format!(r#"Bearer realm="https://{registry_fqdn}/oauth2/token",service="{registry_fqdn}""#),
+        )
+    }
+
+    /// ACR refusing a client outside its allowed networks.
+    pub fn acr_denied() -> Reply {
+        Reply::new(
+            403,
+            r#"{"errors":[{"code":"DENIED","message":"client with IP '203.0.113.7' is not allowed access. Refer https://aka.ms/acr/firewall to grant access."}]}"#,
+        )
+    }
+
+    /// Key Vault's anonymous `/healthstatus`.
+    pub fn keyvault_health() -> Reply {
+        Reply::new(200, "").header(
+            "x-ms-keyvault-network-info",
+            "conn_type=Ipv4;addr={peer};act_addr_fam=InterNetwork;",
+        )
+    }
+
+    /// Storage's answer to an anonymous list call with a recent x-ms-version.
+    pub fn storage_anonymous() -> Reply {
+        Reply::new(
+            401,
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>NoAuthenticationInformation</Code><Message>Server failed to authenticate the request. Please refer to the information in the www-authenticate header.</Message></Error>",
+        )
+    }
+
+    /// An AML workspace API answering without a token.
+    pub fn workspace_unauthorized() -> Reply {
+        Reply::new(
+            401,
+            r#"{"error":{"code":"UserError","message":"Authentication required"}}"#,
+        )
+    }
+}
+
+/// A running endpoint; stops when dropped.
+pub struct HttpsServer {
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl Drop for HttpsServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl HttpsServer {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves `reply` over TLS with `leaf` on `listener`.
+    pub fn serve(listener: TcpListener, leaf: &Leaf, reply: Reply) -> std::io::Result<HttpsServer> {
+        let addr = listener.local_addr()?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(std::io::Error::other)?
+            .with_no_client_auth()
+            .with_single_cert(leaf.chain.clone(), leaf.clone_key())
+            .map_err(std::io::Error::other)?;
+        let acceptor = TlsAcceptor::from(Arc::new(config));
+        let reply = Arc::new(reply);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, peer)) = listener.accept().await else {
+                    continue;
+                };
+                let acceptor = acceptor.clone();
+                let reply = reply.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = service_fn(move |_req| {
+                        let reply = reply.clone();
+                        async move { Ok::<_, Infallible>(build(&reply, peer.ip())) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        Ok(HttpsServer { addr, task })
+    }
+
+    /// Binds `ip:port` (0 for a free port) and serves.
+    pub async fn start(
+        ip: IpAddr,
+        port: u16,
+        leaf: &Leaf,
+        reply: Reply,
+    ) -> std::io::Result<HttpsServer> {
+        let listener = TcpListener::bind(SocketAddr::new(ip, port)).await?;
+        Self::serve(listener, leaf, reply)
+    }
+}
+
+fn build(reply: &Reply, peer: IpAddr) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(reply.body.clone())));
+    *resp.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in &reply.headers {
+        let value = value.replace("{peer}", &peer.to_string());
+        if let (Ok(n), Ok(v)) = (
+            hyper::header::HeaderName::from_bytes(name.as_bytes()),
+            hyper::header::HeaderValue::from_str(&value),
+        ) {
+            resp.headers_mut().append(n, v);
+        }
+    }
+    resp
+}
