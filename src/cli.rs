@@ -163,11 +163,12 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             })?;
             if output == Format::Human {
                 println!(
-                    "Simulated VNet on loopback: 127.0.10.0/24 plays the private endpoints' subnet, 127.0.200.0/24 the public internet;"
+                    "Simulated VNet on loopback: 127.0.10.0/24 plays the private endpoints' subnet and"
                 );
                 println!(
-                    "resolver 'azure' stands in for 168.63.129.16, 'system' for the customer DNS server pods use.\n"
+                    "127.0.200.0/24 the public internet. Resolver 'azure' stands in for Azure DNS"
                 );
+                println!("(168.63.129.16), 'system' for the customer DNS server that pods use.\n");
             }
             Ok(print_report(&report, output))
         }

@@ -69,12 +69,8 @@ pub enum ResolverSource {
 /// What is wrong with a configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: cannot read the config file: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{path}: cannot read the config file: {error}")]
+    Read { path: String, error: std::io::Error },
     #[error("{path}: {message}")]
     Syntax { path: String, message: String },
     #[error("{path}{}: {field}: {message}", fmt_location(*.location))]
@@ -222,9 +218,9 @@ impl Config {
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: shown.clone(),
-            source,
+            error,
         })?;
         Config::from_yaml(&text, &shown, path.parent())
     }
@@ -232,36 +228,70 @@ impl Config {
     /// Parses and validates YAML text. `path` names the source in messages;
     /// relative paths inside the file are resolved against `base`.
     pub fn from_yaml(text: &str, path: &str, base: Option<&Path>) -> Result<Config, ConfigError> {
-        let raw: raw::File = if text.trim().is_empty() {
+        let blank = text.lines().all(|l| {
+            let l = l.trim();
+            l.is_empty() || l.starts_with('#') || l == "---"
+        });
+        if blank {
             return Err(ConfigError::Syntax {
                 path: path.to_string(),
                 message: "the file is empty: at least one target must be configured".into(),
             });
-        } else {
-            serde_saphyr::from_str(text).map_err(|e| ConfigError::Syntax {
-                path: path.to_string(),
-                message: syntax_message(&e),
-            })?
-        };
+        }
+        let mut field = String::new();
+        let parsed = serde_saphyr::with_deserializer_from_str(text, |de| {
+            serde_path_to_error::deserialize::<_, raw::File>(de).map_err(|e| {
+                field = e.path().to_string();
+                e.into_inner()
+            })
+        });
+        let raw = parsed.map_err(|e| syntax_error(&e, path, &field))?;
         let ctx = Ctx { path, base };
         validate(raw, &ctx)
     }
 }
 
-fn syntax_message(e: &serde_saphyr::Error) -> String {
-    // serde-saphyr renders a snippet; keep the first line (it carries the
-    // message and, where known, the location) and add line:column if absent.
+/// Turns a parser or type error into the same `file:line:col: field: message`
+/// shape as the validation errors.
+fn syntax_error(e: &serde_saphyr::Error, path: &str, field: &str) -> ConfigError {
+    // serde-saphyr renders "error: line L column C: message" plus a snippet;
+    // keep only the message.
     let rendered = e.to_string();
     let first = rendered
         .lines()
         .find(|l| !l.trim().is_empty())
         .unwrap_or("invalid YAML")
         .trim();
-    match e.location() {
-        Some(loc) if !first.contains(&format!("line {}", loc.line())) => {
-            format!("line {} column {}: {first}", loc.line(), loc.column())
+    let mut message = first.strip_prefix("error:").unwrap_or(first).trim();
+    if let Some(rest) = message.strip_prefix("line ")
+        && let Some((_, after)) = rest.split_once(": ")
+    {
+        message = after;
+    }
+    let location = e
+        .location()
+        .filter(|l| l.line() > 0)
+        .map(|l| (l.line(), l.column()));
+    // `Spanned<T>` adds a `.value` segment that the user never wrote.
+    let field = field.replace(".value", "");
+    let field = if field.is_empty() || field == "." {
+        "(document)".to_string()
+    } else {
+        field
+    };
+    let message = match message {
+        "expected sequence start" => "expected a list".to_string(),
+        "expected mapping start" => "expected a mapping (key: value pairs)".to_string(),
+        m if m.starts_with("multiple YAML documents") => {
+            "the file holds several YAML documents (---); netprobe reads exactly one".to_string()
         }
-        _ => first.to_string(),
+        other => other.to_string(),
+    };
+    ConfigError::Invalid {
+        path: path.to_string(),
+        location,
+        field,
+        message,
     }
 }
 

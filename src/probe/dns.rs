@@ -28,12 +28,8 @@ const UDP_BUFFER: usize = 4096;
 /// A resolv.conf that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ResolvConfError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot read {path}: {error}")]
+    Read { path: String, error: std::io::Error },
     #[error("{path} has no usable `nameserver` line")]
     NoNameservers { path: String },
 }
@@ -41,9 +37,9 @@ pub enum ResolvConfError {
 /// Reads the `nameserver` lines of a resolv.conf (port 53 each).
 pub fn read_resolv_conf(path: &Path) -> Result<Vec<SocketAddr>, ResolvConfError> {
     let shown = path.display().to_string();
-    let data = std::fs::read(path).map_err(|source| ResolvConfError::Read {
+    let data = std::fs::read(path).map_err(|error| ResolvConfError::Read {
         path: shown.clone(),
-        source,
+        error,
     })?;
     let (config, _opts) =
         hickory_resolver::system_conf::parse_resolv_conf(&data).map_err(|_| {

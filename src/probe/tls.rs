@@ -24,12 +24,8 @@ use crate::observation::TlsObservation;
 /// A CA file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum CaFileError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot read {path}: {error}")]
+    Read { path: String, error: std::io::Error },
     #[error("{path} holds no PEM certificate")]
     Empty { path: String },
     #[error("{path}: invalid PEM: {message}")]
@@ -39,9 +35,9 @@ pub enum CaFileError {
 /// Reads every certificate of a PEM file.
 pub fn load_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, CaFileError> {
     let shown = path.display().to_string();
-    let data = std::fs::read(path).map_err(|source| CaFileError::Read {
+    let data = std::fs::read(path).map_err(|error| CaFileError::Read {
         path: shown.clone(),
-        source,
+        error,
     })?;
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&data)
         .collect::<Result<_, _>>()

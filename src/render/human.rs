@@ -17,12 +17,14 @@ pub fn render(report: &RoundReport) -> String {
         "netprobe {} | {} | {} targets, {} unhealthy | {:.0} ms",
         report.version, report.started_at, s.targets, s.unhealthy, report.duration_ms
     );
-    let _ = writeln!(
-        out,
+    let legend = format!(
         "resolvers: {} (reachability via {}) | * = answer came through the privatelink zone",
         s.resolvers.join(", "),
         s.connect_via
     );
+    for line in wrap(&legend, WIDTH) {
+        let _ = writeln!(out, "{line}");
+    }
     out.push('\n');
     let _ = writeln!(
         out,

@@ -63,6 +63,7 @@ impl DnsServer {
 
     /// Starts a server on `ip` and a free port (the same port for UDP and TCP).
     pub async fn start_on(ip: IpAddr, records: Records) -> std::io::Result<DnsServer> {
+        let records: Records = records.into_iter().map(|(k, v)| (key(&k), v)).collect();
         let mut last_err = None;
         for _ in 0..20 {
             let udp = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;

@@ -1,0 +1,291 @@
+//! The `netprobe` binary end to end: exit codes, output formats, the demo.
+//! Servers run in this test process; the binary talks to them over loopback.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use netprobe::sim::dns::Records;
+use netprobe::sim::https::Reply;
+use netprobe::sim::pki::Ca;
+use serde_json::Value;
+
+use common::{chain, dns, endpoint, ip};
+
+fn netprobe(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_netprobe"))
+        .args(args)
+        .env_remove("NETPROBE_CONFIG")
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("run netprobe")
+}
+
+async fn netprobe_async(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        netprobe(&refs)
+    })
+    .await
+    .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn version_help_and_usage_errors() {
+    let v = netprobe(&["--version"]);
+    assert_eq!(v.status.code(), Some(0));
+    assert!(stdout(&v).contains(env!("CARGO_PKG_VERSION")));
+    let bad = netprobe(&["probe", "--bogus"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("--bogus"));
+    let none = netprobe(&[]);
+    assert_eq!(none.status.code(), Some(2));
+    let out = netprobe(&["probe", "--once", "--output", "yaml", "--config", "x"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn check_config_exit_codes_and_messages() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata");
+    let bad = data.join("invalid-storage-name.yaml");
+    let o = netprobe(&["check-config", "--config", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("invalid-storage-name.yaml:4:11: storage_accounts[0].name"),
+        "{err}"
+    );
+    let o = netprobe(&["probe", "--once", "--config", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "probe refuses a bad config too");
+    let o = netprobe(&["check-config", "--config", "/nonexistent/netprobe.yaml"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("/nonexistent/netprobe.yaml: cannot read the config file"),
+        "{}",
+        stderr(&o)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("ok.yaml");
+    std::fs::write(&good, "region: eastus\nkey_vaults: [kv-one]\nresolvers:\n  - name: azure\n    servers: [168.63.129.16]\n").unwrap();
+    let o = netprobe(&["check-config", "-c", good.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("valid, 1 targets"));
+}
+
+#[test]
+fn targets_prints_derived_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("t.yaml");
+    std::fs::write(
+        &cfg,
+        "region: eastus\nworkspace:\n  id: 3F2C9D1E-8B7A-4C6D-9E0F-1A2B3C4D5E6F\n  name: mlws\ncontainer_registries:\n  - name: mlwsacr01\n",
+    )
+    .unwrap();
+    let o = netprobe(&["targets", "-c", cfg.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let fqdns: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["fqdn"].as_str().unwrap())
+        .collect();
+    assert_eq!(fqdns.len(), 5);
+    assert_eq!(
+        fqdns[0],
+        "3f2c9d1e-8b7a-4c6d-9e0f-1a2b3c4d5e6f.workspace.eastus.api.azureml.ms"
+    );
+    assert!(fqdns.contains(&"mlwsacr01.eastus.data.azurecr.io"));
+    let human = netprobe(&["targets", "-c", cfg.to_str().unwrap()]);
+    assert!(stdout(&human).contains("privatelink.azurecr.io"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_once_reports_and_exits_by_health() {
+    let ca = Ca::new("cli test CA").unwrap();
+    let pe = ip("127.0.10.81");
+    let ep = endpoint(
+        &ca,
+        pe,
+        0,
+        &["reg81.azurecr.io"],
+        Reply::acr_challenge("reg81.azurecr.io"),
+    )
+    .await;
+    let port = ep.addr().port();
+    let mut r = Records::new();
+    chain(
+        &mut r,
+        "reg81.azurecr.io",
+        "reg81.privatelink.azurecr.io",
+        &[pe],
+    );
+    chain(
+        &mut r,
+        "reg82.azurecr.io",
+        "reg82.privatelink.azurecr.io",
+        &[],
+    );
+    let server = dns(r).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca.cert_pem()).unwrap();
+    let base = format!(
+        "timeout: 2s\nresolvers:\n  - name: azure\n    servers: [\"{}\"]\nprivate_ranges: [127.0.10.0/24]\ntls:\n  extra_ca_file: ca.pem\n",
+        server.addr()
+    );
+    let healthy = dir.path().join("healthy.yaml");
+    std::fs::write(
+        &healthy,
+        format!("{base}targets:\n  - fqdn: reg81.azurecr.io\n    service: acr\n    port: {port}\n"),
+    )
+    .unwrap();
+    let o = netprobe_async(vec![
+        "probe".into(),
+        "--once".into(),
+        "-c".into(),
+        healthy.display().to_string(),
+    ])
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("All 1 targets healthy"), "{text}");
+    assert!(text.lines().all(|l| l.chars().count() <= 100), "{text}");
+
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(
+        &broken,
+        format!(
+            "{base}targets:\n  - fqdn: reg81.azurecr.io\n    service: acr\n    port: {port}\n  - fqdn: reg82.azurecr.io\n    service: acr\n    port: {port}\n"
+        ),
+    )
+    .unwrap();
+    let o = netprobe_async(vec![
+        "probe".into(),
+        "--once".into(),
+        "-c".into(),
+        broken.display().to_string(),
+        "-o".into(),
+        "json".into(),
+    ])
+    .await;
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o)).expect("one JSON document");
+    assert_eq!(v["healthy"], false);
+    assert!(v["started_at"].as_str().unwrap().ends_with('Z'));
+    assert!(v["duration_ms"].as_f64().unwrap() > 0.0);
+    let t = &v["targets"][1];
+    for key in [
+        "name",
+        "fqdn",
+        "service",
+        "port",
+        "expect",
+        "healthy",
+        "cause",
+        "diagnosis",
+        "reach",
+        "dns",
+        "connect",
+    ] {
+        assert!(t.get(key).is_some(), "target lacks {key}: {t}");
+    }
+    assert_eq!(t["cause"], "record_missing");
+    assert_eq!(t["reach"], "skipped");
+    let d = &t["dns"][0];
+    for key in [
+        "resolver",
+        "verdict",
+        "rcode",
+        "cname_chain",
+        "addresses",
+        "privatelink",
+        "duration_ms",
+    ] {
+        assert!(d.get(key).is_some(), "dns lacks {key}: {d}");
+    }
+    assert_eq!(d["verdict"], "nxdomain");
+    assert_eq!(d["rcode"], "NXDOMAIN");
+    assert_eq!(d["cname_chain"][0], "reg82.privatelink.azurecr.io");
+    let c = &v["targets"][0]["connect"][0];
+    for key in [
+        "address",
+        "tcp",
+        "tls",
+        "http_status",
+        "tcp_ms",
+        "tls_ms",
+        "http_ms",
+        "cert_not_after",
+    ] {
+        assert!(c.get(key).is_some(), "connect lacks {key}: {c}");
+    }
+    assert_eq!(c["http_status"], 401);
+    assert_eq!(c["address"], "127.0.10.81");
+    drop(ep);
+}
+
+#[test]
+fn demo_shows_each_failure_mode_with_its_cause() {
+    let o = netprobe(&["demo", "--output", "json"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "the demo has findings: {}",
+        stderr(&o)
+    );
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let causes: Vec<(String, String)> = v["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().to_string(),
+                t["cause"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want = [
+        ("workspace-api", "none"),
+        ("workspace-cert", "none"),
+        ("workspace-notebooks", "record_missing"),
+        ("storage-mlwsstore01-blob", "none"),
+        ("storage-mlwsstore01-file", "zone_not_linked"),
+        ("storage-mlwsstore01-queue", "http_rejected"),
+        ("keyvault-mlws-kv-01", "dns_path_not_forwarding"),
+        ("acr-mlwsacr01", "none"),
+        ("acr-mlwsacr01-data-eastus", "endpoint_stale"),
+        ("acr-mlwsacr01-data-westeurope", "tls_mismatch"),
+        ("otherdata-blob", "no_private_endpoint"),
+    ];
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(causes, want);
+
+    let human = netprobe(&["demo"]);
+    assert_eq!(human.status.code(), Some(1));
+    let text = stdout(&human);
+    for l in text.lines() {
+        assert!(
+            l.chars().count() <= 100,
+            "line too wide ({}): {l}",
+            l.chars().count()
+        );
+    }
+    assert!(text.contains("Findings (7):"), "{text}");
+    assert!(
+        text.contains("conditionally forward vaultcore.azure.net"),
+        "{text}"
+    );
+}

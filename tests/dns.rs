@@ -1,0 +1,317 @@
+//! The DNS phase against real DNS servers on loopback: the in-process sim
+//! server for each failure mode, and hand-written UDP servers for spoofed and
+//! truncated answers.
+
+mod common;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use hickory_resolver::proto::op::{Message, MessageType};
+use hickory_resolver::proto::rr::rdata::A;
+use hickory_resolver::proto::rr::{RData, Record};
+use netprobe::azure::{self, Cloud, Target};
+use netprobe::model::DnsVerdict;
+use netprobe::observation::DnsOutcome;
+use netprobe::probe::dns::lookup;
+use netprobe::sim::dns::{Entry, Records};
+use netprobe::verdict::assess_dns;
+
+use common::{chain, dns, ip};
+
+const T: Duration = Duration::from_millis(800);
+
+fn ranges() -> Vec<ipnet::IpNet> {
+    netprobe::config::DEFAULT_PRIVATE_RANGES
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect()
+}
+
+fn acr() -> Target {
+    azure::acr_login(Cloud::Public, "reg01")
+}
+
+async fn verdict_of(records: Records, target: &Target) -> (DnsVerdict, netprobe::verdict::DnsView) {
+    let server = dns(records).await;
+    let obs = lookup("test", &target.fqdn, &[server.addr()], T).await;
+    let view = assess_dns(target, &obs, &ranges());
+    (view.verdict, view)
+}
+
+#[tokio::test]
+async fn healthy_chain_is_private_through_privatelink() {
+    let mut r = Records::new();
+    chain(
+        &mut r,
+        "reg01.azurecr.io",
+        "reg01.privatelink.azurecr.io",
+        &[ip("10.1.2.3")],
+    );
+    let (v, view) = verdict_of(r, &acr()).await;
+    assert_eq!(v, DnsVerdict::Private);
+    assert!(view.privatelink);
+    assert_eq!(view.chain, vec!["reg01.privatelink.azurecr.io"]);
+    assert_eq!(view.rcode.as_deref(), Some("NOERROR"));
+    assert_eq!(view.addresses.len(), 1);
+}
+
+#[tokio::test]
+async fn unlinked_zone_keeps_privatelink_but_answers_public() {
+    let mut r = Records::new();
+    chain(
+        &mut r,
+        "reg01.azurecr.io",
+        "reg01.privatelink.azurecr.io",
+        &[],
+    );
+    chain(
+        &mut r,
+        "reg01.privatelink.azurecr.io",
+        "reg01.westeurope.cloudapp.azure.com",
+        &[ip("20.50.1.2")],
+    );
+    let (v, view) = verdict_of(r, &acr()).await;
+    assert_eq!(v, DnsVerdict::Public);
+    assert!(view.privatelink);
+    assert_eq!(view.chain.len(), 2);
+}
+
+#[tokio::test]
+async fn missing_record_is_nxdomain_after_the_privatelink_cname() {
+    let mut r = Records::new();
+    chain(
+        &mut r,
+        "reg01.azurecr.io",
+        "reg01.privatelink.azurecr.io",
+        &[],
+    );
+    let (v, view) = verdict_of(r, &acr()).await;
+    assert_eq!(v, DnsVerdict::Nxdomain);
+    assert!(
+        view.privatelink,
+        "the CNAME that came with NXDOMAIN must be kept"
+    );
+    assert_eq!(view.rcode.as_deref(), Some("NXDOMAIN"));
+}
+
+#[tokio::test]
+async fn mixed_answers_and_ipv6() {
+    let mut r = Records::new();
+    chain(
+        &mut r,
+        "reg01.azurecr.io",
+        "reg01.privatelink.azurecr.io",
+        &[ip("10.1.2.3"), ip("2001:db8::1")],
+    );
+    let (v, view) = verdict_of(r, &acr()).await;
+    assert_eq!(v, DnsVerdict::Mixed, "{view:?}");
+    let mut r = Records::new();
+    chain(
+        &mut r,
+        "reg01.azurecr.io",
+        "reg01.privatelink.azurecr.io",
+        &[ip("10.1.2.3"), ip("fd00::5")],
+    );
+    let (v, view) = verdict_of(r, &acr()).await;
+    assert_eq!(v, DnsVerdict::Private);
+    assert_eq!(view.addresses.len(), 2, "A and AAAA are both collected");
+}
+
+#[tokio::test]
+async fn loops_and_long_chains_are_errors() {
+    let mut r = Records::new();
+    chain(
+        &mut r,
+        "reg01.azurecr.io",
+        "reg01.privatelink.azurecr.io",
+        &[],
+    );
+    chain(
+        &mut r,
+        "reg01.privatelink.azurecr.io",
+        "reg01.azurecr.io",
+        &[],
+    );
+    let (v, view) = verdict_of(r, &acr()).await;
+    assert_eq!(v, DnsVerdict::Error);
+    assert!(
+        view.detail.as_deref().unwrap_or_default().contains("loop"),
+        "{view:?}"
+    );
+
+    let mut r = Records::new();
+    chain(&mut r, "reg01.azurecr.io", "n0.example.net", &[]);
+    for i in 0..20 {
+        chain(
+            &mut r,
+            &format!("n{i}.example.net"),
+            &format!("n{}.example.net", i + 1),
+            &[],
+        );
+    }
+    r.insert("n20.example.net".into(), Entry::Addrs(vec![ip("10.0.0.1")]));
+    let (v, view) = verdict_of(r, &acr()).await;
+    assert_eq!(v, DnsVerdict::Error);
+    assert!(
+        view.detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("longer than 16"),
+        "{view:?}"
+    );
+}
+
+#[tokio::test]
+async fn servfail_refused_and_nodata() {
+    for (entry, want) in [
+        (Entry::ServFail, DnsVerdict::Servfail),
+        (Entry::Refused, DnsVerdict::Refused),
+    ] {
+        let mut r = Records::new();
+        r.insert("reg01.azurecr.io".into(), entry);
+        assert_eq!(verdict_of(r, &acr()).await.0, want);
+    }
+    let mut r = Records::new();
+    // Only an AAAA-less, A-less name: NOERROR with no data.
+    r.insert("reg01.azurecr.io".into(), Entry::Addrs(vec![]));
+    assert_eq!(verdict_of(r, &acr()).await.0, DnsVerdict::Nodata);
+}
+
+#[tokio::test]
+async fn a_silent_server_times_out_within_the_budget() {
+    let mut r = Records::new();
+    r.insert("reg01.azurecr.io".into(), Entry::Drop);
+    let server = dns(r).await;
+    let start = Instant::now();
+    let obs = lookup(
+        "test",
+        "reg01.azurecr.io",
+        &[server.addr()],
+        Duration::from_millis(400),
+    )
+    .await;
+    let took = start.elapsed();
+    assert_eq!(obs.outcome, DnsOutcome::Timeout);
+    assert!(
+        took >= Duration::from_millis(390) && took < Duration::from_millis(1500),
+        "{took:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_next_server_answers_when_the_first_fails() {
+    let mut bad = Records::new();
+    bad.insert("reg01.azurecr.io".into(), Entry::ServFail);
+    let bad = dns(bad).await;
+    let mut good = Records::new();
+    chain(
+        &mut good,
+        "reg01.azurecr.io",
+        "reg01.privatelink.azurecr.io",
+        &[ip("10.1.2.3")],
+    );
+    let good = dns(good).await;
+    let obs = lookup("test", "reg01.azurecr.io", &[bad.addr(), good.addr()], T).await;
+    assert_eq!(obs.server, Some(good.addr()));
+    assert_eq!(
+        assess_dns(&acr(), &obs, &ranges()).verdict,
+        DnsVerdict::Private
+    );
+    // A dead first server (nothing listening: ICMP port unreachable) is skipped too.
+    let dead: SocketAddr = {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap()
+    };
+    let obs = lookup("test", "reg01.azurecr.io", &[dead, good.addr()], T).await;
+    assert_eq!(
+        assess_dns(&acr(), &obs, &ranges()).verdict,
+        DnsVerdict::Private
+    );
+}
+
+#[tokio::test]
+async fn large_answers_fall_back_to_tcp() {
+    let mut r = Records::new();
+    let many: Vec<IpAddr> = (1..=200u8).map(|i| IpAddr::from([10, 9, 0, i])).collect();
+    chain(
+        &mut r,
+        "reg01.azurecr.io",
+        "reg01.privatelink.azurecr.io",
+        &many,
+    );
+    let server = dns(r).await;
+    let obs = lookup("test", "reg01.azurecr.io", &[server.addr()], T).await;
+    assert!(
+        obs.tcp_fallback,
+        "a 200-record answer does not fit 1232 bytes"
+    );
+    let view = assess_dns(&acr(), &obs, &ranges());
+    assert_eq!(view.verdict, DnsVerdict::Private);
+    assert_eq!(view.addresses.len(), 200);
+}
+
+/// A UDP server that first sends a response with the wrong ID, then one from
+/// another socket (wrong source), then the real answer.
+async fn spoofing_server() -> SocketAddr {
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = sock.local_addr().unwrap();
+    tokio::spawn(async move {
+        let other = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
+                return;
+            };
+            let Ok(req) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            let mut resp = Message::response(req.metadata.id, req.metadata.op_code);
+            resp.metadata.message_type = MessageType::Response;
+            resp.add_query(req.queries[0].clone());
+            let name = req.queries[0].name().clone();
+            let answer = |ip: [u8; 4]| Record::from_rdata(name.clone(), 60, RData::A(A(ip.into())));
+            let mut spoofed = resp.clone();
+            spoofed.metadata.id = req.metadata.id.wrapping_add(1);
+            spoofed.add_answer(answer([203, 0, 113, 66]));
+            let mut wrong_source = resp.clone();
+            wrong_source.add_answer(answer([203, 0, 113, 67]));
+            if req.queries[0].query_type() == hickory_resolver::proto::rr::RecordType::A {
+                resp.add_answer(answer([10, 1, 2, 3]));
+            }
+            let _ = sock.send_to(&spoofed.to_vec().unwrap(), peer).await;
+            let _ = other.send_to(&wrong_source.to_vec().unwrap(), peer).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let _ = sock.send_to(&resp.to_vec().unwrap(), peer).await;
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn spoofed_and_stray_responses_are_ignored() {
+    let server = spoofing_server().await;
+    let obs = lookup("test", "reg01.azurecr.io", &[server], T).await;
+    let view = assess_dns(&acr(), &obs, &ranges());
+    assert_eq!(view.verdict, DnsVerdict::Private, "{view:?}");
+    assert_eq!(
+        view.addresses.iter().map(|a| a.ip).collect::<Vec<_>>(),
+        vec![ip("10.1.2.3")]
+    );
+}
+
+#[tokio::test]
+async fn names_are_asked_as_absolute_names_case_insensitively() {
+    let mut r = Records::new();
+    chain(
+        &mut r,
+        "reg01.azurecr.io",
+        "REG01.PrivateLink.AzureCR.io",
+        &[ip("10.1.2.3")],
+    );
+    let server = dns(r).await;
+    let obs = lookup("test", "Reg01.AzureCR.io.", &[server.addr()], T).await;
+    let view = assess_dns(&acr(), &obs, &ranges());
+    assert_eq!(view.verdict, DnsVerdict::Private);
+    assert!(view.privatelink);
+}
