@@ -177,11 +177,7 @@ pub fn workspace_notebooks(cloud: Cloud, name: &str, id: &str, region: &str) -> 
     let z = cloud.zones();
     Target::derived(
         "workspace-notebooks".into(),
-        format!(
-            "{}.{region}.{}",
-            notebooks_label(name, region, id),
-            z.notebooks
-        ),
+        format!("{}.{region}.{}", notebooks_label(name, region, id), z.notebooks),
         Service::Workspace,
         format!("privatelink.{}", z.notebooks),
     )
@@ -263,23 +259,14 @@ mod tests {
         let c = Cloud::Public;
         let api = workspace_api(c, ID, "eastus");
         assert_eq!(api.fqdn, format!("{ID}.workspace.eastus.api.azureml.ms"));
-        assert_eq!(
-            api.privatelink_zone.as_deref(),
-            Some("privatelink.api.azureml.ms")
-        );
+        assert_eq!(api.privatelink_zone.as_deref(), Some("privatelink.api.azureml.ms"));
         assert_eq!(
             workspace_cert(c, ID, "eastus").fqdn,
             format!("{ID}.workspace.eastus.cert.api.azureml.ms")
         );
         let nb = workspace_notebooks(c, "mlws", ID, "eastus");
-        assert_eq!(
-            nb.fqdn,
-            format!("ml-mlws-eastus-{ID}.eastus.notebooks.azure.net")
-        );
-        assert_eq!(
-            nb.privatelink_zone.as_deref(),
-            Some("privatelink.notebooks.azure.net")
-        );
+        assert_eq!(nb.fqdn, format!("ml-mlws-eastus-{ID}.eastus.notebooks.azure.net"));
+        assert_eq!(nb.privatelink_zone.as_deref(), Some("privatelink.notebooks.azure.net"));
         let st = storage(c, "mlwsstore01", StorageService::File);
         assert_eq!(st.fqdn, "mlwsstore01.file.core.windows.net");
         assert_eq!(
@@ -288,17 +275,11 @@ mod tests {
         );
         let kv = keyvault(c, "mlws-kv-01");
         assert_eq!(kv.fqdn, "mlws-kv-01.vault.azure.net");
-        assert_eq!(
-            kv.privatelink_zone.as_deref(),
-            Some("privatelink.vaultcore.azure.net")
-        );
+        assert_eq!(kv.privatelink_zone.as_deref(), Some("privatelink.vaultcore.azure.net"));
         assert_eq!(acr_login(c, "mlwsacr01").fqdn, "mlwsacr01.azurecr.io");
         let data = acr_data(c, "mlwsacr01", "eastus");
         assert_eq!(data.fqdn, "mlwsacr01.eastus.data.azurecr.io");
-        assert_eq!(
-            data.privatelink_zone.as_deref(),
-            Some("privatelink.azurecr.io")
-        );
+        assert_eq!(data.privatelink_zone.as_deref(), Some("privatelink.azurecr.io"));
     }
 
     #[test]
@@ -307,10 +288,7 @@ mod tests {
             workspace_api(Cloud::Usgov, ID, "usgovvirginia").fqdn,
             format!("{ID}.workspace.usgovvirginia.api.ml.azure.us")
         );
-        assert_eq!(
-            keyvault(Cloud::Usgov, "kv1").fqdn,
-            "kv1.vault.usgovcloudapi.net"
-        );
+        assert_eq!(keyvault(Cloud::Usgov, "kv1").fqdn, "kv1.vault.usgovcloudapi.net");
         assert_eq!(
             keyvault(Cloud::China, "kv1").privatelink_zone.as_deref(),
             Some("privatelink.vaultcore.azure.cn")
@@ -340,19 +318,10 @@ mod tests {
 
     #[test]
     fn in_zone_matches_whole_labels_only() {
-        assert!(in_zone(
-            "a.privatelink.azurecr.io",
-            "privatelink.azurecr.io"
-        ));
-        assert!(in_zone(
-            "A.PrivateLink.AzureCR.io.",
-            "privatelink.azurecr.io"
-        ));
+        assert!(in_zone("a.privatelink.azurecr.io", "privatelink.azurecr.io"));
+        assert!(in_zone("A.PrivateLink.AzureCR.io.", "privatelink.azurecr.io"));
         assert!(in_zone("privatelink.azurecr.io", "privatelink.azurecr.io"));
-        assert!(!in_zone(
-            "aprivatelink.azurecr.io",
-            "privatelink.azurecr.io"
-        ));
+        assert!(!in_zone("aprivatelink.azurecr.io", "privatelink.azurecr.io"));
         assert!(!in_zone("azurecr.io", "privatelink.azurecr.io"));
     }
 }

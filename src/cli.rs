@@ -28,47 +28,44 @@ pub const EXIT_USAGE: u8 = 2;
     about = "Proves that an AKS node reaches an Azure ML workspace and its resources privately"
 )]
 pub struct Cli {
+    /// Log format on stderr (level from RUST_LOG, default info).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Probe the configured targets (one round with --once).
+    /// Probe the configured targets: forever as an agent, or one round with --once.
     Probe {
         /// Configuration file.
-        #[arg(
-            long,
-            short,
-            env = "NETPROBE_CONFIG",
-            default_value = "/etc/netprobe/netprobe.yaml"
-        )]
+        #[arg(long, short, env = "NETPROBE_CONFIG", default_value = "/etc/netprobe/netprobe.yaml")]
         config: PathBuf,
         /// Run one round, print the report and exit 0 (healthy), 1 (findings) or 2 (bad config).
         #[arg(long)]
         once: bool,
-        /// Report format.
+        /// Report format (with --once).
         #[arg(long, short, value_enum, default_value_t = Format::Human)]
         output: Format,
+        /// Agent HTTP address (overrides the config's `listen`; default 0.0.0.0:9469).
+        #[arg(long)]
+        listen: Option<String>,
     },
     /// Validate a configuration file and exit 0 (valid) or 2 (invalid).
     CheckConfig {
-        #[arg(
-            long,
-            short,
-            env = "NETPROBE_CONFIG",
-            default_value = "/etc/netprobe/netprobe.yaml"
-        )]
+        #[arg(long, short, env = "NETPROBE_CONFIG", default_value = "/etc/netprobe/netprobe.yaml")]
         config: PathBuf,
     },
     /// Print the targets a configuration derives.
     Targets {
-        #[arg(
-            long,
-            short,
-            env = "NETPROBE_CONFIG",
-            default_value = "/etc/netprobe/netprobe.yaml"
-        )]
+        #[arg(long, short, env = "NETPROBE_CONFIG", default_value = "/etc/netprobe/netprobe.yaml")]
         config: PathBuf,
         #[arg(long, short, value_enum, default_value_t = Format::Human)]
         output: Format,
@@ -87,14 +84,13 @@ pub fn main() -> ExitCode {
         Err(e) => {
             // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                EXIT_USAGE
-            } else {
-                EXIT_HEALTHY
-            });
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_HEALTHY });
         }
     };
-    init_tracing();
+    init_tracing(
+        cli.log_format,
+        matches!(cli.command, Command::Probe { once: false, .. }),
+    );
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -104,13 +100,21 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
+/// Logs go to stderr; the agent logs at info by default, one-shot commands
+/// only warnings (their report is on stdout).
+fn init_tracing(format: LogFormat, agent: bool) {
+    let default = if agent { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .try_init();
+        .with_ansi(std::io::stderr().is_terminal());
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -143,12 +147,20 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             config,
             once,
             output,
+            listen,
         } => {
             let cfg = Config::load(&config)?;
             if !once {
-                anyhow::bail!(
-                    "agent mode (probe without --once) is not available in this build yet; use `netprobe probe --once`"
-                );
+                let listen_override = match listen {
+                    Some(l) => Some(crate::config::parse_listen(&l).map_err(|m| anyhow::anyhow!("--listen: {m}"))?),
+                    None => None,
+                };
+                let opts = crate::agent::AgentOptions {
+                    config_path: config,
+                    listen_override,
+                };
+                runtime()?.block_on(crate::agent::run(cfg, opts))?;
+                return Ok(EXIT_HEALTHY);
             }
             let engine = Engine::new(cfg).context("cannot set up TLS")?;
             let report = runtime()?.block_on(engine.run_round());
@@ -162,12 +174,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
                 anyhow::Ok(engine.run_round().await)
             })?;
             if output == Format::Human {
-                println!(
-                    "Simulated VNet on loopback: 127.0.10.0/24 plays the private endpoints' subnet and"
-                );
-                println!(
-                    "127.0.200.0/24 the public internet. Resolver 'azure' stands in for Azure DNS"
-                );
+                println!("Simulated VNet on loopback: 127.0.10.0/24 plays the private endpoints' subnet and");
+                println!("127.0.200.0/24 the public internet. Resolver 'azure' stands in for Azure DNS");
                 println!("(168.63.129.16), 'system' for the customer DNS server that pods use.\n");
             }
             Ok(print_report(&report, output))
@@ -181,11 +189,7 @@ fn print_report(report: &RoundReport, output: Format) -> u8 {
         Format::Json => render::json::render(report),
     };
     print!("{text}");
-    if report.healthy {
-        EXIT_HEALTHY
-    } else {
-        EXIT_FINDINGS
-    }
+    if report.healthy { EXIT_HEALTHY } else { EXIT_FINDINGS }
 }
 
 fn render_targets(cfg: &Config, output: Format) -> String {
@@ -209,9 +213,7 @@ fn render_targets(cfg: &Config, output: Format) -> String {
                     t.port,
                     t.fqdn,
                     "",
-                    t.privatelink_zone
-                        .as_deref()
-                        .unwrap_or("(any privatelink.* name)")
+                    t.privatelink_zone.as_deref().unwrap_or("(any privatelink.* name)")
                 ));
             }
             s

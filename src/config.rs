@@ -18,6 +18,10 @@ use crate::model::{Expect, Service};
 
 /// Default per-phase timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default interval between agent rounds.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+/// Default address of the agent's HTTP server.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:9469";
 /// Default bound on concurrent DNS lookups and connections in one round.
 pub const DEFAULT_CONCURRENCY: usize = 64;
 /// Default private ranges: RFC 1918, CGNAT (used by some VNets) and IPv6 ULA.
@@ -48,6 +52,10 @@ pub struct Config {
     pub connect_via: usize,
     pub private_ranges: Vec<IpNet>,
     pub extra_ca_file: Option<PathBuf>,
+    /// Agent mode: time between round starts (±10% jitter).
+    pub interval: Duration,
+    /// Agent mode: the HTTP server's address.
+    pub listen: SocketAddr,
 }
 
 /// A named DNS path.
@@ -117,6 +125,8 @@ mod raw {
         pub connect_via: Option<S<String>>,
         pub private_ranges: Option<Vec<S<String>>>,
         pub tls: Option<Tls>,
+        pub interval: Option<S<String>>,
+        pub listen: Option<S<String>>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -179,12 +189,7 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn err<T>(
-        &self,
-        spanned: &S<T>,
-        field: impl Into<String>,
-        message: impl Into<String>,
-    ) -> ConfigError {
+    fn err<T>(&self, spanned: &S<T>, field: impl Into<String>, message: impl Into<String>) -> ConfigError {
         let loc = spanned.referenced;
         let location = (loc.line() > 0).then(|| (loc.line(), loc.column()));
         ConfigError::Invalid {
@@ -268,10 +273,7 @@ fn syntax_error(e: &serde_saphyr::Error, path: &str, field: &str) -> ConfigError
     {
         message = after;
     }
-    let location = e
-        .location()
-        .filter(|l| l.line() > 0)
-        .map(|l| (l.line(), l.column()));
+    let location = e.location().filter(|l| l.line() > 0).map(|l| (l.line(), l.column()));
     // `Spanned<T>` adds a `.value` segment that the user never wrote.
     let field = field.replace(".value", "");
     let field = if field.is_empty() || field == "." {
@@ -312,10 +314,7 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
                 ctx.err(
                     t,
                     "timeout",
-                    format!(
-                        "invalid duration {:?}: {e} (expected e.g. 5s, 1500ms)",
-                        t.value
-                    ),
+                    format!("invalid duration {:?}: {e} (expected e.g. 5s, 1500ms)", t.value),
                 )
             })?;
             if d < Duration::from_millis(10) || d > Duration::from_secs(120) {
@@ -328,6 +327,32 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
             d
         }
         None => DEFAULT_TIMEOUT,
+    };
+
+    let interval = match &raw.interval {
+        Some(t) => {
+            let d = humantime::parse_duration(t.value.trim()).map_err(|e| {
+                ctx.err(
+                    t,
+                    "interval",
+                    format!("invalid duration {:?}: {e} (expected e.g. 30s, 1m)", t.value),
+                )
+            })?;
+            if d < Duration::from_millis(100) || d > Duration::from_secs(86_400) {
+                return Err(ctx.err(
+                    t,
+                    "interval",
+                    format!("{:?} is out of range: expected 100ms to 24h", t.value),
+                ));
+            }
+            d
+        }
+        None => DEFAULT_INTERVAL,
+    };
+
+    let listen = match &raw.listen {
+        Some(l) => parse_listen(&l.value).map_err(|m| ctx.err(l, "listen", m))?,
+        None => DEFAULT_LISTEN.parse().expect("default listen address parses"),
     };
 
     let concurrency = match &raw.concurrency {
@@ -360,8 +385,7 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
         targets.push(azure::workspace_cert(cloud, &id, region));
         match (&ws.notebooks_fqdn, &ws.name) {
             (Some(f), _) => {
-                let fqdn =
-                    check_fqdn(&f.value).map_err(|m| ctx.err(f, "workspace.notebooks_fqdn", m))?;
+                let fqdn = check_fqdn(&f.value).map_err(|m| ctx.err(f, "workspace.notebooks_fqdn", m))?;
                 targets.push(azure::workspace_notebooks_fqdn(cloud, &fqdn));
             }
             (None, Some(n)) => {
@@ -377,11 +401,7 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
         check_storage_name(&st.name.value).map_err(|m| ctx.err(&st.name, &field, m))?;
         let services: Vec<StorageService> = match &st.services {
             Some(list) if list.is_empty() => {
-                return Err(ctx.err(
-                    &st.name,
-                    format!("storage_accounts[{i}].services"),
-                    "must not be empty",
-                ));
+                return Err(ctx.err(&st.name, format!("storage_accounts[{i}].services"), "must not be empty"));
             }
             Some(list) => list.iter().map(|s| s.value).collect(),
             None => vec![StorageService::Blob, StorageService::File],
@@ -405,13 +425,8 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
             Some(list) => {
                 let mut out = Vec::new();
                 for (j, r) in list.iter().enumerate() {
-                    check_region(&r.value).map_err(|m| {
-                        ctx.err(
-                            r,
-                            format!("container_registries[{i}].data_endpoint_regions[{j}]"),
-                            m,
-                        )
-                    })?;
+                    check_region(&r.value)
+                        .map_err(|m| ctx.err(r, format!("container_registries[{i}].data_endpoint_regions[{j}]"), m))?;
                     out.push(r.value.clone());
                 }
                 out
@@ -433,8 +448,7 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
     }
 
     for (i, t) in raw.targets.iter().enumerate() {
-        let fqdn = check_fqdn(&t.fqdn.value)
-            .map_err(|m| ctx.err(&t.fqdn, format!("targets[{i}].fqdn"), m))?;
+        let fqdn = check_fqdn(&t.fqdn.value).map_err(|m| ctx.err(&t.fqdn, format!("targets[{i}].fqdn"), m))?;
         let port = match &t.port {
             Some(p) if !(1..=65535).contains(&p.value) => {
                 return Err(ctx.err(
@@ -448,8 +462,7 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
         };
         let name = match &t.name {
             Some(n) => {
-                check_target_name(&n.value)
-                    .map_err(|m| ctx.err(n, format!("targets[{i}].name"), m))?;
+                check_target_name(&n.value).map_err(|m| ctx.err(n, format!("targets[{i}].name"), m))?;
                 n.value.clone()
             }
             None => fqdn.clone(),
@@ -465,21 +478,13 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
             })?;
             expected_ips.push(parsed);
         }
-        let service = t
-            .service
-            .as_ref()
-            .map(|s| s.value)
-            .unwrap_or(Service::Custom);
+        let service = t.service.as_ref().map(|s| s.value).unwrap_or(Service::Custom);
         targets.push(Target {
             name,
             fqdn,
             service,
             port,
-            expect: t
-                .expect
-                .as_ref()
-                .map(|e| e.value)
-                .unwrap_or(Expect::Private),
+            expect: t.expect.as_ref().map(|e| e.value).unwrap_or(Expect::Private),
             expected_ips,
             privatelink_zone: None,
         });
@@ -507,17 +512,13 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
             source: ResolverSource::ResolvConf(PathBuf::from(DEFAULT_RESOLV_CONF)),
         }],
         Some(list) if list.is_empty() => {
-            return Err(ctx.err_at_top(
-                "resolvers",
-                "must not be empty (omit it for the system resolver)",
-            ));
+            return Err(ctx.err_at_top("resolvers", "must not be empty (omit it for the system resolver)"));
         }
         Some(list) => {
             let mut out: Vec<ResolverSpec> = Vec::new();
             for (i, r) in list.iter().enumerate() {
                 let field = format!("resolvers[{i}]");
-                check_resolver_name(&r.name.value)
-                    .map_err(|m| ctx.err(&r.name, format!("{field}.name"), m))?;
+                check_resolver_name(&r.name.value).map_err(|m| ctx.err(&r.name, format!("{field}.name"), m))?;
                 if out.iter().any(|o| o.name == r.name.value) {
                     return Err(ctx.err(
                         &r.name,
@@ -527,38 +528,28 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
                 }
                 let source = match (&r.resolv_conf, &r.servers) {
                     (Some(_), Some(_)) => {
-                        return Err(ctx.err(
-                            &r.name,
-                            &field,
-                            "set either `resolv_conf` or `servers`, not both",
-                        ));
+                        return Err(ctx.err(&r.name, &field, "set either `resolv_conf` or `servers`, not both"));
                     }
                     (None, Some(servers)) => {
                         if servers.is_empty() {
-                            return Err(ctx.err(
-                                &r.name,
-                                format!("{field}.servers"),
-                                "must not be empty",
-                            ));
+                            return Err(ctx.err(&r.name, format!("{field}.servers"), "must not be empty"));
                         }
                         let mut addrs = Vec::new();
                         for (j, s) in servers.iter().enumerate() {
-                            let a = parse_server(&s.value)
-                                .map_err(|m| ctx.err(s, format!("{field}.servers[{j}]"), m))?;
+                            let a =
+                                parse_server(&s.value).map_err(|m| ctx.err(s, format!("{field}.servers[{j}]"), m))?;
                             addrs.push(a);
                         }
                         ResolverSource::Servers(addrs)
                     }
                     (Some(p), None) => {
                         let path = ctx.resolve_path(&p.value);
-                        check_resolv_conf(&path)
-                            .map_err(|m| ctx.err(p, format!("{field}.resolv_conf"), m))?;
+                        check_resolv_conf(&path).map_err(|m| ctx.err(p, format!("{field}.resolv_conf"), m))?;
                         ResolverSource::ResolvConf(path)
                     }
                     (None, None) => {
                         let path = PathBuf::from(DEFAULT_RESOLV_CONF);
-                        check_resolv_conf(&path)
-                            .map_err(|m| ctx.err(&r.name, format!("{field}.resolv_conf"), m))?;
+                        check_resolv_conf(&path).map_err(|m| ctx.err(&r.name, format!("{field}.resolv_conf"), m))?;
                         ResolverSource::ResolvConf(path)
                     }
                 };
@@ -573,21 +564,18 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
 
     let connect_via = match &raw.connect_via {
         None => 0,
-        Some(c) => resolvers
-            .iter()
-            .position(|r| r.name == c.value)
-            .ok_or_else(|| {
-                let names: Vec<&str> = resolvers.iter().map(|r| r.name.as_str()).collect();
-                ctx.err(
-                    c,
-                    "connect_via",
-                    format!(
-                        "{:?} is not a configured resolver (have: {})",
-                        c.value,
-                        names.join(", ")
-                    ),
-                )
-            })?,
+        Some(c) => resolvers.iter().position(|r| r.name == c.value).ok_or_else(|| {
+            let names: Vec<&str> = resolvers.iter().map(|r| r.name.as_str()).collect();
+            ctx.err(
+                c,
+                "connect_via",
+                format!(
+                    "{:?} is not a configured resolver (have: {})",
+                    c.value,
+                    names.join(", ")
+                ),
+            )
+        })?,
     };
 
     let private_ranges = match &raw.private_ranges {
@@ -596,10 +584,7 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
             .map(|s| s.parse().expect("default ranges parse"))
             .collect(),
         Some(list) if list.is_empty() => {
-            return Err(ctx.err_at_top(
-                "private_ranges",
-                "must not be empty (omit it for the defaults)",
-            ));
+            return Err(ctx.err_at_top("private_ranges", "must not be empty (omit it for the defaults)"));
         }
         Some(list) => {
             let mut out = Vec::new();
@@ -608,10 +593,7 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
                     ctx.err(
                         r,
                         format!("private_ranges[{i}]"),
-                        format!(
-                            "{:?} is not a CIDR (expected e.g. 10.0.0.0/8 or fc00::/7)",
-                            r.value
-                        ),
+                        format!("{:?} is not a CIDR (expected e.g. 10.0.0.0/8 or fc00::/7)", r.value),
                     )
                 })?;
                 out.push(net.trunc());
@@ -624,8 +606,7 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
         None => None,
         Some(p) => {
             let path = ctx.resolve_path(&p.value);
-            crate::probe::tls::load_pem_certs(&path)
-                .map_err(|e| ctx.err(p, "tls.extra_ca_file", e.to_string()))?;
+            crate::probe::tls::load_pem_certs(&path).map_err(|e| ctx.err(p, "tls.extra_ca_file", e.to_string()))?;
             Some(path)
         }
     };
@@ -641,6 +622,24 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
         connect_via,
         private_ranges,
         extra_ca_file,
+        interval,
+        listen,
+    })
+}
+
+/// Parses the agent's listen address (`IP:port`, `[v6]:port` or `:port`).
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    let full = if s.starts_with(':') {
+        format!("0.0.0.0{s}")
+    } else {
+        s.to_string()
+    };
+    full.parse::<SocketAddr>().map_err(|_| {
+        format!(
+            "{} is not a listen address (expected IP:port, e.g. 0.0.0.0:9469 or [::]:9469)",
+            Shown(s)
+        )
     })
 }
 
@@ -673,11 +672,7 @@ fn check_guid(s: &str) -> Result<(), String> {
 }
 
 fn check_region(s: &str) -> Result<(), String> {
-    if !s.is_empty()
-        && s.len() <= 40
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-    {
+    if !s.is_empty() && s.len() <= 40 && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()) {
         Ok(())
     } else {
         Err(format!(
@@ -690,8 +685,7 @@ fn check_region(s: &str) -> Result<(), String> {
 fn check_workspace_name(s: &str) -> Result<(), String> {
     let ok = (3..=33).contains(&s.len())
         && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if ok {
         Ok(())
     } else {
@@ -703,10 +697,7 @@ fn check_workspace_name(s: &str) -> Result<(), String> {
 }
 
 fn check_storage_name(s: &str) -> Result<(), String> {
-    if (3..=24).contains(&s.len())
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-    {
+    if (3..=24).contains(&s.len()) && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()) {
         Ok(())
     } else {
         Err(format!(
@@ -760,9 +751,7 @@ pub fn check_fqdn(s: &str) -> Result<String, String> {
             || label.len() > 63
             || label.starts_with('-')
             || label.ends_with('-')
-            || !label
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            || !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
             return Err(bad());
         }
@@ -771,11 +760,7 @@ pub fn check_fqdn(s: &str) -> Result<String, String> {
 }
 
 fn check_target_name(s: &str) -> Result<(), String> {
-    if !s.is_empty()
-        && s.len() <= 128
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
+    if !s.is_empty() && s.len() <= 128 && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
         Ok(())
     } else {
         Err(format!(
@@ -786,11 +771,7 @@ fn check_target_name(s: &str) -> Result<(), String> {
 }
 
 fn check_resolver_name(s: &str) -> Result<(), String> {
-    if !s.is_empty()
-        && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
-    {
+    if !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)) {
         Ok(())
     } else {
         Err(format!(

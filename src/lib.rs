@@ -9,9 +9,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod azure;
 pub mod cli;
 pub mod config;
+pub mod metrics;
 pub mod model;
 pub mod observation;
 pub mod probe;

@@ -59,6 +59,8 @@ pub enum DnsOutcome {
     Answer(DnsAnswer),
     /// No usable response within the phase timeout.
     Timeout,
+    /// The server could not be reached (connection refused, no route).
+    Unreachable(String),
     /// Could not ask at all, or the response was unusable (reason given).
     Failed(String),
 }

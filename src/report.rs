@@ -87,6 +87,9 @@ pub struct ConnectReport {
     pub tls_version: Option<String>,
     /// The server certificate's notAfter (RFC 3339), also when it failed verification.
     pub cert_not_after: Option<String>,
+    /// The same as Unix seconds (for metrics).
+    #[serde(skip)]
+    pub cert_not_after_unix: Option<i64>,
     pub http_status: Option<u16>,
     pub http_ms: Option<f64>,
     /// For Key Vault: the client address the vault saw (`addr=` of
@@ -166,6 +169,7 @@ impl TargetReport {
                         .as_ref()
                         .and_then(|t| t.cert_not_after)
                         .and_then(rfc3339_from_unix),
+                    cert_not_after_unix: o.tls.as_ref().and_then(|t| t.cert_not_after),
                     http_status: response.map(|r| r.status),
                     http_ms: o.http.as_ref().map(|h| ms(h.duration)),
                     keyvault_seen_addr: response
@@ -234,12 +238,7 @@ fn slowest_phase(dns: &[DnsObservation], connects: &[ConnectObservation]) -> Opt
 }
 
 impl RoundReport {
-    pub fn new(
-        config: &Config,
-        started_at: SystemTime,
-        took: Duration,
-        targets: Vec<TargetReport>,
-    ) -> RoundReport {
+    pub fn new(config: &Config, started_at: SystemTime, took: Duration, targets: Vec<TargetReport>) -> RoundReport {
         let healthy_count = targets.iter().filter(|t| t.healthy).count();
         RoundReport {
             healthy: healthy_count == targets.len(),
@@ -282,10 +281,7 @@ mod tests {
 
     #[test]
     fn timestamps_render_as_rfc3339() {
-        assert_eq!(
-            rfc3339_from_unix(0).as_deref(),
-            Some("1970-01-01T00:00:00Z")
-        );
+        assert_eq!(rfc3339_from_unix(0).as_deref(), Some("1970-01-01T00:00:00Z"));
         assert_eq!(
             rfc3339_from_unix(1_798_761_600).as_deref(),
             Some("2027-01-01T00:00:00Z")

@@ -23,6 +23,8 @@ pub struct DnsView {
     pub addresses: Vec<Address>,
     /// Why the verdict is `error`, or which server timed out.
     pub detail: Option<String>,
+    /// The resolver's servers could not be reached at all.
+    pub unreachable: bool,
 }
 
 /// One address of a target, judged.
@@ -56,9 +58,7 @@ pub fn is_private(ip: IpAddr, ranges: &[IpNet]) -> bool {
 pub fn is_privatelink_name(target: &Target, name: &str) -> bool {
     match &target.privatelink_zone {
         Some(zone) => in_zone(name, zone),
-        None => name
-            .split('.')
-            .any(|l| l.eq_ignore_ascii_case("privatelink")),
+        None => name.split('.').any(|l| l.eq_ignore_ascii_case("privatelink")),
     }
 }
 
@@ -72,6 +72,7 @@ pub fn assess_dns(target: &Target, obs: &DnsObservation, ranges: &[IpNet]) -> Dn
         chain: Vec::new(),
         addresses: Vec::new(),
         detail: None,
+        unreachable: false,
     };
     match &obs.outcome {
         DnsOutcome::Timeout => {
@@ -81,6 +82,11 @@ pub fn assess_dns(target: &Target, obs: &DnsObservation, ranges: &[IpNet]) -> Dn
         DnsOutcome::Failed(reason) => {
             view.verdict = DnsVerdict::Error;
             view.detail = Some(reason.clone());
+        }
+        DnsOutcome::Unreachable(reason) => {
+            view.verdict = DnsVerdict::Error;
+            view.detail = Some(reason.clone());
+            view.unreachable = true;
         }
         DnsOutcome::Answer(ans) => {
             view.rcode = Some(ans.rcode.as_string());
@@ -143,10 +149,7 @@ pub fn meets(expect: Expect, verdict: DnsVerdict) -> bool {
     match expect {
         Expect::Private => verdict == DnsVerdict::Private,
         Expect::Public => verdict == DnsVerdict::Public,
-        Expect::Any => matches!(
-            verdict,
-            DnsVerdict::Private | DnsVerdict::Public | DnsVerdict::Mixed
-        ),
+        Expect::Any => matches!(verdict, DnsVerdict::Private | DnsVerdict::Public | DnsVerdict::Mixed),
     }
 }
 
@@ -163,10 +166,7 @@ pub fn assess_connect(service: Service, obs: &ConnectObservation) -> ConnectView
         TcpOutcome::Timeout => (Reach::Timeout, obs.tcp_detail.clone()),
         TcpOutcome::Unreachable | TcpOutcome::Error => (Reach::Unreachable, obs.tcp_detail.clone()),
         TcpOutcome::Ok => match &obs.tls {
-            None => (
-                Reach::TlsError,
-                Some("no TLS handshake was attempted".into()),
-            ),
+            None => (Reach::TlsError, Some("no TLS handshake was attempted".into())),
             Some(tls) if tls.outcome != TlsOutcome::Ok => (Reach::TlsError, tls.detail.clone()),
             Some(_) => match obs.http.as_ref().map(|h| &h.outcome) {
                 None => (Reach::HttpError, Some("no HTTP request was made".into())),
@@ -199,11 +199,10 @@ pub fn judge_http(service: Service, r: &HttpResponse) -> (Reach, Option<String>)
     let snippet = || first_line(&r.body);
     match service {
         Service::Acr => {
-            let challenge = r.www_authenticate.as_deref().is_some_and(|h| {
-                h.trim_start()
-                    .to_ascii_lowercase()
-                    .starts_with("bearer realm=")
-            });
+            let challenge = r
+                .www_authenticate
+                .as_deref()
+                .is_some_and(|h| h.trim_start().to_ascii_lowercase().starts_with("bearer realm="));
             match status {
                 401 if challenge => (Reach::Ok, None),
                 200 => (Reach::Ok, None),
@@ -212,7 +211,10 @@ pub fn judge_http(service: Service, r: &HttpResponse) -> (Reach, Option<String>)
                     Some("401 without a `Bearer realm=` challenge: not a container registry answering".into()),
                 ),
                 403 => (Reach::Blocked, Some(format!("403 from the registry: {}", snippet()))),
-                s => (Reach::HttpError, Some(format!("unexpected HTTP {s} from /v2/: {}", snippet()))),
+                s => (
+                    Reach::HttpError,
+                    Some(format!("unexpected HTTP {s} from /v2/: {}", snippet())),
+                ),
             }
         }
         Service::Keyvault => match status {
@@ -223,41 +225,26 @@ pub fn judge_http(service: Service, r: &HttpResponse) -> (Reach, Option<String>)
                 } else {
                     "403"
                 };
-                (
-                    Reach::Blocked,
-                    Some(format!("Key Vault answered {why}: {}", snippet())),
-                )
+                (Reach::Blocked, Some(format!("Key Vault answered {why}: {}", snippet())))
             }
             s => (
                 Reach::HttpError,
-                Some(format!(
-                    "unexpected HTTP {s} from /healthstatus: {}",
-                    snippet()
-                )),
+                Some(format!("unexpected HTTP {s} from /healthstatus: {}", snippet())),
             ),
         },
         Service::Storage => match status {
             400 | 401 | 404 => (Reach::Ok, None),
-            403 => (
-                Reach::Blocked,
-                Some(format!("storage answered 403: {}", snippet())),
-            ),
+            403 => (Reach::Blocked, Some(format!("storage answered 403: {}", snippet()))),
             s => (
                 Reach::HttpError,
-                Some(format!(
-                    "unexpected HTTP {s} from /?comp=list: {}",
-                    snippet()
-                )),
+                Some(format!("unexpected HTTP {s} from /?comp=list: {}", snippet())),
             ),
         },
         Service::Workspace => {
             if WORKSPACE_DENIALS.iter().any(|d| body.contains(d)) {
                 (
                     Reach::Blocked,
-                    Some(format!(
-                        "private-link denial (HTTP {status}): {}",
-                        snippet()
-                    )),
+                    Some(format!("private-link denial (HTTP {status}): {}", snippet())),
                 )
             } else {
                 (Reach::Ok, None)
@@ -293,11 +280,7 @@ fn addr_list(addrs: &[Address]) -> String {
     if addrs.is_empty() {
         return "no address".into();
     }
-    addrs
-        .iter()
-        .map(|a| a.ip.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
+    addrs.iter().map(|a| a.ip.to_string()).collect::<Vec<_>>().join(", ")
 }
 
 fn zone_of(target: &Target) -> String {
@@ -337,12 +320,7 @@ pub struct ReachContext<'a> {
 }
 
 /// Names the cause of an unhealthy target and says how to fix it.
-pub fn diagnose(
-    target: &Target,
-    views: &[DnsView],
-    connect_via: usize,
-    rc: &ReachContext<'_>,
-) -> Diagnosis {
+pub fn diagnose(target: &Target, views: &[DnsView], connect_via: usize, rc: &ReachContext<'_>) -> Diagnosis {
     let expect = target.expect;
     let failing: Vec<&DnsView> = views.iter().filter(|v| !meets(expect, v.verdict)).collect();
     if let Some(first_failing) = failing.first() {
@@ -443,18 +421,22 @@ fn http_text(target: &Target, at: &str, detail: &str) -> String {
     }
 }
 
-fn dns_cause(
-    target: &Target,
-    bad: &DnsView,
-    good: Option<&DnsView>,
-    timeout: Duration,
-) -> (Cause, String) {
+fn dns_cause(target: &Target, bad: &DnsView, good: Option<&DnsView>, timeout: Duration) -> (Cause, String) {
     let fqdn = &target.fqdn;
     let r = &bad.resolver;
     let zone = zone_of(target);
     let fwd = forward_zone(target);
     let chain = chain_text(fqdn, bad);
     let addrs = addr_list(&bad.addresses);
+    if bad.unreachable {
+        let why = bad.detail.clone().unwrap_or_default();
+        return (
+            Cause::DnsUnreachable,
+            format!(
+                "resolver '{r}' cannot reach its DNS server ({why}): nothing answers on port 53 there, or the path is blocked. Fix: check the DNS server and the NSG rules for port 53 from the node subnet."
+            ),
+        );
+    }
     if bad.verdict == DnsVerdict::Timeout {
         let server = bad.detail.clone().unwrap_or_else(|| "its servers".into());
         return (
@@ -529,11 +511,7 @@ fn dns_cause(
             ),
         ),
         (_, v) => {
-            let detail = bad
-                .detail
-                .clone()
-                .map(|d| format!(": {d}"))
-                .unwrap_or_default();
+            let detail = bad.detail.clone().map(|d| format!(": {d}")).unwrap_or_default();
             (
                 Cause::DnsError,
                 format!(
@@ -587,37 +565,17 @@ mod tests {
     fn dns_verdict_table() {
         let t = acr();
         let cases: Vec<(DnsOutcome, DnsVerdict, bool)> = vec![
-            (
-                answer(Rcode::NoError, &[PL], &["10.1.2.3"]),
-                DnsVerdict::Private,
-                true,
-            ),
-            (
-                answer(Rcode::NoError, &[PL], &["20.1.2.3"]),
-                DnsVerdict::Public,
-                true,
-            ),
-            (
-                answer(Rcode::NoError, &[], &["20.1.2.3"]),
-                DnsVerdict::Public,
-                false,
-            ),
+            (answer(Rcode::NoError, &[PL], &["10.1.2.3"]), DnsVerdict::Private, true),
+            (answer(Rcode::NoError, &[PL], &["20.1.2.3"]), DnsVerdict::Public, true),
+            (answer(Rcode::NoError, &[], &["20.1.2.3"]), DnsVerdict::Public, false),
             (
                 answer(Rcode::NoError, &[PL], &["10.1.2.3", "20.1.2.3"]),
                 DnsVerdict::Mixed,
                 true,
             ),
-            (
-                answer(Rcode::NxDomain, &[PL], &[]),
-                DnsVerdict::Nxdomain,
-                true,
-            ),
+            (answer(Rcode::NxDomain, &[PL], &[]), DnsVerdict::Nxdomain, true),
             (answer(Rcode::NoError, &[PL], &[]), DnsVerdict::Nodata, true),
-            (
-                answer(Rcode::ServFail, &[], &[]),
-                DnsVerdict::Servfail,
-                false,
-            ),
+            (answer(Rcode::ServFail, &[], &[]), DnsVerdict::Servfail, false),
             (answer(Rcode::Refused, &[], &[]), DnsVerdict::Refused, false),
             (answer(Rcode::NotImp, &[], &[]), DnsVerdict::Error, false),
             (DnsOutcome::Timeout, DnsVerdict::Timeout, false),
@@ -629,11 +587,7 @@ mod tests {
             ),
             // A name that merely contains "privatelink" outside the zone does not count.
             (
-                answer(
-                    Rcode::NoError,
-                    &["reg01.privatelink.example.com"],
-                    &["10.0.0.1"],
-                ),
+                answer(Rcode::NoError, &["reg01.privatelink.example.com"], &["10.0.0.1"]),
                 DnsVerdict::Private,
                 false,
             ),
@@ -669,17 +623,9 @@ mod tests {
     fn expected_ips_turn_other_private_addresses_into_unexpected() {
         let mut t = acr();
         t.expected_ips = vec!["10.1.2.3".parse().unwrap()];
-        let ok = assess_dns(
-            &t,
-            &obs("s", answer(Rcode::NoError, &[PL], &["10.1.2.3"])),
-            &ranges(),
-        );
+        let ok = assess_dns(&t, &obs("s", answer(Rcode::NoError, &[PL], &["10.1.2.3"])), &ranges());
         assert_eq!(ok.verdict, DnsVerdict::Private);
-        let bad = assess_dns(
-            &t,
-            &obs("s", answer(Rcode::NoError, &[PL], &["10.9.9.9"])),
-            &ranges(),
-        );
+        let bad = assess_dns(&t, &obs("s", answer(Rcode::NoError, &[PL], &["10.9.9.9"])), &ranges());
         assert_eq!(bad.verdict, DnsVerdict::UnexpectedIp);
     }
 
@@ -715,11 +661,7 @@ mod tests {
         for v in DnsVerdict::ALL {
             assert_eq!(meets(Expect::Private, *v), *v == Private, "{v}");
             assert_eq!(meets(Expect::Public, *v), *v == Public, "{v}");
-            assert_eq!(
-                meets(Expect::Any, *v),
-                matches!(v, Private | Public | Mixed),
-                "{v}"
-            );
+            assert_eq!(meets(Expect::Any, *v), matches!(v, Private | Public | Mixed), "{v}");
         }
     }
 
@@ -734,23 +676,13 @@ mod tests {
 
     #[test]
     fn http_judgement_table() {
-        let bearer = Some(
-            r#"Bearer realm="https://reg01.azurecr.io/oauth2/token",service="reg01.azurecr.io""#,
-        );
+        let bearer = Some(r#"Bearer realm="https://reg01.azurecr.io/oauth2/token",service="reg01.azurecr.io""#);
         let cases = vec![
             (Service::Acr, resp(401, bearer, ""), Reach::Ok),
+            (Service::Acr, resp(401, Some("Basic realm=x"), ""), Reach::HttpError),
             (
                 Service::Acr,
-                resp(401, Some("Basic realm=x"), ""),
-                Reach::HttpError,
-            ),
-            (
-                Service::Acr,
-                resp(
-                    403,
-                    None,
-                    "denied: client with IP '20.1.1.1' is not allowed access.",
-                ),
+                resp(403, None, "denied: client with IP '20.1.1.1' is not allowed access."),
                 Reach::Blocked,
             ),
             (Service::Acr, resp(502, None, ""), Reach::HttpError),
@@ -758,11 +690,7 @@ mod tests {
             (Service::Keyvault, resp(401, None, ""), Reach::Ok),
             (
                 Service::Keyvault,
-                resp(
-                    403,
-                    None,
-                    r#"{"error":{"innererror":{"code":"ForbiddenByFirewall"}}}"#,
-                ),
+                resp(403, None, r#"{"error":{"innererror":{"code":"ForbiddenByFirewall"}}}"#),
                 Reach::Blocked,
             ),
             (Service::Keyvault, resp(500, None, ""), Reach::HttpError),
@@ -806,11 +734,7 @@ mod tests {
         }
     }
 
-    fn connect_obs(
-        tcp: TcpOutcome,
-        tls: Option<TlsOutcome>,
-        http: Option<HttpOutcome>,
-    ) -> ConnectObservation {
+    fn connect_obs(tcp: TcpOutcome, tls: Option<TlsOutcome>, http: Option<HttpOutcome>) -> ConnectObservation {
         ConnectObservation {
             address: "10.1.2.3".parse().unwrap(),
             tcp,
@@ -832,34 +756,20 @@ mod tests {
 
     #[test]
     fn connect_table() {
-        let ok_http = Some(HttpOutcome::Response(resp(
-            401,
-            Some("Bearer realm=\"x\""),
-            "",
-        )));
+        let ok_http = Some(HttpOutcome::Response(resp(401, Some("Bearer realm=\"x\""), "")));
         let cases = vec![
             (connect_obs(TcpOutcome::Refused, None, None), Reach::Refused),
             (connect_obs(TcpOutcome::Timeout, None, None), Reach::Timeout),
-            (
-                connect_obs(TcpOutcome::Unreachable, None, None),
-                Reach::Unreachable,
-            ),
+            (connect_obs(TcpOutcome::Unreachable, None, None), Reach::Unreachable),
             (
                 connect_obs(TcpOutcome::Ok, Some(TlsOutcome::NameMismatch), None),
                 Reach::TlsError,
             ),
             (
-                connect_obs(
-                    TcpOutcome::Ok,
-                    Some(TlsOutcome::Ok),
-                    Some(HttpOutcome::Timeout),
-                ),
+                connect_obs(TcpOutcome::Ok, Some(TlsOutcome::Ok), Some(HttpOutcome::Timeout)),
                 Reach::HttpError,
             ),
-            (
-                connect_obs(TcpOutcome::Ok, Some(TlsOutcome::Ok), ok_http),
-                Reach::Ok,
-            ),
+            (connect_obs(TcpOutcome::Ok, Some(TlsOutcome::Ok), ok_http), Reach::Ok),
         ];
         for (i, (o, want)) in cases.into_iter().enumerate() {
             assert_eq!(assess_connect(Service::Acr, &o).reach, want, "case {i}");
@@ -879,10 +789,7 @@ mod tests {
             worst_reach(&[v(Reach::Ok), v(Reach::Timeout), v(Reach::Refused)]),
             Reach::Timeout
         );
-        assert_eq!(
-            worst_reach(&[v(Reach::Ok), v(Reach::TlsError)]),
-            Reach::TlsError
-        );
+        assert_eq!(worst_reach(&[v(Reach::Ok), v(Reach::TlsError)]), Reach::TlsError);
     }
 
     fn view(resolver: &str, verdict: DnsVerdict, privatelink: bool) -> DnsView {
@@ -894,16 +801,11 @@ mod tests {
             chain: if privatelink { vec![PL.into()] } else { vec![] },
             addresses: vec![],
             detail: None,
+            unreachable: false,
         }
     }
 
-    fn cause_of(
-        t: &Target,
-        views: &[DnsView],
-        via: usize,
-        reach: Reach,
-        tls: Option<TlsOutcome>,
-    ) -> Cause {
+    fn cause_of(t: &Target, views: &[DnsView], via: usize, reach: Reach, tls: Option<TlsOutcome>) -> Cause {
         let connects = [ConnectView {
             address: "10.1.2.3".parse().unwrap(),
             reach,
@@ -1013,20 +915,14 @@ mod tests {
             ),
             // Pod path public, Azure DNS private: the forwarding problem.
             (
-                vec![
-                    view("system", V::Public, true),
-                    view("azure", V::Private, true),
-                ],
+                vec![view("system", V::Public, true), view("azure", V::Private, true)],
                 0,
                 Reach::Ok,
                 None,
                 Cause::DnsPathNotForwarding,
             ),
             (
-                vec![
-                    view("system", V::Servfail, false),
-                    view("azure", V::Private, true),
-                ],
+                vec![view("system", V::Servfail, false), view("azure", V::Private, true)],
                 0,
                 Reach::Ok,
                 None,
@@ -1034,10 +930,7 @@ mod tests {
             ),
             // The node path fails while the pod path is fine: still named.
             (
-                vec![
-                    view("system", V::Private, true),
-                    view("node", V::Nxdomain, true),
-                ],
+                vec![view("system", V::Private, true), view("node", V::Nxdomain, true)],
                 0,
                 Reach::Ok,
                 None,
@@ -1045,10 +938,7 @@ mod tests {
             ),
             // A timeout is the server's fault, not forwarding.
             (
-                vec![
-                    view("system", V::Timeout, false),
-                    view("azure", V::Private, true),
-                ],
+                vec![view("system", V::Timeout, false), view("azure", V::Private, true)],
                 0,
                 Reach::Ok,
                 None,
@@ -1137,13 +1027,7 @@ mod tests {
             Cause::None
         );
         assert_eq!(
-            cause_of(
-                &t,
-                &[view("s", V::Nxdomain, false)],
-                0,
-                Reach::Skipped,
-                None
-            ),
+            cause_of(&t, &[view("s", V::Nxdomain, false)], 0, Reach::Skipped, None),
             Cause::NameNotFound
         );
     }
@@ -1173,17 +1057,9 @@ mod tests {
             assert!(text.contains(needle), "{needle} missing in: {text}");
         }
         let good = view("azure", DnsVerdict::Private, true);
-        let d = diagnose(
-            &t,
-            &[view("system", DnsVerdict::Public, true), good],
-            0,
-            &rc,
-        );
+        let d = diagnose(&t, &[view("system", DnsVerdict::Public, true), good], 0, &rc);
         let text = d.text.unwrap();
         assert!(text.contains("forward azurecr.io"), "{text}");
-        assert!(
-            text.contains("'azure'") && text.contains("'system'"),
-            "{text}"
-        );
+        assert!(text.contains("'azure'") && text.contains("'system'"), "{text}");
     }
 }

@@ -75,7 +75,11 @@ fn check_config_exit_codes_and_messages() {
 
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("ok.yaml");
-    std::fs::write(&good, "region: eastus\nkey_vaults: [kv-one]\nresolvers:\n  - name: azure\n    servers: [168.63.129.16]\n").unwrap();
+    std::fs::write(
+        &good,
+        "region: eastus\nkey_vaults: [kv-one]\nresolvers:\n  - name: azure\n    servers: [168.63.129.16]\n",
+    )
+    .unwrap();
     let o = netprobe(&["check-config", "-c", good.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stdout(&o).contains("valid, 1 targets"));
@@ -123,18 +127,8 @@ async fn probe_once_reports_and_exits_by_health() {
     .await;
     let port = ep.addr().port();
     let mut r = Records::new();
-    chain(
-        &mut r,
-        "reg81.azurecr.io",
-        "reg81.privatelink.azurecr.io",
-        &[pe],
-    );
-    chain(
-        &mut r,
-        "reg82.azurecr.io",
-        "reg82.privatelink.azurecr.io",
-        &[],
-    );
+    chain(&mut r, "reg81.azurecr.io", "reg81.privatelink.azurecr.io", &[pe]);
+    chain(&mut r, "reg82.azurecr.io", "reg82.privatelink.azurecr.io", &[]);
     let server = dns(r).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("ca.pem"), ca.cert_pem()).unwrap();
@@ -236,12 +230,7 @@ async fn probe_once_reports_and_exits_by_health() {
 #[test]
 fn demo_shows_each_failure_mode_with_its_cause() {
     let o = netprobe(&["demo", "--output", "json"]);
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "the demo has findings: {}",
-        stderr(&o)
-    );
+    assert_eq!(o.status.code(), Some(1), "the demo has findings: {}", stderr(&o));
     let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
     let causes: Vec<(String, String)> = v["targets"]
         .as_array()
@@ -267,25 +256,15 @@ fn demo_shows_each_failure_mode_with_its_cause() {
         ("acr-mlwsacr01-data-westeurope", "tls_mismatch"),
         ("otherdata-blob", "no_private_endpoint"),
     ];
-    let want: Vec<(String, String)> = want
-        .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect();
+    let want: Vec<(String, String)> = want.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
     assert_eq!(causes, want);
 
     let human = netprobe(&["demo"]);
     assert_eq!(human.status.code(), Some(1));
     let text = stdout(&human);
     for l in text.lines() {
-        assert!(
-            l.chars().count() <= 100,
-            "line too wide ({}): {l}",
-            l.chars().count()
-        );
+        assert!(l.chars().count() <= 100, "line too wide ({}): {l}", l.chars().count());
     }
     assert!(text.contains("Findings (7):"), "{text}");
-    assert!(
-        text.contains("conditionally forward vaultcore.azure.net"),
-        "{text}"
-    );
+    assert!(text.contains("conditionally forward vaultcore.azure.net"), "{text}");
 }

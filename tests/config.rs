@@ -26,19 +26,13 @@ fn every_invalid_fixture_fails_with_its_expected_message() {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();
-        let expected: Vec<&str> = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("# expect: "))
-            .collect();
+        let expected: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# expect: ")).collect();
         assert!(!expected.is_empty(), "{name} has no `# expect:` line");
         let err = match Config::load(&path) {
             Ok(_) => panic!("{name} was accepted"),
             Err(e) => e.to_string(),
         };
-        assert!(
-            err.contains(&name),
-            "{name}: the message must name the file: {err}"
-        );
+        assert!(err.contains(&name), "{name}: the message must name the file: {err}");
         for want in expected {
             assert!(err.contains(want), "{name}: expected {want:?} in:\n{err}");
         }
@@ -50,11 +44,7 @@ fn every_invalid_fixture_fails_with_its_expected_message() {
 
 fn issue_example(dir: &Path) -> PathBuf {
     let resolv = dir.join("node-resolv.conf");
-    std::fs::write(
-        &resolv,
-        "nameserver 10.224.0.10\nsearch internal.cloudapp.net\n",
-    )
-    .unwrap();
+    std::fs::write(&resolv, "nameserver 10.224.0.10\nsearch internal.cloudapp.net\n").unwrap();
     let ca = dir.join("ca.pem");
     let ca_pem = netprobe::sim::pki::Ca::new("firewall CA").unwrap();
     std::fs::write(&ca, ca_pem.cert_pem()).unwrap();
@@ -123,8 +113,7 @@ fn the_issue_example_works_as_written() {
             Service::Storage,
         ),
     ];
-    let want: Vec<(&str, &str, Service)> =
-        want.iter().map(|(a, b, c)| (*a, b.as_str(), *c)).collect();
+    let want: Vec<(&str, &str, Service)> = want.iter().map(|(a, b, c)| (*a, b.as_str(), *c)).collect();
     assert_eq!(got, want);
     let other = cfg.targets.last().unwrap();
     assert_eq!(other.expect, Expect::Private);
@@ -157,23 +146,14 @@ fn defaults_apply_when_sections_are_omitted() {
     )
     .unwrap();
     let names: Vec<&str> = cfg.targets.iter().map(|t| t.fqdn.as_str()).collect();
-    assert_eq!(
-        names,
-        ["regone01.azurecr.io", "regone01.westeurope.data.azurecr.io"]
-    );
+    assert_eq!(names, ["regone01.azurecr.io", "regone01.westeurope.data.azurecr.io"]);
     assert_eq!(cfg.resolvers.len(), 1);
     assert_eq!(cfg.resolvers[0].name, "system");
     assert_eq!(cfg.timeout, netprobe::config::DEFAULT_TIMEOUT);
     assert_eq!(cfg.concurrency, netprobe::config::DEFAULT_CONCURRENCY);
     let cfg = Config::from_yaml("storage_accounts:\n  - name: acct01\n", "t.yaml", None).unwrap();
     let names: Vec<&str> = cfg.targets.iter().map(|t| t.fqdn.as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            "acct01.blob.core.windows.net",
-            "acct01.file.core.windows.net"
-        ]
-    );
+    assert_eq!(names, ["acct01.blob.core.windows.net", "acct01.file.core.windows.net"]);
 }
 
 #[test]

@@ -59,12 +59,7 @@ async fn healthy_chain_is_private_through_privatelink() {
 #[tokio::test]
 async fn unlinked_zone_keeps_privatelink_but_answers_public() {
     let mut r = Records::new();
-    chain(
-        &mut r,
-        "reg01.azurecr.io",
-        "reg01.privatelink.azurecr.io",
-        &[],
-    );
+    chain(&mut r, "reg01.azurecr.io", "reg01.privatelink.azurecr.io", &[]);
     chain(
         &mut r,
         "reg01.privatelink.azurecr.io",
@@ -80,18 +75,10 @@ async fn unlinked_zone_keeps_privatelink_but_answers_public() {
 #[tokio::test]
 async fn missing_record_is_nxdomain_after_the_privatelink_cname() {
     let mut r = Records::new();
-    chain(
-        &mut r,
-        "reg01.azurecr.io",
-        "reg01.privatelink.azurecr.io",
-        &[],
-    );
+    chain(&mut r, "reg01.azurecr.io", "reg01.privatelink.azurecr.io", &[]);
     let (v, view) = verdict_of(r, &acr()).await;
     assert_eq!(v, DnsVerdict::Nxdomain);
-    assert!(
-        view.privatelink,
-        "the CNAME that came with NXDOMAIN must be kept"
-    );
+    assert!(view.privatelink, "the CNAME that came with NXDOMAIN must be kept");
     assert_eq!(view.rcode.as_deref(), Some("NXDOMAIN"));
 }
 
@@ -121,24 +108,11 @@ async fn mixed_answers_and_ipv6() {
 #[tokio::test]
 async fn loops_and_long_chains_are_errors() {
     let mut r = Records::new();
-    chain(
-        &mut r,
-        "reg01.azurecr.io",
-        "reg01.privatelink.azurecr.io",
-        &[],
-    );
-    chain(
-        &mut r,
-        "reg01.privatelink.azurecr.io",
-        "reg01.azurecr.io",
-        &[],
-    );
+    chain(&mut r, "reg01.azurecr.io", "reg01.privatelink.azurecr.io", &[]);
+    chain(&mut r, "reg01.privatelink.azurecr.io", "reg01.azurecr.io", &[]);
     let (v, view) = verdict_of(r, &acr()).await;
     assert_eq!(v, DnsVerdict::Error);
-    assert!(
-        view.detail.as_deref().unwrap_or_default().contains("loop"),
-        "{view:?}"
-    );
+    assert!(view.detail.as_deref().unwrap_or_default().contains("loop"), "{view:?}");
 
     let mut r = Records::new();
     chain(&mut r, "reg01.azurecr.io", "n0.example.net", &[]);
@@ -154,10 +128,7 @@ async fn loops_and_long_chains_are_errors() {
     let (v, view) = verdict_of(r, &acr()).await;
     assert_eq!(v, DnsVerdict::Error);
     assert!(
-        view.detail
-            .as_deref()
-            .unwrap_or_default()
-            .contains("longer than 16"),
+        view.detail.as_deref().unwrap_or_default().contains("longer than 16"),
         "{view:?}"
     );
 }
@@ -184,13 +155,7 @@ async fn a_silent_server_times_out_within_the_budget() {
     r.insert("reg01.azurecr.io".into(), Entry::Drop);
     let server = dns(r).await;
     let start = Instant::now();
-    let obs = lookup(
-        "test",
-        "reg01.azurecr.io",
-        &[server.addr()],
-        Duration::from_millis(400),
-    )
-    .await;
+    let obs = lookup("test", "reg01.azurecr.io", &[server.addr()], Duration::from_millis(400)).await;
     let took = start.elapsed();
     assert_eq!(obs.outcome, DnsOutcome::Timeout);
     assert!(
@@ -214,38 +179,24 @@ async fn the_next_server_answers_when_the_first_fails() {
     let good = dns(good).await;
     let obs = lookup("test", "reg01.azurecr.io", &[bad.addr(), good.addr()], T).await;
     assert_eq!(obs.server, Some(good.addr()));
-    assert_eq!(
-        assess_dns(&acr(), &obs, &ranges()).verdict,
-        DnsVerdict::Private
-    );
+    assert_eq!(assess_dns(&acr(), &obs, &ranges()).verdict, DnsVerdict::Private);
     // A dead first server (nothing listening: ICMP port unreachable) is skipped too.
     let dead: SocketAddr = {
         let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         s.local_addr().unwrap()
     };
     let obs = lookup("test", "reg01.azurecr.io", &[dead, good.addr()], T).await;
-    assert_eq!(
-        assess_dns(&acr(), &obs, &ranges()).verdict,
-        DnsVerdict::Private
-    );
+    assert_eq!(assess_dns(&acr(), &obs, &ranges()).verdict, DnsVerdict::Private);
 }
 
 #[tokio::test]
 async fn large_answers_fall_back_to_tcp() {
     let mut r = Records::new();
     let many: Vec<IpAddr> = (1..=200u8).map(|i| IpAddr::from([10, 9, 0, i])).collect();
-    chain(
-        &mut r,
-        "reg01.azurecr.io",
-        "reg01.privatelink.azurecr.io",
-        &many,
-    );
+    chain(&mut r, "reg01.azurecr.io", "reg01.privatelink.azurecr.io", &many);
     let server = dns(r).await;
     let obs = lookup("test", "reg01.azurecr.io", &[server.addr()], T).await;
-    assert!(
-        obs.tcp_fallback,
-        "a 200-record answer does not fit 1232 bytes"
-    );
+    assert!(obs.tcp_fallback, "a 200-record answer does not fit 1232 bytes");
     let view = assess_dns(&acr(), &obs, &ranges());
     assert_eq!(view.verdict, DnsVerdict::Private);
     assert_eq!(view.addresses.len(), 200);

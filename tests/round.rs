@@ -74,12 +74,7 @@ async fn tls_outcomes_right_wrong_expired_untrusted() {
     ])
     .await;
     let mut r = Records::new();
-    for (name, host) in [
-        ("good", 21),
-        ("wrongname", 22),
-        ("expired", 23),
-        ("proxied", 24),
-    ] {
+    for (name, host) in [("good", 21), ("wrongname", 22), ("expired", 23), ("proxied", 24)] {
         chain(
             &mut r,
             &format!("{name}.azurecr.io"),
@@ -108,10 +103,7 @@ async fn tls_outcomes_right_wrong_expired_untrusted() {
     assert_eq!(c.tls, Some(TlsOutcome::Ok));
     assert_eq!(c.http_status, Some(401));
     assert!(
-        c.tls_version
-            .as_deref()
-            .unwrap_or_default()
-            .starts_with("TLS 1."),
+        c.tls_version.as_deref().unwrap_or_default().starts_with("TLS 1."),
         "{c:?}"
     );
     let not_after = c.cert_not_after.as_deref().expect("expiry recorded");
@@ -126,10 +118,7 @@ async fn tls_outcomes_right_wrong_expired_untrusted() {
         assert_eq!(t.reach, Reach::TlsError, "{name}");
         assert_eq!(t.connect[0].tls, Some(want), "{name}");
         assert_eq!(t.cause, Cause::TlsMismatch, "{name}");
-        assert!(
-            t.connect[0].http_status.is_none(),
-            "no HTTP after a failed handshake"
-        );
+        assert!(t.connect[0].http_status.is_none(), "no HTTP after a failed handshake");
     }
     // The expired certificate's date is still reported, and it is in the past.
     let exp = target(&rep, "expired").connect[0]
@@ -153,12 +142,7 @@ async fn extra_ca_file_is_trusted_on_top_of_system_roots() {
     )])
     .await;
     let mut r = Records::new();
-    chain(
-        &mut r,
-        "reg02.azurecr.io",
-        "reg02.privatelink.azurecr.io",
-        &[pe(31)],
-    );
+    chain(&mut r, "reg02.azurecr.io", "reg02.privatelink.azurecr.io", &[pe(31)]);
     let d = dns(r).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("ca.pem"), ca.cert_pem()).unwrap();
@@ -183,10 +167,7 @@ async fn extra_ca_file_is_trusted_on_top_of_system_roots() {
     );
     let engine = netprobe::probe::Engine::new(config(&y)).unwrap();
     let rep = engine.run_round().await;
-    assert_eq!(
-        rep.targets[0].connect[0].tls,
-        Some(TlsOutcome::UnknownIssuer)
-    );
+    assert_eq!(rep.targets[0].connect[0].tls, Some(TlsOutcome::UnknownIssuer));
 }
 
 #[tokio::test]
@@ -274,15 +255,7 @@ async fn http_answers_are_judged_per_service() {
     ];
     let plan = names
         .iter()
-        .map(|(_, fqdn, _, reply, host, _)| {
-            (
-                pe(*host),
-                vec![*fqdn],
-                reply.clone(),
-                &ca,
-                Validity::Current,
-            )
-        })
+        .map(|(_, fqdn, _, reply, host, _)| (pe(*host), vec![*fqdn], reply.clone(), &ca, Validity::Current))
         .collect();
     let l = lab(plan).await;
     let mut r = Records::new();
@@ -349,12 +322,7 @@ async fn refused_and_dropped_connections() {
         "dropped.privatelink.azurecr.io",
         &[pe(51)],
     );
-    chain(
-        &mut r,
-        "stale.azurecr.io",
-        "stale.privatelink.azurecr.io",
-        &[pe(52)],
-    );
+    chain(&mut r, "stale.azurecr.io", "stale.privatelink.azurecr.io", &[pe(52)]);
     let d = dns(r).await;
     let y = yaml(
         &[
@@ -407,11 +375,7 @@ async fn stalled_tls_and_http_are_bounded() {
     let t = &rep.targets[0];
     assert_eq!(t.connect[0].tls, Some(TlsOutcome::Timeout));
     assert_eq!(t.cause, Cause::TlsMismatch);
-    assert!(
-        start.elapsed() < Duration::from_millis(1500),
-        "{:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < Duration::from_millis(1500), "{:?}", start.elapsed());
     mute_task.abort();
 }
 
@@ -439,59 +403,24 @@ async fn every_dns_cause_through_two_resolvers() {
     let mut azure = Records::new();
     let mut custom = Records::new();
     for r in [&mut azure, &mut custom] {
-        chain(
-            r,
-            "healthy.azurecr.io",
-            "healthy.privatelink.azurecr.io",
-            &[pe(71)],
-        );
-        chain(
-            r,
-            "unlinked.azurecr.io",
-            "unlinked.privatelink.azurecr.io",
-            &[],
-        );
+        chain(r, "healthy.azurecr.io", "healthy.privatelink.azurecr.io", &[pe(71)]);
+        chain(r, "unlinked.azurecr.io", "unlinked.privatelink.azurecr.io", &[]);
         chain(
             r,
             "unlinked.privatelink.azurecr.io",
             "unlinked.cloudapp.example",
             &[public],
         );
-        chain(
-            r,
-            "missing.azurecr.io",
-            "missing.privatelink.azurecr.io",
-            &[],
-        );
+        chain(r, "missing.azurecr.io", "missing.privatelink.azurecr.io", &[]);
         r.insert("nope.azurecr.io".into(), Entry::Addrs(vec![public]));
-        chain(
-            r,
-            "mixed.azurecr.io",
-            "mixed.privatelink.azurecr.io",
-            &[pe(71), public],
-        );
-        chain(
-            r,
-            "stalepe.azurecr.io",
-            "stalepe.privatelink.azurecr.io",
-            &[pe(71)],
-        );
+        chain(r, "mixed.azurecr.io", "mixed.privatelink.azurecr.io", &[pe(71), public]);
+        chain(r, "stalepe.azurecr.io", "stalepe.privatelink.azurecr.io", &[pe(71)]);
         r.insert("broken.azurecr.io".into(), Entry::ServFail);
     }
     // The custom DNS server does not forward the zone for "fwd", and never
     // answers for "silent".
-    chain(
-        &mut azure,
-        "fwd.azurecr.io",
-        "fwd.privatelink.azurecr.io",
-        &[pe(71)],
-    );
-    chain(
-        &mut custom,
-        "fwd.azurecr.io",
-        "fwd.privatelink.azurecr.io",
-        &[],
-    );
+    chain(&mut azure, "fwd.azurecr.io", "fwd.privatelink.azurecr.io", &[pe(71)]);
+    chain(&mut custom, "fwd.azurecr.io", "fwd.privatelink.azurecr.io", &[]);
     chain(
         &mut custom,
         "fwd.privatelink.azurecr.io",
@@ -515,10 +444,7 @@ async fn every_dns_cause_through_two_resolvers() {
         .iter()
         .map(|n| (n.to_string(), format!("{n}.azurecr.io")))
         .collect();
-    let target_refs: Vec<(&str, &str, &str)> = targets
-        .iter()
-        .map(|(n, f)| (n.as_str(), f.as_str(), "acr"))
-        .collect();
+    let target_refs: Vec<(&str, &str, &str)> = targets.iter().map(|(n, f)| (n.as_str(), f.as_str(), "acr")).collect();
     let mut y = yaml(
         &target_refs,
         l.port,
@@ -570,13 +496,8 @@ async fn a_round_takes_about_its_slowest_target_not_the_sum() {
         r.insert(format!("t{i}.azurecr.io"), Entry::Drop);
     }
     let d = dns(r).await;
-    let names: Vec<(String, String)> = (0..n)
-        .map(|i| (format!("t{i}"), format!("t{i}.azurecr.io")))
-        .collect();
-    let refs: Vec<(&str, &str, &str)> = names
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str(), "acr"))
-        .collect();
+    let names: Vec<(String, String)> = (0..n).map(|i| (format!("t{i}"), format!("t{i}.azurecr.io"))).collect();
+    let refs: Vec<(&str, &str, &str)> = names.iter().map(|(a, b)| (a.as_str(), b.as_str(), "acr")).collect();
     let ca = Ca::new("unused").unwrap();
     let mut y = yaml(&refs, 443, &[("system", d.addr())], "300ms");
     y.push_str("concurrency: 64\n");

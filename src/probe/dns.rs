@@ -41,12 +41,8 @@ pub fn read_resolv_conf(path: &Path) -> Result<Vec<SocketAddr>, ResolvConfError>
         path: shown.clone(),
         error,
     })?;
-    let (config, _opts) =
-        hickory_resolver::system_conf::parse_resolv_conf(&data).map_err(|_| {
-            ResolvConfError::NoNameservers {
-                path: shown.clone(),
-            }
-        })?;
+    let (config, _opts) = hickory_resolver::system_conf::parse_resolv_conf(&data)
+        .map_err(|_| ResolvConfError::NoNameservers { path: shown.clone() })?;
     let servers: Vec<SocketAddr> = config
         .name_servers
         .iter()
@@ -62,6 +58,8 @@ pub fn read_resolv_conf(path: &Path) -> Result<Vec<SocketAddr>, ResolvConfError>
 #[derive(Debug)]
 enum QueryError {
     Timeout,
+    /// Refused or no route: the server is not there.
+    Unreachable(String),
     Io(String),
 }
 
@@ -74,12 +72,7 @@ struct Exchange {
 /// Resolves `fqdn` through `servers` within `budget`, trying the servers in
 /// order. A server that times out, fails, or answers SERVFAIL/REFUSED yields
 /// to the next one; the last server's result is reported.
-pub async fn lookup(
-    resolver: &str,
-    fqdn: &str,
-    servers: &[SocketAddr],
-    budget: Duration,
-) -> DnsObservation {
+pub async fn lookup(resolver: &str, fqdn: &str, servers: &[SocketAddr], budget: Duration) -> DnsObservation {
     let start = Instant::now();
     let deadline = start + budget;
     let name = match absolute_name(fqdn) {
@@ -110,7 +103,7 @@ pub async fn lookup(
         let (outcome, tcp) = combine(fqdn, a, aaaa);
         let retry = match &outcome {
             DnsOutcome::Answer(ans) => matches!(ans.rcode, Rcode::ServFail | Rcode::Refused),
-            DnsOutcome::Timeout | DnsOutcome::Failed(_) => true,
+            DnsOutcome::Timeout | DnsOutcome::Unreachable(_) | DnsOutcome::Failed(_) => true,
         };
         last = (Some(*server), outcome, tcp);
         if !retry {
@@ -134,14 +127,11 @@ fn absolute_name(fqdn: &str) -> Result<Name, String> {
 
 /// Merges the A and AAAA exchanges: the A response decides rcode and chain;
 /// AAAA contributes addresses when it succeeded.
-fn combine(
-    fqdn: &str,
-    a: Result<Exchange, QueryError>,
-    aaaa: Result<Exchange, QueryError>,
-) -> (DnsOutcome, bool) {
+fn combine(fqdn: &str, a: Result<Exchange, QueryError>, aaaa: Result<Exchange, QueryError>) -> (DnsOutcome, bool) {
     let a = match a {
         Ok(x) => x,
         Err(QueryError::Timeout) => return (DnsOutcome::Timeout, false),
+        Err(QueryError::Unreachable(e)) => return (DnsOutcome::Unreachable(e), false),
         Err(QueryError::Io(e)) => return (DnsOutcome::Failed(e), false),
     };
     let rcode = rcode_of(a.message.metadata.response_code);
@@ -249,21 +239,14 @@ fn matches(req: &Message, resp: &Message) -> bool {
     resp.metadata.id == req.metadata.id
         && resp.metadata.message_type == MessageType::Response
         && match (req.queries.first(), resp.queries.first()) {
-            (Some(q), Some(r)) => {
-                q.query_type() == r.query_type() && plain(q.name()) == plain(r.name())
-            }
+            (Some(q), Some(r)) => q.query_type() == r.query_type() && plain(q.name()) == plain(r.name()),
             // Some servers omit the question in error responses.
             (Some(_), None) => resp.metadata.response_code != ResponseCode::NoError,
             _ => false,
         }
 }
 
-async fn query(
-    server: SocketAddr,
-    name: &Name,
-    qtype: RecordType,
-    deadline: Instant,
-) -> Result<Exchange, QueryError> {
+async fn query(server: SocketAddr, name: &Name, qtype: RecordType, deadline: Instant) -> Result<Exchange, QueryError> {
     let req = build_query(name, qtype);
     let bytes = req
         .to_vec()
@@ -277,10 +260,7 @@ async fn query(
                 Ok(r) => r.map(|message| Exchange { message, tcp: true }),
             }
         }
-        Ok(Ok(message)) => Ok(Exchange {
-            message,
-            tcp: false,
-        }),
+        Ok(Ok(message)) => Ok(Exchange { message, tcp: false }),
     }
 }
 
@@ -328,35 +308,20 @@ async fn udp_exchange(
     }
 }
 
-async fn tcp_exchange(
-    server: SocketAddr,
-    req: &Message,
-    bytes: &[u8],
-) -> Result<Message, QueryError> {
-    let mut stream = TcpStream::connect(server)
-        .await
-        .map_err(|e| io_error(server, e))?;
+async fn tcp_exchange(server: SocketAddr, req: &Message, bytes: &[u8]) -> Result<Message, QueryError> {
+    let mut stream = TcpStream::connect(server).await.map_err(|e| io_error(server, e))?;
     let len = u16::try_from(bytes.len()).map_err(|_| QueryError::Io("query too large".into()))?;
     let mut framed = Vec::with_capacity(bytes.len() + 2);
     framed.extend_from_slice(&len.to_be_bytes());
     framed.extend_from_slice(bytes);
-    stream
-        .write_all(&framed)
-        .await
-        .map_err(|e| io_error(server, e))?;
+    stream.write_all(&framed).await.map_err(|e| io_error(server, e))?;
     let mut len_buf = [0u8; 2];
-    stream
-        .read_exact(&mut len_buf)
-        .await
-        .map_err(|e| io_error(server, e))?;
+    stream.read_exact(&mut len_buf).await.map_err(|e| io_error(server, e))?;
     let len = u16::from_be_bytes(len_buf) as usize;
     let mut buf = vec![0u8; len];
-    stream
-        .read_exact(&mut buf)
-        .await
-        .map_err(|e| io_error(server, e))?;
-    let msg = Message::from_vec(&buf)
-        .map_err(|e| QueryError::Io(format!("malformed TCP response from {server}: {e}")))?;
+    stream.read_exact(&mut buf).await.map_err(|e| io_error(server, e))?;
+    let msg =
+        Message::from_vec(&buf).map_err(|e| QueryError::Io(format!("malformed TCP response from {server}: {e}")))?;
     if !matches(req, &msg) {
         return Err(QueryError::Io(format!(
             "TCP response from {server} does not answer the query"
@@ -366,7 +331,11 @@ async fn tcp_exchange(
 }
 
 fn io_error(server: SocketAddr, e: std::io::Error) -> QueryError {
-    QueryError::Io(format!("{server}: {e}"))
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        ConnectionRefused | HostUnreachable | NetworkUnreachable => QueryError::Unreachable(format!("{server}: {e}")),
+        _ => QueryError::Io(format!("{server}: {e}")),
+    }
 }
 
 #[cfg(test)]
@@ -410,10 +379,7 @@ mod tests {
             long.push(cname(&format!("n{i}.x."), &format!("n{}.x.", i + 1)));
         }
         let ans = follow_chain("n0.x", &long);
-        assert_eq!(
-            ans.chain_problem,
-            Some(ChainProblem::TooLong(MAX_CHAIN + 1))
-        );
+        assert_eq!(ans.chain_problem, Some(ChainProblem::TooLong(MAX_CHAIN + 1)));
         assert!(ans.addresses.is_empty());
     }
 
@@ -428,14 +394,9 @@ mod tests {
         let servers = read_resolv_conf(&p).unwrap();
         assert_eq!(
             servers,
-            vec![
-                "10.0.0.10:53".parse().unwrap(),
-                "[fd00::a]:53".parse().unwrap()
-            ]
+            vec!["10.0.0.10:53".parse().unwrap(), "[fd00::a]:53".parse().unwrap()]
         );
-        let e = read_resolv_conf(&dir.path().join("missing"))
-            .unwrap_err()
-            .to_string();
+        let e = read_resolv_conf(&dir.path().join("missing")).unwrap_err().to_string();
         assert!(e.contains("cannot read") && e.contains("missing"), "{e}");
     }
 }

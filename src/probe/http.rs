@@ -72,10 +72,7 @@ async fn exchange(
     };
     let mut builder = Request::get(path_for(service))
         .header(header::HOST, host)
-        .header(
-            header::USER_AGENT,
-            concat!("netprobe/", env!("CARGO_PKG_VERSION")),
-        )
+        .header(header::USER_AGENT, concat!("netprobe/", env!("CARGO_PKG_VERSION")))
         .header(header::ACCEPT, "*/*")
         .header(header::CONNECTION, "close");
     if service == Service::Storage {

@@ -66,9 +66,7 @@ impl Engine {
             .iter()
             .map(|r| match &r.source {
                 ResolverSource::Servers(list) => Ok(list.clone()),
-                ResolverSource::ResolvConf(path) => {
-                    dns::read_resolv_conf(path).map_err(|e| e.to_string())
-                }
+                ResolverSource::ResolvConf(path) => dns::read_resolv_conf(path).map_err(|e| e.to_string()),
             })
             .collect();
         let ctx = Arc::new(RoundCtx {
@@ -94,9 +92,7 @@ impl Engine {
         let targets: Vec<TargetReport> = slots
             .into_iter()
             .enumerate()
-            .map(|(idx, r)| {
-                r.unwrap_or_else(|| TargetReport::internal_error(&self.config.targets[idx]))
-            })
+            .map(|(idx, r)| r.unwrap_or_else(|| TargetReport::internal_error(&self.config.targets[idx])))
             .collect();
         RoundReport::new(&self.config, started_at, start.elapsed(), targets)
     }
@@ -167,15 +163,7 @@ async fn probe_target(ctx: &RoundCtx, idx: usize) -> TargetReport {
             timeout: cfg.timeout,
         },
     );
-    TargetReport::new(
-        target,
-        &dns_obs,
-        &views,
-        &connect_obs,
-        &connect_views,
-        reach,
-        diagnosis,
-    )
+    TargetReport::new(target, &dns_obs, &views, &connect_obs, &connect_views, reach, diagnosis)
 }
 
 /// TCP, then TLS, then HTTP against one address; each phase only if the
@@ -198,7 +186,6 @@ async fn connect_one(ctx: &RoundCtx, target: &Target, ip: IpAddr) -> ConnectObse
     let Some(tls_stream) = tls_stream else {
         return obs;
     };
-    obs.http =
-        Some(http::request(tls_stream, &target.fqdn, target.port, target.service, limit).await);
+    obs.http = Some(http::request(tls_stream, &target.fqdn, target.port, target.service, limit).await);
     obs
 }

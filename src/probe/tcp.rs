@@ -22,10 +22,7 @@ pub async fn connect(addr: SocketAddr, limit: Duration) -> TcpResult {
     let (outcome, detail, stream) = match timeout(limit, TcpStream::connect(addr)).await {
         Err(_) => (
             TcpOutcome::Timeout,
-            Some(format!(
-                "no answer within {}",
-                humantime::format_duration(limit)
-            )),
+            Some(format!("no answer within {}", humantime::format_duration(limit))),
             None,
         ),
         Ok(Ok(s)) => {
@@ -46,9 +43,9 @@ fn classify(e: &std::io::Error) -> TcpOutcome {
     match e.kind() {
         ErrorKind::ConnectionRefused => TcpOutcome::Refused,
         ErrorKind::TimedOut => TcpOutcome::Timeout,
-        ErrorKind::HostUnreachable
-        | ErrorKind::NetworkUnreachable
-        | ErrorKind::AddrNotAvailable => TcpOutcome::Unreachable,
+        ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable | ErrorKind::AddrNotAvailable => {
+            TcpOutcome::Unreachable
+        }
         _ => TcpOutcome::Error,
     }
 }

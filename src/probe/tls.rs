@@ -10,9 +10,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
-};
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};
 use tokio_rustls::TlsConnector;
@@ -67,9 +65,7 @@ pub struct TlsSetup {
 pub enum TlsSetupError {
     #[error(transparent)]
     CaFile(#[from] CaFileError),
-    #[error(
-        "no trusted root certificates: the system store is empty and no extra CA is configured"
-    )]
+    #[error("no trusted root certificates: the system store is empty and no extra CA is configured")]
     NoRoots,
     #[error("cannot build the certificate verifier: {0}")]
     Verifier(String),
@@ -98,10 +94,9 @@ impl TlsSetup {
         if roots.is_empty() {
             return Err(TlsSetupError::NoRoots);
         }
-        let verifier =
-            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                .build()
-                .map_err(|e| TlsSetupError::Verifier(e.to_string()))?;
+        let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .map_err(|e| TlsSetupError::Verifier(e.to_string()))?;
         Ok(TlsSetup {
             provider,
             verifier,
@@ -198,11 +193,7 @@ pub async fn handshake(
     };
     let result = timeout(limit, connector.connect(server_name, tcp)).await;
     let duration = start.elapsed();
-    let cert_not_after = recorder
-        .seen
-        .lock()
-        .ok()
-        .and_then(|s| s.as_ref().and_then(not_after));
+    let cert_not_after = recorder.seen.lock().ok().and_then(|s| s.as_ref().and_then(not_after));
     match result {
         Err(_) => (
             TlsObservation {
@@ -251,10 +242,7 @@ pub async fn handshake(
 }
 
 fn classify(e: &std::io::Error) -> (TlsOutcome, String) {
-    let Some(tls) = e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    else {
+    let Some(tls) = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) else {
         return (TlsOutcome::Failed, e.to_string());
     };
     let outcome = match tls {
@@ -263,9 +251,7 @@ fn classify(e: &std::io::Error) -> (TlsOutcome, String) {
                 TlsOutcome::NameMismatch
             }
             CertificateError::UnknownIssuer => TlsOutcome::UnknownIssuer,
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                TlsOutcome::Expired
-            }
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => TlsOutcome::Expired,
             _ => TlsOutcome::Failed,
         },
         _ => TlsOutcome::Failed,

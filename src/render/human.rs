@@ -94,10 +94,7 @@ fn target_rows(out: &mut String, t: &TargetReport) {
         .collect();
     let all_same = per_resolver.windows(2).all(|w| w[0].1 == w[1].1);
     let addrs = if all_same {
-        per_resolver
-            .first()
-            .map(|p| p.1.clone())
-            .unwrap_or_default()
+        per_resolver.first().map(|p| p.1.clone()).unwrap_or_default()
     } else {
         per_resolver
             .iter()

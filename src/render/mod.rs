@@ -1,6 +1,7 @@
 //! Output renderers. They format a [`RoundReport`](crate::report::RoundReport)
 //! and never probe anything.
 
+pub mod html;
 pub mod human;
 pub mod json;
 

@@ -42,7 +42,11 @@ impl Reply {
 
     /// ACR's `/v2/` challenge for an anonymous client.
     pub fn acr_challenge(registry_fqdn: &str) -> Reply {
-        Reply::new(401, r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":null}]}"#).header(
+        Reply::new(
+            401,
+            r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":null}]}"#,
+        )
+        .header(
             "www-authenticate",
             &format!(r#"Bearer realm="https://{registry_fqdn}/oauth2/token",service="{registry_fqdn}""#),
         )
@@ -135,12 +139,7 @@ impl HttpsServer {
     }
 
     /// Binds `ip:port` (0 for a free port) and serves.
-    pub async fn start(
-        ip: IpAddr,
-        port: u16,
-        leaf: &Leaf,
-        reply: Reply,
-    ) -> std::io::Result<HttpsServer> {
+    pub async fn start(ip: IpAddr, port: u16, leaf: &Leaf, reply: Reply) -> std::io::Result<HttpsServer> {
         let listener = TcpListener::bind(SocketAddr::new(ip, port)).await?;
         Self::serve(listener, leaf, reply)
     }
@@ -148,8 +147,7 @@ impl HttpsServer {
 
 fn build(reply: &Reply, peer: IpAddr) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from(reply.body.clone())));
-    *resp.status_mut() =
-        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *resp.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     for (name, value) in &reply.headers {
         let value = value.replace("{peer}", &peer.to_string());
         if let (Ok(n), Ok(v)) = (

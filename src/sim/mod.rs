@@ -180,11 +180,7 @@ impl DemoVnet {
             "mlwsstore01.privatelink.file.core.windows.net",
             "file.eus-prod-01.store.core.windows.net",
         );
-        addr(
-            &mut azure,
-            "file.eus-prod-01.store.core.windows.net",
-            public_ip(5),
-        );
+        addr(&mut azure, "file.eus-prod-01.store.core.windows.net", public_ip(5));
         cname(
             &mut azure,
             "mlwsstore01.queue.core.windows.net",
@@ -201,23 +197,11 @@ impl DemoVnet {
             "mlws-kv-01.vault.azure.net",
             "mlws-kv-01.privatelink.vaultcore.azure.net",
         );
-        addr(
-            &mut azure,
-            "mlws-kv-01.privatelink.vaultcore.azure.net",
-            private_ip(6),
-        );
+        addr(&mut azure, "mlws-kv-01.privatelink.vaultcore.azure.net", private_ip(6));
         // ACR login: healthy. Data eastus: record points at a deleted endpoint.
         // Data westeurope: a TLS-inspecting proxy answers with its own CA.
-        cname(
-            &mut azure,
-            "mlwsacr01.azurecr.io",
-            "mlwsacr01.privatelink.azurecr.io",
-        );
-        addr(
-            &mut azure,
-            "mlwsacr01.privatelink.azurecr.io",
-            private_ip(7),
-        );
+        cname(&mut azure, "mlwsacr01.azurecr.io", "mlwsacr01.privatelink.azurecr.io");
+        addr(&mut azure, "mlwsacr01.privatelink.azurecr.io", private_ip(7));
         cname(
             &mut azure,
             "mlwsacr01.eastus.data.azurecr.io",
@@ -244,11 +228,7 @@ impl DemoVnet {
             "otherdata.blob.core.windows.net",
             "blob.eus-prod-02.store.core.windows.net",
         );
-        addr(
-            &mut azure,
-            "blob.eus-prod-02.store.core.windows.net",
-            public_ip(9),
-        );
+        addr(&mut azure, "blob.eus-prod-02.store.core.windows.net", public_ip(9));
 
         // The customer's DNS server: forwards everything to Azure DNS except
         // the Key Vault zone, which it resolves publicly.
@@ -258,11 +238,7 @@ impl DemoVnet {
             "mlws-kv-01.privatelink.vaultcore.azure.net",
             "data-prod-eus.vaultcore.azure.net",
         );
-        addr(
-            &mut custom,
-            "data-prod-eus.vaultcore.azure.net",
-            public_ip(6),
-        );
+        addr(&mut custom, "data-prod-eus.vaultcore.azure.net", public_ip(6));
 
         let azure_dns = DnsServer::start(azure).await?;
         let custom_dns = DnsServer::start(custom).await?;

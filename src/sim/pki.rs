@@ -35,9 +35,7 @@ pub enum Validity {
 impl Ca {
     pub fn new(common_name: &str) -> Result<Ca, rcgen::Error> {
         let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params
-            .distinguished_name
-            .push(DnType::CommonName, common_name);
+        params.distinguished_name.push(DnType::CommonName, common_name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let now = OffsetDateTime::now_utc();
@@ -62,12 +60,10 @@ impl Ca {
 
     /// A server certificate for `names` (DNS names, wildcards allowed).
     pub fn leaf(&self, names: &[&str], validity: Validity) -> Result<Leaf, rcgen::Error> {
-        let mut params =
-            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
-        params.distinguished_name.push(
-            DnType::CommonName,
-            names.first().copied().unwrap_or("netprobe-sim"),
-        );
+        let mut params = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, names.first().copied().unwrap_or("netprobe-sim"));
         let now = OffsetDateTime::now_utc();
         match validity {
             Validity::Current => {

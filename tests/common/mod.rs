@@ -24,12 +24,7 @@ pub fn ip(s: &str) -> IpAddr {
 }
 
 /// YAML for custom targets on `port`, with resolvers `(name, server)`.
-pub fn yaml(
-    targets: &[(&str, &str, &str)],
-    port: u16,
-    resolvers: &[(&str, SocketAddr)],
-    timeout: &str,
-) -> String {
+pub fn yaml(targets: &[(&str, &str, &str)], port: u16, resolvers: &[(&str, SocketAddr)], timeout: &str) -> String {
     let mut y = format!("timeout: {timeout}\ntargets:\n");
     for (name, fqdn, service) in targets {
         y.push_str(&format!(

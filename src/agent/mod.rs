@@ -1,0 +1,329 @@
+//! Agent mode (`netprobe probe` without `--once`): rounds forever, metrics,
+//! health endpoints and a status page; reloads its configuration on SIGHUP
+//! and when the file changes; exits 0 within seconds of SIGTERM/SIGINT.
+
+pub mod server;
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, sleep, sleep_until};
+
+use crate::config::Config;
+use crate::metrics::{Metrics, MetricsError};
+use crate::probe::{Engine, TlsSetupError};
+use crate::report::{RoundReport, TargetReport};
+
+/// How often the config file is checked for changes.
+pub const CONFIG_POLL: Duration = Duration::from_secs(2);
+
+/// What the agent shares with its HTTP server.
+pub struct State {
+    pub metrics: Metrics,
+    last: RwLock<Option<Arc<RoundReport>>>,
+    ready: AtomicBool,
+    /// Seconds between status-page refreshes.
+    pub refresh_secs: std::sync::atomic::AtomicU64,
+}
+
+impl State {
+    pub fn new(metrics: Metrics) -> State {
+        State {
+            metrics,
+            last: RwLock::new(None),
+            ready: AtomicBool::new(false),
+            refresh_secs: std::sync::atomic::AtomicU64::new(10),
+        }
+    }
+
+    pub fn ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    pub fn last(&self) -> Option<Arc<RoundReport>> {
+        self.last.read().ok().and_then(|g| g.clone())
+    }
+
+    fn publish(&self, report: Arc<RoundReport>) {
+        if let Ok(mut g) = self.last.write() {
+            *g = Some(report);
+        }
+        self.ready.store(true, Ordering::Release);
+    }
+}
+
+/// The agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("cannot listen on {addr}: {error}")]
+    Listen { addr: SocketAddr, error: std::io::Error },
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    #[error("cannot set up TLS: {0}")]
+    Tls(#[from] TlsSetupError),
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// How the agent is started.
+pub struct AgentOptions {
+    /// The file to reload from (on SIGHUP and on change).
+    pub config_path: PathBuf,
+    /// `--listen`, which wins over the config's `listen`.
+    pub listen_override: Option<SocketAddr>,
+}
+
+/// Runs until SIGTERM or SIGINT.
+pub async fn run(config: Config, opts: AgentOptions) -> Result<(), AgentError> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(AgentError::Signals)?;
+    let mut int =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).map_err(AgentError::Signals)?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        }
+        let _ = stop_tx.send(true);
+    });
+    run_until(config, opts, stop_rx).await
+}
+
+/// Runs until `stop` turns true (tests drive this directly).
+pub async fn run_until(config: Config, opts: AgentOptions, mut stop: watch::Receiver<bool>) -> Result<(), AgentError> {
+    let metrics = Metrics::new()?;
+    let state = Arc::new(State::new(metrics));
+    let addr = opts.listen_override.unwrap_or(config.listen);
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|error| AgentError::Listen { addr, error })?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    tracing::info!(listen = %bound, config = %opts.config_path.display(), targets = config.targets.len(), "netprobe agent listening");
+    let server = tokio::spawn(server::serve(listener, state.clone(), stop.clone()));
+
+    let (reload_tx, mut reload_rx) = mpsc::channel(4);
+    let watcher = tokio::spawn(watch_config(opts.config_path.clone(), reload_tx, stop.clone()));
+
+    let mut engine = Engine::new(config)?;
+    apply_targets(&state, engine.config());
+    let mut tracker = Tracker::default();
+    let mut next_start = Instant::now();
+    'rounds: loop {
+        // Wait for the next round, handling reloads meanwhile.
+        loop {
+            tokio::select! {
+                _ = sleep_until(next_start) => break,
+                Some(()) = reload_rx.recv() => {
+                    if let Some(new) = reload(&opts.config_path, &state, bound) {
+                        engine = new;
+                        apply_targets(&state, engine.config());
+                        next_start = Instant::now();
+                    }
+                }
+                _ = stop.changed() => break 'rounds,
+            }
+        }
+        let started = Instant::now();
+        let report = tokio::select! {
+            r = engine.run_round() => r,
+            // Dropping the round aborts every probe still in flight.
+            _ = stop.changed() => break 'rounds,
+        };
+        let took = started.elapsed();
+        let completed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        state.metrics.observe_round(&report, completed);
+        tracker.log_changes(&report);
+        tracing::debug!(
+            targets = report.summary.targets,
+            unhealthy = report.summary.unhealthy,
+            ms = report.duration_ms,
+            "round complete"
+        );
+        state.publish(Arc::new(report));
+        let interval = engine.config().interval;
+        if took > interval {
+            state.metrics.round_overrun();
+            tracing::warn!(
+                took_ms = took.as_millis() as u64,
+                interval_ms = interval.as_millis() as u64,
+                "round took longer than the interval; starting the next one now"
+            );
+            next_start = Instant::now();
+        } else {
+            next_start = started + jittered(interval);
+        }
+    }
+    watcher.abort();
+    // Let the server finish responses in flight, briefly.
+    let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+    tracing::info!("netprobe agent stopped");
+    Ok(())
+}
+
+/// `interval` ±10%, so that a fleet of nodes does not query DNS in lockstep.
+pub fn jittered(interval: Duration) -> Duration {
+    interval.mul_f64(rand::random_range(0.9..=1.1))
+}
+
+fn apply_targets(state: &State, config: &Config) {
+    let resolvers: Vec<String> = config.resolvers.iter().map(|r| r.name.clone()).collect();
+    state
+        .metrics
+        .set_targets(&config.targets, &resolvers, config.interval.as_secs_f64());
+    state
+        .refresh_secs
+        .store(config.interval.as_secs().clamp(5, 60), Ordering::Relaxed);
+}
+
+/// Loads the file again; on failure logs, counts, and keeps the old config.
+fn reload(path: &Path, state: &State, bound: SocketAddr) -> Option<Engine> {
+    let result = Config::load(path)
+        .map_err(|e| e.to_string())
+        .and_then(|cfg| Engine::new(cfg).map_err(|e| format!("{}: cannot set up TLS: {e}", path.display())));
+    match result {
+        Ok(engine) => {
+            state.metrics.reload_result(true);
+            if engine.config().listen != bound && engine.config().listen.port() != bound.port() {
+                tracing::warn!(listen = %engine.config().listen, "`listen` changed; it takes effect on restart");
+            }
+            tracing::info!(targets = engine.config().targets.len(), "configuration reloaded");
+            Some(engine)
+        }
+        Err(e) => {
+            state.metrics.reload_result(false);
+            tracing::error!(error = %e, "configuration reload rejected; keeping the running configuration");
+            None
+        }
+    }
+}
+
+fn fingerprint(path: &Path) -> Option<u64> {
+    let bytes = std::fs::read(path).ok()?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    Some(h.finish())
+}
+
+/// Signals a reload on SIGHUP and whenever the file's content changes. A
+/// mounted ConfigMap is updated by swapping a symlink; reading through the
+/// path sees the new content, so polling the content catches it.
+async fn watch_config(path: PathBuf, tx: mpsc::Sender<()>, mut stop: watch::Receiver<bool>) {
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; reloading on file changes only");
+            None
+        }
+    };
+    let mut last = fingerprint(&path);
+    loop {
+        let forced = tokio::select! {
+            Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
+            _ = sleep(CONFIG_POLL) => false,
+            _ = stop.changed() => return,
+        };
+        let now = fingerprint(&path);
+        if forced || now != last {
+            if forced {
+                tracing::info!("SIGHUP: reloading the configuration");
+            }
+            last = now;
+            if tx.send(()).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// The part of a target's result whose change is worth a log line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Snapshot {
+    healthy: bool,
+    cause: &'static str,
+    reach: &'static str,
+    verdicts: Vec<(String, &'static str)>,
+}
+
+impl Snapshot {
+    fn of(t: &TargetReport) -> Snapshot {
+        Snapshot {
+            healthy: t.healthy,
+            cause: t.cause.as_str(),
+            reach: t.reach.as_str(),
+            verdicts: t.dns.iter().map(|d| (d.resolver.clone(), d.verdict.as_str())).collect(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        let dns: Vec<String> = self.verdicts.iter().map(|(r, v)| format!("{r}={v}")).collect();
+        format!(
+            "{} ({}; reach={})",
+            if self.healthy {
+                "healthy".to_string()
+            } else {
+                format!("unhealthy: {}", self.cause)
+            },
+            dns.join(" "),
+            self.reach
+        )
+    }
+}
+
+/// Remembers each target's last snapshot and logs changes once.
+#[derive(Default)]
+pub struct Tracker {
+    last: HashMap<String, Snapshot>,
+}
+
+impl Tracker {
+    /// Logs every target whose health, cause, reach or verdicts changed;
+    /// returns how many lines were logged.
+    pub fn log_changes(&mut self, report: &RoundReport) -> usize {
+        let mut logged = 0;
+        let mut seen = HashMap::new();
+        for t in &report.targets {
+            let now = Snapshot::of(t);
+            let before = self.last.get(&t.name);
+            let changed = match before {
+                Some(b) => *b != now,
+                // First sight: only problems are worth a warning.
+                None => !now.healthy,
+            };
+            if changed {
+                let addresses: Vec<String> = t
+                    .dns
+                    .iter()
+                    .map(|d| {
+                        let a: Vec<String> = d.addresses.iter().map(|ip| ip.to_string()).collect();
+                        format!("{}={}", d.resolver, a.join(","))
+                    })
+                    .collect();
+                tracing::warn!(
+                    target = %t.name,
+                    fqdn = %t.fqdn,
+                    from = %before.map(Snapshot::describe).unwrap_or_else(|| "unknown".into()),
+                    to = %now.describe(),
+                    cause = %t.cause,
+                    diagnosis = %t.diagnosis.as_deref().unwrap_or(""),
+                    addresses = %addresses.join(" "),
+                    "target state changed"
+                );
+                logged += 1;
+            }
+            seen.insert(t.name.clone(), now);
+        }
+        self.last = seen;
+        logged
+    }
+}

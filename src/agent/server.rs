@@ -1,0 +1,130 @@
+//! The agent's HTTP surface: `/metrics`, `/healthz`, `/readyz`, `/status` and
+//! the status page at `/`. Connections are capped and headers must arrive
+//! within a few seconds, so slow or numerous clients cannot delay rounds.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{self, HeaderValue};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+use super::State;
+use crate::render;
+
+/// Connections served at once; more are closed immediately.
+pub const MAX_CONNECTIONS: usize = 64;
+/// Time a client has to send its request headers.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest a single connection may live.
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+
+pub async fn serve(listener: TcpListener, state: Arc<State>, mut stop: watch::Receiver<bool>) {
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.changed() => return,
+        };
+        let Ok((stream, _peer)) = accepted else {
+            // Out of file descriptors and the like: back off briefly.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let service = service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(route(&state, &req)) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .max_buf_size(16 * 1024)
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, conn).await;
+        });
+    }
+}
+
+fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(body.into()));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    resp
+}
+
+/// Answers one request (pure apart from reading the shared state).
+pub fn route(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    route_parts(state, req.method(), req.uri().path())
+}
+
+pub fn route_parts(state: &State, method: &Method, path: &str) -> Response<Full<Bytes>> {
+    let known = matches!(path, "/" | "/metrics" | "/healthz" | "/readyz" | "/status");
+    if !known {
+        return text(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "not found\n");
+    }
+    if method != Method::GET && method != Method::HEAD {
+        let mut r = text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain; charset=utf-8",
+            "method not allowed\n",
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    let mut resp = match path {
+        "/metrics" => text(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            state.metrics.encode(),
+        ),
+        "/healthz" => text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n"),
+        "/readyz" if state.ready() => text(StatusCode::OK, "text/plain; charset=utf-8", "ready\n"),
+        "/readyz" => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain; charset=utf-8",
+            "not ready: no round has completed yet\n",
+        ),
+        "/status" => match state.last() {
+            Some(r) => text(StatusCode::OK, "application/json", render::json::render(&r)),
+            None => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "application/json",
+                "{\"ready\":false,\"message\":\"no round has completed yet\"}\n",
+            ),
+        },
+        _ => {
+            let last = state.last();
+            let page = render::html::render(last.as_deref(), state.refresh_secs.load(Ordering::Relaxed));
+            let mut r = text(StatusCode::OK, "text/html; charset=utf-8", page);
+            r.headers_mut().insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(
+                    "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'",
+                ),
+            );
+            r
+        }
+    };
+    if method == Method::HEAD {
+        *resp.body_mut() = Full::new(Bytes::new());
+    }
+    resp
+}
