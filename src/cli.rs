@@ -112,7 +112,10 @@ fn init_tracing(format: LogFormat, agent: bool) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
     let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        // JSON lines carry the event's own fields at the top level; the
+        // module path is left out so that a `target` field means the probe target.
+        LogFormat::Json => builder.json().flatten_event(true).with_target(false).try_init(),
+
         LogFormat::Text => builder.try_init(),
     };
 }
@@ -158,6 +161,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
                 let opts = crate::agent::AgentOptions {
                     config_path: config,
                     listen_override,
+                    on_listen: None,
                 };
                 runtime()?.block_on(crate::agent::run(cfg, opts))?;
                 return Ok(EXIT_HEALTHY);

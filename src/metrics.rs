@@ -6,8 +6,8 @@
 use std::sync::Mutex;
 
 use prometheus::{
-    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 use crate::azure::Target;
@@ -95,7 +95,7 @@ pub struct Metrics {
     overruns_total: IntCounter,
     last_round: Gauge,
     reload_success: IntGauge,
-    reloads_total: IntGaugeVec,
+    reloads_total: IntCounterVec,
     target_info: IntGaugeVec,
     interval: Gauge,
     known: Mutex<Vec<Known>>,
@@ -199,14 +199,13 @@ impl Metrics {
         )?;
         r.register(Box::new(reload_success.clone()))?;
         reload_success.set(1);
-        let reloads_total = gauge_vec(
-            &r,
-            CONFIG_RELOADS_TOTAL,
-            "Configuration reload attempts by result.",
+        let reloads_total = IntCounterVec::new(
+            Opts::new(CONFIG_RELOADS_TOTAL, "Configuration reload attempts by result."),
             &["result"],
         )?;
+        r.register(Box::new(reloads_total.clone()))?;
         for result in ["success", "failure"] {
-            reloads_total.with_label_values(&[result]).set(0);
+            let _ = reloads_total.with_label_values(&[result]);
         }
         let target_info = gauge_vec(
             &r,

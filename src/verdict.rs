@@ -879,6 +879,16 @@ mod tests {
                 Cause::DnsUnreachable,
             ),
             (
+                vec![DnsView {
+                    unreachable: true,
+                    ..view("system", V::Error, false)
+                }],
+                0,
+                Reach::Skipped,
+                None,
+                Cause::DnsUnreachable,
+            ),
+            (
                 vec![view("system", V::Servfail, false)],
                 0,
                 Reach::Skipped,

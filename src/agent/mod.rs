@@ -78,6 +78,8 @@ pub struct AgentOptions {
     pub config_path: PathBuf,
     /// `--listen`, which wins over the config's `listen`.
     pub listen_override: Option<SocketAddr>,
+    /// Told the bound address once the server listens (port 0 picks one).
+    pub on_listen: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
 }
 
 /// Runs until SIGTERM or SIGINT.
@@ -98,23 +100,33 @@ pub async fn run(config: Config, opts: AgentOptions) -> Result<(), AgentError> {
 }
 
 /// Runs until `stop` turns true (tests drive this directly).
-pub async fn run_until(config: Config, opts: AgentOptions, mut stop: watch::Receiver<bool>) -> Result<(), AgentError> {
+pub async fn run_until(
+    config: Config,
+    mut opts: AgentOptions,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), AgentError> {
     let metrics = Metrics::new()?;
     let state = Arc::new(State::new(metrics));
+    // Everything a scrape can see exists before the port opens.
+    let mut engine = Engine::new(config)?;
+    apply_targets(&state, engine.config());
+    let config = engine.config().clone();
     let addr = opts.listen_override.unwrap_or(config.listen);
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|error| AgentError::Listen { addr, error })?;
     let bound = listener.local_addr().unwrap_or(addr);
     tracing::info!(listen = %bound, config = %opts.config_path.display(), targets = config.targets.len(), "netprobe agent listening");
+    if let Some(tx) = opts.on_listen.take() {
+        let _ = tx.send(bound);
+    }
     let server = tokio::spawn(server::serve(listener, state.clone(), stop.clone()));
 
     let (reload_tx, mut reload_rx) = mpsc::channel(4);
     let watcher = tokio::spawn(watch_config(opts.config_path.clone(), reload_tx, stop.clone()));
 
-    let mut engine = Engine::new(config)?;
-    apply_targets(&state, engine.config());
     let mut tracker = Tracker::default();
+
     let mut next_start = Instant::now();
     'rounds: loop {
         // Wait for the next round, handling reloads meanwhile.

@@ -168,6 +168,16 @@ async fn serve_tcp(listener: TcpListener, records: Arc<RwLock<Records>>) {
     }
 }
 
+/// A name from text; labels that are not valid host names (a hostile test's
+/// `<script>`) are taken as raw bytes, as a misbehaving server would send them.
+fn wire_name(text: &str) -> Option<Name> {
+    let mut name = Name::from_ascii(format!("{text}."))
+        .ok()
+        .or_else(|| Name::from_labels(text.split('.').map(|l| l.as_bytes().to_vec())).ok())?;
+    name.set_fqdn(true);
+    Some(name)
+}
+
 /// Builds the response to `req`, or `None` to stay silent.
 fn respond(records: &RwLock<Records>, req: &Message) -> Option<Message> {
     let query = req.queries.first()?.clone();
@@ -195,10 +205,7 @@ fn respond(records: &RwLock<Records>, req: &Message) -> Option<Message> {
                 return Some(resp);
             }
             Some(Entry::Cname(target)) => {
-                let (Ok(from), Ok(to)) = (
-                    Name::from_ascii(format!("{name}.")),
-                    Name::from_ascii(format!("{}.", key(target))),
-                ) else {
+                let (Some(from), Some(to)) = (wire_name(&name), wire_name(&key(target))) else {
                     resp.metadata.response_code = ResponseCode::ServFail;
                     return Some(resp);
                 };
@@ -206,7 +213,7 @@ fn respond(records: &RwLock<Records>, req: &Message) -> Option<Message> {
                 name = key(target);
             }
             Some(Entry::Addrs(ips)) => {
-                let owner = Name::from_ascii(format!("{name}.")).ok()?;
+                let owner = wire_name(&name)?;
                 for ip in ips {
                     let data = match (ip, query.query_type()) {
                         (IpAddr::V4(v4), RecordType::A) => RData::A(A(*v4)),

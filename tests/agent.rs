@@ -1,0 +1,539 @@
+//! Agent mode against real DNS and TLS servers on loopback: metrics by name
+//! and label, readiness, reload, overruns, shutdown, transition logs, the
+//! status page (in headless Chromium), and `promtool check metrics`.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use netprobe::agent::{AgentOptions, run_until};
+use netprobe::config::Config;
+use netprobe::sim::dns::{DnsServer, Entry, Records};
+use netprobe::sim::https::{HttpsServer, Reply};
+use netprobe::sim::pki::Ca;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+use common::{chain, dns, endpoint};
+
+fn pe(host: u8) -> IpAddr {
+    IpAddr::from([127, 0, 10, host])
+}
+
+/// GET over plain HTTP/1.1; returns status and body.
+async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+/// The value of the series `name{labels}` where every `k="v"` in `want` matches.
+fn value(metrics: &str, name: &str, want: &[(&str, &str)]) -> Option<f64> {
+    metrics.lines().find_map(|l| {
+        let rest = l.strip_prefix(name)?;
+        let (labels, v) = if let Some(r) = rest.strip_prefix('{') {
+            let (labels, v) = r.split_once("} ")?;
+            (labels, v)
+        } else {
+            ("", rest.strip_prefix(' ')?)
+        };
+        want.iter()
+            .all(|(k, val)| labels.contains(&format!("{k}=\"{val}\"")))
+            .then(|| v.trim().parse().ok())?
+    })
+}
+
+struct Agent {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn start_agent(config: Config, path: &Path) -> Agent {
+    let (stop, rx) = watch::channel(false);
+    let (tx, bound) = tokio::sync::oneshot::channel();
+    let opts = AgentOptions {
+        config_path: path.to_path_buf(),
+        listen_override: Some("127.0.0.1:0".parse().unwrap()),
+        on_listen: Some(tx),
+    };
+    let task = tokio::spawn(async move {
+        run_until(config, opts, rx).await.unwrap();
+    });
+    let addr = bound.await.unwrap();
+    Agent { addr, stop, task }
+}
+
+async fn wait_for(addr: SocketAddr, what: &str, mut ok: impl FnMut(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(8);
+    loop {
+        let (_, body) = get(addr, "/metrics").await;
+        if ok(&body) {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}:\n{body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+struct Scene {
+    dns: DnsServer,
+    _ep: HttpsServer,
+    port: u16,
+    ca_file: tempfile::TempDir,
+}
+
+/// One ACR target `reg91.azurecr.io` behind a healthy private endpoint.
+async fn scene() -> Scene {
+    let ca = Ca::new("agent test CA").unwrap();
+    let ep = endpoint(
+        &ca,
+        pe(91),
+        0,
+        &["reg91.azurecr.io"],
+        Reply::acr_challenge("reg91.azurecr.io"),
+    )
+    .await;
+    let mut r = Records::new();
+    chain(&mut r, "reg91.azurecr.io", "reg91.privatelink.azurecr.io", &[pe(91)]);
+    r.insert(
+        "public.reg91.example".into(),
+        Entry::Addrs(vec![IpAddr::from([127, 0, 200, 91])]),
+    );
+    let d = dns(r).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca.cert_pem()).unwrap();
+    Scene {
+        port: ep.addr().port(),
+        dns: d,
+        _ep: ep,
+        ca_file: dir,
+    }
+}
+
+fn agent_yaml(s: &Scene, interval: &str, extra_targets: &str) -> String {
+    format!(
+        "interval: {interval}\ntimeout: 1s\nresolvers:\n  - name: system\n    servers: [\"{}\"]\nprivate_ranges: [127.0.10.0/24]\ntls:\n  extra_ca_file: ca.pem\ntargets:\n  - fqdn: reg91.azurecr.io\n    name: reg91\n    service: acr\n    port: {}\n{extra_targets}",
+        s.dns.addr(),
+        s.port
+    )
+}
+
+fn write_config(dir: &Path, text: &str) -> std::path::PathBuf {
+    // Replace atomically, as a ConfigMap update does.
+    let path = dir.join("netprobe.yaml");
+    let tmp = dir.join(".netprobe.yaml.tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    path
+}
+
+const HEALTHY: &[(&str, &str)] = &[("target", "reg91")];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_follow_dns_changes_within_a_round() {
+    let s = scene().await;
+    let path = write_config(s.ca_file.path(), &agent_yaml(&s, "200ms", ""));
+    let agent = start_agent(Config::load(&path).unwrap(), &path).await;
+    let m = wait_for(agent.addr, "first healthy round", |m| {
+        value(m, "netprobe_target_healthy", HEALTHY) == Some(1.0)
+    })
+    .await;
+    for (k, v) in [
+        ("netprobe_dns_verdict", "private"),
+        ("netprobe_reach_verdict", "ok"),
+        ("netprobe_target_cause", "none"),
+    ] {
+        let label = if k == "netprobe_target_cause" {
+            "cause"
+        } else {
+            "verdict"
+        };
+        assert_eq!(
+            value(&m, k, &[("target", "reg91"), (label, v)]),
+            Some(1.0),
+            "{k}={v}\n{m}"
+        );
+    }
+    // Exactly one verdict is 1, all others exist and are 0.
+    let dns_series: Vec<&str> = m.lines().filter(|l| l.starts_with("netprobe_dns_verdict{")).collect();
+    assert_eq!(dns_series.len(), netprobe::model::DnsVerdict::ALL.len());
+    assert_eq!(dns_series.iter().filter(|l| l.ends_with(" 1")).count(), 1);
+    assert_eq!(value(&m, "netprobe_dns_privatelink", HEALTHY), Some(1.0));
+    assert_eq!(value(&m, "netprobe_http_status_code", HEALTHY), Some(401.0));
+    assert!(value(&m, "netprobe_tls_cert_expiry_timestamp_seconds", HEALTHY).unwrap() > 1.7e9);
+    assert!(
+        value(
+            &m,
+            "netprobe_dns_lookup_duration_seconds_count",
+            &[("target", "reg91"), ("resolver", "system")]
+        )
+        .unwrap()
+            >= 1.0
+    );
+    assert!(
+        value(
+            &m,
+            "netprobe_phase_duration_seconds_count",
+            &[("target", "reg91"), ("phase", "tls")]
+        )
+        .unwrap()
+            >= 1.0
+    );
+    assert!(value(&m, "netprobe_rounds_total", &[]).unwrap() >= 1.0);
+    assert!(value(&m, "netprobe_last_round_timestamp_seconds", &[]).unwrap() > 1.7e9);
+    assert_eq!(
+        value(
+            &m,
+            "netprobe_target_info",
+            &[
+                ("target", "reg91"),
+                ("fqdn", "reg91.azurecr.io"),
+                ("service", "acr"),
+                ("expect", "private")
+            ]
+        ),
+        Some(1.0)
+    );
+
+    // private -> public (the zone is unlinked: the chain continues publicly).
+    s.dns.set(
+        "reg91.privatelink.azurecr.io",
+        Entry::Cname("public.reg91.example".into()),
+    );
+    let m = wait_for(agent.addr, "public verdict", |m| {
+        value(m, "netprobe_dns_verdict", &[("target", "reg91"), ("verdict", "public")]) == Some(1.0)
+    })
+    .await;
+    assert_eq!(value(&m, "netprobe_target_healthy", HEALTHY), Some(0.0));
+    assert_eq!(
+        value(
+            &m,
+            "netprobe_target_cause",
+            &[("target", "reg91"), ("cause", "zone_not_linked")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &m,
+            "netprobe_dns_verdict",
+            &[("target", "reg91"), ("verdict", "private")]
+        ),
+        Some(0.0)
+    );
+
+    // The /status document says the same.
+    let (code, status) = get(agent.addr, "/status").await;
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(v["targets"][0]["cause"], "zone_not_linked");
+
+    // ... and back.
+    s.dns.set("reg91.privatelink.azurecr.io", Entry::Addrs(vec![pe(91)]));
+    wait_for(agent.addr, "healthy again", |m| {
+        value(m, "netprobe_target_healthy", HEALTHY) == Some(1.0)
+    })
+    .await;
+    agent.stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), agent.task)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_waits_for_the_first_round_and_overruns_are_counted() {
+    let s = scene().await;
+    s.dns.set("reg91.azurecr.io", Entry::Drop);
+    // interval 100ms, but each round waits 1s for DNS: every round overruns.
+    let path = write_config(s.ca_file.path(), &agent_yaml(&s, "100ms", ""));
+    let agent = start_agent(Config::load(&path).unwrap(), &path).await;
+    assert_eq!(get(agent.addr, "/readyz").await.0, 503);
+    assert_eq!(get(agent.addr, "/healthz").await.0, 200);
+    assert_eq!(get(agent.addr, "/status").await.0, 503);
+    let (code, page) = get(agent.addr, "/").await;
+    assert_eq!(code, 200);
+    assert!(page.contains("Waiting for the first round"), "{page}");
+    // Series exist before any round.
+    let (_, m) = get(agent.addr, "/metrics").await;
+    assert_eq!(value(&m, "netprobe_target_healthy", HEALTHY), Some(0.0));
+    assert_eq!(value(&m, "netprobe_rounds_total", &[]), Some(0.0));
+
+    let m = wait_for(agent.addr, "two overruns", |m| {
+        value(m, "netprobe_round_overruns_total", &[]).unwrap_or(0.0) >= 2.0
+    })
+    .await;
+    assert_eq!(get(agent.addr, "/readyz").await.0, 200);
+    assert_eq!(
+        value(
+            &m,
+            "netprobe_target_cause",
+            &[("target", "reg91"), ("cause", "dns_unreachable")]
+        ),
+        Some(1.0)
+    );
+    // Rounds never overlap: every completed round is one overrun here.
+    let rounds = value(&m, "netprobe_rounds_total", &[]).unwrap();
+    let overruns = value(&m, "netprobe_round_overruns_total", &[]).unwrap();
+    assert!(
+        overruns >= rounds - 1.0 && overruns <= rounds,
+        "{rounds} rounds, {overruns} overruns"
+    );
+    assert_eq!(get(agent.addr, "/nope").await.0, 404);
+    agent.stop.send(true).unwrap();
+    // Stopping mid-round (DNS is stalled for 1s) is prompt.
+    let t = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), agent.task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_applies_good_files_and_rejects_bad_ones() {
+    let s = scene().await;
+    let dir = s.ca_file.path();
+    let path = write_config(dir, &agent_yaml(&s, "300ms", ""));
+    let agent = start_agent(Config::load(&path).unwrap(), &path).await;
+    wait_for(agent.addr, "first round", |m| {
+        value(m, "netprobe_target_healthy", HEALTHY) == Some(1.0)
+    })
+    .await;
+
+    let extra = format!("  - fqdn: second.example.net\n    name: second\n    port: {}\n", s.port);
+    write_config(dir, &agent_yaml(&s, "300ms", &extra));
+    let m = wait_for(agent.addr, "second target", |m| {
+        value(m, "netprobe_target_info", &[("target", "second")]) == Some(1.0)
+    })
+    .await;
+    assert_eq!(value(&m, "netprobe_config_reload_success", &[]), Some(1.0));
+    assert_eq!(
+        value(&m, "netprobe_config_reloads_total", &[("result", "success")]),
+        Some(1.0)
+    );
+
+    // A bad file is rejected; the running configuration stays.
+    write_config(dir, "targets: [\n");
+    let m = wait_for(agent.addr, "reload failure", |m| {
+        value(m, "netprobe_config_reload_success", &[]) == Some(0.0)
+    })
+    .await;
+    assert_eq!(value(&m, "netprobe_target_info", &[("target", "second")]), Some(1.0));
+    let rounds = value(&m, "netprobe_rounds_total", &[]).unwrap();
+    wait_for(agent.addr, "rounds going on", |m| {
+        value(m, "netprobe_rounds_total", &[]).unwrap() > rounds + 1.0
+    })
+    .await;
+
+    // Back to one target: the removed target's series disappear.
+    write_config(dir, &agent_yaml(&s, "300ms", ""));
+    let m = wait_for(agent.addr, "second removed", |m| {
+        value(m, "netprobe_config_reload_success", &[]) == Some(1.0) && !m.contains("target=\"second\"")
+    })
+    .await;
+    assert_eq!(value(&m, "netprobe_target_info", HEALTHY), Some(1.0));
+    agent.stop.send(true).unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(5), agent.task).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promtool_finds_no_problem_in_the_exposition() {
+    let s = scene().await;
+    let path = write_config(s.ca_file.path(), &agent_yaml(&s, "200ms", ""));
+    let agent = start_agent(Config::load(&path).unwrap(), &path).await;
+    let m = wait_for(agent.addr, "a round", |m| {
+        value(m, "netprobe_rounds_total", &[]).unwrap_or(0.0) >= 1.0
+    })
+    .await;
+    agent.stop.send(true).unwrap();
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is required (Debian package `prometheus`; scripts/test installs it)");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(m.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "promtool check metrics:\n{report}"
+    );
+}
+
+/// The binary as a subprocess with JSON logs: health changes are logged once
+/// each, and SIGTERM during a round ends the process with 0 within 5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_logs_transitions_once_and_stops_on_sigterm() {
+    let s = scene().await;
+    let path = write_config(s.ca_file.path(), &agent_yaml(&s, "150ms", ""));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netprobe"))
+        .args([
+            "probe",
+            "--config",
+            path.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (line_tx, mut line_rx) = tokio::sync::mpsc::unbounded_channel::<serde_json::Value>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str(&line) {
+                let _ = line_tx.send(v);
+            }
+        }
+    });
+    let mut logs: Vec<serde_json::Value> = Vec::new();
+    let mut next = async |logs: &mut Vec<serde_json::Value>, pred: &dyn Fn(&serde_json::Value) -> bool| {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+        loop {
+            let v = tokio::time::timeout_at(deadline, line_rx.recv())
+                .await
+                .expect("log line in time")
+                .expect("log stream");
+            logs.push(v.clone());
+            if pred(&v) {
+                return v;
+            }
+        }
+    };
+    let listening = next(&mut logs, &|v| v["message"] == "netprobe agent listening").await;
+    let addr: SocketAddr = listening["listen"].as_str().unwrap().parse().unwrap();
+    wait_for(addr, "healthy", |m| {
+        value(m, "netprobe_target_healthy", HEALTHY) == Some(1.0)
+    })
+    .await;
+
+    let changed = |v: &serde_json::Value| v["message"] == "target state changed";
+    s.dns.set("reg91.azurecr.io", Entry::ServFail);
+    let down = next(&mut logs, &changed).await;
+    assert_eq!(down["target"], "reg91");
+    assert_eq!(down["cause"], "dns_error");
+    assert!(down["from"].as_str().unwrap().starts_with("healthy"), "{down}");
+    assert!(down["to"].as_str().unwrap().contains("system=servfail"), "{down}");
+    // Several more rounds in the same state: no more lines.
+    let rounds = value(&get(addr, "/metrics").await.1, "netprobe_rounds_total", &[]).unwrap();
+    wait_for(addr, "3 more rounds", |m| {
+        value(m, "netprobe_rounds_total", &[]).unwrap() >= rounds + 3.0
+    })
+    .await;
+    s.dns
+        .set("reg91.azurecr.io", Entry::Cname("reg91.privatelink.azurecr.io".into()));
+    let up = next(&mut logs, &changed).await;
+    assert!(up["to"].as_str().unwrap().starts_with("healthy"), "{up}");
+    let transitions = logs.iter().filter(|v| changed(v)).count();
+    assert_eq!(transitions, 2, "one line per change: {logs:#?}");
+
+    // Stall DNS so that a round is in flight, then SIGTERM.
+    s.dns.set("reg91.azurecr.io", Entry::Drop);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let t = Instant::now();
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+}
+
+/// The status page in a real browser: the targets render, coloured by
+/// health, and a hostile name from DNS stays inert text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_page_renders_in_chromium_and_hostile_names_stay_inert() {
+    let s = scene().await;
+    let hostile = "<img src=x onerror=document.title='pwned'>";
+    s.dns.set(
+        "evil.example.net",
+        Entry::Cname(format!("{hostile}.privatelink.example.net")),
+    );
+    s.dns.set(
+        &format!("{hostile}.privatelink.example.net"),
+        Entry::Addrs(vec![IpAddr::from([127, 0, 200, 92])]),
+    );
+    let extra = "  - fqdn: evil.example.net\n    name: evil\n    port: 9\n";
+    let path = write_config(s.ca_file.path(), &agent_yaml(&s, "500ms", extra));
+    let agent = start_agent(Config::load(&path).unwrap(), &path).await;
+    wait_for(agent.addr, "a round", |m| {
+        value(m, "netprobe_rounds_total", &[]).unwrap_or(0.0) >= 1.0
+    })
+    .await;
+    let (_, status) = get(agent.addr, "/status").await;
+    assert!(status.contains("img"), "the hostile chain reached the report: {status}");
+
+    let url = format!("http://{}/", agent.addr);
+    let profile = tempfile::tempdir().unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                &format!("--user-data-dir={}", profile.path().display()),
+                "--virtual-time-budget=2000",
+                "--dump-dom",
+                &url,
+            ])
+            .output()
+            .expect("chromium is required (Debian package `chromium`; scripts/test installs it)")
+    })
+    .await
+    .unwrap();
+    let dom = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Rendered: the table, both targets, health classes.
+    assert!(dom.contains("<table id=\"targets\""), "{dom}");
+    assert!(
+        dom.contains("data-target=\"reg91\"") && dom.contains("class=\"ok\""),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("data-target=\"evil\"") && dom.contains("class=\"fail\""),
+        "{dom}"
+    );
+    // Inert: no <img> element was created and the handler never ran.
+    assert!(!dom.contains("<img"), "an element was injected: {dom}");
+    assert!(dom.contains("&lt;img"), "the name is shown as text: {dom}");
+    assert!(dom.contains("<title>netprobe</title>"), "the title was changed: {dom}");
+    agent.stop.send(true).unwrap();
+}
