@@ -1,0 +1,213 @@
+//! Agent footprint: peak RSS and CPU time per round with 10 and 1,000
+//! targets, against a simulated VNet on loopback (DNS + TLS endpoints).
+//! Prints a table; it never passes or fails on numbers.
+//!
+//!     cargo bench --bench footprint
+//!
+//! Each run starts the release `netprobe probe` as a separate process, lets it
+//! complete a warm-up round, then measures `rounds` rounds: CPU time from
+//! /proc/<pid>/stat (utime+stime), peak RSS from /proc/<pid>/status (VmHWM),
+//! round wall time from the agent's own "round complete" log lines. Rounds
+//! are counted from the log, not by scraping; one scrape of the full
+//! exposition is measured at the end, on its own.
+
+use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, SocketAddr};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use netprobe::sim::bind_same_port;
+use netprobe::sim::dns::{DnsServer, Entry, Records};
+use netprobe::sim::https::{HttpsServer, Reply};
+use netprobe::sim::pki::{Ca, Validity};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const ENDPOINT_IPS: u8 = 20;
+
+async fn metrics(addr: SocketAddr) -> String {
+    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
+        return String::new();
+    };
+    let _ = s
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await;
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf).await;
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+fn clk_tck() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// (utime + stime) in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may contain spaces) start at ") ".
+    let after = stat.rsplit_once(") ").map(|x| x.1).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    ticks / clk_tck()
+}
+
+fn status_kib(pid: u32, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(field)
+                .map(|v| v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0.0))
+        })
+        .unwrap_or(0.0)
+}
+
+enum Event {
+    Listen(String),
+    Round(f64),
+}
+
+struct Row {
+    targets: usize,
+    rounds: usize,
+    peak_rss_mib: f64,
+    cpu_ms_per_round: f64,
+    round_ms: f64,
+    scrape_kib: f64,
+    scrape_cpu_ms: f64,
+    peak_after_scrape_mib: f64,
+}
+
+async fn run(targets: usize, rounds: usize, interval: &str) -> Row {
+    let ca = Ca::new("bench CA").unwrap();
+    let ips: Vec<IpAddr> = (1..=ENDPOINT_IPS).map(|h| IpAddr::from([127, 0, 10, h])).collect();
+    let (port, listeners) = bind_same_port(&ips).await.unwrap();
+    let leaf = ca.leaf(&["*.azurecr.io"], Validity::Current).unwrap();
+    let _servers: Vec<HttpsServer> = listeners
+        .into_iter()
+        .map(|l| HttpsServer::serve(l, &leaf, Reply::acr_challenge("bench.azurecr.io")).unwrap())
+        .collect();
+    let mut records = Records::new();
+    for i in 0..targets {
+        let ip = ips[i % ips.len()];
+        records.insert(
+            format!("t{i}.azurecr.io"),
+            Entry::Cname(format!("t{i}.privatelink.azurecr.io")),
+        );
+        records.insert(format!("t{i}.privatelink.azurecr.io"), Entry::Addrs(vec![ip]));
+    }
+    let dns = DnsServer::start(records).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca.cert_pem()).unwrap();
+    let mut y = format!(
+        "interval: {interval}\ntimeout: 5s\nresolvers:\n  - name: system\n    servers: [\"{}\"]\nprivate_ranges: [127.0.10.0/24]\ntls:\n  extra_ca_file: ca.pem\ntargets:\n",
+        dns.addr()
+    );
+    for i in 0..targets {
+        y.push_str(&format!(
+            "  - fqdn: t{i}.azurecr.io\n    service: acr\n    port: {port}\n"
+        ));
+    }
+    let cfg = dir.path().join("netprobe.yaml");
+    std::fs::write(&cfg, y).unwrap();
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netprobe"))
+        .args([
+            "probe",
+            "-c",
+            cfg.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ])
+        .env("RUST_LOG", "info,netprobe::agent=debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("netprobe binary");
+    let pid = child.id();
+    let stderr = child.stderr.take().unwrap();
+    // Rounds are counted from the agent's own log, so that measuring does not
+    // add scrapes (a scrape of 1,000 targets is large; it is measured apart).
+    let (tx, rx) = std::sync::mpsc::channel::<Event>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if let Some(l) = v["listen"].as_str() {
+                let _ = tx.send(Event::Listen(l.to_string()));
+            } else if v["message"] == "round complete" {
+                let _ = tx.send(Event::Round(v["ms"].as_f64().unwrap_or(0.0)));
+            }
+        }
+    });
+    let addr: SocketAddr = match rx.recv_timeout(Duration::from_secs(10)).expect("agent listening") {
+        Event::Listen(a) => a.parse().unwrap(),
+        Event::Round(_) => panic!("round before listening"),
+    };
+    let next_round = || loop {
+        match rx.recv_timeout(Duration::from_secs(600)).expect("round completes") {
+            Event::Round(ms) => return ms,
+            Event::Listen(_) => continue,
+        }
+    };
+    next_round(); // warm-up
+    let cpu0 = cpu_seconds(pid);
+    let mut wall = 0.0;
+    for _ in 0..rounds {
+        wall += next_round();
+    }
+    let cpu1 = cpu_seconds(pid);
+    let peak = status_kib(pid, "VmHWM:") / 1024.0;
+    let scrape_cpu0 = cpu_seconds(pid);
+    let text = metrics(addr).await;
+    let scrape_cpu = cpu_seconds(pid) - scrape_cpu0;
+    let peak_after_scrape = status_kib(pid, "VmHWM:") / 1024.0;
+    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = child.wait();
+    Row {
+        targets,
+        rounds,
+        peak_rss_mib: peak,
+        cpu_ms_per_round: (cpu1 - cpu0) * 1000.0 / rounds as f64,
+        round_ms: wall / rounds as f64,
+        scrape_kib: text.len() as f64 / 1024.0,
+        scrape_cpu_ms: scrape_cpu * 1000.0,
+        peak_after_scrape_mib: peak_after_scrape,
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    // `cargo bench` passes --bench; a filter argument is not supported.
+    let rows = vec![run(10, 20, "200ms").await, run(1000, 5, "3s").await];
+    println!();
+    println!(
+        "netprobe agent footprint (release build, simulated VNet on loopback, {} CPUs)",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+    );
+    println!(
+        "{:>8} {:>7} {:>13} {:>13} {:>9} | {:>11} {:>10} {:>19}",
+        "targets", "rounds", "peak RSS MiB", "CPU ms/round", "round ms", "scrape KiB", "scrape ms", "peak after scrape"
+    );
+    for r in rows {
+        println!(
+            "{:>8} {:>7} {:>13.1} {:>13.1} {:>9.1} | {:>11.0} {:>10.1} {:>15.1} MiB",
+            r.targets,
+            r.rounds,
+            r.peak_rss_mib,
+            r.cpu_ms_per_round,
+            r.round_ms,
+            r.scrape_kib,
+            r.scrape_cpu_ms,
+            r.peak_after_scrape_mib
+        );
+    }
+}
