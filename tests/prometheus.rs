@@ -1,0 +1,460 @@
+//! Alert rules and the dashboard, checked with the real tools: promtool
+//! (check and unit tests), kubectl kustomize, and a real Prometheus server
+//! that scrapes a running agent and evaluates every panel and alert.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use netprobe::agent::{AgentOptions, run_until};
+use netprobe::config::Config;
+use netprobe::sim::bind_same_port;
+use netprobe::sim::dns::Records;
+use netprobe::sim::https::{HttpsServer, Reply};
+use netprobe::sim::pki::{Ca, Validity};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use common::{chain, dns};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn tool(name: &str) -> Command {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(found, "`{name}` is required for this test (scripts/test installs it)");
+    Command::new(name)
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run tool");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
+    text
+}
+
+fn yaml_value(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_saphyr::from_str::<Value>(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn rules_pass_promtool_check_and_unit_tests() {
+    let dir = root().join("deploy/prometheus");
+    let out = run_ok(
+        tool("promtool")
+            .args(["check", "rules", "netprobe-rules.yaml"])
+            .current_dir(&dir),
+    );
+    assert!(out.contains("SUCCESS: 10 rules found"), "{out}");
+    let out = run_ok(
+        tool("promtool")
+            .args(["test", "rules", "netprobe-rules.test.yaml"])
+            .current_dir(&dir),
+    );
+    assert!(out.contains("SUCCESS"), "{out}");
+}
+
+#[test]
+fn prometheus_rule_and_dashboard_copies_match_their_sources() {
+    let rules = yaml_value(&root().join("deploy/prometheus/netprobe-rules.yaml"));
+    let wrapped = yaml_value(&root().join("deploy/components/prometheus-operator/prometheusrule.yaml"));
+    assert_eq!(wrapped["kind"], "PrometheusRule");
+    assert_eq!(
+        wrapped["spec"]["groups"], rules["groups"],
+        "regenerate prometheusrule.yaml from the rules file"
+    );
+    let a = std::fs::read(root().join("dashboards/netprobe.json")).unwrap();
+    let b = std::fs::read(root().join("deploy/components/grafana-dashboard/netprobe.json")).unwrap();
+    assert!(
+        a == b,
+        "copy dashboards/netprobe.json to deploy/components/grafana-dashboard/"
+    );
+}
+
+#[test]
+fn kustomize_renders_the_components() {
+    let dir = tempfile::tempdir().unwrap();
+    // kustomize accepts only relative paths to components.
+    let rel = |p: &str| relative(dir.path(), &root().join(p)).display().to_string();
+    std::fs::write(
+        dir.path().join("kustomization.yaml"),
+        format!(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\ncomponents:\n  - {}\n  - {}\n",
+            rel("deploy/components/grafana-dashboard"),
+            rel("deploy/components/prometheus-operator")
+        ),
+    )
+    .unwrap();
+    let out = run_ok(tool("kubectl").args(["kustomize", dir.path().to_str().unwrap()]));
+    let docs: Vec<Value> = out
+        .split("\n---\n")
+        .map(|d| serde_saphyr::from_str::<Value>(d).unwrap())
+        .collect();
+    let kinds: BTreeSet<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, BTreeSet::from(["ConfigMap", "PodMonitor", "PrometheusRule"]));
+    let cm = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap();
+    assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"], "1");
+    let embedded: Value = serde_json::from_str(cm["data"]["netprobe.json"].as_str().unwrap()).unwrap();
+    assert_eq!(embedded["uid"], "netprobe-private-dns");
+}
+
+/// `to` relative to `from` (both absolute).
+fn relative(from: &Path, to: &Path) -> PathBuf {
+    let from: Vec<_> = from.components().collect();
+    let to: Vec<_> = to.components().collect();
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..from.len() {
+        out.push("..");
+    }
+    for c in &to[common..] {
+        out.push(c);
+    }
+    out
+}
+
+fn dashboard() -> Value {
+    serde_json::from_slice(&std::fs::read(root().join("dashboards/netprobe.json")).unwrap()).unwrap()
+}
+
+/// Every query of every panel.
+fn panel_queries(d: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for p in d["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().into_iter().flatten() {
+            out.push((
+                p["title"].as_str().unwrap().to_string(),
+                t["expr"].as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn dashboard_is_importable_and_templated() {
+    let d = dashboard();
+    assert_eq!(d["uid"], "netprobe-private-dns");
+    assert!(d["schemaVersion"].as_u64().unwrap() >= 36, "Grafana 10+ schema");
+    let vars: Vec<&str> = d["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(vars, ["datasource", "cluster", "node", "service", "target"]);
+    let mut ids = BTreeSet::new();
+    for p in d["panels"].as_array().unwrap() {
+        assert!(ids.insert(p["id"].as_u64().unwrap()), "duplicate panel id");
+        if p["type"] == "row" {
+            continue;
+        }
+        assert_eq!(p["datasource"]["uid"], "${datasource}", "{}", p["title"]);
+        for t in p["targets"].as_array().unwrap() {
+            assert_eq!(t["datasource"]["uid"], "${datasource}", "{}", p["title"]);
+        }
+    }
+    for (title, expr) in panel_queries(&d) {
+        assert!(
+            expr.contains("node=~\"$node\""),
+            "{title}: not filtered by node: {expr}"
+        );
+        if expr.contains("rate(") {
+            assert!(expr.contains("[$__rate_interval]"), "{title}: {expr}");
+        }
+    }
+}
+
+/// Replaces Grafana's variables the way Grafana would with "All" selected.
+fn substitute(expr: &str) -> String {
+    expr.replace("$__rate_interval", "15s")
+        .replace("$cluster", ".*")
+        .replace("$node", ".*")
+        .replace("$service", ".*")
+        .replace("$target", ".*")
+}
+
+fn encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
+        return (0, String::new());
+    };
+    let _ = s
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await;
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf).await;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (
+        code,
+        text.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default(),
+    )
+}
+
+async fn api(addr: SocketAddr, path: &str) -> Value {
+    let (code, body) = http_get(addr, path).await;
+    let v: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{path}: HTTP {code}: {body}"));
+    v
+}
+
+struct Prometheus {
+    child: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start_prometheus(agent: SocketAddr) -> Prometheus {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = root().join("deploy/prometheus/netprobe-rules.yaml");
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: netprobe\n    static_configs:\n      - targets: [\"{agent}\"]\n        labels:\n          node: node-a\n          cluster: lab\n",
+        rules.display()
+    );
+    std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let child = tool("prometheus")
+        .args([
+            &format!("--config.file={}", dir.path().join("prometheus.yml").display()),
+            &format!("--storage.tsdb.path={}", dir.path().join("data").display()),
+            &format!("--web.listen-address={addr}"),
+            "--log.level=error",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start prometheus");
+    let p = Prometheus { child, addr, _dir: dir };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http_get(addr, "/-/ready").await.0 != 200 {
+        assert!(Instant::now() < deadline, "prometheus did not become ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    p
+}
+
+async fn query(prom: SocketAddr, expr: &str) -> Value {
+    api(prom, &format!("/api/v1/query?query={}", encode(expr))).await
+}
+
+fn pe(host: u8) -> IpAddr {
+    IpAddr::from([127, 0, 10, host])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_prometheus_evaluates_every_panel_and_the_expected_alerts() {
+    // Lab: `good` is healthy; `bad` is private through Azure DNS but public
+    // through the pod path, whose public endpoint refuses the node (403).
+    let ca = Ca::new("prometheus e2e CA").unwrap();
+    let public = IpAddr::from([127, 0, 200, 101]);
+    let (port, listeners) = bind_same_port(&[pe(101), public]).await.unwrap();
+    let leaf = ca.leaf(&["*.azurecr.io"], Validity::Current).unwrap();
+    let mut listeners = listeners.into_iter();
+    let _private_ep = HttpsServer::serve(
+        listeners.next().unwrap(),
+        &leaf,
+        Reply::acr_challenge("good.azurecr.io"),
+    )
+    .unwrap();
+    let _public_ep = HttpsServer::serve(listeners.next().unwrap(), &leaf, Reply::acr_denied()).unwrap();
+    let mut azure = Records::new();
+    chain(&mut azure, "good.azurecr.io", "good.privatelink.azurecr.io", &[pe(101)]);
+    chain(&mut azure, "bad.azurecr.io", "bad.privatelink.azurecr.io", &[pe(101)]);
+    let mut system = azure.clone();
+    chain(
+        &mut system,
+        "bad.privatelink.azurecr.io",
+        "bad.eastus.cloudapp.example",
+        &[public],
+    );
+    let azure = dns(azure).await;
+    let system = dns(system).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca.cert_pem()).unwrap();
+    let yaml = format!(
+        "interval: 500ms\ntimeout: 1s\nresolvers:\n  - name: system\n    servers: [\"{}\"]\n  - name: azure\n    servers: [\"{}\"]\nprivate_ranges: [127.0.10.0/24]\ntls:\n  extra_ca_file: ca.pem\ntargets:\n  - {{fqdn: good.azurecr.io, name: good, service: acr, port: {port}}}\n  - {{fqdn: bad.azurecr.io, name: bad, service: acr, port: {port}}}\n",
+        system.addr(),
+        azure.addr()
+    );
+    let path = dir.path().join("netprobe.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let (tx, bound) = tokio::sync::oneshot::channel();
+    let cfg = Config::load(&path).unwrap();
+    let agent_task = tokio::spawn(run_until(
+        cfg,
+        AgentOptions {
+            config_path: path.clone(),
+            listen_override: Some("127.0.0.1:0".parse().unwrap()),
+            on_listen: Some(tx),
+        },
+        stop_rx,
+    ));
+    let agent = bound.await.unwrap();
+
+    let prom = start_prometheus(agent).await;
+    // Enough scrapes for rate() over 15s.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = query(prom.addr, "count_over_time(netprobe_rounds_total[1m])").await;
+        let n: f64 = v["data"]["result"][0]["value"][1]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0.0);
+        if n >= 6.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "prometheus did not scrape netprobe: {v}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // Every panel query evaluates without error, and returns data.
+    let d = dashboard();
+    let mut empty = Vec::new();
+    for (title, expr) in panel_queries(&d) {
+        let e = substitute(&expr);
+        let v = query(prom.addr, &e).await;
+        assert_eq!(v["status"], "success", "panel {title:?}: {e}\n{v}");
+        if v["data"]["result"].as_array().map(|r| r.is_empty()).unwrap_or(true) {
+            empty.push(format!("{title}: {e}"));
+        }
+    }
+    assert!(empty.is_empty(), "panels without data:\n{}", empty.join("\n"));
+    // The matrix shows the bad target unhealthy on node-a and the good one healthy.
+    let v = query(
+        prom.addr,
+        &substitute(
+            &panel_queries(&d)
+                .into_iter()
+                .find(|(t, _)| t == "Node × target health")
+                .unwrap()
+                .1,
+        ),
+    )
+    .await;
+    let cells: BTreeSet<(String, String, String)> = v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["metric"]["node"].as_str().unwrap().to_string(),
+                r["metric"]["target"].as_str().unwrap().to_string(),
+                r["value"][1].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        cells,
+        BTreeSet::from([
+            ("node-a".into(), "bad".into(), "0".into()),
+            ("node-a".into(), "good".into(), "1".into())
+        ])
+    );
+
+    // The variables' label_values() queries return values.
+    for var in d["templating"]["list"].as_array().unwrap() {
+        let Some(q) = var["definition"].as_str() else { continue };
+        let inner = q
+            .strip_prefix("label_values(")
+            .and_then(|s| s.strip_suffix(')'))
+            .unwrap();
+        let (selector, label) = inner.rsplit_once(", ").unwrap();
+        let v = api(
+            prom.addr,
+            &format!("/api/v1/label/{label}/values?match[]={}", encode(&substitute(selector))),
+        )
+        .await;
+        assert_eq!(v["status"], "success", "{q}: {v}");
+        assert!(
+            !v["data"].as_array().unwrap().is_empty(),
+            "variable {q} has no values: {v}"
+        );
+    }
+
+    // Alerts: pending (their `for` has not elapsed) or firing, for `bad` only.
+    let want: BTreeSet<(String, String)> = [
+        ("NetprobePrivateDNSRegression", "bad"),
+        ("NetprobeDNSPathMismatch", "bad"),
+        ("NetprobeRegistryEgressBlocked", "bad"),
+    ]
+    .iter()
+    .map(|(a, t)| (a.to_string(), t.to_string()))
+    .collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let got = loop {
+        let v = api(prom.addr, "/api/v1/alerts").await;
+        let alerts = v["data"]["alerts"].as_array().cloned().unwrap_or_default();
+        let got: BTreeSet<(String, String)> = alerts
+            .iter()
+            .filter(|a| matches!(a["state"].as_str(), Some("pending" | "firing")))
+            .map(|a| {
+                (
+                    a["labels"]["alertname"].as_str().unwrap_or("").to_string(),
+                    a["labels"]["target"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        if got == want || Instant::now() > deadline {
+            for a in &alerts {
+                assert_eq!(a["labels"]["node"], "node-a", "{a}");
+                let desc = a["annotations"]["description"].as_str().unwrap_or("");
+                assert!(desc.contains("node-a") && desc.contains("bad.azurecr.io"), "{desc}");
+                assert!(
+                    a["annotations"]["runbook_url"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains("runbook.md#"),
+                    "{a}"
+                );
+            }
+            break got;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(got, want);
+
+    stop.send(true).unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(5), agent_task).await;
+}
