@@ -68,8 +68,9 @@ pub struct ResolverSpec {
 /// Where a resolver's servers come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ResolverSource {
-    /// Read the `nameserver` lines of this file at every round.
-    ResolvConf(PathBuf),
+    /// Read the `nameserver` lines at every round, from the first of these
+    /// files that can be read (`resolv_conf`, then `resolv_conf_fallback`).
+    ResolvConf(Vec<PathBuf>),
     /// Ask these servers.
     Servers(Vec<SocketAddr>),
 }
@@ -169,6 +170,8 @@ mod raw {
     pub struct Resolver {
         pub name: S<String>,
         pub resolv_conf: Option<S<String>>,
+        /// Used when `resolv_conf` cannot be read (e.g. a node without systemd-resolved).
+        pub resolv_conf_fallback: Option<S<String>>,
         pub servers: Option<Vec<S<String>>>,
     }
 
@@ -509,7 +512,7 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
     let resolvers = match &raw.resolvers {
         None => vec![ResolverSpec {
             name: "system".into(),
-            source: ResolverSource::ResolvConf(PathBuf::from(DEFAULT_RESOLV_CONF)),
+            source: ResolverSource::ResolvConf(vec![PathBuf::from(DEFAULT_RESOLV_CONF)]),
         }],
         Some(list) if list.is_empty() => {
             return Err(ctx.err_at_top("resolvers", "must not be empty (omit it for the system resolver)"));
@@ -524,6 +527,13 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
                         &r.name,
                         format!("{field}.name"),
                         format!("resolver {:?} is defined twice", r.name.value),
+                    ));
+                }
+                if let (Some(f), Some(_)) = (&r.resolv_conf_fallback, &r.servers) {
+                    return Err(ctx.err(
+                        f,
+                        format!("{field}.resolv_conf_fallback"),
+                        "applies to `resolv_conf`, not to `servers`",
                     ));
                 }
                 let source = match (&r.resolv_conf, &r.servers) {
@@ -542,15 +552,22 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
                         }
                         ResolverSource::Servers(addrs)
                     }
-                    (Some(p), None) => {
-                        let path = ctx.resolve_path(&p.value);
-                        check_resolv_conf(&path).map_err(|m| ctx.err(p, format!("{field}.resolv_conf"), m))?;
-                        ResolverSource::ResolvConf(path)
-                    }
-                    (None, None) => {
-                        let path = PathBuf::from(DEFAULT_RESOLV_CONF);
-                        check_resolv_conf(&path).map_err(|m| ctx.err(&r.name, format!("{field}.resolv_conf"), m))?;
-                        ResolverSource::ResolvConf(path)
+                    (primary, None) => {
+                        let path = primary
+                            .as_ref()
+                            .map(|p| ctx.resolve_path(&p.value))
+                            .unwrap_or_else(|| PathBuf::from(DEFAULT_RESOLV_CONF));
+                        let mut paths = vec![path];
+                        if let Some(f) = &r.resolv_conf_fallback {
+                            paths.push(ctx.resolve_path(&f.value));
+                        }
+                        // At least one candidate must be usable now.
+                        if let Err(m) = crate::probe::dns::read_first_resolv_conf(&paths) {
+                            let at: &S<String> =
+                                r.resolv_conf_fallback.as_ref().or(primary.as_ref()).unwrap_or(&r.name);
+                            return Err(ctx.err(at, format!("{field}.resolv_conf"), m));
+                        }
+                        ResolverSource::ResolvConf(paths)
                     }
                 };
                 out.push(ResolverSpec {
@@ -797,10 +814,4 @@ pub fn parse_server(s: &str) -> Result<SocketAddr, String> {
         "{} is not a DNS server address (expected an IP address or IP:port, e.g. 168.63.129.16 or [fd00::10]:53; host names are not accepted)",
         Shown(s)
     ))
-}
-
-fn check_resolv_conf(path: &Path) -> Result<(), String> {
-    crate::probe::dns::read_resolv_conf(path)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
 }

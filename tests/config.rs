@@ -126,7 +126,7 @@ fn the_issue_example_works_as_written() {
     assert_eq!(names, ["system", "node", "azure"]);
     assert_eq!(
         cfg.resolvers[0].source,
-        ResolverSource::ResolvConf("/etc/resolv.conf".into())
+        ResolverSource::ResolvConf(vec!["/etc/resolv.conf".into()])
     );
     assert_eq!(
         cfg.resolvers[2].source,
@@ -194,5 +194,21 @@ fn hostile_input_never_panics() {
         let r = std::panic::catch_unwind(|| Config::from_yaml(&input, "hostile.yaml", None));
         let r = r.unwrap_or_else(|_| panic!("panicked on {:?}", &input[..input.len().min(40)]));
         assert!(r.is_err(), "accepted {:?}", &input[..input.len().min(40)]);
+    }
+}
+
+#[test]
+fn resolv_conf_falls_back_when_the_first_file_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("etc-resolv.conf"), "nameserver 10.224.0.10\n").unwrap();
+    let y = "key_vaults: [kvone]\nresolvers:\n  - name: node\n    resolv_conf: run/systemd/resolve/resolv.conf\n    resolv_conf_fallback: etc-resolv.conf\n";
+    let cfg = Config::from_yaml(y, "t.yaml", Some(dir.path())).unwrap();
+    match &cfg.resolvers[0].source {
+        ResolverSource::ResolvConf(paths) => {
+            assert_eq!(paths.len(), 2);
+            let servers = netprobe::probe::dns::read_first_resolv_conf(paths).unwrap();
+            assert_eq!(servers, vec!["10.224.0.10:53".parse().unwrap()]);
+        }
+        other => panic!("{other:?}"),
     }
 }

@@ -54,7 +54,20 @@ pub fn read_resolv_conf(path: &Path) -> Result<Vec<SocketAddr>, ResolvConfError>
     Ok(servers)
 }
 
+/// Reads the first readable candidate; the error names every candidate.
+pub fn read_first_resolv_conf(paths: &[std::path::PathBuf]) -> Result<Vec<SocketAddr>, String> {
+    let mut errors = Vec::new();
+    for p in paths {
+        match read_resolv_conf(p) {
+            Ok(servers) => return Ok(servers),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    Err(errors.join("; and "))
+}
+
 /// Why one query did not produce a usable message.
+
 #[derive(Debug)]
 enum QueryError {
     Timeout,

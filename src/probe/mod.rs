@@ -66,7 +66,7 @@ impl Engine {
             .iter()
             .map(|r| match &r.source {
                 ResolverSource::Servers(list) => Ok(list.clone()),
-                ResolverSource::ResolvConf(path) => dns::read_resolv_conf(path).map_err(|e| e.to_string()),
+                ResolverSource::ResolvConf(paths) => dns::read_first_resolv_conf(paths),
             })
             .collect();
         let ctx = Arc::new(RoundCtx {

@@ -1,0 +1,29 @@
+# syntax=docker/dockerfile:1
+# netprobe image: build with `docker build -t netprobe:0.1.0 .`
+# (not buildable on the development machines, which have no Docker engine).
+
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock rustfmt.toml ./
+COPY src ./src
+COPY benches ./benches
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked --bin netprobe \
+    && install -m 0755 target/release/netprobe /netprobe
+
+# glibc, libgcc and CA certificates, no shell, non-root (uid 65532).
+FROM gcr.io/distroless/cc-debian12:nonroot
+# checkov:skip=CKV_DOCKER_2: Kubernetes probes /healthz and /readyz (deploy/base/daemonset.yaml); Docker's HEALTHCHECK is ignored there and needs a shell.
+LABEL org.opencontainers.image.title="netprobe" \
+      org.opencontainers.image.description="Proves from every AKS node that an Azure ML workspace and its resources resolve and answer privately" \
+      org.opencontainers.image.version="0.1.0" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.source="https://github.com/netprobe/netprobe"
+COPY --from=build /netprobe /usr/local/bin/netprobe
+USER 65532:65532
+# Smoke test: the binary runs in the final image.
+RUN ["/usr/local/bin/netprobe", "--version"]
+EXPOSE 9469
+ENTRYPOINT ["/usr/local/bin/netprobe"]
+CMD ["probe", "--config", "/etc/netprobe/netprobe.yaml"]
