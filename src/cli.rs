@@ -132,7 +132,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::CheckConfig { config } => {
-            let cfg = Config::load(&config)?;
+            let cfg = Config::load_with(&config, &offline())?;
             println!(
                 "{}: valid, {} targets, {} resolvers",
                 config.display(),
@@ -142,7 +142,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(EXIT_HEALTHY)
         }
         Command::Targets { config, output } => {
-            let cfg = Config::load(&config)?;
+            let cfg = Config::load_with(&config, &offline())?;
+
             print!("{}", render_targets(&cfg, output));
             Ok(EXIT_HEALTHY)
         }
@@ -152,7 +153,14 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             output,
             listen,
         } => {
-            let cfg = Config::load(&config)?;
+            // Kubernetes first: `region: auto` needs the node's region.
+            let rt = runtime()?;
+            let cluster = rt.block_on(crate::cluster::ClusterContext::discover());
+            let load = crate::config::LoadOptions {
+                node_region: cluster.node_region(),
+                allow_unresolved_auto: false,
+            };
+            let cfg = Config::load_with(&config, &load)?;
             if !once {
                 let listen_override = match listen {
                     Some(l) => Some(crate::config::parse_listen(&l).map_err(|m| anyhow::anyhow!("--listen: {m}"))?),
@@ -162,12 +170,17 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
                     config_path: config,
                     listen_override,
                     on_listen: None,
+                    cluster,
                 };
-                runtime()?.block_on(crate::agent::run(cfg, opts))?;
+                rt.block_on(crate::agent::run(cfg, opts))?;
                 return Ok(EXIT_HEALTHY);
             }
             let engine = Engine::new(cfg).context("cannot set up TLS")?;
-            let report = runtime()?.block_on(engine.run_round());
+            let report = rt.block_on(async {
+                let report = engine.run_round().await;
+                let (findings, scoring) = cluster.assess(engine.config()).await;
+                report.with_cluster(cluster.node.clone(), findings, scoring)
+            });
             Ok(print_report(&report, output))
         }
         Command::Demo { output } => {
@@ -184,6 +197,14 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             Ok(print_report(&report, output))
         }
+    }
+}
+
+/// Load options for commands that do not contact the cluster.
+fn offline() -> crate::config::LoadOptions {
+    crate::config::LoadOptions {
+        node_region: None,
+        allow_unresolved_auto: true,
     }
 }
 

@@ -56,6 +56,10 @@ pub struct Config {
     pub interval: Duration,
     /// Agent mode: the HTTP server's address.
     pub listen: SocketAddr,
+    /// `region: auto` was given (and resolved from the node, if known).
+    pub region_auto: bool,
+    /// The AML inference router Service to check: (namespace, name).
+    pub scoring_service: Option<(String, String)>,
 }
 
 /// A named DNS path.
@@ -128,6 +132,14 @@ mod raw {
         pub tls: Option<Tls>,
         pub interval: Option<S<String>>,
         pub listen: Option<S<String>>,
+        pub scoring_service: Option<ScoringService>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct ScoringService {
+        pub namespace: Option<S<String>>,
+        pub name: Option<S<String>>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -189,6 +201,7 @@ use raw::S;
 struct Ctx<'a> {
     path: &'a str,
     base: Option<&'a Path>,
+    opts: &'a LoadOptions,
 }
 
 impl Ctx<'_> {
@@ -222,20 +235,45 @@ impl Ctx<'_> {
     }
 }
 
+/// What the environment tells the configuration.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// The node's region (label `topology.kubernetes.io/region`), for `region: auto`.
+    pub node_region: Option<String>,
+    /// Accept `region: auto` without a known node region, deriving names with
+    /// the literal region `auto` (for `check-config` and `targets` off-cluster).
+    pub allow_unresolved_auto: bool,
+}
+
 impl Config {
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with(path, &LoadOptions::default())
+    }
+
+    /// Reads and validates a configuration file with what the environment knows.
+    pub fn load_with(path: &Path, opts: &LoadOptions) -> Result<Config, ConfigError> {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: shown.clone(),
             error,
         })?;
-        Config::from_yaml(&text, &shown, path.parent())
+        Config::from_yaml_with(&text, &shown, path.parent(), opts)
     }
 
     /// Parses and validates YAML text. `path` names the source in messages;
     /// relative paths inside the file are resolved against `base`.
     pub fn from_yaml(text: &str, path: &str, base: Option<&Path>) -> Result<Config, ConfigError> {
+        Config::from_yaml_with(text, path, base, &LoadOptions::default())
+    }
+
+    /// [`Config::from_yaml`] with what the environment knows.
+    pub fn from_yaml_with(
+        text: &str,
+        path: &str,
+        base: Option<&Path>,
+        opts: &LoadOptions,
+    ) -> Result<Config, ConfigError> {
         let blank = text.lines().all(|l| {
             let l = l.trim();
             l.is_empty() || l.starts_with('#') || l == "---"
@@ -254,7 +292,7 @@ impl Config {
             })
         });
         let raw = parsed.map_err(|e| syntax_error(&e, path, &field))?;
-        let ctx = Ctx { path, base };
+        let ctx = Ctx { path, base, opts };
         validate(raw, &ctx)
     }
 }
@@ -303,7 +341,22 @@ fn syntax_error(e: &serde_saphyr::Error, path: &str, field: &str) -> ConfigError
 fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
     let cloud = raw.cloud.as_ref().map(|c| c.value).unwrap_or_default();
 
+    let region_auto = raw.region.as_ref().is_some_and(|r| r.value == "auto");
     let region = match &raw.region {
+        Some(r) if r.value == "auto" => match (&ctx.opts.node_region, ctx.opts.allow_unresolved_auto) {
+            (Some(node), _) => {
+                check_region(node).map_err(|m| ctx.err(r, "region", format!("auto: the node's region label: {m}")))?;
+                Some(node.clone())
+            }
+            (None, true) => Some("auto".to_string()),
+            (None, false) => {
+                return Err(ctx.err(
+                    r,
+                    "region",
+                    "auto needs the node's region (label topology.kubernetes.io/region), which needs NODE_NAME and access to the Kubernetes API; set the region explicitly outside a cluster",
+                ));
+            }
+        },
         Some(r) => {
             check_region(&r.value).map_err(|m| ctx.err(r, "region", m))?;
             Some(r.value.clone())
@@ -579,6 +632,40 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
         }
     };
 
+    let scoring_service = match &raw.scoring_service {
+        None => None,
+        Some(s) => {
+            let ns = s
+                .namespace
+                .as_ref()
+                .map(|n| n.value.clone())
+                .unwrap_or_else(|| "azureml".into());
+            let name = s
+                .name
+                .as_ref()
+                .map(|n| n.value.clone())
+                .unwrap_or_else(|| "azureml-fe".into());
+            for (field, value, spanned) in [("namespace", &ns, &s.namespace), ("name", &name, &s.name)] {
+                let ok = !value.is_empty()
+                    && value.len() <= 63
+                    && value
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && !value.starts_with('-')
+                    && !value.ends_with('-');
+                if !ok {
+                    let msg =
+                        format!("{value:?} is not a Kubernetes name (lower-case letters, digits and '-', at most 63)");
+                    return Err(match spanned {
+                        Some(sp) => ctx.err(sp, format!("scoring_service.{field}"), msg),
+                        None => ctx.err_at_top(format!("scoring_service.{field}"), msg),
+                    });
+                }
+            }
+            Some((ns, name))
+        }
+    };
+
     let connect_via = match &raw.connect_via {
         None => 0,
         Some(c) => resolvers.iter().position(|r| r.name == c.value).ok_or_else(|| {
@@ -641,6 +728,8 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
         extra_ca_file,
         interval,
         listen,
+        region_auto,
+        scoring_service,
     })
 }
 

@@ -12,6 +12,7 @@
 pub mod agent;
 pub mod azure;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod metrics;
 pub mod model;

@@ -34,7 +34,15 @@ pub mod names {
     pub const TARGET_INFO: &str = "netprobe_target_info";
     pub const BUILD_INFO: &str = "netprobe_build_info";
     pub const INTERVAL_SECONDS: &str = "netprobe_round_interval_seconds";
+    pub const SCORING_SERVICE_HEALTHY: &str = "netprobe_scoring_service_healthy";
+    pub const SCORING_SERVICE_CAUSE: &str = "netprobe_scoring_service_cause";
+    pub const FINDING: &str = "netprobe_finding";
+    pub const NODE_INFO: &str = "netprobe_node_info";
+    pub const EVENTS_TOTAL: &str = "netprobe_events_total";
 }
+
+/// Cluster-level finding codes (metric state set).
+pub const FINDING_CODES: &[&str] = &["region_mismatch"];
 
 /// Latency buckets for DNS and connection phases (seconds).
 const PHASE_BUCKETS: &[f64] = &[
@@ -98,6 +106,11 @@ pub struct Metrics {
     reloads_total: IntCounterVec,
     target_info: IntGaugeVec,
     interval: Gauge,
+    scoring_healthy: IntGaugeVec,
+    scoring_cause: IntGaugeVec,
+    finding: IntGaugeVec,
+    node_info: IntGaugeVec,
+    events_total: IntCounterVec,
     known: Mutex<Vec<Known>>,
 }
 
@@ -217,6 +230,41 @@ impl Metrics {
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         let interval = Gauge::new(INTERVAL_SECONDS, "Configured interval between rounds.")?;
         r.register(Box::new(interval.clone()))?;
+        let scoring_healthy = gauge_vec(
+            &r,
+            SCORING_SERVICE_HEALTHY,
+            "1 when the AML inference router Service is an internal load balancer with private ingress IPs.",
+            &["namespace", "name"],
+        )?;
+        let scoring_cause = gauge_vec(
+            &r,
+            SCORING_SERVICE_CAUSE,
+            "Cause of an unhealthy inference router Service (state set; `none` when healthy).",
+            &["namespace", "name", "cause"],
+        )?;
+        let finding = gauge_vec(
+            &r,
+            FINDING,
+            "1 while a cluster-level finding holds (state set over codes).",
+            &["code"],
+        )?;
+        for code in FINDING_CODES {
+            finding.with_label_values(&[code]).set(0);
+        }
+        let node_info = gauge_vec(
+            &r,
+            NODE_INFO,
+            "The node this agent runs on (always 1).",
+            &["node", "region", "zone"],
+        )?;
+        let events_total = IntCounterVec::new(
+            Opts::new(
+                EVENTS_TOTAL,
+                "Kubernetes Events on the Node by reason and result (sent, suppressed, failed).",
+            ),
+            &["reason", "result"],
+        )?;
+        r.register(Box::new(events_total.clone()))?;
         #[cfg(target_os = "linux")]
         r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
         Ok(Metrics {
@@ -238,6 +286,11 @@ impl Metrics {
             reloads_total,
             target_info,
             interval,
+            scoring_healthy,
+            scoring_cause,
+            finding,
+            node_info,
+            events_total,
             known: Mutex::new(Vec::new()),
         })
     }
@@ -370,6 +423,39 @@ impl Metrics {
         self.round_duration.observe(report.duration_ms / 1000.0);
         self.rounds_total.inc();
         self.last_round.set(completed_unix);
+    }
+
+    /// Records the node, findings and the scoring-service check of a round.
+    pub fn observe_cluster(&self, report: &RoundReport) {
+        if let Some(n) = &report.node {
+            self.node_info
+                .with_label_values(&[
+                    n.name.as_str(),
+                    n.region.as_deref().unwrap_or(""),
+                    n.zone.as_deref().unwrap_or(""),
+                ])
+                .set(1);
+        }
+        for code in FINDING_CODES {
+            let on = report.findings.iter().any(|f| f.code == *code);
+            self.finding.with_label_values(&[code]).set(i64::from(on));
+        }
+        if let Some(s) = &report.scoring_service {
+            let (ns, name) = (s.namespace.as_str(), s.name.as_str());
+            self.scoring_healthy
+                .with_label_values(&[ns, name])
+                .set(i64::from(s.healthy));
+            for c in crate::cluster::SCORING_CAUSES {
+                self.scoring_cause
+                    .with_label_values(&[ns, name, c])
+                    .set(i64::from(*c == s.cause));
+            }
+        }
+    }
+
+    /// Counts an Event: `result` is sent, suppressed or failed.
+    pub fn event(&self, reason: &str, result: &str) {
+        self.events_total.with_label_values(&[reason, result]).inc();
     }
 
     pub fn round_overrun(&self) {

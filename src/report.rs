@@ -25,6 +25,14 @@ pub struct RoundReport {
     pub config: String,
     pub summary: Summary,
     pub targets: Vec<TargetReport>,
+    /// The node this ran on, when known (Kubernetes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<crate::cluster::NodeInfo>,
+    /// Problems not tied to one target (e.g. `region_mismatch`).
+    pub findings: Vec<crate::cluster::Finding>,
+    /// The AML inference router check, when configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scoring_service: Option<crate::cluster::ScoringServiceReport>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -258,7 +266,27 @@ impl RoundReport {
                     .unwrap_or_default(),
             },
             targets,
+            node: None,
+            findings: Vec::new(),
+            scoring_service: None,
         }
+    }
+
+    /// Adds what Kubernetes told; `healthy` then also requires no finding
+    /// and a healthy scoring service.
+    pub fn with_cluster(
+        mut self,
+        node: Option<crate::cluster::NodeInfo>,
+        findings: Vec<crate::cluster::Finding>,
+        scoring_service: Option<crate::cluster::ScoringServiceReport>,
+    ) -> RoundReport {
+        self.node = node;
+        self.findings = findings;
+        self.scoring_service = scoring_service;
+        self.healthy = self.summary.unhealthy == 0
+            && self.findings.is_empty()
+            && self.scoring_service.as_ref().is_none_or(|s| s.healthy);
+        self
     }
 }
 

@@ -67,6 +67,7 @@ async fn start_agent(config: Config, path: &Path) -> Agent {
         config_path: path.to_path_buf(),
         listen_override: Some("127.0.0.1:0".parse().unwrap()),
         on_listen: Some(tx),
+        cluster: Default::default(),
     };
     let task = tokio::spawn(async move {
         run_until(config, opts, rx).await.unwrap();

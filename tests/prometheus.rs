@@ -328,6 +328,7 @@ async fn real_prometheus_evaluates_every_panel_and_the_expected_alerts() {
             config_path: path.clone(),
             listen_override: Some("127.0.0.1:0".parse().unwrap()),
             on_listen: Some(tx),
+            cluster: Default::default(),
         },
         stop_rx,
     ));

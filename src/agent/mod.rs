@@ -16,7 +16,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep, sleep_until};
 
-use crate::config::Config;
+use crate::cluster::{ClusterContext, EventLimiter, event_for_change};
+use crate::config::{Config, LoadOptions};
 use crate::metrics::{Metrics, MetricsError};
 use crate::probe::{Engine, TlsSetupError};
 use crate::report::{RoundReport, TargetReport};
@@ -80,6 +81,8 @@ pub struct AgentOptions {
     pub listen_override: Option<SocketAddr>,
     /// Told the bound address once the server listens (port 0 picks one).
     pub on_listen: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
+    /// The Kubernetes connection and node, when there is one.
+    pub cluster: ClusterContext,
 }
 
 /// Runs until SIGTERM or SIGINT.
@@ -126,6 +129,7 @@ pub async fn run_until(
     let watcher = tokio::spawn(watch_config(opts.config_path.clone(), reload_tx, stop.clone()));
 
     let mut tracker = Tracker::default();
+    let mut limiter = EventLimiter::default();
 
     let mut next_start = Instant::now();
     'rounds: loop {
@@ -134,7 +138,7 @@ pub async fn run_until(
             tokio::select! {
                 _ = sleep_until(next_start) => break,
                 Some(()) = reload_rx.recv() => {
-                    if let Some(new) = reload(&opts.config_path, &state, bound) {
+                    if let Some(new) = reload(&opts.config_path, &state, bound, &opts.cluster) {
                         engine = new;
                         apply_targets(&state, engine.config());
                         next_start = Instant::now();
@@ -149,13 +153,20 @@ pub async fn run_until(
             // Dropping the round aborts every probe still in flight.
             _ = stop.changed() => break 'rounds,
         };
+        let (findings, scoring) = tokio::select! {
+            a = opts.cluster.assess(engine.config()) => a,
+            _ = stop.changed() => break 'rounds,
+        };
+        let report = report.with_cluster(opts.cluster.node.clone(), findings, scoring);
         let took = started.elapsed();
         let completed = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
         state.metrics.observe_round(&report, completed);
+        state.metrics.observe_cluster(&report);
         tracker.log_changes(&report);
+        send_events(&opts.cluster, &state, &mut limiter, state.last().as_deref(), &report);
         tracing::debug!(
             targets = report.summary.targets,
             unhealthy = report.summary.unhealthy,
@@ -198,9 +209,46 @@ fn apply_targets(state: &State, config: &Config) {
         .store(config.interval.as_secs().clamp(5, 60), Ordering::Relaxed);
 }
 
+/// Records an Event on the Node for every target whose state changed,
+/// within the limiter's budget. Sending happens in the background.
+fn send_events(
+    cluster: &ClusterContext,
+    state: &Arc<State>,
+    limiter: &mut EventLimiter,
+    before: Option<&RoundReport>,
+    now: &RoundReport,
+) {
+    let Some(c) = &cluster.cluster else { return };
+    let uid = cluster.node.as_ref().and_then(|n| n.uid.clone());
+    for t in &now.targets {
+        let prev = before.and_then(|b| b.targets.iter().find(|p| p.name == t.name));
+        let Some(event) = event_for_change(prev, t) else {
+            continue;
+        };
+        if !limiter.allow(&event, std::time::Instant::now()) {
+            state.metrics.event(event.reason, "suppressed");
+            continue;
+        }
+        let (c, uid, state) = (c.clone(), uid.clone(), state.clone());
+        tokio::spawn(async move {
+            match c.emit(&event, uid.as_deref()).await {
+                Ok(()) => state.metrics.event(event.reason, "sent"),
+                Err(e) => {
+                    state.metrics.event(event.reason, "failed");
+                    tracing::warn!(error = %e, reason = event.reason, "cannot record an Event on the node");
+                }
+            }
+        });
+    }
+}
+
 /// Loads the file again; on failure logs, counts, and keeps the old config.
-fn reload(path: &Path, state: &State, bound: SocketAddr) -> Option<Engine> {
-    let result = Config::load(path)
+fn reload(path: &Path, state: &State, bound: SocketAddr, cluster: &ClusterContext) -> Option<Engine> {
+    let opts = LoadOptions {
+        node_region: cluster.node_region(),
+        allow_unresolved_auto: false,
+    };
+    let result = Config::load_with(path, &opts)
         .map_err(|e| e.to_string())
         .and_then(|cfg| Engine::new(cfg).map_err(|e| format!("{}: cannot set up TLS: {e}", path.display())));
     match result {

@@ -34,13 +34,43 @@ pub fn render(report: &RoundReport) -> String {
     for t in &report.targets {
         target_rows(&mut out, t);
     }
+    if let Some(sc) = &report.scoring_service {
+        let ips: Vec<String> = sc.ingress_ips.iter().map(|i| i.to_string()).collect();
+        let _ = writeln!(
+            out,
+            "{:<6} {:<9} {:<40} {}",
+            if sc.healthy { "ok" } else { "FAIL" },
+            "k8s",
+            truncate(&format!("service {}/{}", sc.namespace, sc.name), 40),
+            if ips.is_empty() {
+                "no ingress IP".to_string()
+            } else {
+                format!("ingress {}", ips.join(", "))
+            }
+        );
+    }
     let findings: Vec<&TargetReport> = report.targets.iter().filter(|t| !t.healthy).collect();
+    let scoring_bad = report.scoring_service.as_ref().filter(|s| !s.healthy);
+    let count = findings.len() + report.findings.len() + usize::from(scoring_bad.is_some());
     out.push('\n');
-    if findings.is_empty() {
+    if count == 0 {
         let _ = writeln!(out, "All {} targets healthy.", s.targets);
         return out;
     }
-    let _ = writeln!(out, "Findings ({}):", findings.len());
+    let _ = writeln!(out, "Findings ({count}):");
+    for f in &report.findings {
+        let _ = writeln!(out, "  cluster [{}]", f.code);
+        for line in wrap(&f.message, WIDTH - 4) {
+            let _ = writeln!(out, "    {line}");
+        }
+    }
+    if let Some(sc) = scoring_bad {
+        let _ = writeln!(out, "  service {}/{} [{}]", sc.namespace, sc.name, sc.cause);
+        for line in wrap(sc.diagnosis.as_deref().unwrap_or(""), WIDTH - 4) {
+            let _ = writeln!(out, "    {line}");
+        }
+    }
+
     for t in findings {
         let _ = writeln!(out, "  {} [{}]", t.name, t.cause);
         if let Some(d) = &t.diagnosis {

@@ -1,0 +1,550 @@
+//! Kubernetes awareness, through the `kube` crate: the pod's own Node (its
+//! region and zone), Events on that Node when a target's health changes, and
+//! the optional check of the AML inference router Service.
+//!
+//! Nothing here is required. Outside a cluster, without `NODE_NAME`, or
+//! without RBAC, every feature turns into one clear log line and netprobe
+//! carries on; `probe --once` works on a laptop.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use k8s_openapi::api::core::v1::{Event, EventSource, Node, ObjectReference, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::api::{Api, PostParams};
+use kube::{Client, Error as KubeError};
+use serde::Serialize;
+
+use crate::model::Cause;
+use crate::report::TargetReport;
+use crate::verdict::is_private;
+
+/// Node label with the Azure region.
+pub const REGION_LABEL: &str = "topology.kubernetes.io/region";
+/// Node label with the availability zone.
+pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
+/// Annotation that makes an AKS LoadBalancer Service internal.
+pub const INTERNAL_LB_ANNOTATION: &str = "service.beta.kubernetes.io/azure-load-balancer-internal";
+/// Time allowed for one API call.
+pub const API_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why an API call did not give an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("forbidden: the service account may not {what} (RBAC: see deploy/base/rbac.yaml)")]
+    Forbidden { what: String },
+    #[error("not found: {what}")]
+    NotFound { what: String },
+    #[error("Kubernetes API error on {what}: {message}")]
+    Api { what: String, message: String },
+    #[error("Kubernetes API did not answer within {}s on {what}", API_TIMEOUT.as_secs())]
+    Timeout { what: String },
+}
+
+fn classify(what: &str, e: KubeError) -> ClusterError {
+    match &e {
+        KubeError::Api(status) if status.code == 403 => ClusterError::Forbidden { what: what.to_string() },
+        KubeError::Api(status) if status.code == 404 => ClusterError::NotFound { what: what.to_string() },
+        _ => ClusterError::Api {
+            what: what.to_string(),
+            message: e.to_string(),
+        },
+    }
+}
+
+async fn call<T>(what: &str, fut: impl std::future::Future<Output = Result<T, KubeError>>) -> Result<T, ClusterError> {
+    match tokio::time::timeout(API_TIMEOUT, fut).await {
+        Err(_) => Err(ClusterError::Timeout { what: what.to_string() }),
+        Ok(r) => r.map_err(|e| classify(what, e)),
+    }
+}
+
+/// What the pod learns about its own Node.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct NodeInfo {
+    pub name: String,
+    pub uid: Option<String>,
+    pub region: Option<String>,
+    pub zone: Option<String>,
+}
+
+/// A client bound to the Node this pod runs on.
+#[derive(Clone)]
+pub struct Cluster {
+    client: Client,
+    node: String,
+}
+
+impl Cluster {
+    /// Connects with the in-cluster (or kubeconfig) credentials when
+    /// `node_name` (the downward API's `NODE_NAME`) is set; otherwise, or on
+    /// failure, logs why and returns `None`.
+    pub async fn connect(node_name: Option<String>) -> Option<Cluster> {
+        let Some(node) = node_name.filter(|n| !n.is_empty()) else {
+            tracing::info!("NODE_NAME is not set: not running as a Kubernetes pod; node checks and Events are off");
+            return None;
+        };
+        match tokio::time::timeout(API_TIMEOUT, Client::try_default()).await {
+            Ok(Ok(client)) => Some(Cluster { client, node }),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "no Kubernetes API access; node checks and Events are off");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("Kubernetes client setup timed out; node checks and Events are off");
+                None
+            }
+        }
+    }
+
+    /// A cluster over a given client (tests pass a mocked one).
+    pub fn from_client(client: Client, node: impl Into<String>) -> Cluster {
+        Cluster {
+            client,
+            node: node.into(),
+        }
+    }
+
+    pub fn node_name(&self) -> &str {
+        &self.node
+    }
+
+    /// Reads the pod's own Node.
+    pub async fn node_info(&self) -> Result<NodeInfo, ClusterError> {
+        let api: Api<Node> = Api::all(self.client.clone());
+        let what = format!("get node {}", self.node);
+        let node = call(&what, api.get(&self.node)).await?;
+        let labels = node.metadata.labels.unwrap_or_default();
+        Ok(NodeInfo {
+            name: self.node.clone(),
+            uid: node.metadata.uid,
+            region: labels.get(REGION_LABEL).cloned(),
+            zone: labels.get(ZONE_LABEL).cloned(),
+        })
+    }
+
+    /// Records an Event on the Node (namespace `default`, where Node events live).
+    pub async fn emit(&self, event: &NodeEvent, node_uid: Option<&str>) -> Result<(), ClusterError> {
+        let api: Api<Event> = Api::namespaced(self.client.clone(), "default");
+        let obj = event.to_k8s(&self.node, node_uid);
+        call(
+            "create events in namespace default",
+            api.create(&PostParams::default(), &obj),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Reads a Service (the AML inference router).
+    pub async fn service(&self, namespace: &str, name: &str) -> Result<Service, ClusterError> {
+        let api: Api<Service> = Api::namespaced(self.client.clone(), namespace);
+        call(&format!("get service {namespace}/{name}"), api.get(name)).await
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Findings about the cluster as a whole.
+
+/// Something wrong that is not tied to one target.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// A workspace with a private endpoint needs the AKS cluster in its region.
+pub fn region_finding(workspace_region: Option<&str>, node: &NodeInfo) -> Option<Finding> {
+    let (Some(ws), Some(node_region)) = (workspace_region, node.region.as_deref()) else {
+        return None;
+    };
+    (!ws.eq_ignore_ascii_case(node_region)).then(|| Finding {
+        code: "region_mismatch",
+        message: format!(
+            "the workspace is in {ws} but node {} is in {node_region}: a workspace with a private endpoint requires the AKS cluster in the same region (attaching fails, and traffic would cross regions). Fix: run the cluster in {ws}, or set `region` to the workspace's actual region.",
+            node.name
+        ),
+    })
+}
+
+// ---------------------------------------------------------------------------
+// The AML inference router check.
+
+/// The outcome of checking the inference router Service.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ScoringServiceReport {
+    pub namespace: String,
+    pub name: String,
+    pub healthy: bool,
+    /// `none`, `internal_lb_missing`, `public_ingress`, `no_ingress`,
+    /// `not_found`, `forbidden` or `api_error`.
+    pub cause: &'static str,
+    pub diagnosis: Option<String>,
+    pub internal_annotation: Option<String>,
+    pub ingress_ips: Vec<IpAddr>,
+}
+
+/// Every cause the scoring-service check can report (metric state set).
+pub const SCORING_CAUSES: &[&str] = &[
+    "none",
+    "internal_lb_missing",
+    "public_ingress",
+    "no_ingress",
+    "not_found",
+    "forbidden",
+    "api_error",
+];
+
+/// Judges the Service: an internal load balancer with only private ingress IPs.
+pub fn judge_scoring_service(namespace: &str, name: &str, svc: &Service, ranges: &[IpNet]) -> ScoringServiceReport {
+    let annotation = svc
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(INTERNAL_LB_ANNOTATION))
+        .cloned();
+    let ips: Vec<IpAddr> = svc
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .map(|ing| ing.iter().filter_map(|i| i.ip.as_deref()?.parse().ok()).collect())
+        .unwrap_or_default();
+    let public: Vec<String> = ips
+        .iter()
+        .filter(|ip| !is_private(**ip, ranges))
+        .map(|ip| ip.to_string())
+        .collect();
+    let internal = annotation.as_deref().is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let svc_type = svc.spec.as_ref().and_then(|s| s.type_.clone()).unwrap_or_default();
+    let (cause, diagnosis) = if !public.is_empty() {
+        (
+            "public_ingress",
+            Some(format!(
+                "the AML inference router {namespace}/{name} has public ingress IP(s) {}: scoring requests are exposed outside the VNet. Fix: annotate the Service with {INTERNAL_LB_ANNOTATION}: \"true\" (AML extension setting inferenceRouterServiceType=LoadBalancer with internalLoadBalancerProvider=azure).",
+                public.join(", ")
+            )),
+        )
+    } else if !internal {
+        (
+            "internal_lb_missing",
+            Some(format!(
+                "the AML inference router {namespace}/{name} (type {}) lacks the annotation {INTERNAL_LB_ANNOTATION}: \"true\", so Azure may give it a public IP. Fix: install the AML extension with internalLoadBalancerProvider=azure.",
+                if svc_type.is_empty() {
+                    "unknown"
+                } else {
+                    svc_type.as_str()
+                }
+            )),
+        )
+    } else if ips.is_empty() && svc_type == "LoadBalancer" {
+        (
+            "no_ingress",
+            Some(format!(
+                "the AML inference router {namespace}/{name} is an internal load balancer without an ingress IP yet: the load balancer was not provisioned. Fix: check the Service's events (subnet, permissions of the cluster identity)."
+            )),
+        )
+    } else {
+        ("none", None)
+    };
+    ScoringServiceReport {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        healthy: cause == "none",
+        cause,
+        diagnosis,
+        internal_annotation: annotation,
+        ingress_ips: ips,
+    }
+}
+
+/// The report when the Service could not be read.
+pub fn scoring_service_unavailable(namespace: &str, name: &str, e: &ClusterError) -> ScoringServiceReport {
+    let cause = match e {
+        ClusterError::NotFound { .. } => "not_found",
+        ClusterError::Forbidden { .. } => "forbidden",
+        _ => "api_error",
+    };
+    let fix = match cause {
+        "not_found" => " Fix: install the AML Kubernetes extension, or remove `scoring_service` from the config.",
+        "forbidden" => " Fix: apply deploy/components/aml-inference-router (a Role to get that one Service).",
+        _ => "",
+    };
+    ScoringServiceReport {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        healthy: false,
+        cause,
+        diagnosis: Some(format!(
+            "cannot check the AML inference router {namespace}/{name}: {e}.{fix}"
+        )),
+        internal_annotation: None,
+        ingress_ips: Vec::new(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Events on the Node.
+
+/// An Event worth recording on the Node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeEvent {
+    pub reason: &'static str,
+    pub warning: bool,
+    pub target: String,
+    pub message: String,
+}
+
+impl NodeEvent {
+    fn to_k8s(&self, node: &str, node_uid: Option<&str>) -> Event {
+        let now = Time(k8s_openapi::jiff::Timestamp::now());
+        let mut message = self.message.clone();
+        if message.len() > 1000 {
+            let mut cut = 1000;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push('…');
+        }
+        Event {
+            metadata: ObjectMeta {
+                generate_name: Some(format!("{node}.netprobe.")),
+                namespace: Some("default".into()),
+                ..Default::default()
+            },
+            involved_object: ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Node".into()),
+                name: Some(node.to_string()),
+                uid: node_uid.map(String::from),
+                ..Default::default()
+            },
+            reason: Some(self.reason.to_string()),
+            message: Some(message),
+            type_: Some(if self.warning { "Warning" } else { "Normal" }.into()),
+            source: Some(EventSource {
+                component: Some("netprobe".into()),
+                host: Some(node.to_string()),
+            }),
+            reporting_component: Some("netprobe".into()),
+            reporting_instance: Some(node.to_string()),
+            first_timestamp: Some(now.clone()),
+            last_timestamp: Some(now),
+            count: Some(1),
+            ..Default::default()
+        }
+    }
+}
+
+/// The Event a change of a target's state deserves (None when the state did
+/// not change in a way worth an Event).
+pub fn event_for_change(before: Option<&TargetReport>, now: &TargetReport) -> Option<NodeEvent> {
+    let was_healthy = before.map(|b| b.healthy);
+    let same_cause = before.is_some_and(|b| b.cause == now.cause);
+    match (was_healthy, now.healthy) {
+        // Recovery after a problem.
+        (Some(false), true) => Some(NodeEvent {
+            reason: "PrivateDNSRecovered",
+            warning: false,
+            target: now.name.clone(),
+            message: format!(
+                "{} ({}) is healthy again: private DNS and the private endpoint answer.",
+                now.fqdn, now.name
+            ),
+        }),
+        // New problem, or a different one.
+        (_, false) if !same_cause => {
+            let reason = match now.cause {
+                Cause::EndpointBlocked | Cause::EndpointStale | Cause::TlsMismatch | Cause::HttpRejected => {
+                    "PrivateEndpointUnreachable"
+                }
+                _ => "PrivateDNSRegression",
+            };
+            Some(NodeEvent {
+                reason,
+                warning: true,
+                target: now.name.clone(),
+                message: format!(
+                    "{} ({}): {}: {}",
+                    now.fqdn,
+                    now.name,
+                    now.cause,
+                    now.diagnosis.as_deref().unwrap_or("")
+                ),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Limits Events: at most `burst` per minute overall, and one per target and
+/// reason per `cooldown`.
+pub struct EventLimiter {
+    burst: usize,
+    cooldown: Duration,
+    recent: Vec<Instant>,
+    last: HashMap<(String, &'static str), Instant>,
+}
+
+impl EventLimiter {
+    pub fn new(burst: usize, cooldown: Duration) -> EventLimiter {
+        EventLimiter {
+            burst,
+            cooldown,
+            recent: Vec::new(),
+            last: HashMap::new(),
+        }
+    }
+
+    /// True when `event` may be sent at `now` (and records it).
+    pub fn allow(&mut self, event: &NodeEvent, now: Instant) -> bool {
+        self.recent.retain(|t| now.duration_since(*t) < Duration::from_secs(60));
+        let key = (event.target.clone(), event.reason);
+        if self
+            .last
+            .get(&key)
+            .is_some_and(|t| now.duration_since(*t) < self.cooldown)
+        {
+            return false;
+        }
+        if self.recent.len() >= self.burst {
+            return false;
+        }
+        self.recent.push(now);
+        self.last.insert(key, now);
+        true
+    }
+}
+
+impl Default for EventLimiter {
+    fn default() -> Self {
+        EventLimiter::new(10, Duration::from_secs(600))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(target: &str, reason: &'static str) -> NodeEvent {
+        NodeEvent {
+            reason,
+            warning: true,
+            target: target.into(),
+            message: "m".into(),
+        }
+    }
+
+    #[test]
+    fn limiter_dedups_per_target_and_caps_the_burst() {
+        let mut l = EventLimiter::new(3, Duration::from_secs(600));
+        let t0 = Instant::now();
+        assert!(l.allow(&event("a", "PrivateDNSRegression"), t0));
+        assert!(
+            !l.allow(&event("a", "PrivateDNSRegression"), t0 + Duration::from_secs(5)),
+            "cooldown"
+        );
+        assert!(
+            l.allow(&event("a", "PrivateDNSRecovered"), t0 + Duration::from_secs(6)),
+            "another reason"
+        );
+        assert!(l.allow(&event("b", "PrivateDNSRegression"), t0 + Duration::from_secs(7)));
+        assert!(
+            !l.allow(&event("c", "PrivateDNSRegression"), t0 + Duration::from_secs(8)),
+            "burst of 3 per minute"
+        );
+        assert!(
+            l.allow(&event("c", "PrivateDNSRegression"), t0 + Duration::from_secs(70)),
+            "a minute later"
+        );
+        assert!(
+            l.allow(&event("a", "PrivateDNSRegression"), t0 + Duration::from_secs(601)),
+            "after the cooldown"
+        );
+    }
+
+    #[test]
+    fn region_mismatch_is_a_finding() {
+        let node = NodeInfo {
+            name: "aks-1".into(),
+            region: Some("westeurope".into()),
+            ..Default::default()
+        };
+        let f = region_finding(Some("eastus"), &node).unwrap();
+        assert_eq!(f.code, "region_mismatch");
+        assert!(
+            f.message.contains("eastus") && f.message.contains("westeurope"),
+            "{}",
+            f.message
+        );
+        assert_eq!(region_finding(Some("WestEurope"), &node), None);
+        assert_eq!(region_finding(None, &node), None);
+        assert_eq!(region_finding(Some("eastus"), &NodeInfo::default()), None);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// What one process knows about its cluster, shared by `probe --once` and the agent.
+
+/// The cluster connection (if any) and the node it runs on (if known).
+#[derive(Clone, Default)]
+pub struct ClusterContext {
+    pub cluster: Option<Cluster>,
+    pub node: Option<NodeInfo>,
+}
+
+impl ClusterContext {
+    /// Connects when `NODE_NAME` is set and reads the Node; every failure is
+    /// one log line and leaves the feature off.
+    pub async fn discover() -> ClusterContext {
+        let cluster = Cluster::connect(std::env::var("NODE_NAME").ok()).await;
+        ClusterContext::with_cluster(cluster).await
+    }
+
+    /// Reads the Node through `cluster`.
+    pub async fn with_cluster(cluster: Option<Cluster>) -> ClusterContext {
+        let node = match &cluster {
+            None => None,
+            Some(c) => match c.node_info().await {
+                Ok(n) => {
+                    tracing::info!(node = %n.name, region = ?n.region, zone = ?n.zone, "running on node");
+                    Some(n)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read this pod's Node; region checks are off");
+                    None
+                }
+            },
+        };
+        ClusterContext { cluster, node }
+    }
+
+    pub fn node_region(&self) -> Option<String> {
+        self.node.as_ref().and_then(|n| n.region.clone())
+    }
+
+    /// Cluster-level findings and the scoring-service check for `config`.
+    pub async fn assess(&self, config: &crate::config::Config) -> (Vec<Finding>, Option<ScoringServiceReport>) {
+        let mut findings = Vec::new();
+        if let Some(node) = &self.node
+            && !config.region_auto
+            && let Some(f) = region_finding(config.region.as_deref(), node)
+        {
+            findings.push(f);
+        }
+        let scoring = match (&config.scoring_service, &self.cluster) {
+            (None, _) => None,
+            (Some((ns, name)), None) => {
+                tracing::debug!(namespace = %ns, name = %name, "no Kubernetes API access: scoring_service check skipped");
+                None
+            }
+            (Some((ns, name)), Some(c)) => Some(match c.service(ns, name).await {
+                Ok(svc) => judge_scoring_service(ns, name, &svc, &config.private_ranges),
+                Err(e) => scoring_service_unavailable(ns, name, &e),
+            }),
+        };
+        (findings, scoring)
+    }
+}
