@@ -1,0 +1,401 @@
+//! Kubernetes code against recorded API responses (tests/testdata/k8s), served
+//! through a `tower-test` mock: no API server runs. Covers the Node's region,
+//! `region: auto`, the region-mismatch finding, the inference-router check,
+//! 403 and 404, Events on health changes (through the agent), and the
+//! degradation when there is no cluster at all.
+
+mod common;
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::{Method, Request, Response};
+use http_body_util::BodyExt;
+use kube::client::Body;
+use netprobe::agent::{AgentOptions, run_until};
+use netprobe::cluster::{Cluster, ClusterContext, ClusterError, event_for_change};
+use netprobe::config::{Config, LoadOptions};
+use netprobe::sim::dns::{Entry, Records};
+use netprobe::sim::https::Reply;
+use netprobe::sim::pki::Ca;
+use serde_json::Value;
+
+use common::{chain, dns, endpoint};
+
+const NODE: &str = "aks-nodepool1-12345678-vmss000000";
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/testdata/k8s")
+            .join(name),
+    )
+    .unwrap()
+}
+
+/// One request the mock API server saw.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: Method,
+    path: String,
+    body: Value,
+}
+
+type Routes = Vec<(Method, String, u16, &'static str)>;
+
+/// A mocked API server: answers (method, path) from `routes` with a recorded
+/// response (404 Status otherwise) and keeps every request.
+fn mock_api(routes: Routes) -> (Cluster, Arc<Mutex<Vec<Seen>>>) {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Some((req, send)) = handle.next_request().await {
+            let method = req.method().clone();
+            let path = req.uri().path().to_string();
+            let bytes = req
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            log.lock().unwrap().push(Seen {
+                method: method.clone(),
+                path: path.clone(),
+                body,
+            });
+            let (code, file) = routes
+                .iter()
+                .find(|(m, p, _, _)| *m == method && *p == path)
+                .map(|(_, _, c, f)| (*c, *f))
+                .unwrap_or((404, "status-404-service.json"));
+            let resp = Response::builder()
+                .status(code)
+                .header("content-type", "application/json")
+                .body(Body::from(fixture(file)))
+                .unwrap();
+            send.send_response(resp);
+        }
+    });
+    let client = kube::Client::new(service, "default");
+    (Cluster::from_client(client, NODE), seen)
+}
+
+fn node_route(file: &'static str, code: u16) -> (Method, String, u16, &'static str) {
+    (Method::GET, format!("/api/v1/nodes/{NODE}"), code, file)
+}
+
+fn service_route(file: &'static str, code: u16) -> (Method, String, u16, &'static str) {
+    (
+        Method::GET,
+        "/api/v1/namespaces/azureml/services/azureml-fe".into(),
+        code,
+        file,
+    )
+}
+
+#[tokio::test]
+async fn node_region_and_zone_come_from_the_node_labels() {
+    let (cluster, seen) = mock_api(vec![node_route("node-aks-eastus.json", 200)]);
+    let info = cluster.node_info().await.unwrap();
+    assert_eq!(info.region.as_deref(), Some("eastus"));
+    assert_eq!(info.zone.as_deref(), Some("eastus-1"));
+    assert_eq!(info.uid.as_deref(), Some("5b1d2f6e-0c6a-4f5e-9a57-2f1c3c7b9e01"));
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].method, Method::GET);
+}
+
+#[tokio::test]
+async fn forbidden_and_missing_degrade_to_errors_not_crashes() {
+    let (cluster, _) = mock_api(vec![node_route("status-403-node.json", 403)]);
+    let err = cluster.node_info().await.unwrap_err();
+    assert!(matches!(err, ClusterError::Forbidden { .. }), "{err:?}");
+    assert!(err.to_string().contains("RBAC"), "{err}");
+    // The context carries on without a node.
+    let ctx = ClusterContext::with_cluster(Some(cluster)).await;
+    assert!(ctx.node.is_none());
+    assert_eq!(ctx.node_region(), None);
+
+    let (cluster, _) = mock_api(vec![]);
+    let err = cluster.service("azureml", "azureml-fe").await.unwrap_err();
+    assert!(matches!(err, ClusterError::NotFound { .. }), "{err:?}");
+}
+
+fn config(extra: &str, opts: &LoadOptions) -> Config {
+    let y = format!("key_vaults: [kv-one]\nresolvers:\n  - name: azure\n    servers: [\"127.0.0.1:53\"]\n{extra}");
+    Config::from_yaml_with(&y, "t.yaml", None, opts).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test]
+async fn region_auto_takes_the_node_region_and_mismatches_are_findings() {
+    let (cluster, _) = mock_api(vec![node_route("node-aks-westeurope.json", 200)]);
+    let ctx = ClusterContext::with_cluster(Some(cluster)).await;
+    assert_eq!(ctx.node_region().as_deref(), Some("westeurope"));
+
+    // `region: auto` derives names with the node's region.
+    let opts = LoadOptions {
+        node_region: ctx.node_region(),
+        allow_unresolved_auto: false,
+    };
+    let cfg = config("region: auto\ncontainer_registries:\n  - name: regone01\n", &opts);
+    assert!(
+        cfg.targets
+            .iter()
+            .any(|t| t.fqdn == "regone01.westeurope.data.azurecr.io")
+    );
+    let (findings, _) = ctx.assess(&cfg).await;
+    assert!(findings.is_empty(), "auto cannot mismatch: {findings:?}");
+
+    // An explicit workspace region that differs is a finding.
+    let cfg = config("region: eastus\n", &opts);
+    let (findings, _) = ctx.assess(&cfg).await;
+    assert_eq!(findings.len(), 1);
+    assert_eq!(findings[0].code, "region_mismatch");
+    assert!(findings[0].message.contains(NODE));
+
+    // Without a node region, `auto` is refused with a clear message...
+    let e = Config::from_yaml_with(
+        "region: auto\nkey_vaults: [kv-one]\n",
+        "t.yaml",
+        None,
+        &LoadOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("t.yaml:1:9: region: auto needs the node's region"), "{e}");
+    // ...except for offline validation.
+    let offline = LoadOptions {
+        node_region: None,
+        allow_unresolved_auto: true,
+    };
+    assert!(Config::from_yaml_with("region: auto\nkey_vaults: [kv-one]\n", "t.yaml", None, &offline).is_ok());
+}
+
+#[tokio::test]
+async fn inference_router_must_be_an_internal_load_balancer_with_private_ips() {
+    let opts = LoadOptions::default();
+    let cases: Vec<(Routes, bool, &str)> = vec![
+        (
+            vec![service_route("service-azureml-fe-internal.json", 200)],
+            true,
+            "none",
+        ),
+        (
+            vec![service_route("service-azureml-fe-public.json", 200)],
+            false,
+            "public_ingress",
+        ),
+        (vec![service_route("status-403-service.json", 403)], false, "forbidden"),
+        (vec![service_route("status-404-service.json", 404)], false, "not_found"),
+    ];
+    for (routes, healthy, cause) in cases {
+        let (cluster, seen) = mock_api(routes);
+        let ctx = ClusterContext {
+            cluster: Some(cluster),
+            node: None,
+        };
+        let cfg = config("scoring_service: {}\n", &opts);
+        let (_, scoring) = ctx.assess(&cfg).await;
+        let s = scoring.expect("checked");
+        assert_eq!((s.healthy, s.cause), (healthy, cause), "{s:?}");
+        assert_eq!(s.healthy, s.diagnosis.is_none());
+        assert_eq!(
+            seen.lock().unwrap()[0].path,
+            "/api/v1/namespaces/azureml/services/azureml-fe"
+        );
+        if cause == "none" {
+            assert_eq!(s.ingress_ips, vec!["10.224.0.200".parse::<IpAddr>().unwrap()]);
+        }
+    }
+    // A Service with private IPs but no internal annotation.
+    let mut svc: k8s_openapi::api::core::v1::Service =
+        serde_json::from_slice(&fixture("service-azureml-fe-internal.json")).unwrap();
+    svc.metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .remove(netprobe::cluster::INTERNAL_LB_ANNOTATION);
+    let ranges = netprobe::config::DEFAULT_PRIVATE_RANGES
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect::<Vec<_>>();
+    let r = netprobe::cluster::judge_scoring_service("azureml", "azureml-fe", &svc, &ranges);
+    assert_eq!(r.cause, "internal_lb_missing");
+}
+
+#[tokio::test]
+async fn without_a_cluster_everything_is_off_and_nothing_fails() {
+    // No NODE_NAME: connect() declines without touching the network.
+    assert!(Cluster::connect(None).await.is_none());
+    let ctx = ClusterContext::with_cluster(None).await;
+    let cfg = config(
+        "region: eastus\nscoring_service: {namespace: azureml, name: azureml-fe}\n",
+        &LoadOptions::default(),
+    );
+    let (findings, scoring) = ctx.assess(&cfg).await;
+    assert!(findings.is_empty() && scoring.is_none());
+}
+
+#[tokio::test]
+async fn event_objects_name_the_node_reason_and_type() {
+    let (cluster, seen) = mock_api(vec![(
+        Method::POST,
+        "/api/v1/namespaces/default/events".into(),
+        201,
+        "event-created.json",
+    )]);
+    let event = netprobe::cluster::NodeEvent {
+        reason: "PrivateDNSRegression",
+        warning: true,
+        target: "acr-reg01".into(),
+        message: "reg01.azurecr.io (acr-reg01): zone_not_linked: ...".into(),
+    };
+    cluster
+        .emit(&event, Some("5b1d2f6e-0c6a-4f5e-9a57-2f1c3c7b9e01"))
+        .await
+        .unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen[0].method, Method::POST);
+    let b = &seen[0].body;
+    assert_eq!(b["involvedObject"]["kind"], "Node");
+    assert_eq!(b["involvedObject"]["name"], NODE);
+    assert_eq!(b["involvedObject"]["uid"], "5b1d2f6e-0c6a-4f5e-9a57-2f1c3c7b9e01");
+    assert_eq!(b["reason"], "PrivateDNSRegression");
+    assert_eq!(b["type"], "Warning");
+    assert_eq!(b["source"]["component"], "netprobe");
+    assert!(b["metadata"]["generateName"].as_str().unwrap().starts_with(NODE));
+    assert!(b["firstTimestamp"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_records_events_once_per_change() {
+    let ca = Ca::new("cluster test CA").unwrap();
+    let pe = IpAddr::from([127, 0, 10, 111]);
+    let ep = endpoint(
+        &ca,
+        pe,
+        0,
+        &["reg111.azurecr.io"],
+        Reply::acr_challenge("reg111.azurecr.io"),
+    )
+    .await;
+    let mut r = Records::new();
+    chain(&mut r, "reg111.azurecr.io", "reg111.privatelink.azurecr.io", &[pe]);
+    let d = dns(r).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca.cert_pem()).unwrap();
+    let path = dir.path().join("netprobe.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "interval: 150ms\ntimeout: 1s\nresolvers:\n  - name: system\n    servers: [\"{}\"]\nprivate_ranges: [127.0.10.0/24]\ntls:\n  extra_ca_file: ca.pem\ntargets:\n  - {{fqdn: reg111.azurecr.io, name: reg111, service: acr, port: {}}}\n",
+            d.addr(),
+            ep.addr().port()
+        ),
+    )
+    .unwrap();
+    let (cluster, seen) = mock_api(vec![
+        node_route("node-aks-eastus.json", 200),
+        (
+            Method::POST,
+            "/api/v1/namespaces/default/events".into(),
+            201,
+            "event-created.json",
+        ),
+    ]);
+    let ctx = ClusterContext::with_cluster(Some(cluster)).await;
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(run_until(
+        Config::load(&path).unwrap(),
+        AgentOptions {
+            config_path: path.clone(),
+            listen_override: Some("127.0.0.1:0".parse().unwrap()),
+            on_listen: None,
+            cluster: ctx,
+        },
+        rx,
+    ));
+    let events = |seen: &Arc<Mutex<Vec<Seen>>>| -> Vec<String> {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.method == Method::POST)
+            .map(|s| s.body["reason"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    let wait = async |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(8);
+        while events(&seen).len() < n {
+            assert!(Instant::now() < deadline, "events so far: {:?}", events(&seen));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    // Healthy at start: no event. Then the record goes missing: one Warning.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(events(&seen).is_empty(), "{:?}", events(&seen));
+    d.remove("reg111.privatelink.azurecr.io");
+    wait(1).await;
+    // Many rounds in the same state: still one.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(events(&seen), ["PrivateDNSRegression"]);
+    // Back: one Normal recovery event.
+    d.set("reg111.privatelink.azurecr.io", Entry::Addrs(vec![pe]));
+    wait(2).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(events(&seen), ["PrivateDNSRegression", "PrivateDNSRecovered"]);
+    let recovered = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .rfind(|s| s.method == Method::POST)
+        .unwrap()
+        .body
+        .clone();
+    assert_eq!(recovered["type"], "Normal");
+    stop.send(true).unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+}
+
+#[test]
+fn event_reasons_follow_the_kind_of_change() {
+    use netprobe::model::{Cause, Expect, Reach, Service};
+    use netprobe::report::TargetReport;
+    let t = |healthy: bool, cause: Cause| TargetReport {
+        name: "t".into(),
+        fqdn: "t.azurecr.io".into(),
+        service: Service::Acr,
+        port: 443,
+        expect: Expect::Private,
+        privatelink_zone: None,
+        healthy,
+        cause,
+        diagnosis: (!healthy).then(|| "why. Fix: this.".to_string()),
+        reach: Reach::Ok,
+        slowest: None,
+        dns: vec![],
+        connect: vec![],
+    };
+    let ok = t(true, Cause::None);
+    let dns = t(false, Cause::ZoneNotLinked);
+    let reach = t(false, Cause::EndpointBlocked);
+    let reason = |b: Option<&TargetReport>, n: &TargetReport| event_for_change(b, n).map(|e| e.reason);
+    assert_eq!(reason(None, &ok), None, "first sight, healthy");
+    assert_eq!(
+        reason(None, &dns),
+        Some("PrivateDNSRegression"),
+        "first sight, unhealthy"
+    );
+    assert_eq!(reason(Some(&ok), &dns), Some("PrivateDNSRegression"));
+    assert_eq!(reason(Some(&ok), &reach), Some("PrivateEndpointUnreachable"));
+    assert_eq!(
+        reason(Some(&dns), &reach),
+        Some("PrivateEndpointUnreachable"),
+        "a different problem"
+    );
+    assert_eq!(reason(Some(&dns), &dns), None, "no change");
+    assert_eq!(reason(Some(&dns), &ok), Some("PrivateDNSRecovered"));
+    assert_eq!(reason(Some(&ok), &ok), None);
+}
