@@ -364,47 +364,24 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
         None => None,
     };
 
-    let timeout = match &raw.timeout {
-        Some(t) => {
-            let d = humantime::parse_duration(t.value.trim()).map_err(|e| {
-                ctx.err(
-                    t,
-                    "timeout",
-                    format!("invalid duration {:?}: {e} (expected e.g. 5s, 1500ms)", t.value),
-                )
-            })?;
-            if d < Duration::from_millis(10) || d > Duration::from_secs(120) {
-                return Err(ctx.err(
-                    t,
-                    "timeout",
-                    format!("{:?} is out of range: expected 10ms to 120s", t.value),
-                ));
-            }
-            d
-        }
-        None => DEFAULT_TIMEOUT,
-    };
-
-    let interval = match &raw.interval {
-        Some(t) => {
-            let d = humantime::parse_duration(t.value.trim()).map_err(|e| {
-                ctx.err(
-                    t,
-                    "interval",
-                    format!("invalid duration {:?}: {e} (expected e.g. 30s, 1m)", t.value),
-                )
-            })?;
-            if d < Duration::from_millis(100) || d > Duration::from_secs(86_400) {
-                return Err(ctx.err(
-                    t,
-                    "interval",
-                    format!("{:?} is out of range: expected 100ms to 24h", t.value),
-                ));
-            }
-            d
-        }
-        None => DEFAULT_INTERVAL,
-    };
+    let timeout = duration_field(
+        ctx,
+        raw.timeout.as_ref(),
+        "timeout",
+        DEFAULT_TIMEOUT,
+        (10, "10ms"),
+        (120_000, "120s"),
+        "5s, 1500ms",
+    )?;
+    let interval = duration_field(
+        ctx,
+        raw.interval.as_ref(),
+        "interval",
+        DEFAULT_INTERVAL,
+        (100, "100ms"),
+        (86_400_000, "24h"),
+        "30s, 1m",
+    )?;
 
     let listen = match &raw.listen {
         Some(l) => parse_listen(&l.value).map_err(|m| ctx.err(l, "listen", m))?,
@@ -747,6 +724,35 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
             Shown(s)
         )
     })
+}
+
+/// A duration key: parsed with humantime and kept within `min..=max`
+/// (milliseconds, with how to show them); `default` when absent.
+fn duration_field(
+    ctx: &Ctx<'_>,
+    value: Option<&S<String>>,
+    field: &str,
+    default: Duration,
+    (min_ms, min_shown): (u64, &str),
+    (max_ms, max_shown): (u64, &str),
+    example: &str,
+) -> Result<Duration, ConfigError> {
+    let Some(t) = value else { return Ok(default) };
+    let d = humantime::parse_duration(t.value.trim()).map_err(|e| {
+        ctx.err(
+            t,
+            field,
+            format!("invalid duration {:?}: {e} (expected e.g. {example})", t.value),
+        )
+    })?;
+    if d < Duration::from_millis(min_ms) || d > Duration::from_millis(max_ms) {
+        return Err(ctx.err(
+            t,
+            field,
+            format!("{:?} is out of range: expected {min_shown} to {max_shown}", t.value),
+        ));
+    }
+    Ok(d)
 }
 
 // ---------------------------------------------------------------------------

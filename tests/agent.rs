@@ -452,7 +452,24 @@ async fn binary_logs_transitions_once_and_stops_on_sigterm() {
     let transitions = logs.iter().filter(|v| changed(v)).count();
     assert_eq!(transitions, 2, "one line per change: {logs:#?}");
 
+    // SIGHUP reloads the (unchanged) file.
+    let hup = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    wait_for(addr, "a reload on SIGHUP", |m| {
+        value(m, "netprobe_config_reloads_total", &[("result", "success")]).unwrap_or(0.0) >= 1.0
+    })
+    .await;
+    assert!(
+        next(&mut logs, &|v| v["message"] == "SIGHUP: reloading the configuration")
+            .await
+            .is_object()
+    );
+
     // Stall DNS so that a round is in flight, then SIGTERM.
+
     s.dns.set("reg91.azurecr.io", Entry::Drop);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let t = Instant::now();
