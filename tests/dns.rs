@@ -266,3 +266,53 @@ async fn names_are_asked_as_absolute_names_case_insensitively() {
     assert_eq!(view.verdict, DnsVerdict::Private);
     assert!(view.privatelink);
 }
+
+#[tokio::test]
+async fn a_chain_the_server_does_not_chase_is_followed_by_asking_again() {
+    // reg01 -> (stop) reg01.privatelink -> (stop) backend -> A
+    let mut r = Records::new();
+    r.insert(
+        "reg01.azurecr.io".into(),
+        Entry::CnameStop("reg01.privatelink.azurecr.io".into()),
+    );
+    r.insert(
+        "reg01.privatelink.azurecr.io".into(),
+        Entry::CnameStop("backend.example.net".into()),
+    );
+    r.insert("backend.example.net".into(), Entry::Addrs(vec![ip("10.1.2.3")]));
+    let (v, view) = verdict_of(r, &acr()).await;
+    assert_eq!(v, DnsVerdict::Private, "{view:?}");
+    assert_eq!(view.chain, vec!["reg01.privatelink.azurecr.io", "backend.example.net"]);
+    assert!(view.privatelink);
+
+    // NXDOMAIN at the end of a followed chain is still NXDOMAIN after privatelink.
+    let mut r = Records::new();
+    r.insert(
+        "reg01.azurecr.io".into(),
+        Entry::CnameStop("reg01.privatelink.azurecr.io".into()),
+    );
+    let (v, view) = verdict_of(r, &acr()).await;
+    assert_eq!(v, DnsVerdict::Nxdomain, "{view:?}");
+    assert!(view.privatelink);
+
+    // A loop that only shows across follow-ups is caught, and ends in time.
+    let mut r = Records::new();
+    r.insert("reg01.azurecr.io".into(), Entry::CnameStop("a.example.net".into()));
+    r.insert("a.example.net".into(), Entry::CnameStop("reg01.azurecr.io".into()));
+    let (v, view) = verdict_of(r, &acr()).await;
+    assert_eq!(v, DnsVerdict::Error, "{view:?}");
+    assert!(view.detail.unwrap_or_default().contains("loop"));
+
+    // So is a long chain of single steps.
+    let mut r = Records::new();
+    r.insert("reg01.azurecr.io".into(), Entry::CnameStop("s0.example.net".into()));
+    for i in 0..30 {
+        r.insert(
+            format!("s{i}.example.net"),
+            Entry::CnameStop(format!("s{}.example.net", i + 1)),
+        );
+    }
+    let (v, view) = verdict_of(r, &acr()).await;
+    assert_eq!(v, DnsVerdict::Error, "{view:?}");
+    assert!(view.detail.unwrap_or_default().contains("longer than 16"));
+}

@@ -109,11 +109,7 @@ pub async fn lookup(resolver: &str, fqdn: &str, servers: &[SocketAddr], budget: 
         let left = servers.len() - i;
         let share = (deadline - now) / left as u32;
         let server_deadline = now + share;
-        let (a, aaaa) = tokio::join!(
-            query(*server, &name, RecordType::A, server_deadline),
-            query(*server, &name, RecordType::AAAA, server_deadline),
-        );
-        let (outcome, tcp) = combine(fqdn, a, aaaa);
+        let (outcome, tcp) = resolve_at(*server, fqdn, &name, server_deadline).await;
         let retry = match &outcome {
             DnsOutcome::Answer(ans) => matches!(ans.rcode, Rcode::ServFail | Rcode::Refused),
             DnsOutcome::Timeout | DnsOutcome::Unreachable(_) | DnsOutcome::Failed(_) => true,
@@ -130,6 +126,62 @@ pub async fn lookup(resolver: &str, fqdn: &str, servers: &[SocketAddr], budget: 
         duration: start.elapsed(),
         tcp_fallback: last.2,
     }
+}
+
+/// Asks one server for A and AAAA of `name`. When the answer ends in a CNAME
+/// with nothing after it (an authoritative server that does not chase into
+/// another zone, or drops the chased part when it does not fit), the chain's
+/// last name is asked in turn, as a recursive resolver would, until the chain
+/// ends, fails or exceeds [`MAX_CHAIN`].
+async fn resolve_at(server: SocketAddr, fqdn: &str, name: &Name, deadline: Instant) -> (DnsOutcome, bool) {
+    let (a, aaaa) = tokio::join!(
+        query(server, name, RecordType::A, deadline),
+        query(server, name, RecordType::AAAA, deadline),
+    );
+    let (mut outcome, mut tcp) = combine(fqdn, a, aaaa);
+    loop {
+        let DnsOutcome::Answer(ans) = &outcome else { break };
+        let dangling = ans.rcode == Rcode::NoError && ans.addresses.is_empty() && ans.chain_problem.is_none();
+        let Some(last) = ans.chain.last().filter(|_| dangling).cloned() else {
+            break;
+        };
+        if ans.chain.len() > MAX_CHAIN {
+            break;
+        }
+        let Ok(next) = absolute_name(&last) else { break };
+        let (a, aaaa) = tokio::join!(
+            query(server, &next, RecordType::A, deadline),
+            query(server, &next, RecordType::AAAA, deadline),
+        );
+        let (more, more_tcp) = combine(&last, a, aaaa);
+        tcp |= more_tcp;
+        let DnsOutcome::Answer(mut prefix) = outcome else {
+            unreachable!()
+        };
+        outcome = match more {
+            DnsOutcome::Answer(rest) => {
+                // Loops across follow-ups: a name already in the chain.
+                let mut seen: Vec<String> = vec![fqdn.trim_end_matches('.').to_ascii_lowercase()];
+                seen.extend(prefix.chain.iter().cloned());
+                let looped = rest.chain.iter().find(|n| seen.contains(n)).cloned();
+                prefix.chain.extend(rest.chain);
+                prefix.addresses = rest.addresses;
+                prefix.rcode = rest.rcode;
+                prefix.chain_problem = match (looped, rest.chain_problem) {
+                    (Some(at), _) => Some(ChainProblem::Loop(at)),
+                    (None, Some(p)) => Some(p),
+                    (None, None) if prefix.chain.len() > MAX_CHAIN => Some(ChainProblem::TooLong(prefix.chain.len())),
+                    (None, None) => None,
+                };
+                if prefix.chain_problem.is_some() {
+                    prefix.addresses.clear();
+                }
+                DnsOutcome::Answer(prefix)
+            }
+            other => other,
+        };
+    }
+    (outcome, tcp)
 }
 
 fn absolute_name(fqdn: &str) -> Result<Name, String> {

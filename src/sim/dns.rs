@@ -25,6 +25,9 @@ const PLAIN_UDP_LIMIT: usize = 512;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Entry {
     Cname(String),
+    /// A CNAME the server does not chase: the answer ends with it, as from
+    /// an authoritative server whose target lies in a zone it does not serve.
+    CnameStop(String),
     Addrs(Vec<IpAddr>),
     ServFail,
     Refused,
@@ -211,6 +214,14 @@ fn respond(records: &RwLock<Records>, req: &Message) -> Option<Message> {
                 };
                 resp.add_answer(Record::from_rdata(from, 60, RData::CNAME(CNAME(to))));
                 name = key(target);
+            }
+            Some(Entry::CnameStop(target)) => {
+                let (Some(from), Some(to)) = (wire_name(&name), wire_name(&key(target))) else {
+                    resp.metadata.response_code = ResponseCode::ServFail;
+                    return Some(resp);
+                };
+                resp.add_answer(Record::from_rdata(from, 60, RData::CNAME(CNAME(to))));
+                return Some(resp);
             }
             Some(Entry::Addrs(ips)) => {
                 let owner = wire_name(&name)?;
