@@ -139,8 +139,7 @@ async fn resolve_at(server: SocketAddr, fqdn: &str, name: &Name, deadline: Insta
         query(server, name, RecordType::AAAA, deadline),
     );
     let (mut outcome, mut tcp) = combine(fqdn, a, aaaa);
-    loop {
-        let DnsOutcome::Answer(ans) = &outcome else { break };
+    while let DnsOutcome::Answer(ans) = &outcome {
         let dangling = ans.rcode == Rcode::NoError && ans.addresses.is_empty() && ans.chain_problem.is_none();
         let Some(last) = ans.chain.last().filter(|_| dangling).cloned() else {
             break;
