@@ -378,7 +378,7 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
         raw.interval.as_ref(),
         "interval",
         DEFAULT_INTERVAL,
-        (100, "100ms"),
+        (10, "10ms"),
         (86_400_000, "24h"),
         "30s, 1m",
     )?;

@@ -14,6 +14,8 @@ pub mod azure;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod metrics;
 pub mod model;
 pub mod observation;

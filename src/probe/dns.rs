@@ -73,6 +73,9 @@ enum QueryError {
     Timeout,
     /// Refused or no route: the server is not there.
     Unreachable(String),
+    /// A UDP answer larger than the buffer (the server ignored EDNS).
+    Oversized,
+
     Io(String),
 }
 
@@ -197,6 +200,7 @@ fn combine(fqdn: &str, a: Result<Exchange, QueryError>, aaaa: Result<Exchange, Q
         Err(QueryError::Timeout) => return (DnsOutcome::Timeout, false),
         Err(QueryError::Unreachable(e)) => return (DnsOutcome::Unreachable(e), false),
         Err(QueryError::Io(e)) => return (DnsOutcome::Failed(e), false),
+        Err(QueryError::Oversized) => return (DnsOutcome::Failed("oversized UDP answer".into()), false),
     };
     let rcode = rcode_of(a.message.metadata.response_code);
     let mut answer = follow_chain(fqdn, &a.message.answers);
@@ -223,7 +227,7 @@ fn combine(fqdn: &str, a: Result<Exchange, QueryError>, aaaa: Result<Exchange, Q
     (DnsOutcome::Answer(answer), tcp)
 }
 
-pub(crate) fn rcode_of(code: ResponseCode) -> Rcode {
+pub fn rcode_of(code: ResponseCode) -> Rcode {
     match code {
         ResponseCode::NoError => Rcode::NoError,
         ResponseCode::FormErr => Rcode::FormErr,
@@ -317,6 +321,10 @@ async fn query(server: SocketAddr, name: &Name, qtype: RecordType, deadline: Ins
         .map_err(|e| QueryError::Io(format!("cannot encode query: {e}")))?;
     match timeout_at(deadline, udp_exchange(server, &req, &bytes, deadline)).await {
         Err(_) => Err(QueryError::Timeout),
+        Ok(Err(QueryError::Oversized)) => match timeout_at(deadline, tcp_exchange(server, &req, &bytes)).await {
+            Err(_) => Err(QueryError::Timeout),
+            Ok(r) => r.map(|message| Exchange { message, tcp: true }),
+        },
         Ok(Err(e)) => Err(e),
         Ok(Ok(msg)) if msg.metadata.truncation => {
             match timeout_at(deadline, tcp_exchange(server, &req, &bytes)).await {
@@ -359,6 +367,9 @@ async fn udp_exchange(
             }
             Err(_) => return Err(QueryError::Timeout),
             Ok(Err(e)) => return Err(io_error(server, e)),
+            // A datagram that fills the buffer was cut by the kernel: the
+            // server ignored our EDNS size. Treat it as truncated.
+            Ok(Ok(n)) if n >= buf.len() => return Err(QueryError::Oversized),
             Ok(Ok(n)) => {
                 // A datagram that does not parse or does not answer this
                 // query is dropped; the real answer may still come.

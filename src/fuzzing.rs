@@ -1,0 +1,72 @@
+//! The properties the fuzz targets check (`fuzz/`), shared with the replay
+//! test (`tests/fuzz_regressions.rs`) so that every crash a fuzzer finds
+//! becomes a regression test by dropping its input into `fuzz/regressions/`.
+//! Each function panics when a property is violated.
+
+use std::time::Duration;
+
+use hickory_resolver::proto::op::Message;
+
+use crate::azure::{self, Cloud};
+use crate::config::{Config, LoadOptions};
+use crate::model::{DnsVerdict, Reach};
+use crate::observation::{DnsObservation, DnsOutcome};
+use crate::probe::dns::{MAX_CHAIN, follow_chain, rcode_of};
+use crate::verdict::{ReachContext, assess_dns, diagnose};
+
+/// The config parser on arbitrary bytes: Ok with targets, or one error line
+/// naming the file; never a panic.
+pub fn check_config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let opts = LoadOptions {
+        node_region: Some("eastus".into()),
+        allow_unresolved_auto: true,
+    };
+    match Config::from_yaml_with(text, "fuzz.yaml", None, &opts) {
+        Ok(cfg) => assert!(!cfg.targets.is_empty()),
+        Err(e) => {
+            let msg = e.to_string();
+            assert!(msg.starts_with("fuzz.yaml"), "{msg}");
+            assert!(!msg.contains('\n'), "{msg}");
+        }
+    }
+}
+
+/// A DNS response from arbitrary bytes through hickory's parser, chain
+/// following, the verdict and the diagnosis: no panic, and consistent results.
+pub fn check_dns_verdict(data: &[u8]) {
+    let Ok(msg) = Message::from_vec(data) else { return };
+    let target = azure::acr_login(Cloud::Public, "reg01");
+    let mut answer = follow_chain(&target.fqdn, &msg.answers);
+    answer.rcode = rcode_of(msg.metadata.response_code);
+    assert!(answer.chain.len() <= MAX_CHAIN + 1);
+    let obs = DnsObservation {
+        resolver: "fuzz".into(),
+        server: None,
+        outcome: DnsOutcome::Answer(answer.clone()),
+        duration: Duration::from_millis(1),
+        tcp_fallback: false,
+    };
+    let ranges: Vec<ipnet::IpNet> = crate::config::DEFAULT_PRIVATE_RANGES
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let view = assess_dns(&target, &obs, &ranges);
+    if answer.chain_problem.is_some() {
+        assert_eq!(view.verdict, DnsVerdict::Error);
+    }
+    if view.verdict == DnsVerdict::Private {
+        assert!(!view.addresses.is_empty() && view.addresses.iter().all(|a| a.private));
+    }
+    let d = diagnose(
+        &target,
+        &[view.clone(), view],
+        0,
+        &ReachContext {
+            reach: Reach::Skipped,
+            connects: &[],
+            timeout: Duration::from_secs(1),
+        },
+    );
+    assert_eq!(d.healthy, d.text.is_none());
+}

@@ -1,0 +1,68 @@
+//! Replays the fuzz seeds and every input in fuzz/regressions/ through the
+//! same properties the fuzz targets check (netprobe::fuzzing). A crash found
+//! by `scripts/fuzz` is made permanent by copying its input into
+//! fuzz/regressions/<target>/.
+
+use std::path::Path;
+
+fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let mut out = Vec::new();
+    for dir in ["seeds", "regressions"] {
+        let Ok(entries) = std::fs::read_dir(root.join(dir).join(target)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.starts_with('.') {
+                continue;
+            }
+            out.push((format!("{dir}/{target}/{name}"), std::fs::read(e.path()).unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn replay(target: &str, check: fn(&[u8])) -> usize {
+    let all = inputs(target);
+    for (name, data) in &all {
+        if std::panic::catch_unwind(|| check(data)).is_err() {
+            panic!("{name} violates a property of the {target} fuzz target");
+        }
+    }
+    all.len()
+}
+
+#[test]
+fn config_inputs_hold() {
+    assert!(replay("config", netprobe::fuzzing::check_config) >= 3);
+}
+
+#[test]
+fn dns_verdict_inputs_hold() {
+    assert!(replay("dns_verdict", netprobe::fuzzing::check_dns_verdict) >= 4);
+}
+
+#[test]
+fn the_dns_seeds_mean_what_their_names_say() {
+    // The seeds are real responses, so the checks run on meaningful data.
+    use hickory_resolver::proto::op::Message;
+    let all = inputs("dns_verdict");
+    let get = |n: &str| {
+        all.iter()
+            .find(|(name, _)| name.ends_with(n))
+            .map(|x| x.1.clone())
+            .unwrap()
+    };
+    let m = Message::from_vec(&get("private-chain.bin")).unwrap();
+    let a = netprobe::probe::dns::follow_chain("reg01.azurecr.io", &m.answers);
+    assert_eq!(a.chain, vec!["reg01.privatelink.azurecr.io"]);
+    assert_eq!(a.addresses.len(), 1);
+    let m = Message::from_vec(&get("loop.bin")).unwrap();
+    assert!(
+        netprobe::probe::dns::follow_chain("reg01.azurecr.io", &m.answers)
+            .chain_problem
+            .is_some()
+    );
+}
