@@ -316,3 +316,23 @@ async fn a_chain_the_server_does_not_chase_is_followed_by_asking_again() {
     assert_eq!(v, DnsVerdict::Error, "{view:?}");
     assert!(view.detail.unwrap_or_default().contains("longer than 16"));
 }
+
+#[tokio::test]
+async fn control_characters_from_dns_never_reach_reports_or_logs_raw() {
+    // A CNAME target with a newline and an ANSI escape: it could forge log
+    // lines or repaint a terminal if it were printed raw.
+    let hostile = "evil\nINFO forged line\u{1b}[31m.privatelink.azurecr.io";
+    let mut r = Records::new();
+    chain(&mut r, "reg01.azurecr.io", hostile, &[ip("10.1.2.3")]);
+    let (_, view) = verdict_of(r, &acr()).await;
+    assert_eq!(view.chain.len(), 1, "{view:?}");
+    let shown = &view.chain[0];
+    assert!(
+        !shown.chars().any(|c| c.is_control()),
+        "raw control characters in {shown:?}"
+    );
+    assert!(
+        shown.contains("\\012") && shown.contains("\\033"),
+        "escaped in presentation format: {shown:?}"
+    );
+}
