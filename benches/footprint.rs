@@ -11,66 +11,16 @@
 //! are counted from the log, not by scraping; one scrape of the full
 //! exposition is measured at the end, on its own.
 
-use std::io::{BufRead, BufReader};
-use std::net::{IpAddr, SocketAddr};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::net::IpAddr;
+
+mod common;
 
 use netprobe::sim::bind_same_port;
 use netprobe::sim::dns::{DnsServer, Entry, Records};
 use netprobe::sim::https::{HttpsServer, Reply};
 use netprobe::sim::pki::{Ca, Validity};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const ENDPOINT_IPS: u8 = 20;
-
-async fn metrics(addr: SocketAddr) -> String {
-    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
-        return String::new();
-    };
-    let _ = s
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await;
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf).await;
-    String::from_utf8_lossy(&buf).into_owned()
-}
-
-fn clk_tck() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-/// (utime + stime) in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may contain spaces) start at ") ".
-    let after = stat.rsplit_once(") ").map(|x| x.1).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    ticks / clk_tck()
-}
-
-fn status_kib(pid: u32, field: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(field)
-                .map(|v| v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0.0))
-        })
-        .unwrap_or(0.0)
-}
-
-enum Event {
-    Listen(String),
-    Round(f64),
-}
 
 struct Row {
     targets: usize,
@@ -116,62 +66,24 @@ async fn run(targets: usize, rounds: usize, interval: &str) -> Row {
     let cfg = dir.path().join("netprobe.yaml");
     std::fs::write(&cfg, y).unwrap();
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_netprobe"))
-        .args([
-            "probe",
-            "-c",
-            cfg.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-        ])
-        .env("RUST_LOG", "info,netprobe::agent=debug")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("netprobe binary");
-    let pid = child.id();
-    let stderr = child.stderr.take().unwrap();
     // Rounds are counted from the agent's own log, so that measuring does not
     // add scrapes (a scrape of 1,000 targets is large; it is measured apart).
-    let (tx, rx) = std::sync::mpsc::channel::<Event>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
-                continue;
-            };
-            if let Some(l) = v["listen"].as_str() {
-                let _ = tx.send(Event::Listen(l.to_string()));
-            } else if v["message"] == "round complete" {
-                let _ = tx.send(Event::Round(v["ms"].as_f64().unwrap_or(0.0)));
-            }
-        }
-    });
-    let addr: SocketAddr = match rx.recv_timeout(Duration::from_secs(10)).expect("agent listening") {
-        Event::Listen(a) => a.parse().unwrap(),
-        Event::Round(_) => panic!("round before listening"),
-    };
-    let next_round = || loop {
-        match rx.recv_timeout(Duration::from_secs(600)).expect("round completes") {
-            Event::Round(ms) => return ms,
-            Event::Listen(_) => continue,
-        }
-    };
+    let agent = common::Agent::spawn(&cfg, "info,netprobe::agent=debug");
+    let pid = agent.pid;
+    let next_round = || agent.next("round complete")["ms"].as_f64().unwrap_or(0.0);
     next_round(); // warm-up
-    let cpu0 = cpu_seconds(pid);
+    let cpu0 = common::cpu_seconds(pid);
     let mut wall = 0.0;
     for _ in 0..rounds {
         wall += next_round();
     }
-    let cpu1 = cpu_seconds(pid);
-    let peak = status_kib(pid, "VmHWM:") / 1024.0;
-    let scrape_cpu0 = cpu_seconds(pid);
-    let text = metrics(addr).await;
-    let scrape_cpu = cpu_seconds(pid) - scrape_cpu0;
-    let peak_after_scrape = status_kib(pid, "VmHWM:") / 1024.0;
-    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
-    let _ = child.wait();
+    let cpu1 = common::cpu_seconds(pid);
+    let peak = common::status_kib(pid, "VmHWM:") / 1024.0;
+    let scrape_cpu0 = common::cpu_seconds(pid);
+    let text = common::metrics(agent.addr).await;
+    let scrape_cpu = common::cpu_seconds(pid) - scrape_cpu0;
+    let peak_after_scrape = common::status_kib(pid, "VmHWM:") / 1024.0;
+    agent.stop();
     Row {
         targets,
         rounds,

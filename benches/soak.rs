@@ -4,52 +4,17 @@
 //!
 //!     cargo bench --bench soak            # ROUNDS=10000 by default
 
-use std::io::{BufRead, BufReader};
-use std::net::{IpAddr, SocketAddr};
-use std::process::{Command, Stdio};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
+
+mod common;
 
 use netprobe::sim::dns::{DnsServer, Entry, Records};
 use netprobe::sim::https::{HttpsServer, Reply};
 use netprobe::sim::pki::{Ca, Validity};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn pe(h: u8) -> IpAddr {
     IpAddr::from([127, 0, 10, h])
-}
-
-fn status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(field)
-                .map(|v| v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0))
-        })
-        .unwrap_or(0)
-}
-
-fn fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
-async fn rounds(addr: SocketAddr) -> u64 {
-    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
-        return 0;
-    };
-    let _ = s
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await;
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out).await;
-    out.lines()
-        .find_map(|l| {
-            l.strip_prefix("netprobe_rounds_total ")
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -125,56 +90,32 @@ async fn main() {
             }
         })
     };
-    let mut child = Command::new(env!("CARGO_BIN_EXE_netprobe"))
-        .args([
-            "probe",
-            "-c",
-            cfg.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-        ])
-        .env("RUST_LOG", "error,netprobe::agent=info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        let mut changes = 0u64;
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if !sent
-                && let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                && let Some(l) = v["listen"].as_str()
-            {
-                let _ = tx.send(l.to_string());
-                sent = true;
-            }
-            if line.contains("target state changed") {
-                changes += 1;
-            }
-        }
-        println!("state-change log lines: {changes}");
-    });
-    let addr: SocketAddr = rx.recv_timeout(Duration::from_secs(10)).unwrap().parse().unwrap();
+    let agent = common::Agent::spawn(&cfg, "error,netprobe::agent=info");
+    let (pid, addr) = (agent.pid, agent.addr);
+    let rounds = async |addr| common::metric(&common::metrics(addr).await, "netprobe_rounds_total") as u64;
     while rounds(addr).await < 100 {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (rss0, fd0) = (status_kib(pid, "VmRSS:"), fds(pid));
+    let (rss0, fd0) = (common::status_kib(pid, "VmRSS:"), common::fds(pid));
     let start = Instant::now();
     let mut done = 0;
     while done < target_rounds {
         tokio::time::sleep(Duration::from_secs(2)).await;
         done = rounds(addr).await;
     }
-    let (rss1, hwm, fd1) = (status_kib(pid, "VmRSS:"), status_kib(pid, "VmHWM:"), fds(pid));
-    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
-    let _ = child.wait();
+    let (rss1, hwm, fd1) = (
+        common::status_kib(pid, "VmRSS:"),
+        common::status_kib(pid, "VmHWM:"),
+        common::fds(pid),
+    );
+    let changes = agent
+        .log
+        .try_iter()
+        .filter(|v| v["message"] == "target state changed")
+        .count();
+    agent.stop();
     flapper.abort();
+    println!("state-change log lines: {changes}");
     println!();
     println!(
         "soak: {done} rounds in {:.0} s, {n} targets cycling through {n} states",

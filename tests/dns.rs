@@ -7,9 +7,6 @@ mod common;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use hickory_resolver::proto::op::{Message, MessageType};
-use hickory_resolver::proto::rr::rdata::A;
-use hickory_resolver::proto::rr::{RData, Record};
 use netprobe::azure::{self, Cloud, Target};
 use netprobe::model::DnsVerdict;
 use netprobe::observation::DnsOutcome;
@@ -205,38 +202,21 @@ async fn large_answers_fall_back_to_tcp() {
 /// A UDP server that first sends a response with the wrong ID, then one from
 /// another socket (wrong source), then the real answer.
 async fn spoofing_server() -> SocketAddr {
-    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = sock.local_addr().unwrap();
-    tokio::spawn(async move {
-        let other = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let mut buf = vec![0u8; 2048];
-        loop {
-            let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
-                return;
-            };
-            let Ok(req) = Message::from_vec(&buf[..n]) else {
-                continue;
-            };
-            let mut resp = Message::response(req.metadata.id, req.metadata.op_code);
-            resp.metadata.message_type = MessageType::Response;
-            resp.add_query(req.queries[0].clone());
-            let name = req.queries[0].name().clone();
-            let answer = |ip: [u8; 4]| Record::from_rdata(name.clone(), 60, RData::A(A(ip.into())));
-            let mut spoofed = resp.clone();
+    let other = std::sync::Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    common::udp_dns(move |sock, peer, req| {
+        let other = other.clone();
+        async move {
+            let mut spoofed = common::a_response(&req, &[[203, 0, 113, 66]]);
             spoofed.metadata.id = req.metadata.id.wrapping_add(1);
-            spoofed.add_answer(answer([203, 0, 113, 66]));
-            let mut wrong_source = resp.clone();
-            wrong_source.add_answer(answer([203, 0, 113, 67]));
-            if req.queries[0].query_type() == hickory_resolver::proto::rr::RecordType::A {
-                resp.add_answer(answer([10, 1, 2, 3]));
-            }
+            let wrong_source = common::a_response(&req, &[[203, 0, 113, 67]]);
             let _ = sock.send_to(&spoofed.to_vec().unwrap(), peer).await;
             let _ = other.send_to(&wrong_source.to_vec().unwrap(), peer).await;
             tokio::time::sleep(Duration::from_millis(20)).await;
-            let _ = sock.send_to(&resp.to_vec().unwrap(), peer).await;
+            let real = common::a_response(&req, &[[10, 1, 2, 3]]);
+            let _ = sock.send_to(&real.to_vec().unwrap(), peer).await;
         }
-    });
-    addr
+    })
+    .await
 }
 
 #[tokio::test]

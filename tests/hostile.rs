@@ -169,35 +169,13 @@ async fn hostile_endpoints_end_in_defined_verdicts_within_their_deadlines() {
 
 /// A DNS server that answers correctly, but only after `delay`.
 async fn late_dns(delay: Duration) -> SocketAddr {
-    use hickory_resolver::proto::op::Message;
-    use hickory_resolver::proto::rr::rdata::A;
-    use hickory_resolver::proto::rr::{RData, Record};
-    let sock = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
-    let addr = sock.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 2048];
-        loop {
-            let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
-                return;
-            };
-            let Ok(req) = Message::from_vec(&buf[..n]) else {
-                continue;
-            };
-            let mut resp = Message::response(req.metadata.id, req.metadata.op_code);
-            resp.add_query(req.queries[0].clone());
-            resp.add_answer(Record::from_rdata(
-                req.queries[0].name().clone(),
-                60,
-                RData::A(A([10, 0, 0, 1].into())),
-            ));
-            let sock = sock.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                let _ = sock.send_to(&resp.to_vec().unwrap(), peer).await;
-            });
-        }
-    });
-    addr
+    common::udp_dns(move |sock, peer, req| async move {
+        tokio::time::sleep(delay).await;
+        let _ = sock
+            .send_to(&common::a_response(&req, &[[10, 0, 0, 1]]).to_vec().unwrap(), peer)
+            .await;
+    })
+    .await
 }
 
 #[tokio::test]

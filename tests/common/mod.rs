@@ -69,3 +69,47 @@ pub async fn endpoint(ca: &Ca, ip: IpAddr, port: u16, names: &[&str], reply: Rep
 pub async fn dns(records: Records) -> DnsServer {
     DnsServer::start(records).await.unwrap()
 }
+
+use hickory_resolver::proto::op::Message;
+
+/// A raw UDP DNS server for misbehaviour tests: every query that parses is
+/// handed to `handle` with the socket and the peer.
+pub async fn udp_dns<F, Fut>(handle: F) -> SocketAddr
+where
+    F: Fn(std::sync::Arc<tokio::net::UdpSocket>, SocketAddr, Message) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let sock = std::sync::Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let addr = sock.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
+                return;
+            };
+            let Ok(req) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            tokio::spawn(handle(sock.clone(), peer, req));
+        }
+    });
+    addr
+}
+
+/// A response to `req` with A records (for A queries) for the query name.
+pub fn a_response(req: &Message, ips: &[[u8; 4]]) -> Message {
+    use hickory_resolver::proto::rr::rdata::A;
+    use hickory_resolver::proto::rr::{RData, Record, RecordType};
+    let mut resp = Message::response(req.metadata.id, req.metadata.op_code);
+    resp.add_query(req.queries[0].clone());
+    if req.queries[0].query_type() == RecordType::A {
+        for ip in ips {
+            resp.add_answer(Record::from_rdata(
+                req.queries[0].name().clone(),
+                60,
+                RData::A(A((*ip).into())),
+            ));
+        }
+    }
+    resp
+}

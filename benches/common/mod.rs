@@ -1,0 +1,135 @@
+//! Shared by the benches: start the release agent as its own process, follow
+//! its JSON log, and read its footprint from /proc.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A running `netprobe probe` and its log lines (parsed JSON).
+pub struct Agent {
+    child: Child,
+    pub pid: u32,
+    pub addr: SocketAddr,
+    pub log: Receiver<Value>,
+}
+
+impl Agent {
+    /// Starts the agent on `cfg` with JSON logs at `rust_log`; returns once it listens.
+    pub fn spawn(cfg: &Path, rust_log: &str) -> Agent {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_netprobe"))
+            .args([
+                "probe",
+                "-c",
+                cfg.to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+            ])
+            .env("RUST_LOG", rust_log)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("netprobe binary");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, log) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && tx.send(v).is_err()
+                {
+                    return;
+                }
+            }
+        });
+        let addr = loop {
+            let v = log.recv_timeout(Duration::from_secs(10)).expect("agent listening");
+            if let Some(l) = v["listen"].as_str() {
+                break l.parse().unwrap();
+            }
+        };
+        let pid = child.id();
+        Agent { child, pid, addr, log }
+    }
+
+    /// Waits for the next log line with this message.
+    pub fn next(&self, message: &str) -> Value {
+        loop {
+            let v = self.log.recv_timeout(Duration::from_secs(600)).expect("log line");
+            if v["message"] == message {
+                return v;
+            }
+        }
+    }
+
+    /// SIGTERM, then wait.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.pid.to_string()]).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// A /proc/<pid>/status field in KiB (VmRSS:, VmHWM:).
+pub fn status_kib(pid: u32, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(field)
+                .map(|v| v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0.0))
+        })
+        .unwrap_or(0.0)
+}
+
+/// Open file descriptors.
+pub fn fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// utime + stime in seconds.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let tck: f64 = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may contain spaces) start at ") ".
+    let after = stat.rsplit_once(") ").map(|x| x.1).unwrap_or("");
+    let f: Vec<f64> = after.split_whitespace().map(|v| v.parse().unwrap_or(0.0)).collect();
+    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / tck
+}
+
+/// GET /metrics.
+pub async fn metrics(addr: SocketAddr) -> String {
+    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
+        return String::new();
+    };
+    let _ = s
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await;
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf).await;
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// The value of an unlabelled series.
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(name)
+                .and_then(|r| r.strip_prefix(' '))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0.0)
+}
