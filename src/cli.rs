@@ -28,7 +28,7 @@ pub const EXIT_USAGE: u8 = 2;
     about = "Proves that an AKS node reaches an Azure ML workspace and its resources privately"
 )]
 pub struct Cli {
-    /// Log format on stderr (level from RUST_LOG, default info).
+    /// Log format on stderr (level from RUST_LOG; default: info for the agent, warn otherwise).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     #[command(subcommand)]
