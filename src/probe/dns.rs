@@ -67,7 +67,6 @@ pub fn read_first_resolv_conf(paths: &[std::path::PathBuf]) -> Result<Vec<Socket
 }
 
 /// Why one query did not produce a usable message.
-
 #[derive(Debug)]
 enum QueryError {
     Timeout,
@@ -75,7 +74,6 @@ enum QueryError {
     Unreachable(String),
     /// A UDP answer larger than the buffer (the server ignored EDNS).
     Oversized,
-
     Io(String),
 }
 
@@ -137,11 +135,7 @@ pub async fn lookup(resolver: &str, fqdn: &str, servers: &[SocketAddr], budget: 
 /// last name is asked in turn, as a recursive resolver would, until the chain
 /// ends, fails or exceeds [`MAX_CHAIN`].
 async fn resolve_at(server: SocketAddr, fqdn: &str, name: &Name, deadline: Instant) -> (DnsOutcome, bool) {
-    let (a, aaaa) = tokio::join!(
-        query(server, name, RecordType::A, deadline),
-        query(server, name, RecordType::AAAA, deadline),
-    );
-    let (mut outcome, mut tcp) = combine(fqdn, a, aaaa);
+    let (mut outcome, mut tcp) = ask(server, fqdn, name, deadline).await;
     while let DnsOutcome::Answer(ans) = &outcome {
         let dangling = ans.rcode == Rcode::NoError && ans.addresses.is_empty() && ans.chain_problem.is_none();
         let Some(last) = ans.chain.last().filter(|_| dangling).cloned() else {
@@ -151,11 +145,7 @@ async fn resolve_at(server: SocketAddr, fqdn: &str, name: &Name, deadline: Insta
             break;
         }
         let Ok(next) = absolute_name(&last) else { break };
-        let (a, aaaa) = tokio::join!(
-            query(server, &next, RecordType::A, deadline),
-            query(server, &next, RecordType::AAAA, deadline),
-        );
-        let (more, more_tcp) = combine(&last, a, aaaa);
+        let (more, more_tcp) = ask(server, &last, &next, deadline).await;
         tcp |= more_tcp;
         let DnsOutcome::Answer(mut prefix) = outcome else {
             unreachable!()
@@ -184,6 +174,15 @@ async fn resolve_at(server: SocketAddr, fqdn: &str, name: &Name, deadline: Insta
         };
     }
     (outcome, tcp)
+}
+
+/// A and AAAA of `name` (shown as `text`) from one server, merged.
+async fn ask(server: SocketAddr, text: &str, name: &Name, deadline: Instant) -> (DnsOutcome, bool) {
+    let (a, aaaa) = tokio::join!(
+        query(server, name, RecordType::A, deadline),
+        query(server, name, RecordType::AAAA, deadline),
+    );
+    combine(text, a, aaaa)
 }
 
 fn absolute_name(fqdn: &str) -> Result<Name, String> {
@@ -319,20 +318,17 @@ async fn query(server: SocketAddr, name: &Name, qtype: RecordType, deadline: Ins
     let bytes = req
         .to_vec()
         .map_err(|e| QueryError::Io(format!("cannot encode query: {e}")))?;
+    // A truncated answer, or one too large for the buffer, is asked again over TCP.
     match timeout_at(deadline, udp_exchange(server, &req, &bytes, deadline)).await {
         Err(_) => Err(QueryError::Timeout),
-        Ok(Err(QueryError::Oversized)) => match timeout_at(deadline, tcp_exchange(server, &req, &bytes)).await {
-            Err(_) => Err(QueryError::Timeout),
-            Ok(r) => r.map(|message| Exchange { message, tcp: true }),
-        },
-        Ok(Err(e)) => Err(e),
-        Ok(Ok(msg)) if msg.metadata.truncation => {
+        Ok(Ok(message)) if !message.metadata.truncation => Ok(Exchange { message, tcp: false }),
+        Ok(Ok(_)) | Ok(Err(QueryError::Oversized)) => {
             match timeout_at(deadline, tcp_exchange(server, &req, &bytes)).await {
                 Err(_) => Err(QueryError::Timeout),
                 Ok(r) => r.map(|message| Exchange { message, tcp: true }),
             }
         }
-        Ok(Ok(message)) => Ok(Exchange { message, tcp: false }),
+        Ok(Err(e)) => Err(e),
     }
 }
 
