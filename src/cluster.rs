@@ -107,10 +107,6 @@ impl Cluster {
         }
     }
 
-    pub fn node_name(&self) -> &str {
-        &self.node
-    }
-
     /// Reads the pod's own Node.
     pub async fn node_info(&self) -> Result<NodeInfo, ClusterError> {
         let api: Api<Node> = Api::all(self.client.clone());
@@ -424,67 +420,6 @@ impl Default for EventLimiter {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn event(target: &str, reason: &'static str) -> NodeEvent {
-        NodeEvent {
-            reason,
-            warning: true,
-            target: target.into(),
-            message: "m".into(),
-        }
-    }
-
-    #[test]
-    fn limiter_dedups_per_target_and_caps_the_burst() {
-        let mut l = EventLimiter::new(3, Duration::from_secs(600));
-        let t0 = Instant::now();
-        assert!(l.allow(&event("a", "PrivateDNSRegression"), t0));
-        assert!(
-            !l.allow(&event("a", "PrivateDNSRegression"), t0 + Duration::from_secs(5)),
-            "cooldown"
-        );
-        assert!(
-            l.allow(&event("a", "PrivateDNSRecovered"), t0 + Duration::from_secs(6)),
-            "another reason"
-        );
-        assert!(l.allow(&event("b", "PrivateDNSRegression"), t0 + Duration::from_secs(7)));
-        assert!(
-            !l.allow(&event("c", "PrivateDNSRegression"), t0 + Duration::from_secs(8)),
-            "burst of 3 per minute"
-        );
-        assert!(
-            l.allow(&event("c", "PrivateDNSRegression"), t0 + Duration::from_secs(70)),
-            "a minute later"
-        );
-        assert!(
-            l.allow(&event("a", "PrivateDNSRegression"), t0 + Duration::from_secs(601)),
-            "after the cooldown"
-        );
-    }
-
-    #[test]
-    fn region_mismatch_is_a_finding() {
-        let node = NodeInfo {
-            name: "aks-1".into(),
-            region: Some("westeurope".into()),
-            ..Default::default()
-        };
-        let f = region_finding(Some("eastus"), &node).unwrap();
-        assert_eq!(f.code, "region_mismatch");
-        assert!(
-            f.message.contains("eastus") && f.message.contains("westeurope"),
-            "{}",
-            f.message
-        );
-        assert_eq!(region_finding(Some("WestEurope"), &node), None);
-        assert_eq!(region_finding(None, &node), None);
-        assert_eq!(region_finding(Some("eastus"), &NodeInfo::default()), None);
-    }
-}
-
 // ---------------------------------------------------------------------------
 // What one process knows about its cluster, shared by `probe --once` and the agent.
 
@@ -546,5 +481,66 @@ impl ClusterContext {
             }),
         };
         (findings, scoring)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(target: &str, reason: &'static str) -> NodeEvent {
+        NodeEvent {
+            reason,
+            warning: true,
+            target: target.into(),
+            message: "m".into(),
+        }
+    }
+
+    #[test]
+    fn limiter_dedups_per_target_and_caps_the_burst() {
+        let mut l = EventLimiter::new(3, Duration::from_secs(600));
+        let t0 = Instant::now();
+        assert!(l.allow(&event("a", "PrivateDNSRegression"), t0));
+        assert!(
+            !l.allow(&event("a", "PrivateDNSRegression"), t0 + Duration::from_secs(5)),
+            "cooldown"
+        );
+        assert!(
+            l.allow(&event("a", "PrivateDNSRecovered"), t0 + Duration::from_secs(6)),
+            "another reason"
+        );
+        assert!(l.allow(&event("b", "PrivateDNSRegression"), t0 + Duration::from_secs(7)));
+        assert!(
+            !l.allow(&event("c", "PrivateDNSRegression"), t0 + Duration::from_secs(8)),
+            "burst of 3 per minute"
+        );
+        assert!(
+            l.allow(&event("c", "PrivateDNSRegression"), t0 + Duration::from_secs(70)),
+            "a minute later"
+        );
+        assert!(
+            l.allow(&event("a", "PrivateDNSRegression"), t0 + Duration::from_secs(601)),
+            "after the cooldown"
+        );
+    }
+
+    #[test]
+    fn region_mismatch_is_a_finding() {
+        let node = NodeInfo {
+            name: "aks-1".into(),
+            region: Some("westeurope".into()),
+            ..Default::default()
+        };
+        let f = region_finding(Some("eastus"), &node).unwrap();
+        assert_eq!(f.code, "region_mismatch");
+        assert!(
+            f.message.contains("eastus") && f.message.contains("westeurope"),
+            "{}",
+            f.message
+        );
+        assert_eq!(region_finding(Some("WestEurope"), &node), None);
+        assert_eq!(region_finding(None, &node), None);
+        assert_eq!(region_finding(Some("eastus"), &NodeInfo::default()), None);
     }
 }

@@ -113,13 +113,12 @@ pub async fn run_until(
     // Everything a scrape can see exists before the port opens.
     let mut engine = Engine::new(config)?;
     apply_targets(&state, engine.config());
-    let config = engine.config().clone();
-    let addr = opts.listen_override.unwrap_or(config.listen);
+    let addr = opts.listen_override.unwrap_or(engine.config().listen);
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|error| AgentError::Listen { addr, error })?;
     let bound = listener.local_addr().unwrap_or(addr);
-    tracing::info!(listen = %bound, config = %opts.config_path.display(), targets = config.targets.len(), "netprobe agent listening");
+    tracing::info!(listen = %bound, config = %opts.config_path.display(), targets = engine.config().targets.len(), "netprobe agent listening");
     if let Some(tx) = opts.on_listen.take() {
         let _ = tx.send(bound);
     }
@@ -138,7 +137,7 @@ pub async fn run_until(
             tokio::select! {
                 _ = sleep_until(next_start) => break,
                 Some(()) = reload_rx.recv() => {
-                    if let Some(new) = reload(&opts.config_path, &state, bound, &opts.cluster) {
+                    if let Some(new) = reload(&opts.config_path, &state, engine.config().listen, &opts.cluster) {
                         engine = new;
                         apply_targets(&state, engine.config());
                         next_start = Instant::now();
@@ -243,7 +242,8 @@ fn send_events(
 }
 
 /// Loads the file again; on failure logs, counts, and keeps the old config.
-fn reload(path: &Path, state: &State, bound: SocketAddr, cluster: &ClusterContext) -> Option<Engine> {
+/// `listen` is the running configuration's, which a reload cannot change.
+fn reload(path: &Path, state: &State, listen: SocketAddr, cluster: &ClusterContext) -> Option<Engine> {
     let opts = LoadOptions {
         node_region: cluster.node_region(),
         allow_unresolved_auto: false,
@@ -254,7 +254,7 @@ fn reload(path: &Path, state: &State, bound: SocketAddr, cluster: &ClusterContex
     match result {
         Ok(engine) => {
             state.metrics.reload_result(true);
-            if engine.config().listen != bound && engine.config().listen.port() != bound.port() {
+            if engine.config().listen != listen {
                 tracing::warn!(listen = %engine.config().listen, "`listen` changed; it takes effect on restart");
             }
             tracing::info!(targets = engine.config().targets.len(), "configuration reloaded");
