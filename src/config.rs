@@ -32,6 +32,14 @@ pub const DEFAULT_PRIVATE_RANGES: &[&str] = &[
     "100.64.0.0/10",
     "fc00::/7",
 ];
+/// [`DEFAULT_PRIVATE_RANGES`], parsed.
+pub fn default_private_ranges() -> Vec<IpNet> {
+    DEFAULT_PRIVATE_RANGES
+        .iter()
+        .map(|s| s.parse().expect("the default ranges are valid CIDRs"))
+        .collect()
+}
+
 /// The resolv.conf used by the `system` resolver when none is given.
 pub const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
 
@@ -660,10 +668,7 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
     };
 
     let private_ranges = match &raw.private_ranges {
-        None => DEFAULT_PRIVATE_RANGES
-            .iter()
-            .map(|s| s.parse().expect("default ranges parse"))
-            .collect(),
+        None => default_private_ranges(),
         Some(list) if list.is_empty() => {
             return Err(ctx.err_at_top("private_ranges", "must not be empty (omit it for the defaults)"));
         }

@@ -47,10 +47,7 @@ pub fn check_dns_verdict(data: &[u8]) {
         duration: Duration::from_millis(1),
         tcp_fallback: false,
     };
-    let ranges: Vec<ipnet::IpNet> = crate::config::DEFAULT_PRIVATE_RANGES
-        .iter()
-        .filter_map(|s| s.parse().ok())
-        .collect();
+    let ranges = crate::config::default_private_ranges();
     let view = assess_dns(&target, &obs, &ranges);
     if answer.chain_problem.is_some() {
         assert_eq!(view.verdict, DnsVerdict::Error);

@@ -530,10 +530,7 @@ mod tests {
     use crate::observation::{DnsAnswer, HttpObservation, TlsObservation};
 
     fn ranges() -> Vec<IpNet> {
-        crate::config::DEFAULT_PRIVATE_RANGES
-            .iter()
-            .map(|s| s.parse().unwrap())
-            .collect()
+        crate::config::default_private_ranges()
     }
 
     fn acr() -> Target {

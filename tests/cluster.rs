@@ -218,10 +218,7 @@ async fn inference_router_must_be_an_internal_load_balancer_with_private_ips() {
         .as_mut()
         .unwrap()
         .remove(netprobe::cluster::INTERNAL_LB_ANNOTATION);
-    let ranges = netprobe::config::DEFAULT_PRIVATE_RANGES
-        .iter()
-        .map(|s| s.parse().unwrap())
-        .collect::<Vec<_>>();
+    let ranges = netprobe::config::default_private_ranges();
     let r = netprobe::cluster::judge_scoring_service("azureml", "azureml-fe", &svc, &ranges);
     assert_eq!(r.cause, "internal_lb_missing");
 }

@@ -19,10 +19,7 @@ use common::{chain, dns, ip};
 const T: Duration = Duration::from_millis(800);
 
 fn ranges() -> Vec<ipnet::IpNet> {
-    netprobe::config::DEFAULT_PRIVATE_RANGES
-        .iter()
-        .map(|s| s.parse().unwrap())
-        .collect()
+    netprobe::config::default_private_ranges()
 }
 
 fn acr() -> Target {
