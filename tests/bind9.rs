@@ -30,17 +30,6 @@ impl Drop for Named {
     }
 }
 
-fn free_port() -> u16 {
-    // A port free for both TCP and UDP.
-    loop {
-        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = tcp.local_addr().unwrap().port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
 const SOA: &str = "@ 60 IN SOA ns.test. hostmaster.test. 1 60 60 600 60\n@ 60 IN NS ns.test.\n";
 
 /// Starts `named` serving `zones` (zone name, records) authoritatively.
@@ -55,7 +44,7 @@ fn named(zones: &[(&str, String)]) -> Named {
         "named is required (Debian package bind9; scripts/test installs it)"
     );
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let d = dir.path().display();
     let mut conf = format!(
         "options {{\n  directory \"{d}\";\n  listen-on port {port} {{ 127.0.0.1; }};\n  listen-on-v6 {{ none; }};\n  recursion no;\n  allow-query {{ any; }};\n  dnssec-validation no;\n  pid-file \"{d}/named.pid\";\n  session-keyfile \"{d}/session.key\";\n  edns-udp-size 1232;\n  max-udp-size 1232;\n}};\n"

@@ -236,14 +236,6 @@ impl Drop for Prometheus {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn start_prometheus(agent: SocketAddr) -> Prometheus {
     let dir = tempfile::tempdir().unwrap();
     let rules = root().join("deploy/prometheus/netprobe-rules.yaml");
@@ -252,7 +244,7 @@ async fn start_prometheus(agent: SocketAddr) -> Prometheus {
         rules.display()
     );
     std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let child = tool("prometheus")
         .args([

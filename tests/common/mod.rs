@@ -66,6 +66,17 @@ pub async fn endpoint(ca: &Ca, ip: IpAddr, port: u16, names: &[&str], reply: Rep
     HttpsServer::start(ip, port, &leaf, reply).await.unwrap()
 }
 
+/// A loopback port free for both TCP and UDP, for servers started as processes.
+pub fn free_port() -> u16 {
+    loop {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 pub async fn dns(records: Records) -> DnsServer {
     DnsServer::start(records).await.unwrap()
 }
