@@ -1,0 +1,589 @@
+//! End to end on an AKS node in a VNet (see `vnet/mod.rs`): network
+//! namespaces, real BIND servers (customer DNS, an Azure DNS stand-in, the
+//! internet's DNS), private endpoints and public front ends with real TLS.
+//!
+//! Each scenario below is one target: how the lab's DNS and servers present
+//! it, and what netprobe must conclude through both resolvers (`vnet`, the
+//! node's resolv.conf, which points at the customer DNS server; and `azure`,
+//! 168.63.129.16). Together they cover every `cause` the diagnosis layer knows.
+//! They run through `netprobe probe --once --output json` and through the
+//! agent's `/metrics`, both inside the node namespace.
+//!
+//! These tests need root, `ip netns`, /dev/net/tun and bind9. Without them
+//! they fail and say why; they never pass without running.
+
+mod vnet;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::Ipv4Addr;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use netprobe::model::{Cause, DnsVerdict};
+use netprobe::sim::https::Reply;
+use serde_json::Value;
+use vnet::{Endpoint, Lab, Site};
+
+/// The node's two resolvers, as a production config names them.
+const RESOLVERS: &str =
+    "  - name: vnet\n    resolv_conf: /etc/resolv.conf\n  - name: azure\n    servers: [\"168.63.129.16\"]\n";
+
+/// A resolver besides `vnet` and `azure`: `(name, server)`.
+type ExtraResolver = Option<(&'static str, &'static str)>;
+
+struct Scenario {
+    /// The target's name, and what the scenario is.
+    name: &'static str,
+    /// `service:` of the target.
+    service: &'static str,
+    site: Site,
+    /// Extra lines for the target in the config.
+    target_yaml: &'static str,
+    /// A third resolver `(name, server)`, for scenarios about a resolver.
+    extra_resolver: ExtraResolver,
+    cause: Cause,
+    /// The DNS verdict through `vnet` and through `azure`.
+    dns: [DnsVerdict; 2],
+}
+
+fn ip(a: u8, b: u8, c: u8, d: u8) -> Ipv4Addr {
+    Ipv4Addr::new(a, b, c, d)
+}
+
+fn pv(d: u8) -> Ipv4Addr {
+    ip(10, 0, 1, d)
+}
+
+fn pb(d: u8) -> Ipv4Addr {
+    ip(203, 0, 113, d)
+}
+
+fn scenarios() -> Vec<Scenario> {
+    use Cause as C;
+    use DnsVerdict as D;
+    let link = Site::private_link;
+    let ws = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0.workspace.westeurope";
+    vec![
+        Scenario {
+            name: "workspace-healthy",
+            service: "workspace",
+            site: link(
+                &format!("{ws}.api.azureml.ms"),
+                &format!("{ws}.privatelink.api.azureml.ms"),
+                pb(4),
+                &[pv(4)],
+                Endpoint::Serves(Reply::workspace_unauthorized()),
+            ),
+            target_yaml: "",
+            extra_resolver: None,
+            cause: C::None,
+            dns: [D::Private, D::Private],
+        },
+        Scenario {
+            name: "storage-healthy",
+            service: "storage",
+            site: link(
+                "stlabok.blob.core.windows.net",
+                "stlabok.privatelink.blob.core.windows.net",
+                pb(5),
+                &[pv(5)],
+                Endpoint::Serves(Reply::storage_anonymous()),
+            ),
+            target_yaml: "",
+            extra_resolver: None,
+            cause: C::None,
+            dns: [D::Private, D::Private],
+        },
+        Scenario {
+            name: "keyvault-healthy",
+            service: "keyvault",
+            site: link(
+                "kv-lab-ok.vault.azure.net",
+                "kv-lab-ok.privatelink.vaultcore.azure.net",
+                pb(6),
+                &[pv(6)],
+                Endpoint::Serves(Reply::keyvault_health()),
+            ),
+            target_yaml: "",
+            extra_resolver: None,
+            cause: C::None,
+            dns: [D::Private, D::Private],
+        },
+        Scenario {
+            name: "acr-healthy",
+            service: "acr",
+            site: link(
+                "crlabok.azurecr.io",
+                "crlabok.privatelink.azurecr.io",
+                pb(7),
+                &[pv(7)],
+                Endpoint::Serves(Reply::acr_challenge("crlabok.azurecr.io")),
+            ),
+            target_yaml: "",
+            extra_resolver: None,
+            cause: C::None,
+            dns: [D::Private, D::Private],
+        },
+        Scenario {
+            // The file zone exists with the record, but is not linked to the VNet.
+            name: "zone-not-linked",
+            service: "storage",
+            site: link(
+                "stlabfile.file.core.windows.net",
+                "stlabfile.privatelink.file.core.windows.net",
+                pb(8),
+                &[pv(8)],
+                Endpoint::Serves(Reply::storage_anonymous()),
+            ),
+            target_yaml: "",
+            extra_resolver: None,
+            cause: C::ZoneNotLinked,
+            dns: [D::Public, D::Public],
+        },
+        Scenario {
+            name: "no-private-endpoint",
+            service: "keyvault",
+            site: Site::public_only("kv-lab-public.vault.azure.net", pb(9)),
+            target_yaml: "",
+            extra_resolver: None,
+            cause: C::NoPrivateEndpoint,
+            dns: [D::Public, D::Public],
+        },
+        Scenario {
+            name: "record-missing",
+            service: "acr",
+            site: link(
+                "crlabgone.azurecr.io",
+                "crlabgone.privatelink.azurecr.io",
+                pb(10),
+                &[],
+                Endpoint::Absent,
+            ),
+            target_yaml: "",
+            extra_resolver: None,
+            cause: C::RecordMissing,
+            dns: [D::Nxdomain, D::Nxdomain],
+        },
+        Scenario {
+            name: "name-not-found",
+            service: "keyvault",
+            site: Site::nowhere("kv-lab-typo.vault.azure.net"),
+            target_yaml: "",
+            extra_resolver: None,
+            cause: C::NameNotFound,
+            dns: [D::Nxdomain, D::Nxdomain],
+        },
+        Scenario {
+            // The customer DNS server has no forwarder for queue.core.windows.net.
+            name: "dns-path-not-forwarding",
+            service: "storage",
+            site: link(
+                "stlabq.queue.core.windows.net",
+                "stlabq.privatelink.queue.core.windows.net",
+                pb(11),
+                &[pv(11)],
+                Endpoint::Serves(Reply::storage_anonymous()),
+            ),
+            target_yaml: "",
+            extra_resolver: None,
+            cause: C::DnsPathNotForwarding,
+            dns: [D::Public, D::Private],
+        },
+        Scenario {
+            // A second custom DNS server whose address answers "port unreachable".
+            name: "dns-unreachable",
+            service: "storage",
+            site: link(
+                "stlabdns1.blob.core.windows.net",
+                "stlabdns1.privatelink.blob.core.windows.net",
+                pb(12),
+                &[pv(12)],
+                Endpoint::Serves(Reply::storage_anonymous()),
+            ),
+            target_yaml: "",
+            extra_resolver: Some(("custom-dns-2", "10.0.1.53")),
+            cause: C::DnsUnreachable,
+            dns: [D::Private, D::Private],
+        },
+        Scenario {
+            // A second custom DNS server behind an NSG that drops port 53.
+            name: "dns-timeout",
+            service: "storage",
+            site: link(
+                "stlabdns2.blob.core.windows.net",
+                "stlabdns2.privatelink.blob.core.windows.net",
+                pb(13),
+                &[pv(13)],
+                Endpoint::Serves(Reply::storage_anonymous()),
+            ),
+            target_yaml: "",
+            extra_resolver: Some(("custom-dns-3", "10.0.3.53")),
+            cause: C::DnsUnreachable,
+            dns: [D::Private, D::Private],
+        },
+        Scenario {
+            // The internet's table.core.windows.net zone is broken: SERVFAIL everywhere.
+            name: "dns-error",
+            service: "storage",
+            site: link(
+                "stlabt.table.core.windows.net",
+                "stlabt.privatelink.table.core.windows.net",
+                pb(14),
+                &[pv(14)],
+                Endpoint::Serves(Reply::storage_anonymous()),
+            ),
+            target_yaml: "",
+            extra_resolver: None,
+            cause: C::DnsError,
+            dns: [D::Servfail, D::Servfail],
+        },
+        Scenario {
+            // Someone added the public address to the private zone too.
+            name: "mixed-answers",
+            service: "acr",
+            site: link(
+                "crlabmix.azurecr.io",
+                "crlabmix.privatelink.azurecr.io",
+                pb(15),
+                &[pv(15), pb(115)],
+                Endpoint::Serves(Reply::acr_challenge("crlabmix.azurecr.io")),
+            ),
+            target_yaml: "",
+            extra_resolver: None,
+            cause: C::MixedAnswers,
+            dns: [D::Mixed, D::Mixed],
+        },
+        Scenario {
+            // The record points at an old endpoint's address.
+            name: "unexpected-ip",
+            service: "acr",
+            site: link(
+                "crlabstale.azurecr.io",
+                "crlabstale.privatelink.azurecr.io",
+                pb(16),
+                &[pv(16)],
+                Endpoint::Serves(Reply::acr_challenge("crlabstale.azurecr.io")),
+            ),
+            target_yaml: "    expected_ips: [10.0.1.116]\n",
+            extra_resolver: None,
+            cause: C::UnexpectedIp,
+            dns: [D::UnexpectedIp, D::UnexpectedIp],
+        },
+        Scenario {
+            // A partner's account, reached publicly, shadowed by our private zone.
+            name: "unexpected-private",
+            service: "storage",
+            site: link(
+                "stpartner.blob.core.windows.net",
+                "stpartner.privatelink.blob.core.windows.net",
+                pb(17),
+                &[pv(17)],
+                Endpoint::Serves(Reply::storage_anonymous()),
+            ),
+            target_yaml: "    expect: public\n",
+            extra_resolver: None,
+            cause: C::UnexpectedPrivate,
+            dns: [D::Private, D::Private],
+        },
+        Scenario {
+            // An NSG drops TCP to the endpoint's subnet.
+            name: "endpoint-blocked-drop",
+            service: "storage",
+            site: link(
+                "stlabnsg.blob.core.windows.net",
+                "stlabnsg.privatelink.blob.core.windows.net",
+                pb(18),
+                &[ip(10, 0, 3, 18)],
+                Endpoint::Absent,
+            ),
+            target_yaml: "",
+            extra_resolver: None,
+            cause: C::EndpointBlocked,
+            dns: [D::Private, D::Private],
+        },
+        Scenario {
+            // No route to the endpoint's subnet.
+            name: "endpoint-blocked-noroute",
+            service: "storage",
+            site: link(
+                "stlabudr.blob.core.windows.net",
+                "stlabudr.privatelink.blob.core.windows.net",
+                pb(19),
+                &[ip(10, 0, 4, 19)],
+                Endpoint::Absent,
+            ),
+            target_yaml: "",
+            extra_resolver: None,
+            cause: C::EndpointBlocked,
+            dns: [D::Private, D::Private],
+        },
+        Scenario {
+            // The endpoint was deleted; its address is in use, nothing listens on 443.
+            name: "endpoint-stale",
+            service: "keyvault",
+            site: link(
+                "kv-lab-stale.vault.azure.net",
+                "kv-lab-stale.privatelink.vaultcore.azure.net",
+                pb(20),
+                &[pv(20)],
+                Endpoint::Closed,
+            ),
+            target_yaml: "",
+            extra_resolver: None,
+            cause: C::EndpointStale,
+            dns: [D::Private, D::Private],
+        },
+        Scenario {
+            // The record points at another vault's endpoint.
+            name: "tls-wrong-name",
+            service: "keyvault",
+            site: link(
+                "kv-lab-mixup.vault.azure.net",
+                "kv-lab-mixup.privatelink.vaultcore.azure.net",
+                pb(21),
+                &[pv(21)],
+                Endpoint::WrongName("kv-other.vault.azure.net", Reply::keyvault_health()),
+            ),
+            target_yaml: "",
+            extra_resolver: None,
+            cause: C::TlsMismatch,
+            dns: [D::Private, D::Private],
+        },
+        Scenario {
+            // A TLS-inspecting proxy with its own CA sits in front of the registry.
+            name: "tls-intercepted",
+            service: "acr",
+            site: link(
+                "crlabproxy.azurecr.io",
+                "crlabproxy.privatelink.azurecr.io",
+                pb(22),
+                &[pv(22)],
+                Endpoint::Intercepted(Reply::acr_challenge("crlabproxy.azurecr.io")),
+            ),
+            target_yaml: "",
+            extra_resolver: None,
+            cause: C::TlsMismatch,
+            dns: [D::Private, D::Private],
+        },
+        Scenario {
+            // The registry's firewall rejects the private endpoint's traffic.
+            name: "http-rejected",
+            service: "acr",
+            site: link(
+                "crlabdeny.azurecr.io",
+                "crlabdeny.privatelink.azurecr.io",
+                pb(23),
+                &[pv(23)],
+                Endpoint::Serves(Reply::acr_denied()),
+            ),
+            target_yaml: "",
+            extra_resolver: None,
+            cause: C::HttpRejected,
+            dns: [D::Private, D::Private],
+        },
+    ]
+}
+
+/// The config for `scenarios`, all probed through the same resolvers.
+fn config(lab: &Lab, scenarios: &[&Scenario], extra_resolver: Option<(&str, &str)>, listen: &str) -> String {
+    let mut y = format!(
+        "timeout: 2s\ninterval: 30s\nlisten: \"{listen}\"\ntls:\n  extra_ca_file: {}\nresolvers:\n{RESOLVERS}",
+        lab.ca_file().display()
+    );
+    if let Some((name, server)) = extra_resolver {
+        y.push_str(&format!("  - name: {name}\n    servers: [\"{server}\"]\n"));
+    }
+    y.push_str("targets:\n");
+    for s in scenarios {
+        y.push_str(&format!(
+            "  - name: {}\n    fqdn: {}\n    service: {}\n{}",
+            s.name, s.site.fqdn, s.service, s.target_yaml
+        ));
+    }
+    y
+}
+
+/// Scenarios grouped by their resolver set.
+fn groups(all: &[Scenario]) -> Vec<(ExtraResolver, Vec<&Scenario>)> {
+    let sets: BTreeSet<ExtraResolver> = all.iter().map(|s| s.extra_resolver).collect();
+
+    sets.into_iter()
+        .map(|set| (set, all.iter().filter(|s| s.extra_resolver == set).collect()))
+        .collect()
+}
+
+/// Checks one target of a JSON report against its scenario; returns the problems.
+fn check(s: &Scenario, t: &Value) -> Vec<String> {
+    let mut bad = Vec::new();
+    let cause = t["cause"].as_str().unwrap_or("?");
+    if cause != s.cause.as_str() {
+        bad.push(format!("cause {cause}, want {}", s.cause));
+    }
+    if t["healthy"].as_bool() != Some(s.cause == Cause::None) {
+        bad.push(format!("healthy {}, want {}", t["healthy"], s.cause == Cause::None));
+    }
+    for (resolver, want) in ["vnet", "azure"].into_iter().zip(s.dns) {
+        let got = t["dns"]
+            .as_array()
+            .and_then(|a| a.iter().find(|d| d["resolver"] == resolver))
+            .and_then(|d| d["verdict"].as_str())
+            .unwrap_or("(no view)");
+        if got != want.as_str() {
+            bad.push(format!("dns via {resolver}: {got}, want {want}"));
+        }
+    }
+    if s.cause != Cause::None && t["diagnosis"].as_str().is_none_or(|d| d.is_empty()) {
+        bad.push("no diagnosis text".into());
+    }
+    bad
+}
+
+#[test]
+fn lab_scenarios_cover_every_cause() {
+    let all = scenarios();
+    let covered: BTreeSet<Cause> = all.iter().map(|s| s.cause).collect();
+    let missing: Vec<&str> = Cause::ALL
+        .iter()
+        .filter(|c| !covered.contains(c))
+        .map(|c| c.as_str())
+        .collect();
+    assert!(missing.is_empty(), "causes without a lab scenario: {missing:?}");
+}
+
+#[test]
+fn lab_probe_once_json_diagnoses_every_scenario() {
+    let all = scenarios();
+    let sites: Vec<Site> = all.iter().map(|s| s.site.clone()).collect();
+    let lab = Lab::start(&sites, Duration::ZERO);
+    let mut failures = Vec::new();
+    for (extra, group) in groups(&all) {
+        let path = lab
+            .dir
+            .path()
+            .join(format!("once-{}.yaml", extra.map_or("std", |e| e.0)));
+        std::fs::write(&path, config(&lab, &group, extra, "127.0.0.1:0")).unwrap();
+        let out = lab
+            .netprobe()
+            .args(["probe", "--once", "--output", "json", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "findings exist, so exit 1: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+        for s in &group {
+            let t = report["targets"]
+                .as_array()
+                .and_then(|a| a.iter().find(|t| t["name"] == s.name))
+                .unwrap_or_else(|| panic!("no target {} in the report", s.name));
+            for problem in check(s, t) {
+                failures.push(format!("{}: {problem}\n    {t}", s.name));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} scenario checks failed:\n{}\n{}",
+        failures.len(),
+        failures.join("\n"),
+        lab.logs()
+    );
+    assert!(lab.packets.load(std::sync::atomic::Ordering::Relaxed) > 0);
+}
+
+/// GET `path` from `port` on the node's loopback, from inside the node namespace.
+fn node_get(lab: &Lab, port: u16, path: &'static str) -> String {
+    lab.node.on_thread(move || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the agent");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n").unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        body
+    })
+}
+
+#[test]
+fn lab_agent_metrics_carry_every_scenario() {
+    let all = scenarios();
+    let sites: Vec<Site> = all.iter().map(|s| s.site.clone()).collect();
+    let lab = Lab::start(&sites, Duration::ZERO);
+    let group: Vec<&Scenario> = all.iter().filter(|s| s.extra_resolver.is_none()).collect();
+    let path = lab.dir.path().join("agent.yaml");
+    std::fs::write(&path, config(&lab, &group, None, "127.0.0.1:9478")).unwrap();
+    let mut agent = lab
+        .netprobe()
+        .args(["--log-format", "json", "probe", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "netprobe=debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first round in the agent's log.
+    let stderr = agent.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("round complete") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let done = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()));
+    if done.is_err() {
+        let _ = agent.kill();
+        panic!("the agent did not complete a round in the lab\n{}", lab.logs());
+    }
+    let metrics = node_get(&lab, 9478, "/metrics");
+    let _ = agent.kill();
+    let _ = agent.wait();
+
+    let mut failures = Vec::new();
+    for s in &group {
+        let cause = format!(
+            "netprobe_target_cause{{cause=\"{}\",fqdn=\"{}\",service=\"{}\",target=\"{}\"}} 1",
+            s.cause, s.site.fqdn, s.service, s.name
+        );
+        if !metrics.contains(&cause) {
+            failures.push(format!("{}: no `{cause}`", s.name));
+        }
+        for (resolver, want) in ["vnet", "azure"].into_iter().zip(s.dns) {
+            let line = format!(
+                "netprobe_dns_verdict{{fqdn=\"{}\",resolver=\"{resolver}\",service=\"{}\",target=\"{}\",verdict=\"{want}\"}} 1",
+                s.site.fqdn, s.service, s.name
+            );
+            if !metrics.contains(&line) {
+                failures.push(format!("{}: no `{line}`", s.name));
+            }
+        }
+        let healthy = format!(
+            "netprobe_target_healthy{{fqdn=\"{}\",service=\"{}\",target=\"{}\"}} {}",
+            s.site.fqdn,
+            s.service,
+            s.name,
+            u8::from(s.cause == Cause::None)
+        );
+        if !metrics.contains(&healthy) {
+            failures.push(format!("{}: no `{healthy}`", s.name));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} metric checks failed:\n{}\n--- /metrics:\n{}",
+        failures.len(),
+        failures.join("\n"),
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("netprobe_target_cause") && l.ends_with(" 1"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}

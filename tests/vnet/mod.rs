@@ -1,0 +1,744 @@
+//! An AKS node in a VNet, built on this machine from network namespaces.
+//!
+//! - The **node** namespace is where netprobe runs. Its `/etc/resolv.conf`
+//!   (through `/etc/netns/<ns>/resolv.conf`, as `ip netns exec` mounts it)
+//!   points at the customer's DNS server. Its only interface is a TUN device
+//!   with the node address 10.224.0.4.
+//! - The **VNet** namespace holds everything else, on addresses of its own:
+//!   - the customer DNS server (real `named`, 10.0.0.10): conditional
+//!     forwarders to Azure DNS for the public zones of the Azure services,
+//!     everything else to "the internet";
+//!   - the Azure DNS stand-in (real `named`, on 168.63.129.16 itself): the
+//!     private DNS zones linked to the VNet are authoritative there, every
+//!     other name is forwarded to the internet, so chains resolve as Azure
+//!     DNS returns them (public CNAME, then the private zone's A record);
+//!   - "the internet's" DNS (real `named`, 203.0.113.53): the public zones,
+//!     with the `privatelink` CNAMEs and public front ends at documentation
+//!     addresses (203.0.113.0/24);
+//!   - private endpoints (10.0.1.0/24) and public front ends (203.0.113.0/24):
+//!     real TLS servers with certificates from a lab CA.
+//!   - 10.0.3.0/24 is dropped silently (a blackhole route: an NSG that
+//!     drops), 10.0.4.0/24 answers "no route" (an `unreachable` route).
+//! - The **link** between the two is a userspace relay between two TUN
+//!   devices, with an optional one-way delay (this kernel has no `netem`).
+//!
+//! Nothing leaves the two namespaces: the node namespace has routes only to
+//! the TUN device, and the VNet namespace only to it and its own addresses.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs::File;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use netprobe::sim::https::{HttpsServer, Reply};
+use netprobe::sim::pki::{Ca, Validity};
+
+pub const NODE_IP: Ipv4Addr = Ipv4Addr::new(10, 224, 0, 4);
+pub const CUSTOMER_DNS: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 10);
+pub const AZURE_DNS: Ipv4Addr = Ipv4Addr::new(168, 63, 129, 16);
+pub const PUBLIC_DNS: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 53);
+/// Silently dropped in the VNet (a blackhole route).
+pub const DROPPED: &str = "10.0.3.0/24";
+/// "No route to host" in the VNet (an `unreachable` route).
+pub const NO_ROUTE: &str = "10.0.4.0/24";
+
+/// Public zones on the internet's DNS.
+pub const PUBLIC_ZONES: &[&str] = &[
+    "api.azureml.ms",
+    "notebooks.azure.net",
+    "blob.core.windows.net",
+    "file.core.windows.net",
+    "queue.core.windows.net",
+    "vault.azure.net",
+    "vaultcore.azure.net",
+    "azurecr.io",
+];
+/// Public zones whose file does not load: the internet's DNS answers SERVFAIL.
+pub const BROKEN_PUBLIC_ZONES: &[&str] = &["table.core.windows.net"];
+/// Private DNS zones linked to the VNet (authoritative in Azure DNS).
+pub const LINKED_ZONES: &[&str] = &[
+    "privatelink.api.azureml.ms",
+    "privatelink.notebooks.azure.net",
+    "privatelink.blob.core.windows.net",
+    "privatelink.queue.core.windows.net",
+    "privatelink.table.core.windows.net",
+    "privatelink.vaultcore.azure.net",
+    "privatelink.azurecr.io",
+];
+/// Private DNS zones that exist but are not linked to the VNet.
+pub const UNLINKED_ZONES: &[&str] = &["privatelink.file.core.windows.net"];
+/// Zones the customer DNS server forwards to Azure DNS. The queue zone is
+/// missing: its names resolve through the internet.
+pub const CUSTOMER_FORWARDS: &[&str] = &[
+    "api.azureml.ms",
+    "notebooks.azure.net",
+    "blob.core.windows.net",
+    "file.core.windows.net",
+    "table.core.windows.net",
+    "vault.azure.net",
+    "vaultcore.azure.net",
+    "azurecr.io",
+];
+
+/// Why the lab cannot run on this machine, if it cannot.
+pub fn unavailable() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or("?");
+    if uid != "0" {
+        return Some(format!(
+            "it needs root (effective uid {uid}) to create network namespaces"
+        ));
+    }
+    if !Path::new("/dev/net/tun").exists() {
+        return Some("/dev/net/tun is missing (no TUN support)".into());
+    }
+    for (tool, package) in [("ip", "iproute2"), ("named", "bind9")] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if !found {
+            return Some(format!(
+                "`{tool}` is missing (Debian package {package}; scripts/test installs it)"
+            ));
+        }
+    }
+    let probe = format!(
+        "np-probe-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    );
+
+    let made = Command::new("ip").args(["netns", "add", &probe]).output();
+    let _ = Command::new("ip").args(["netns", "del", &probe]).output();
+    match made {
+        Ok(o) if o.status.success() => None,
+        Ok(o) => Some(format!(
+            "`ip netns add` failed: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Some(format!("`ip netns add` could not run: {e}")),
+    }
+}
+
+/// Panics, loudly, when the lab cannot run: a lab test never passes without
+/// running.
+pub fn require() {
+    if let Some(why) = unavailable() {
+        panic!(
+            "\n\n*** THE VNET LAB CANNOT RUN ON THIS MACHINE: {why}. ***\n*** These tests are not skipped: run them as root with iproute2, bind9 and /dev/net/tun. ***\n\n"
+        );
+    }
+}
+
+fn run(program: &str, args: &[&str]) {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A network namespace, deleted on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn create(role: &str) -> Netns {
+        let name = format!(
+            "np-{role}-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        run("ip", &["netns", "add", &name]);
+        let ns = Netns { name };
+        ns.ip("link set lo up");
+        ns
+    }
+
+    /// Runs `ip -n <ns> <args>`.
+    pub fn ip(&self, args: &str) {
+        let mut all = vec!["-n", self.name.as_str()];
+        all.extend(args.split_whitespace());
+        run("ip", &all);
+    }
+
+    /// A command that runs `program` inside the namespace.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).arg(program);
+        c
+    }
+
+    fn path(&self) -> PathBuf {
+        PathBuf::from("/run/netns").join(&self.name)
+    }
+
+    /// Files `ip netns exec` mounts over `/etc` in this namespace.
+    pub fn etc(&self) -> PathBuf {
+        PathBuf::from("/etc/netns").join(&self.name)
+    }
+
+    /// Runs `f` on a thread inside the namespace.
+    pub fn on_thread<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = self.path();
+        std::thread::spawn(move || {
+            enter(&path);
+            f()
+        })
+        .join()
+        .expect("thread in namespace panicked")
+    }
+
+    /// A tokio runtime whose threads all live in this namespace.
+    pub fn runtime(&self, workers: usize) -> NsRuntime {
+        let path = self.path();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            // Threads inherit the namespace of the thread that creates them,
+            // so every worker the runtime starts from here is inside it.
+            enter(&path);
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(workers)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            tx.send(rt.handle().clone()).unwrap();
+            rt.block_on(async {
+                let _ = stopped.await;
+            });
+            rt.shutdown_timeout(Duration::from_secs(1));
+        });
+        NsRuntime {
+            handle: rx.recv().expect("runtime handle"),
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = std::fs::remove_dir_all(self.etc());
+    }
+}
+
+fn enter(ns: &Path) {
+    let file = File::open(ns).unwrap_or_else(|e| panic!("{}: {e}", ns.display()));
+    rustix::thread::move_into_link_name_space(
+        std::os::fd::AsFd::as_fd(&file),
+        Some(rustix::thread::LinkNameSpaceType::Network),
+    )
+    .unwrap_or_else(|e| panic!("setns {}: {e}", ns.display()));
+}
+
+/// A tokio runtime inside a namespace: futures given to it create their
+/// sockets there.
+pub struct NsRuntime {
+    handle: tokio::runtime::Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl NsRuntime {
+    /// Runs `fut` inside the namespace and waits for it, from sync code.
+    pub fn block<F>(&self, fut: F) -> F::Output
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.handle.spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        rx.recv().expect("task in namespace panicked")
+    }
+
+    pub fn spawn<F>(&self, fut: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.handle.spawn(fut);
+    }
+}
+
+impl Drop for NsRuntime {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Joins the node and the VNet with two TUN devices and a relay on `rt` that
+/// holds every packet from the VNet to the node for `delay` (as `tc netem
+/// delay` on the VNet side of the link would). Returns the relay's counters.
+fn link(node: &Netns, vnet: &Netns, rt: &NsRuntime, delay: Duration) -> Arc<AtomicU32> {
+    let build = |name: &'static str| {
+        move || {
+            tun_rs::DeviceBuilder::new()
+                .name(name)
+                .mtu(1400)
+                .build_sync()
+                .unwrap_or_else(|e| panic!("TUN device {name}: {e}"))
+        }
+    };
+    let node_dev = node.on_thread(build("np0"));
+    let vnet_dev = vnet.on_thread(build("vn0"));
+    let packets = Arc::new(AtomicU32::new(0));
+    let count = packets.clone();
+    rt.block(async move {
+        let n = Arc::new(tun_rs::AsyncDevice::new(node_dev).expect("async TUN"));
+        let v = Arc::new(tun_rs::AsyncDevice::new(vnet_dev).expect("async TUN"));
+        tokio::spawn(pump(n.clone(), v.clone(), Duration::ZERO, count.clone()));
+        tokio::spawn(pump(v, n, delay, count));
+    });
+    node.ip("link set np0 up");
+    node.ip(&format!("addr add {NODE_IP}/32 dev np0"));
+    for net in ["10.0.0.0/16", &format!("{AZURE_DNS}/32"), "203.0.113.0/24"] {
+        node.ip(&format!("route add {net} dev np0 src {NODE_IP}"));
+    }
+    vnet.ip("link set vn0 up");
+    vnet.ip("route add 10.224.0.0/16 dev vn0");
+    vnet.ip(&format!("route add blackhole {DROPPED}"));
+    vnet.ip(&format!("route add unreachable {NO_ROUTE}"));
+    let out = vnet
+        .command("sysctl")
+        .args(["-qw", "net.ipv4.ip_forward=1"])
+        .output()
+        .expect("sysctl");
+    assert!(out.status.success(), "sysctl: {}", String::from_utf8_lossy(&out.stderr));
+    packets
+}
+
+/// Copies packets from one device to the other, each `delay` after it was read.
+async fn pump(from: Arc<tun_rs::AsyncDevice>, to: Arc<tun_rs::AsyncDevice>, delay: Duration, count: Arc<AtomicU32>) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+    tokio::spawn(async move {
+        while let Some((due, packet)) = rx.recv().await {
+            tokio::time::sleep_until(due).await;
+            let _ = to.send(&packet).await;
+        }
+    });
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let n = match from.recv(&mut buf).await {
+            Ok(n) => n,
+            Err(_) => return,
+        };
+        count.fetch_add(1, Ordering::Relaxed);
+        if tx
+            .send((tokio::time::Instant::now() + delay, buf[..n].to_vec()))
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// What answers at a site's private address.
+#[derive(Clone)]
+pub enum Endpoint {
+    /// A TLS server with a lab certificate for the site's name.
+    Serves(Reply),
+    /// A TLS server with a lab certificate for another name.
+    WrongName(&'static str, Reply),
+    /// A TLS server whose certificate comes from a CA the node does not trust
+    /// (a TLS-inspecting proxy).
+    Intercepted(Reply),
+    /// The address exists in the VNet, but nothing listens on 443.
+    Closed,
+    /// Nothing: the address is not in the VNet (see `DROPPED`, `NO_ROUTE`).
+    Absent,
+}
+
+/// One name as the lab's DNS and servers present it.
+#[derive(Clone)]
+pub struct Site {
+    pub fqdn: String,
+    /// The `privatelink` alias the public zone points the name at, if any.
+    pub privatelink: Option<String>,
+    /// The public front end's address; `None`: the name does not exist publicly.
+    pub public: Option<Ipv4Addr>,
+    /// A records in the private zone for the alias (none: the record is missing).
+    pub private: Vec<Ipv4Addr>,
+    pub endpoint: Endpoint,
+}
+
+impl Site {
+    /// A resource with a private endpoint: `fqdn` CNAME `privatelink`, which
+    /// publicly leads to a front end at `public`, privately to `private`.
+    pub fn private_link(
+        fqdn: &str,
+        privatelink: &str,
+        public: Ipv4Addr,
+        private: &[Ipv4Addr],
+        endpoint: Endpoint,
+    ) -> Site {
+        Site {
+            fqdn: fqdn.into(),
+            privatelink: Some(privatelink.into()),
+            public: Some(public),
+            private: private.to_vec(),
+            endpoint,
+        }
+    }
+
+    /// A public name with no `privatelink` alias.
+    pub fn public_only(fqdn: &str, public: Ipv4Addr) -> Site {
+        Site {
+            fqdn: fqdn.into(),
+            privatelink: None,
+            public: Some(public),
+            private: vec![],
+            endpoint: Endpoint::Absent,
+        }
+    }
+
+    /// A name that does not exist anywhere.
+    pub fn nowhere(fqdn: &str) -> Site {
+        Site {
+            fqdn: fqdn.into(),
+            privatelink: None,
+            public: None,
+            private: vec![],
+            endpoint: Endpoint::Absent,
+        }
+    }
+
+    fn frontend(&self) -> Option<String> {
+        self.privatelink
+            .as_ref()
+            .map(|p| p.replacen("privatelink.", "frontend.", 1))
+    }
+}
+
+/// The zone of `name` among `zones`: the longest suffix.
+fn zone_of<'a>(name: &str, zones: &[&'a str]) -> Option<&'a str> {
+    zones
+        .iter()
+        .filter(|z| name == **z || name.ends_with(&format!(".{z}")))
+        .max_by_key(|z| z.len())
+        .copied()
+}
+
+/// Records for the zones on each DNS server: zone -> zone-file lines.
+#[derive(Default)]
+struct ZoneData {
+    public: BTreeMap<&'static str, String>,
+    private: BTreeMap<&'static str, String>,
+}
+
+impl ZoneData {
+    fn build(sites: &[Site]) -> ZoneData {
+        let mut z = ZoneData::default();
+        let public_zones: Vec<&'static str> = PUBLIC_ZONES.iter().chain(BROKEN_PUBLIC_ZONES).copied().collect();
+        let private_zones: Vec<&'static str> = LINKED_ZONES.iter().chain(UNLINKED_ZONES).copied().collect();
+        for zone in &public_zones {
+            z.public.insert(zone, String::new());
+        }
+        for zone in &private_zones {
+            z.private.insert(zone, String::new());
+        }
+        let add = |map: &mut BTreeMap<&'static str, String>, zones: &[&'static str], line: String| {
+            let owner = line.split_whitespace().next().unwrap_or_default().trim_end_matches('.');
+            let zone = zone_of(owner, zones).unwrap_or_else(|| panic!("no lab zone holds {owner}"));
+            map.get_mut(zone).unwrap().push_str(&line);
+        };
+        for s in sites {
+            let Some(public) = s.public else { continue };
+            match (&s.privatelink, s.frontend()) {
+                (Some(pl), Some(fe)) => {
+                    add(&mut z.public, &public_zones, format!("{}. IN CNAME {pl}.\n", s.fqdn));
+                    add(&mut z.public, &public_zones, format!("{pl}. IN CNAME {fe}.\n"));
+                    add(&mut z.public, &public_zones, format!("{fe}. IN A {public}\n"));
+                    for ip in &s.private {
+                        add(&mut z.private, &private_zones, format!("{pl}. IN A {ip}\n"));
+                    }
+                }
+                _ => add(&mut z.public, &public_zones, format!("{}. IN A {public}\n", s.fqdn)),
+            }
+        }
+        z
+    }
+}
+
+/// A running `named`, stopped on drop.
+struct Named {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Drop for Named {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const SOA: &str = "@ IN SOA ns.lab. hostmaster.lab. 1 60 60 600 60\n@ IN NS ns.lab.\n";
+
+fn named(vnet: &Netns, dir: &Path, role: &str, ip: Ipv4Addr, options: &str, zones: &str) -> Named {
+    let d = dir.join(role);
+    std::fs::create_dir_all(&d).unwrap();
+    let dd = d.display();
+    let conf = format!(
+        "options {{\n  directory \"{dd}\";\n  listen-on port 53 {{ {ip}; }};\n  listen-on-v6 {{ none; }};\n  pid-file \"{dd}/named.pid\";\n  session-keyfile \"{dd}/session.key\";\n  dnssec-validation no;\n  allow-query {{ any; }};\n  max-cache-ttl 1;\n  max-ncache-ttl 1;\n{options}}};\ncontrols {{ }};\n{zones}"
+    );
+    let conf_path = d.join("named.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    let log = d.join("named.log");
+    let child = vnet
+        .command("named")
+        .args(["-g", "-4", "-c"])
+        .arg(&conf_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(File::create(&log).unwrap()))
+        .spawn()
+        .expect("start named");
+    Named { child, log }
+}
+
+fn zone_files(dir: &Path, zones: &BTreeMap<&'static str, String>, only: &[&str], broken: &[&str]) -> String {
+    let mut conf = String::new();
+    for (zone, records) in zones {
+        if !only.contains(zone) {
+            continue;
+        }
+        let file = dir.join(format!("{zone}.zone"));
+        let text = if broken.contains(zone) {
+            // Not a zone file: `named` does not load it and answers SERVFAIL.
+            format!("$ORIGIN {zone}.\nthis is not a zone file\n")
+        } else {
+            format!("$ORIGIN {zone}.\n$TTL 60\n{SOA}{records}")
+        };
+        std::fs::write(&file, text).unwrap();
+        let _ = writeln!(
+            conf,
+            "zone \"{zone}\" {{ type primary; file \"{}\"; }};",
+            file.display()
+        );
+    }
+    conf
+}
+
+/// The VNet lab: namespaces, link, DNS servers and endpoints, torn down on drop
+/// (in field order: servers, then the runtime, then the namespaces).
+pub struct Lab {
+    named: Vec<Named>,
+    _servers: Vec<HttpsServer>,
+    pub vnet_rt: NsRuntime,
+    pub node_rt: NsRuntime,
+    pub ca: Ca,
+    pub dir: tempfile::TempDir,
+    pub packets: Arc<AtomicU32>,
+    pub node: Netns,
+    pub vnet: Netns,
+}
+
+impl Lab {
+    /// Builds the lab for `sites`, with `delay` on packets from the VNet to
+    /// the node, and waits until every DNS server answers.
+    pub fn start(sites: &[Site], delay: Duration) -> Lab {
+        require();
+        let node = Netns::create("node");
+        let vnet = Netns::create("vnet");
+        let vnet_rt = vnet.runtime(2);
+        let node_rt = node.runtime(1);
+        let packets = link(&node, &vnet, &vnet_rt, delay);
+        let dir = tempfile::tempdir().unwrap();
+
+        // The node's resolv.conf, as AKS writes it for a VNet with custom DNS.
+        std::fs::create_dir_all(node.etc()).unwrap();
+        std::fs::write(
+            node.etc().join("resolv.conf"),
+            format!("nameserver {CUSTOMER_DNS}\nsearch lab.internal\noptions ndots:1\n"),
+        )
+        .unwrap();
+
+        // Addresses: the DNS servers, every front end and every endpoint that exists.
+        let mut local: Vec<Ipv4Addr> = vec![CUSTOMER_DNS, AZURE_DNS, PUBLIC_DNS];
+        for s in sites {
+            local.extend(s.public);
+            if !matches!(s.endpoint, Endpoint::Absent) {
+                local.extend(s.private.iter().copied());
+            }
+        }
+        local.sort();
+        local.dedup();
+        for ip in &local {
+            vnet.ip(&format!("addr add {ip}/32 dev lo"));
+        }
+
+        let ca = Ca::new("netprobe lab CA").unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.cert_pem()).unwrap();
+        let rogue = Ca::new("TLS inspection proxy CA").unwrap();
+        let mut plans: Vec<(IpAddr, netprobe::sim::pki::Leaf, Reply)> = Vec::new();
+        let mut fronts: BTreeMap<Ipv4Addr, Vec<String>> = BTreeMap::new();
+        for s in sites {
+            if let Some(ip) = s.public {
+                fronts.entry(ip).or_default().push(s.fqdn.clone());
+            }
+            let leaf_for = |names: &[&str], ca: &Ca| ca.leaf(names, Validity::Current).unwrap();
+            let (leaf, reply) = match &s.endpoint {
+                Endpoint::Serves(r) => (leaf_for(&[&s.fqdn], &ca), r.clone()),
+                Endpoint::WrongName(name, r) => (leaf_for(&[name], &ca), r.clone()),
+                Endpoint::Intercepted(r) => (leaf_for(&[&s.fqdn], &rogue), r.clone()),
+                Endpoint::Closed | Endpoint::Absent => continue,
+            };
+            for ip in &s.private {
+                let copy = netprobe::sim::pki::Leaf {
+                    chain: leaf.chain.clone(),
+                    key: leaf.clone_key(),
+                };
+                plans.push((IpAddr::V4(*ip), copy, reply.clone()));
+            }
+        }
+        for (ip, names) in fronts {
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            // A public front end with public network access disabled.
+            let reply = Reply::new(403, "public network access is disabled for this resource");
+            plans.push((IpAddr::V4(ip), ca.leaf(&names, Validity::Current).unwrap(), reply));
+        }
+        let servers = vnet_rt.block(async move {
+            let mut v = Vec::new();
+            for (ip, leaf, reply) in plans {
+                v.push(
+                    HttpsServer::start(ip, 443, &leaf, reply)
+                        .await
+                        .unwrap_or_else(|e| panic!("HTTPS server on {ip}:443: {e}")),
+                );
+            }
+            v
+        });
+
+        let data = ZoneData::build(sites);
+        let d = dir.path();
+        let public_zones: Vec<&str> = PUBLIC_ZONES.iter().chain(BROKEN_PUBLIC_ZONES).copied().collect();
+        let public_conf = zone_files(d, &data.public, &public_zones, BROKEN_PUBLIC_ZONES);
+        let internet = named(&vnet, d, "internet", PUBLIC_DNS, "  recursion no;\n", &public_conf);
+        let private_conf = zone_files(d, &data.private, LINKED_ZONES, &[]);
+        let azure = named(
+            &vnet,
+            d,
+            "azure",
+            AZURE_DNS,
+            &format!(
+                "  recursion yes;\n  allow-recursion {{ any; }};\n  forward only;\n  forwarders {{ {PUBLIC_DNS}; }};\n"
+            ),
+            &private_conf,
+        );
+        let mut forwards = String::new();
+        for zone in CUSTOMER_FORWARDS {
+            let _ = writeln!(
+                forwards,
+                "zone \"{zone}\" {{ type forward; forward only; forwarders {{ {AZURE_DNS}; }}; }};"
+            );
+        }
+        let customer = named(
+            &vnet,
+            d,
+            "customer",
+            CUSTOMER_DNS,
+            &format!(
+                "  recursion yes;\n  allow-recursion {{ any; }};\n  forward only;\n  forwarders {{ {PUBLIC_DNS}; }};\n"
+            ),
+            &forwards,
+        );
+        let lab = Lab {
+            named: vec![internet, azure, customer],
+            _servers: servers,
+            vnet_rt,
+            node_rt,
+            ca,
+            dir,
+            packets,
+            node,
+            vnet,
+        };
+        lab.wait_for_dns();
+        lab
+    }
+
+    /// Waits until each DNS server answers from the node.
+    fn wait_for_dns(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for (server, name) in [
+            (PUBLIC_DNS, "azurecr.io"),
+            (AZURE_DNS, "privatelink.azurecr.io"),
+            (CUSTOMER_DNS, "azurecr.io"),
+        ] {
+            loop {
+                let addr = std::net::SocketAddr::new(IpAddr::V4(server), 53);
+                let obs = self.node_rt.block(async move {
+                    netprobe::probe::dns::lookup("lab", name, &[addr], Duration::from_millis(500)).await
+                });
+                if let netprobe::observation::DnsOutcome::Answer(a) = &obs.outcome
+                    && a.rcode == netprobe::observation::Rcode::NoError
+                {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    panic!(
+                        "DNS server {server} did not answer from the node: {obs:?}\n{}",
+                        self.logs()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
+    /// Every `named` log, for failure messages.
+    pub fn logs(&self) -> String {
+        self.named
+            .iter()
+            .map(|n| {
+                format!(
+                    "== {}\n{}",
+                    n.log.display(),
+                    std::fs::read_to_string(&n.log).unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+
+    /// The lab CA's certificate file, for `tls.extra_ca_file`.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// Runs the built netprobe binary in the node namespace.
+    pub fn netprobe(&self) -> Command {
+        self.node.command(netprobe_bin())
+    }
+}
+
+pub fn netprobe_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_netprobe")
+}
