@@ -23,7 +23,13 @@ pub struct Agent {
 impl Agent {
     /// Starts the agent on `cfg` with JSON logs at `rust_log`; returns once it listens.
     pub fn spawn(cfg: &Path, rust_log: &str) -> Agent {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_netprobe"))
+        Agent::spawn_with(Command::new(env!("CARGO_BIN_EXE_netprobe")), cfg, rust_log)
+    }
+
+    /// As `spawn`, through `command` (e.g. `ip netns exec <ns> netprobe`),
+    /// which must exec netprobe in place so that its pid is netprobe's.
+    pub fn spawn_with(mut command: Command, cfg: &Path, rust_log: &str) -> Agent {
+        let mut child = command
             .args([
                 "probe",
                 "-c",
