@@ -6,13 +6,15 @@
 use std::sync::Mutex;
 
 use prometheus::{
-    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::azure::Target;
-use crate::model::{Cause, DnsVerdict, Reach};
 use crate::report::RoundReport;
+
+mod targets;
+use targets::{Known, Targets};
 
 /// Metric names, shared with tests, dashboards and alert rules.
 pub mod names {
@@ -60,17 +62,6 @@ pub const PHASES: &[&str] = &["tcp", "tls", "http"];
 #[error("cannot build metrics: {0}")]
 pub struct MetricsError(#[from] prometheus::Error);
 
-/// The label values that identify one target's series.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Known {
-    target: String,
-    fqdn: String,
-    service: &'static str,
-    port: String,
-    expect: &'static str,
-    resolvers: Vec<String>,
-}
-
 impl Known {
     fn new(t: &Target, resolvers: &[String]) -> Known {
         Known {
@@ -82,36 +73,26 @@ impl Known {
             resolvers: resolvers.to_vec(),
         }
     }
-    fn base(&self) -> [&str; 3] {
-        [&self.target, &self.fqdn, self.service]
-    }
 }
 
+/// Every netprobe metric. The per-target families live in a compact table
+/// (`targets`) written straight into the exposition; the rest are in the
+/// registry.
 pub struct Metrics {
     registry: Registry,
-    target_healthy: IntGaugeVec,
-    dns_verdict: IntGaugeVec,
-    dns_privatelink: IntGaugeVec,
-    reach_verdict: IntGaugeVec,
-    target_cause: IntGaugeVec,
-    dns_lookup_duration: HistogramVec,
-    phase_duration: HistogramVec,
-    http_status: IntGaugeVec,
-    cert_expiry: GaugeVec,
     round_duration: Histogram,
     rounds_total: IntCounter,
     overruns_total: IntCounter,
     last_round: Gauge,
     reload_success: IntGauge,
     reloads_total: IntCounterVec,
-    target_info: IntGaugeVec,
     interval: Gauge,
     scoring_healthy: IntGaugeVec,
     scoring_cause: IntGaugeVec,
     finding: IntGaugeVec,
     node_info: IntGaugeVec,
     events_total: IntCounterVec,
-    known: Mutex<Vec<Known>>,
+    targets: Mutex<Targets>,
 }
 
 fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> Result<IntGaugeVec, prometheus::Error> {
@@ -120,82 +101,11 @@ fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> Result<In
     Ok(g)
 }
 
-fn hist_vec(
-    r: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-    buckets: &[f64],
-) -> Result<HistogramVec, prometheus::Error> {
-    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets.to_vec()), labels)?;
-    r.register(Box::new(h.clone()))?;
-    Ok(h)
-}
-
 impl Metrics {
     /// A fresh registry with every netprobe metric and the process collector.
     pub fn new() -> Result<Metrics, MetricsError> {
         use names::*;
         let r = Registry::new();
-        let base = ["target", "fqdn", "service"];
-        let target_healthy = gauge_vec(
-            &r,
-            TARGET_HEALTHY,
-            "1 when every resolver's verdict meets the expectation and reach is ok.",
-            &base,
-        )?;
-        let dns_verdict = gauge_vec(
-            &r,
-            DNS_VERDICT,
-            "DNS verdict per target and resolver (state set: exactly one verdict is 1 after a round).",
-            &["target", "fqdn", "service", "resolver", "verdict"],
-        )?;
-        let dns_privatelink = gauge_vec(
-            &r,
-            DNS_PRIVATELINK,
-            "1 when the CNAME chain passed through the target's privatelink zone.",
-            &["target", "fqdn", "service", "resolver"],
-        )?;
-        let reach_verdict = gauge_vec(
-            &r,
-            REACH_VERDICT,
-            "Reachability verdict per target, worst over its addresses (state set).",
-            &["target", "fqdn", "service", "verdict"],
-        )?;
-        let target_cause = gauge_vec(
-            &r,
-            TARGET_CAUSE,
-            "Likely cause of an unhealthy target (state set; `none` when healthy).",
-            &["target", "fqdn", "service", "cause"],
-        )?;
-        let dns_lookup_duration = hist_vec(
-            &r,
-            DNS_LOOKUP_DURATION,
-            "Duration of a target's DNS lookup (A and AAAA) through one resolver.",
-            &["target", "resolver"],
-            PHASE_BUCKETS,
-        )?;
-        let phase_duration = hist_vec(
-            &r,
-            PHASE_DURATION,
-            "Duration of the TCP, TLS and HTTP phases per address.",
-            &["target", "phase"],
-            PHASE_BUCKETS,
-        )?;
-        let http_status = gauge_vec(
-            &r,
-            HTTP_STATUS_CODE,
-            "HTTP status of the last probe (0: no HTTP response).",
-            &["target"],
-        )?;
-        let cert_expiry = GaugeVec::new(
-            Opts::new(
-                TLS_CERT_EXPIRY,
-                "notAfter of the endpoint's certificate (earliest over addresses), Unix seconds.",
-            ),
-            &["target"],
-        )?;
-        r.register(Box::new(cert_expiry.clone()))?;
         let round_duration = Histogram::with_opts(
             HistogramOpts::new(ROUND_DURATION, "Duration of a probe round.").buckets(ROUND_BUCKETS.to_vec()),
         )?;
@@ -220,12 +130,6 @@ impl Metrics {
         for result in ["success", "failure"] {
             let _ = reloads_total.with_label_values(&[result]);
         }
-        let target_info = gauge_vec(
-            &r,
-            TARGET_INFO,
-            "Configured targets (always 1).",
-            &["target", "fqdn", "service", "port", "expect"],
-        )?;
         let build_info = gauge_vec(&r, BUILD_INFO, "Build information (always 1).", &["version"])?;
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         let interval = Gauge::new(INTERVAL_SECONDS, "Configured interval between rounds.")?;
@@ -269,29 +173,19 @@ impl Metrics {
         r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
         Ok(Metrics {
             registry: r,
-            target_healthy,
-            dns_verdict,
-            dns_privatelink,
-            reach_verdict,
-            target_cause,
-            dns_lookup_duration,
-            phase_duration,
-            http_status,
-            cert_expiry,
             round_duration,
             rounds_total,
             overruns_total,
             last_round,
             reload_success,
             reloads_total,
-            target_info,
             interval,
             scoring_healthy,
             scoring_cause,
             finding,
             node_info,
             events_total,
-            known: Mutex::new(Vec::new()),
+            targets: Mutex::new(Targets::default()),
         })
     }
 
@@ -304,120 +198,16 @@ impl Metrics {
     pub fn set_targets(&self, targets: &[Target], resolvers: &[String], interval_secs: f64) {
         self.interval.set(interval_secs);
         let wanted: Vec<Known> = targets.iter().map(|t| Known::new(t, resolvers)).collect();
-        let Ok(mut known) = self.known.lock() else { return };
-        for old in known.iter().filter(|k| !wanted.contains(k)) {
-            self.remove(old);
+        if let Ok(mut rows) = self.targets.lock() {
+            rows.set(wanted);
         }
-        for k in wanted.iter().filter(|k| !known.contains(k)) {
-            self.create(k);
-        }
-        *known = wanted;
-    }
-
-    fn create(&self, k: &Known) {
-        let [t, f, s] = k.base();
-        self.target_healthy.with_label_values(&[t, f, s]).set(0);
-        for r in &k.resolvers {
-            for v in DnsVerdict::ALL {
-                self.dns_verdict.with_label_values(&[t, f, s, r, v.as_str()]).set(0);
-            }
-            self.dns_privatelink.with_label_values(&[t, f, s, r]).set(0);
-            let _ = self.dns_lookup_duration.with_label_values(&[t, r.as_str()]);
-        }
-        for v in Reach::ALL {
-            self.reach_verdict.with_label_values(&[t, f, s, v.as_str()]).set(0);
-        }
-        for c in Cause::ALL {
-            self.target_cause.with_label_values(&[t, f, s, c.as_str()]).set(0);
-        }
-        for p in PHASES {
-            let _ = self.phase_duration.with_label_values(&[t, p]);
-        }
-        self.http_status.with_label_values(&[t]).set(0);
-        self.target_info.with_label_values(&[t, f, s, &k.port, k.expect]).set(1);
-    }
-
-    fn remove(&self, k: &Known) {
-        let [t, f, s] = k.base();
-        let _ = self.target_healthy.remove_label_values(&[t, f, s]);
-        for r in &k.resolvers {
-            for v in DnsVerdict::ALL {
-                let _ = self.dns_verdict.remove_label_values(&[t, f, s, r, v.as_str()]);
-            }
-            let _ = self.dns_privatelink.remove_label_values(&[t, f, s, r]);
-            let _ = self.dns_lookup_duration.remove_label_values(&[t, r.as_str()]);
-        }
-        for v in Reach::ALL {
-            let _ = self.reach_verdict.remove_label_values(&[t, f, s, v.as_str()]);
-        }
-        for c in Cause::ALL {
-            let _ = self.target_cause.remove_label_values(&[t, f, s, c.as_str()]);
-        }
-        for p in PHASES {
-            let _ = self.phase_duration.remove_label_values(&[t, p]);
-        }
-        let _ = self.http_status.remove_label_values(&[t]);
-        let _ = self.cert_expiry.remove_label_values(&[t]);
-        let _ = self.target_info.remove_label_values(&[t, f, s, &k.port, k.expect]);
     }
 
     /// Records a completed round.
     pub fn observe_round(&self, report: &RoundReport, completed_unix: f64) {
-        for t in &report.targets {
-            let base = [t.name.as_str(), t.fqdn.as_str(), t.service.as_str()];
-            let [tn, f, s] = base;
-            self.target_healthy.with_label_values(&base).set(i64::from(t.healthy));
-            for d in &t.dns {
-                for v in DnsVerdict::ALL {
-                    self.dns_verdict
-                        .with_label_values(&[tn, f, s, &d.resolver, v.as_str()])
-                        .set(i64::from(*v == d.verdict));
-                }
-                self.dns_privatelink
-                    .with_label_values(&[tn, f, s, &d.resolver])
-                    .set(i64::from(d.privatelink));
-                self.dns_lookup_duration
-                    .with_label_values(&[tn, d.resolver.as_str()])
-                    .observe(d.duration_ms / 1000.0);
-            }
-            for v in Reach::ALL {
-                self.reach_verdict
-                    .with_label_values(&[tn, f, s, v.as_str()])
-                    .set(i64::from(*v == t.reach));
-            }
-            for c in Cause::ALL {
-                self.target_cause
-                    .with_label_values(&[tn, f, s, c.as_str()])
-                    .set(i64::from(*c == t.cause));
-            }
-            let mut status = 0i64;
-            let mut expiry: Option<i64> = None;
-            for c in &t.connect {
-                self.phase_duration
-                    .with_label_values(&[tn, "tcp"])
-                    .observe(c.tcp_ms / 1000.0);
-                if let Some(ms) = c.tls_ms {
-                    self.phase_duration.with_label_values(&[tn, "tls"]).observe(ms / 1000.0);
-                }
-                if let Some(ms) = c.http_ms {
-                    self.phase_duration
-                        .with_label_values(&[tn, "http"])
-                        .observe(ms / 1000.0);
-                }
-                // The status of the worst address is the one worth showing.
-                if status == 0 || c.reach != Reach::Ok {
-                    status = c.http_status.map(i64::from).unwrap_or(status);
-                }
-                if let Some(na) = c.cert_not_after_unix {
-                    expiry = Some(expiry.map_or(na, |e| e.min(na)));
-                }
-            }
-            self.http_status.with_label_values(&[tn]).set(status);
-            match expiry {
-                Some(e) => self.cert_expiry.with_label_values(&[tn]).set(e as f64),
-                None => {
-                    let _ = self.cert_expiry.remove_label_values(&[tn]);
-                }
+        if let Ok(mut rows) = self.targets.lock() {
+            for t in &report.targets {
+                rows.observe(t);
             }
         }
         self.round_duration.observe(report.duration_ms / 1000.0);
@@ -476,7 +266,11 @@ impl Metrics {
         if encoder.encode(&self.registry.gather(), &mut buf).is_err() {
             return String::new();
         }
-        String::from_utf8(buf).unwrap_or_default()
+        let mut text = String::from_utf8(buf).unwrap_or_default();
+        if let Ok(rows) = self.targets.lock() {
+            rows.write(&mut text);
+        }
+        text
     }
 }
 
@@ -484,6 +278,7 @@ impl Metrics {
 mod tests {
     use super::*;
     use crate::azure::{self, Cloud};
+    use crate::model::{Cause, DnsVerdict, Reach};
 
     fn series(text: &str, name: &str) -> Vec<String> {
         text.lines()
