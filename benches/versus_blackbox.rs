@@ -175,6 +175,9 @@ fn get(port: u16, path: &str) -> String {
 
 struct Measured {
     peak_rss_mib: f64,
+    /// Private (anonymous) resident memory at the end: RSS without the
+    /// binary's and libraries' file-backed pages.
+    anon_mib: f64,
     cpu_ms_per_round: f64,
     round_ms: Vec<f64>,
     failures: usize,
@@ -214,9 +217,11 @@ fn measure_netprobe(lab: &Lab, targets: &[Bench], rounds: usize) -> Measured {
     }
     let cpu = cpu_seconds(pid) - cpu0;
     let peak = status_kib(pid, "VmHWM:") / 1024.0;
+    let anon = status_kib(pid, "RssAnon:") / 1024.0;
     agent.stop();
     Measured {
         peak_rss_mib: peak,
+        anon_mib: anon,
         cpu_ms_per_round: cpu * 1000.0 / rounds as f64,
         round_ms,
         failures,
@@ -297,8 +302,10 @@ fn measure_blackbox(lab: &Lab, bin: &Path, targets: &[Bench], rounds: usize) -> 
     }
     let cpu = cpu_seconds(pid) - cpu0;
     let peak = status_kib(pid, "VmHWM:") / 1024.0;
+    let anon = status_kib(pid, "RssAnon:") / 1024.0;
     Measured {
         peak_rss_mib: peak,
+        anon_mib: anon,
         cpu_ms_per_round: cpu * 1000.0 / rounds as f64,
         round_ms,
         failures,
@@ -390,6 +397,8 @@ fn main() {
         println!("| {name:<28} | {a:>10.1} | {b:>14.1} | {:>8.2} | {goal:>10} |", a / b);
     };
     row("peak RSS (MiB)", np.peak_rss_mib, bb.peak_rss_mib, "<= 0.33");
+    row("anonymous RSS at end (MiB)", np.anon_mib, bb.anon_mib, "");
+
     row(
         "CPU per round (ms)",
         np.cpu_ms_per_round,
