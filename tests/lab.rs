@@ -42,6 +42,8 @@ struct Scenario {
     target_yaml: &'static str,
     /// A third resolver `(name, server)`, for scenarios about a resolver.
     extra_resolver: ExtraResolver,
+    /// What that resolver's view must say: its verdict, and a fragment of its detail.
+    extra_dns: Option<(DnsVerdict, &'static str)>,
     cause: Cause,
     /// The DNS verdict through `vnet` and through `azure`.
     dns: [DnsVerdict; 2],
@@ -77,6 +79,7 @@ fn scenarios() -> Vec<Scenario> {
             ),
             target_yaml: "",
             extra_resolver: None,
+            extra_dns: None,
             cause: C::None,
             dns: [D::Private, D::Private],
         },
@@ -92,6 +95,7 @@ fn scenarios() -> Vec<Scenario> {
             ),
             target_yaml: "",
             extra_resolver: None,
+            extra_dns: None,
             cause: C::None,
             dns: [D::Private, D::Private],
         },
@@ -107,6 +111,7 @@ fn scenarios() -> Vec<Scenario> {
             ),
             target_yaml: "",
             extra_resolver: None,
+            extra_dns: None,
             cause: C::None,
             dns: [D::Private, D::Private],
         },
@@ -122,6 +127,7 @@ fn scenarios() -> Vec<Scenario> {
             ),
             target_yaml: "",
             extra_resolver: None,
+            extra_dns: None,
             cause: C::None,
             dns: [D::Private, D::Private],
         },
@@ -138,6 +144,7 @@ fn scenarios() -> Vec<Scenario> {
             ),
             target_yaml: "",
             extra_resolver: None,
+            extra_dns: None,
             cause: C::ZoneNotLinked,
             dns: [D::Public, D::Public],
         },
@@ -147,6 +154,7 @@ fn scenarios() -> Vec<Scenario> {
             site: Site::public_only("kv-lab-public.vault.azure.net", pb(9)),
             target_yaml: "",
             extra_resolver: None,
+            extra_dns: None,
             cause: C::NoPrivateEndpoint,
             dns: [D::Public, D::Public],
         },
@@ -162,6 +170,7 @@ fn scenarios() -> Vec<Scenario> {
             ),
             target_yaml: "",
             extra_resolver: None,
+            extra_dns: None,
             cause: C::RecordMissing,
             dns: [D::Nxdomain, D::Nxdomain],
         },
@@ -171,6 +180,7 @@ fn scenarios() -> Vec<Scenario> {
             site: Site::nowhere("kv-lab-typo.vault.azure.net"),
             target_yaml: "",
             extra_resolver: None,
+            extra_dns: None,
             cause: C::NameNotFound,
             dns: [D::Nxdomain, D::Nxdomain],
         },
@@ -187,11 +197,13 @@ fn scenarios() -> Vec<Scenario> {
             ),
             target_yaml: "",
             extra_resolver: None,
+            extra_dns: None,
             cause: C::DnsPathNotForwarding,
             dns: [D::Public, D::Private],
         },
         Scenario {
-            // A second custom DNS server whose address answers "port unreachable".
+            // A second custom DNS server whose host is up, its DNS service down:
+            // the node gets "port unreachable".
             name: "dns-unreachable",
             service: "storage",
             site: link(
@@ -202,7 +214,8 @@ fn scenarios() -> Vec<Scenario> {
                 Endpoint::Serves(Reply::storage_anonymous()),
             ),
             target_yaml: "",
-            extra_resolver: Some(("custom-dns-2", "10.0.1.53")),
+            extra_resolver: Some(("custom-dns-2", "10.0.0.11")),
+            extra_dns: Some((D::Error, "10.0.0.11:53: Connection refused")),
             cause: C::DnsUnreachable,
             dns: [D::Private, D::Private],
         },
@@ -219,6 +232,7 @@ fn scenarios() -> Vec<Scenario> {
             ),
             target_yaml: "",
             extra_resolver: Some(("custom-dns-3", "10.0.3.53")),
+            extra_dns: Some((D::Timeout, "10.0.3.53:53")),
             cause: C::DnsUnreachable,
             dns: [D::Private, D::Private],
         },
@@ -235,6 +249,7 @@ fn scenarios() -> Vec<Scenario> {
             ),
             target_yaml: "",
             extra_resolver: None,
+            extra_dns: None,
             cause: C::DnsError,
             dns: [D::Servfail, D::Servfail],
         },
@@ -251,6 +266,7 @@ fn scenarios() -> Vec<Scenario> {
             ),
             target_yaml: "",
             extra_resolver: None,
+            extra_dns: None,
             cause: C::MixedAnswers,
             dns: [D::Mixed, D::Mixed],
         },
@@ -267,6 +283,7 @@ fn scenarios() -> Vec<Scenario> {
             ),
             target_yaml: "    expected_ips: [10.0.1.116]\n",
             extra_resolver: None,
+            extra_dns: None,
             cause: C::UnexpectedIp,
             dns: [D::UnexpectedIp, D::UnexpectedIp],
         },
@@ -283,6 +300,7 @@ fn scenarios() -> Vec<Scenario> {
             ),
             target_yaml: "    expect: public\n",
             extra_resolver: None,
+            extra_dns: None,
             cause: C::UnexpectedPrivate,
             dns: [D::Private, D::Private],
         },
@@ -299,6 +317,7 @@ fn scenarios() -> Vec<Scenario> {
             ),
             target_yaml: "",
             extra_resolver: None,
+            extra_dns: None,
             cause: C::EndpointBlocked,
             dns: [D::Private, D::Private],
         },
@@ -315,6 +334,7 @@ fn scenarios() -> Vec<Scenario> {
             ),
             target_yaml: "",
             extra_resolver: None,
+            extra_dns: None,
             cause: C::EndpointBlocked,
             dns: [D::Private, D::Private],
         },
@@ -331,6 +351,7 @@ fn scenarios() -> Vec<Scenario> {
             ),
             target_yaml: "",
             extra_resolver: None,
+            extra_dns: None,
             cause: C::EndpointStale,
             dns: [D::Private, D::Private],
         },
@@ -347,6 +368,7 @@ fn scenarios() -> Vec<Scenario> {
             ),
             target_yaml: "",
             extra_resolver: None,
+            extra_dns: None,
             cause: C::TlsMismatch,
             dns: [D::Private, D::Private],
         },
@@ -363,6 +385,7 @@ fn scenarios() -> Vec<Scenario> {
             ),
             target_yaml: "",
             extra_resolver: None,
+            extra_dns: None,
             cause: C::TlsMismatch,
             dns: [D::Private, D::Private],
         },
@@ -379,6 +402,7 @@ fn scenarios() -> Vec<Scenario> {
             ),
             target_yaml: "",
             extra_resolver: None,
+            extra_dns: None,
             cause: C::HttpRejected,
             dns: [D::Private, D::Private],
         },
@@ -431,6 +455,16 @@ fn check(s: &Scenario, t: &Value) -> Vec<String> {
             .unwrap_or("(no view)");
         if got != want.as_str() {
             bad.push(format!("dns via {resolver}: {got}, want {want}"));
+        }
+    }
+    if let (Some((name, _)), Some((want, detail))) = (s.extra_resolver, s.extra_dns) {
+        let view = t["dns"]
+            .as_array()
+            .and_then(|a| a.iter().find(|d| d["resolver"] == name));
+        let got = view.and_then(|d| d["verdict"].as_str()).unwrap_or("(no view)");
+        let got_detail = view.and_then(|d| d["detail"].as_str()).unwrap_or("");
+        if got != want.as_str() || !got_detail.contains(detail) {
+            bad.push(format!("dns via {name}: {got} ({got_detail}), want {want} ({detail})"));
         }
     }
     if s.cause != Cause::None && t["diagnosis"].as_str().is_none_or(|d| d.is_empty()) {
@@ -522,7 +556,7 @@ fn lab_agent_metrics_carry_every_scenario() {
         .args(["--log-format", "json", "probe", "--config"])
         .arg(&path)
         .env("RUST_LOG", "netprobe=debug")
-        .stdout(Stdio::piped())
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();

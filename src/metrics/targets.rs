@@ -386,7 +386,6 @@ fn histogram(out: &mut String, name: &str, labels: &[(&str, &str)], h: &Hist) {
 fn escape(v: &str, quote: bool) -> std::borrow::Cow<'_, str> {
     let special = v.contains(['\\', '\n']) || (quote && v.contains('"'));
     if !special {
-
         return v.into();
     }
     let mut s = String::with_capacity(v.len() + 8);

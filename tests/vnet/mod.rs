@@ -17,8 +17,11 @@
 //!     addresses (203.0.113.0/24);
 //!   - private endpoints (10.0.1.0/24) and public front ends (203.0.113.0/24):
 //!     real TLS servers with certificates from a lab CA.
+//!   - 10.0.0.11 is a second customer DNS server whose host is up but whose
+//!     DNS service is not (port unreachable);
 //!   - 10.0.3.0/24 is dropped silently (a blackhole route: an NSG that
 //!     drops), 10.0.4.0/24 answers "no route" (an `unreachable` route).
+
 //! - The **link** between the two is a userspace relay between two TUN
 //!   devices, with an optional one-way delay (this kernel has no `netem`).
 //!
@@ -44,6 +47,9 @@ pub const NODE_IP: Ipv4Addr = Ipv4Addr::new(10, 224, 0, 4);
 pub const CUSTOMER_DNS: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 10);
 pub const AZURE_DNS: Ipv4Addr = Ipv4Addr::new(168, 63, 129, 16);
 pub const PUBLIC_DNS: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 53);
+/// A second customer DNS server whose host is up but whose DNS service is
+/// not: the address exists, nothing listens on port 53 (port unreachable).
+pub const DEAD_DNS: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 11);
 /// Silently dropped in the VNet (a blackhole route).
 pub const DROPPED: &str = "10.0.3.0/24";
 /// "No route to host" in the VNet (an `unreachable` route).
@@ -327,12 +333,6 @@ fn link(node: &Netns, vnet: &Netns, rt: &NsRuntime, delay: Duration) -> Arc<Atom
     vnet.ip("route add 10.224.0.0/16 dev vn0");
     vnet.ip(&format!("route add blackhole {DROPPED}"));
     vnet.ip(&format!("route add unreachable {NO_ROUTE}"));
-    let out = vnet
-        .command("sysctl")
-        .args(["-qw", "net.ipv4.ip_forward=1"])
-        .output()
-        .expect("sysctl");
-    assert!(out.status.success(), "sysctl: {}", String::from_utf8_lossy(&out.stderr));
     packets
 }
 
@@ -582,7 +582,8 @@ impl Lab {
         .unwrap();
 
         // Addresses: the DNS servers, every front end and every endpoint that exists.
-        let mut local: Vec<Ipv4Addr> = vec![CUSTOMER_DNS, AZURE_DNS, PUBLIC_DNS];
+        let mut local: Vec<Ipv4Addr> = vec![CUSTOMER_DNS, AZURE_DNS, PUBLIC_DNS, DEAD_DNS];
+
         for s in sites {
             local.extend(s.public);
             if !matches!(s.endpoint, Endpoint::Absent) {
