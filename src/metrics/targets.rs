@@ -96,12 +96,10 @@ impl Targets {
     /// Keeps the rows of targets still configured unchanged, drops the others
     /// and creates rows (every state at 0) for new ones.
     pub fn set(&mut self, wanted: Vec<Known>) {
-        self.rows
-            .retain(|name, row| wanted.iter().any(|k| &k.target == name && *k == row.k));
-        for k in wanted {
-            if !self.rows.contains_key(&k.target) {
-                self.rows.insert(k.target.clone(), Row::new(k));
-            }
+        let wanted: BTreeMap<String, Known> = wanted.into_iter().map(|k| (k.target.clone(), k)).collect();
+        self.rows.retain(|name, row| wanted.get(name) == Some(&row.k));
+        for (name, k) in wanted {
+            self.rows.entry(name).or_insert_with(|| Row::new(k));
         }
     }
 
@@ -418,6 +416,38 @@ mod tests {
         assert!(out.contains("x_bucket{target=\"a\",le=\"+Inf\"} 4\n"), "{out}");
         assert!(out.contains("x_count{target=\"a\"} 4\n"), "{out}");
         assert!(out.contains("x_sum{target=\"a\"} 20.0065\n"), "{out}");
+    }
+
+    fn known(target: &str, fqdn: &str) -> Known {
+        Known {
+            target: target.into(),
+            fqdn: fqdn.into(),
+            service: "acr",
+            port: "443".into(),
+            expect: "private",
+            resolvers: vec!["system".into()],
+        }
+    }
+
+    #[test]
+    fn set_keeps_unchanged_rows_and_renews_changed_ones() {
+        let mut t = Targets::default();
+        t.set(vec![known("a", "a.azurecr.io"), known("b", "b.azurecr.io")]);
+        for name in ["a", "b"] {
+            t.rows.get_mut(name).unwrap().healthy = true;
+        }
+        // `a` keeps its labels, `b` gets a new FQDN, `c` is new.
+        t.set(vec![
+            known("a", "a.azurecr.io"),
+            known("b", "b2.azurecr.io"),
+            known("c", "c.azurecr.io"),
+        ]);
+        assert!(t.rows["a"].healthy, "an unchanged target keeps its state");
+        assert!(!t.rows["b"].healthy, "a target whose labels changed starts afresh");
+        assert_eq!(t.rows["b"].k.fqdn, "b2.azurecr.io");
+        assert!(!t.rows["c"].healthy);
+        t.set(vec![known("c", "c.azurecr.io")]);
+        assert_eq!(t.rows.keys().collect::<Vec<_>>(), ["c"]);
     }
 
     #[test]
