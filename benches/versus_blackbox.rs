@@ -377,6 +377,7 @@ fn main() {
     let lab = Lab::start(&sites, delay);
     let np = measure_netprobe(&lab, &bench, rounds);
     let bb = measure_blackbox(&lab, &bin, &bench, rounds);
+    let link = lab.link_stats();
     drop(lab);
     eprintln!("scale: {scale_n} targets, netprobe alone");
     let scale = measure_scale(scale_n, delay);
@@ -428,6 +429,15 @@ fn main() {
     println!(
         "critical path of one target: DNS + TCP + TLS 1.3 + HTTP = 4 round trips x {delay_ms} ms = {critical:.0} ms"
     );
+    println!(
+        "netprobe rounds (ms): {:?}",
+        np.round_ms.iter().map(|m| m.round()).collect::<Vec<_>>()
+    );
+    println!(
+        "blackbox rounds (ms): {:?}",
+        bb.round_ms.iter().map(|m| m.round()).collect::<Vec<_>>()
+    );
+    println!("link after both: {link}");
     println!();
     println!(
         "| scale (netprobe alone) | round wall (ms) | unhealthy | peak RSS (MiB) | after one scrape (MiB) | scrape (KiB) |"

@@ -528,7 +528,7 @@ fn lab_probe_once_json_diagnoses_every_scenario() {
         failures.join("\n"),
         lab.logs()
     );
-    assert!(lab.packets.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    assert!(lab.relay.packets.load(std::sync::atomic::Ordering::Relaxed) > 0);
 }
 
 /// GET `path` from `port` on the node's loopback, from inside the node namespace.

@@ -281,13 +281,6 @@ impl NsRuntime {
         });
         rx.recv().expect("task in namespace panicked")
     }
-
-    pub fn spawn<F>(&self, fut: F)
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        self.handle.spawn(fut);
-    }
 }
 
 impl Drop for NsRuntime {
@@ -304,7 +297,7 @@ impl Drop for NsRuntime {
 /// Joins the node and the VNet with two TUN devices and a relay on `rt` that
 /// holds every packet from the VNet to the node for `delay` (as `tc netem
 /// delay` on the VNet side of the link would). Returns the relay's counters.
-fn link(node: &Netns, vnet: &Netns, rt: &NsRuntime, delay: Duration) -> Arc<AtomicU32> {
+fn link(node: &Netns, vnet: &Netns, rt: &NsRuntime, delay: Duration) -> Arc<Relay> {
     let build = |name: &'static str| {
         move || {
             tun_rs::DeviceBuilder::new()
@@ -316,8 +309,8 @@ fn link(node: &Netns, vnet: &Netns, rt: &NsRuntime, delay: Duration) -> Arc<Atom
     };
     let node_dev = node.on_thread(build("np0"));
     let vnet_dev = vnet.on_thread(build("vn0"));
-    let packets = Arc::new(AtomicU32::new(0));
-    let count = packets.clone();
+    let relay = Arc::new(Relay::default());
+    let count = relay.clone();
     rt.block(async move {
         let n = Arc::new(tun_rs::AsyncDevice::new(node_dev).expect("async TUN"));
         let v = Arc::new(tun_rs::AsyncDevice::new(vnet_dev).expect("async TUN"));
@@ -333,16 +326,26 @@ fn link(node: &Netns, vnet: &Netns, rt: &NsRuntime, delay: Duration) -> Arc<Atom
     vnet.ip("route add 10.224.0.0/16 dev vn0");
     vnet.ip(&format!("route add blackhole {DROPPED}"));
     vnet.ip(&format!("route add unreachable {NO_ROUTE}"));
-    packets
+    relay
+}
+
+/// What the relay did: packets relayed, and writes that failed (lost packets).
+#[derive(Debug, Default)]
+pub struct Relay {
+    pub packets: AtomicU32,
+    pub lost: AtomicU32,
 }
 
 /// Copies packets from one device to the other, each `delay` after it was read.
-async fn pump(from: Arc<tun_rs::AsyncDevice>, to: Arc<tun_rs::AsyncDevice>, delay: Duration, count: Arc<AtomicU32>) {
+async fn pump(from: Arc<tun_rs::AsyncDevice>, to: Arc<tun_rs::AsyncDevice>, delay: Duration, count: Arc<Relay>) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+    let lost = count.clone();
     tokio::spawn(async move {
         while let Some((due, packet)) = rx.recv().await {
             tokio::time::sleep_until(due).await;
-            let _ = to.send(&packet).await;
+            if to.send(&packet).await.is_err() {
+                lost.lost.fetch_add(1, Ordering::Relaxed);
+            }
         }
     });
     let mut buf = vec![0u8; 65536];
@@ -351,7 +354,7 @@ async fn pump(from: Arc<tun_rs::AsyncDevice>, to: Arc<tun_rs::AsyncDevice>, dela
             Ok(n) => n,
             Err(_) => return,
         };
-        count.fetch_add(1, Ordering::Relaxed);
+        count.packets.fetch_add(1, Ordering::Relaxed);
         if tx
             .send((tokio::time::Instant::now() + delay, buf[..n].to_vec()))
             .is_err()
@@ -556,7 +559,7 @@ pub struct Lab {
     pub node_rt: NsRuntime,
     pub ca: Ca,
     pub dir: tempfile::TempDir,
-    pub packets: Arc<AtomicU32>,
+    pub relay: Arc<Relay>,
     pub node: Netns,
     pub vnet: Netns,
 }
@@ -570,7 +573,7 @@ impl Lab {
         let vnet = Netns::create("vnet");
         let vnet_rt = vnet.runtime(2);
         let node_rt = node.runtime(1);
-        let packets = link(&node, &vnet, &vnet_rt, delay);
+        let relay = link(&node, &vnet, &vnet_rt, delay);
         let dir = tempfile::tempdir().unwrap();
 
         // The node's resolv.conf, as AKS writes it for a VNet with custom DNS.
@@ -678,7 +681,7 @@ impl Lab {
             node_rt,
             ca,
             dir,
-            packets,
+            relay,
             node,
             vnet,
         };
@@ -732,6 +735,28 @@ impl Lab {
     /// The lab CA's certificate file, for `tls.extra_ca_file`.
     pub fn ca_file(&self) -> PathBuf {
         self.dir.path().join("ca.pem")
+    }
+
+    /// The link's state: packets relayed and lost, and each side's drop counters.
+    pub fn link_stats(&self) -> String {
+        let dropped = |ns: &Netns, dev: &str| {
+            let out = ns.command("ip").args(["-s", "-o", "link", "show", dev]).output();
+
+            out.map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default()
+        };
+        format!(
+            "relay: {} packets, {} lost\nnode {}\nvnet {}",
+            self.relay.packets.load(Ordering::Relaxed),
+            self.relay.lost.load(Ordering::Relaxed),
+            dropped(&self.node, "np0"),
+            dropped(&self.vnet, "vn0"),
+        )
     }
 
     /// Runs the built netprobe binary in the node namespace.
