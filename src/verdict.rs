@@ -283,10 +283,22 @@ fn addr_list(addrs: &[Address]) -> String {
     addrs.iter().map(|a| a.ip.to_string()).collect::<Vec<_>>().join(", ")
 }
 
-fn zone_of(target: &Target) -> String {
-    target
-        .privatelink_zone
-        .clone()
+/// The target's privatelink zone; for custom targets, the zone of the first
+/// `privatelink` name the answers passed through.
+fn zone_of<'a>(target: &Target, views: impl IntoIterator<Item = &'a DnsView>) -> String {
+    if let Some(z) = &target.privatelink_zone {
+        return z.clone();
+    }
+    views
+        .into_iter()
+        .flat_map(|v| v.chain.iter())
+        .find_map(|name| {
+            let lower = name.to_ascii_lowercase();
+            if lower.starts_with("privatelink.") {
+                return Some(lower);
+            }
+            lower.find(".privatelink.").map(|i| lower[i + 1..].to_string())
+        })
         .unwrap_or_else(|| "the privatelink zone".into())
 }
 
@@ -365,7 +377,7 @@ pub fn diagnose(target: &Target, views: &[DnsView], connect_via: usize, rc: &Rea
             Cause::EndpointStale,
             format!(
                 "DNS points at {at}, but TCP {port} there is refused: nothing listens at that address (private endpoint deleted or its IP reused). Fix: update the record in {} to the current private endpoint's NIC address (or recreate the endpoint's DNS zone group).",
-                zone_of(target)
+                zone_of(target, views)
             ),
         ),
         Reach::TlsError => {
@@ -424,8 +436,9 @@ fn http_text(target: &Target, at: &str, detail: &str) -> String {
 fn dns_cause(target: &Target, bad: &DnsView, good: Option<&DnsView>, timeout: Duration) -> (Cause, String) {
     let fqdn = &target.fqdn;
     let r = &bad.resolver;
-    let zone = zone_of(target);
+    let zone = zone_of(target, std::iter::once(bad).chain(good));
     let fwd = forward_zone(target);
+
     let chain = chain_text(fqdn, bad);
     let addrs = addr_list(&bad.addresses);
     if bad.unreachable {
@@ -1068,5 +1081,38 @@ mod tests {
         let text = d.text.unwrap();
         assert!(text.contains("forward azurecr.io"), "{text}");
         assert!(text.contains("'azure'") && text.contains("'system'"), "{text}");
+    }
+
+    #[test]
+    fn custom_targets_name_the_privatelink_zone_their_chain_passed_through() {
+        let t = Target {
+            name: "files".into(),
+            fqdn: "st1.file.core.windows.net".into(),
+            service: Service::Storage,
+            port: 443,
+            expect: Expect::Private,
+            expected_ips: vec![],
+            privatelink_zone: None,
+        };
+        let mut bad = view("system", DnsVerdict::Public, true);
+        bad.chain = vec![
+            "st1.privatelink.file.core.windows.net".into(),
+            "fe.store.example".into(),
+        ];
+        let rc = ReachContext {
+            reach: Reach::Ok,
+            connects: &[],
+            timeout: Duration::from_secs(5),
+        };
+        let text = diagnose(&t, &[bad], 0, &rc).text.unwrap();
+        assert!(
+            text.contains("the private DNS zone privatelink.file.core.windows.net is not linked"),
+            "{text}"
+        );
+        // Without a privatelink name in any answer, the text stays generic.
+        let text = diagnose(&t, &[view("system", DnsVerdict::Nxdomain, false)], 0, &rc)
+            .text
+            .unwrap();
+        assert!(!text.contains("privatelink.file"), "{text}");
     }
 }

@@ -20,7 +20,7 @@ use std::net::Ipv4Addr;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use netprobe::model::{Cause, DnsVerdict};
+use netprobe::model::{Cause, DnsVerdict, Reach};
 use netprobe::sim::https::Reply;
 use serde_json::Value;
 use vnet::{Endpoint, Lab, Site};
@@ -45,6 +45,8 @@ struct Scenario {
     /// What that resolver's view must say: its verdict, and a fragment of its detail.
     extra_dns: Option<(DnsVerdict, &'static str)>,
     cause: Cause,
+    /// The reach through the `connect_via` resolver (`vnet`).
+    reach: Reach,
     /// The DNS verdict through `vnet` and through `azure`.
     dns: [DnsVerdict; 2],
 }
@@ -64,6 +66,7 @@ fn pb(d: u8) -> Ipv4Addr {
 fn scenarios() -> Vec<Scenario> {
     use Cause as C;
     use DnsVerdict as D;
+    use Reach as R;
     let link = Site::private_link;
     let ws = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0.workspace.westeurope";
     vec![
@@ -81,6 +84,7 @@ fn scenarios() -> Vec<Scenario> {
             extra_resolver: None,
             extra_dns: None,
             cause: C::None,
+            reach: R::Ok,
             dns: [D::Private, D::Private],
         },
         Scenario {
@@ -97,6 +101,7 @@ fn scenarios() -> Vec<Scenario> {
             extra_resolver: None,
             extra_dns: None,
             cause: C::None,
+            reach: R::Ok,
             dns: [D::Private, D::Private],
         },
         Scenario {
@@ -113,6 +118,7 @@ fn scenarios() -> Vec<Scenario> {
             extra_resolver: None,
             extra_dns: None,
             cause: C::None,
+            reach: R::Ok,
             dns: [D::Private, D::Private],
         },
         Scenario {
@@ -129,6 +135,7 @@ fn scenarios() -> Vec<Scenario> {
             extra_resolver: None,
             extra_dns: None,
             cause: C::None,
+            reach: R::Ok,
             dns: [D::Private, D::Private],
         },
         Scenario {
@@ -146,6 +153,7 @@ fn scenarios() -> Vec<Scenario> {
             extra_resolver: None,
             extra_dns: None,
             cause: C::ZoneNotLinked,
+            reach: R::Blocked,
             dns: [D::Public, D::Public],
         },
         Scenario {
@@ -156,6 +164,7 @@ fn scenarios() -> Vec<Scenario> {
             extra_resolver: None,
             extra_dns: None,
             cause: C::NoPrivateEndpoint,
+            reach: R::Blocked,
             dns: [D::Public, D::Public],
         },
         Scenario {
@@ -172,6 +181,7 @@ fn scenarios() -> Vec<Scenario> {
             extra_resolver: None,
             extra_dns: None,
             cause: C::RecordMissing,
+            reach: R::Skipped,
             dns: [D::Nxdomain, D::Nxdomain],
         },
         Scenario {
@@ -182,6 +192,7 @@ fn scenarios() -> Vec<Scenario> {
             extra_resolver: None,
             extra_dns: None,
             cause: C::NameNotFound,
+            reach: R::Skipped,
             dns: [D::Nxdomain, D::Nxdomain],
         },
         Scenario {
@@ -199,6 +210,7 @@ fn scenarios() -> Vec<Scenario> {
             extra_resolver: None,
             extra_dns: None,
             cause: C::DnsPathNotForwarding,
+            reach: R::Blocked,
             dns: [D::Public, D::Private],
         },
         Scenario {
@@ -217,6 +229,7 @@ fn scenarios() -> Vec<Scenario> {
             extra_resolver: Some(("custom-dns-2", "10.0.0.11")),
             extra_dns: Some((D::Error, "10.0.0.11:53: Connection refused")),
             cause: C::DnsUnreachable,
+            reach: R::Ok,
             dns: [D::Private, D::Private],
         },
         Scenario {
@@ -234,6 +247,7 @@ fn scenarios() -> Vec<Scenario> {
             extra_resolver: Some(("custom-dns-3", "10.0.3.53")),
             extra_dns: Some((D::Timeout, "10.0.3.53:53")),
             cause: C::DnsUnreachable,
+            reach: R::Ok,
             dns: [D::Private, D::Private],
         },
         Scenario {
@@ -251,6 +265,7 @@ fn scenarios() -> Vec<Scenario> {
             extra_resolver: None,
             extra_dns: None,
             cause: C::DnsError,
+            reach: R::Skipped,
             dns: [D::Servfail, D::Servfail],
         },
         Scenario {
@@ -268,6 +283,7 @@ fn scenarios() -> Vec<Scenario> {
             extra_resolver: None,
             extra_dns: None,
             cause: C::MixedAnswers,
+            reach: R::Ok,
             dns: [D::Mixed, D::Mixed],
         },
         Scenario {
@@ -285,6 +301,7 @@ fn scenarios() -> Vec<Scenario> {
             extra_resolver: None,
             extra_dns: None,
             cause: C::UnexpectedIp,
+            reach: R::Ok,
             dns: [D::UnexpectedIp, D::UnexpectedIp],
         },
         Scenario {
@@ -302,6 +319,7 @@ fn scenarios() -> Vec<Scenario> {
             extra_resolver: None,
             extra_dns: None,
             cause: C::UnexpectedPrivate,
+            reach: R::Ok,
             dns: [D::Private, D::Private],
         },
         Scenario {
@@ -319,6 +337,7 @@ fn scenarios() -> Vec<Scenario> {
             extra_resolver: None,
             extra_dns: None,
             cause: C::EndpointBlocked,
+            reach: R::Timeout,
             dns: [D::Private, D::Private],
         },
         Scenario {
@@ -336,6 +355,7 @@ fn scenarios() -> Vec<Scenario> {
             extra_resolver: None,
             extra_dns: None,
             cause: C::EndpointBlocked,
+            reach: R::Unreachable,
             dns: [D::Private, D::Private],
         },
         Scenario {
@@ -353,6 +373,7 @@ fn scenarios() -> Vec<Scenario> {
             extra_resolver: None,
             extra_dns: None,
             cause: C::EndpointStale,
+            reach: R::Refused,
             dns: [D::Private, D::Private],
         },
         Scenario {
@@ -370,6 +391,7 @@ fn scenarios() -> Vec<Scenario> {
             extra_resolver: None,
             extra_dns: None,
             cause: C::TlsMismatch,
+            reach: R::TlsError,
             dns: [D::Private, D::Private],
         },
         Scenario {
@@ -387,6 +409,7 @@ fn scenarios() -> Vec<Scenario> {
             extra_resolver: None,
             extra_dns: None,
             cause: C::TlsMismatch,
+            reach: R::TlsError,
             dns: [D::Private, D::Private],
         },
         Scenario {
@@ -404,6 +427,7 @@ fn scenarios() -> Vec<Scenario> {
             extra_resolver: None,
             extra_dns: None,
             cause: C::HttpRejected,
+            reach: R::Blocked,
             dns: [D::Private, D::Private],
         },
     ]
@@ -443,6 +467,10 @@ fn check(s: &Scenario, t: &Value) -> Vec<String> {
     let cause = t["cause"].as_str().unwrap_or("?");
     if cause != s.cause.as_str() {
         bad.push(format!("cause {cause}, want {}", s.cause));
+    }
+    let reach = t["reach"].as_str().unwrap_or("?");
+    if reach != s.reach.as_str() {
+        bad.push(format!("reach {reach}, want {}", s.reach));
     }
     if t["healthy"].as_bool() != Some(s.cause == Cause::None) {
         bad.push(format!("healthy {}, want {}", t["healthy"], s.cause == Cause::None));
@@ -589,6 +617,14 @@ fn lab_agent_metrics_carry_every_scenario() {
         if !metrics.contains(&cause) {
             failures.push(format!("{}: no `{cause}`", s.name));
         }
+        let reach = format!(
+            "netprobe_reach_verdict{{fqdn=\"{}\",service=\"{}\",target=\"{}\",verdict=\"{}\"}} 1",
+            s.site.fqdn, s.service, s.name, s.reach
+        );
+        if !metrics.contains(&reach) {
+            failures.push(format!("{}: no `{reach}`", s.name));
+        }
+
         for (resolver, want) in ["vnet", "azure"].into_iter().zip(s.dns) {
             let line = format!(
                 "netprobe_dns_verdict{{fqdn=\"{}\",resolver=\"{resolver}\",service=\"{}\",target=\"{}\",verdict=\"{want}\"}} 1",

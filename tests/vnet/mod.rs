@@ -326,6 +326,11 @@ fn link(node: &Netns, vnet: &Netns, rt: &NsRuntime, delay: Duration) -> Arc<Rela
     vnet.ip("route add 10.224.0.0/16 dev vn0");
     vnet.ip(&format!("route add blackhole {DROPPED}"));
     vnet.ip(&format!("route add unreachable {NO_ROUTE}"));
+    // The VNet routes: without forwarding, the kernel drops packets for the
+    // `unreachable` subnet silently instead of answering "no route".
+    vnet.on_thread(|| {
+        std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").expect("enable forwarding in the VNet namespace")
+    });
     relay
 }
 
