@@ -26,7 +26,6 @@ mod common;
 #[path = "../tests/vnet/mod.rs"]
 mod vnet;
 
-use std::io::{Read, Write};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -161,18 +160,6 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
-/// GET `path` on the node's loopback `port`; call from inside the node namespace.
-fn get(port: u16, path: &str) -> String {
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return String::new();
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
-    let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n");
-    let mut body = String::new();
-    let _ = s.read_to_string(&mut body);
-    body
-}
-
 struct Measured {
     peak_rss_mib: f64,
     /// Private (anonymous) resident memory at the end: RSS without the
@@ -256,7 +243,7 @@ fn measure_blackbox(lab: &Lab, bin: &Path, targets: &[Bench], rounds: usize) -> 
     let ready = lab.node.on_thread(|| {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if get(BLACKBOX_PORT, "/-/healthy").starts_with("HTTP/1.1 200") {
+            if vnet::http_get(BLACKBOX_PORT, "/-/healthy").starts_with("HTTP/1.1 200") {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -274,7 +261,10 @@ fn measure_blackbox(lab: &Lab, bin: &Path, targets: &[Bench], rounds: usize) -> 
         lab.node.on_thread(move || {
             let start = Instant::now();
             let bodies: Vec<String> = std::thread::scope(|s| {
-                let handles: Vec<_> = urls.iter().map(|u| s.spawn(move || get(BLACKBOX_PORT, u))).collect();
+                let handles: Vec<_> = urls
+                    .iter()
+                    .map(|u| s.spawn(move || vnet::http_get(BLACKBOX_PORT, u)))
+                    .collect();
                 handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
             });
             let ms = start.elapsed().as_secs_f64() * 1000.0;

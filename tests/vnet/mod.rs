@@ -764,10 +764,30 @@ impl Lab {
         )
     }
 
+    /// GET `path` from `port` on the node's loopback, from inside the node namespace.
+    pub fn node_get(&self, port: u16, path: &'static str) -> String {
+        self.node.on_thread(move || http_get(port, path))
+    }
+
     /// Runs the built netprobe binary in the node namespace.
     pub fn netprobe(&self) -> Command {
         self.node.command(netprobe_bin())
     }
+}
+
+/// GET `path` from `port` on loopback, with the whole response (head and
+/// body); empty if nothing answers. Call it on a thread inside a namespace
+/// (`Netns::on_thread`), or use `Lab::node_get`.
+pub fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n");
+    let mut response = String::new();
+    let _ = s.read_to_string(&mut response);
+    response
 }
 
 pub fn netprobe_bin() -> &'static str {
