@@ -180,6 +180,26 @@ fn max(v: &[f64]) -> f64 {
     v.iter().copied().fold(f64::NAN, f64::max)
 }
 
+/// Runs `rounds` rounds of process `pid`, each `round()` returning its wall
+/// time (ms) and failed checks; CPU is taken around them, memory at the end.
+fn measure(pid: u32, rounds: usize, mut round: impl FnMut() -> (f64, usize)) -> Measured {
+    let cpu0 = cpu_seconds(pid);
+    let mut round_ms = Vec::new();
+    let mut failures = 0;
+    for _ in 0..rounds {
+        let (ms, failed) = round();
+        round_ms.push(ms);
+        failures += failed;
+    }
+    Measured {
+        cpu_ms_per_round: (cpu_seconds(pid) - cpu0) * 1000.0 / rounds as f64,
+        peak_rss_mib: status_kib(pid, "VmHWM:") / 1024.0,
+        anon_mib: status_kib(pid, "RssAnon:") / 1024.0,
+        round_ms,
+        failures,
+    }
+}
+
 fn measure_netprobe(lab: &Lab, targets: &[Bench], rounds: usize) -> Measured {
     let cfg = netprobe_config(lab, targets, "2s");
     let agent = Agent::spawn_with(lab.netprobe(), &cfg, "netprobe=debug");
@@ -193,26 +213,13 @@ fn measure_netprobe(lab: &Lab, targets: &[Bench], rounds: usize) -> Measured {
     };
     round();
     scrape();
-    let cpu0 = cpu_seconds(pid);
-    let mut round_ms = Vec::new();
-    let mut failures = 0;
-    for _ in 0..rounds {
+    let measured = measure(pid, rounds, || {
         let (ms, unhealthy) = round();
-        round_ms.push(ms);
-        failures += unhealthy;
         scrape();
-    }
-    let cpu = cpu_seconds(pid) - cpu0;
-    let peak = status_kib(pid, "VmHWM:") / 1024.0;
-    let anon = status_kib(pid, "RssAnon:") / 1024.0;
+        (ms, unhealthy)
+    });
     agent.stop();
-    Measured {
-        peak_rss_mib: peak,
-        anon_mib: anon,
-        cpu_ms_per_round: cpu * 1000.0 / rounds as f64,
-        round_ms,
-        failures,
-    }
+    measured
 }
 
 struct Blackbox {
@@ -280,26 +287,12 @@ fn measure_blackbox(lab: &Lab, bin: &Path, targets: &[Bench], rounds: usize) -> 
             sample.unwrap_or_default()
         );
     }
-    let cpu0 = cpu_seconds(pid);
-    let mut round_ms = Vec::new();
-    let mut failures = 0;
-    for _ in 0..rounds {
+    measure(pid, rounds, || {
         let (ms, failed, _) = round();
-        round_ms.push(ms);
-        failures += failed;
         // Spread rounds as a scrape interval would.
         std::thread::sleep(Duration::from_millis(500));
-    }
-    let cpu = cpu_seconds(pid) - cpu0;
-    let peak = status_kib(pid, "VmHWM:") / 1024.0;
-    let anon = status_kib(pid, "RssAnon:") / 1024.0;
-    Measured {
-        peak_rss_mib: peak,
-        anon_mib: anon,
-        cpu_ms_per_round: cpu * 1000.0 / rounds as f64,
-        round_ms,
-        failures,
-    }
+        (ms, failed)
+    })
 }
 
 struct Scale {
