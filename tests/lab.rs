@@ -29,8 +29,18 @@ use vnet::{Endpoint, Lab, Site};
 const RESOLVERS: &str =
     "  - name: vnet\n    resolv_conf: /etc/resolv.conf\n  - name: azure\n    servers: [\"168.63.129.16\"]\n";
 
-/// A resolver besides `vnet` and `azure`: `(name, server)`.
-type ExtraResolver = Option<(&'static str, &'static str)>;
+/// The extra resolver of a group of scenarios, as `(name, server)`.
+type ResolverSet = Option<(&'static str, &'static str)>;
+
+/// A third resolver, for scenarios about a resolver, and what its view must
+/// say: its verdict, and a fragment of its detail.
+#[derive(Clone, Copy)]
+struct ExtraResolver {
+    name: &'static str,
+    server: &'static str,
+    verdict: DnsVerdict,
+    detail: &'static str,
+}
 
 struct Scenario {
     /// The target's name, and what the scenario is.
@@ -40,15 +50,51 @@ struct Scenario {
     site: Site,
     /// Extra lines for the target in the config.
     target_yaml: &'static str,
-    /// A third resolver `(name, server)`, for scenarios about a resolver.
-    extra_resolver: ExtraResolver,
-    /// What that resolver's view must say: its verdict, and a fragment of its detail.
-    extra_dns: Option<(DnsVerdict, &'static str)>,
+    extra: Option<ExtraResolver>,
     cause: Cause,
     /// The reach through the `connect_via` resolver (`vnet`).
     reach: Reach,
     /// The DNS verdict through `vnet` and through `azure`.
     dns: [DnsVerdict; 2],
+}
+
+/// A scenario probed through `vnet` and `azure` only, with no extra config.
+fn scenario(
+    name: &'static str,
+    service: &'static str,
+    site: Site,
+    cause: Cause,
+    reach: Reach,
+    dns: [DnsVerdict; 2],
+) -> Scenario {
+    Scenario {
+        name,
+        service,
+        site,
+        target_yaml: "",
+        extra: None,
+        cause,
+        reach,
+        dns,
+    }
+}
+
+impl Scenario {
+    fn yaml(self, target_yaml: &'static str) -> Scenario {
+        Scenario { target_yaml, ..self }
+    }
+
+    fn extra(self, extra: ExtraResolver) -> Scenario {
+        Scenario {
+            extra: Some(extra),
+            ..self
+        }
+    }
+
+    /// The extra resolver as `(name, server)`: scenarios are grouped by it.
+    fn resolver_set(&self) -> ResolverSet {
+        self.extra.map(|e| (e.name, e.server))
+    }
 }
 
 fn ip(a: u8, b: u8, c: u8, d: u8) -> Ipv4Addr {
@@ -70,366 +116,317 @@ fn scenarios() -> Vec<Scenario> {
     let link = Site::private_link;
     let ws = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0.workspace.westeurope";
     vec![
-        Scenario {
-            name: "workspace-healthy",
-            service: "workspace",
-            site: link(
+        scenario(
+            "workspace-healthy",
+            "workspace",
+            link(
                 &format!("{ws}.api.azureml.ms"),
                 &format!("{ws}.privatelink.api.azureml.ms"),
                 pb(4),
                 &[pv(4)],
                 Endpoint::Serves(Reply::workspace_unauthorized()),
             ),
-            target_yaml: "",
-            extra_resolver: None,
-            extra_dns: None,
-            cause: C::None,
-            reach: R::Ok,
-            dns: [D::Private, D::Private],
-        },
-        Scenario {
-            name: "storage-healthy",
-            service: "storage",
-            site: link(
+            C::None,
+            R::Ok,
+            [D::Private, D::Private],
+        ),
+        scenario(
+            "storage-healthy",
+            "storage",
+            link(
                 "stlabok.blob.core.windows.net",
                 "stlabok.privatelink.blob.core.windows.net",
                 pb(5),
                 &[pv(5)],
                 Endpoint::Serves(Reply::storage_anonymous()),
             ),
-            target_yaml: "",
-            extra_resolver: None,
-            extra_dns: None,
-            cause: C::None,
-            reach: R::Ok,
-            dns: [D::Private, D::Private],
-        },
-        Scenario {
-            name: "keyvault-healthy",
-            service: "keyvault",
-            site: link(
+            C::None,
+            R::Ok,
+            [D::Private, D::Private],
+        ),
+        scenario(
+            "keyvault-healthy",
+            "keyvault",
+            link(
                 "kv-lab-ok.vault.azure.net",
                 "kv-lab-ok.privatelink.vaultcore.azure.net",
                 pb(6),
                 &[pv(6)],
                 Endpoint::Serves(Reply::keyvault_health()),
             ),
-            target_yaml: "",
-            extra_resolver: None,
-            extra_dns: None,
-            cause: C::None,
-            reach: R::Ok,
-            dns: [D::Private, D::Private],
-        },
-        Scenario {
-            name: "acr-healthy",
-            service: "acr",
-            site: link(
+            C::None,
+            R::Ok,
+            [D::Private, D::Private],
+        ),
+        scenario(
+            "acr-healthy",
+            "acr",
+            link(
                 "crlabok.azurecr.io",
                 "crlabok.privatelink.azurecr.io",
                 pb(7),
                 &[pv(7)],
                 Endpoint::Serves(Reply::acr_challenge("crlabok.azurecr.io")),
             ),
-            target_yaml: "",
-            extra_resolver: None,
-            extra_dns: None,
-            cause: C::None,
-            reach: R::Ok,
-            dns: [D::Private, D::Private],
-        },
-        Scenario {
-            // The file zone exists with the record, but is not linked to the VNet.
-            name: "zone-not-linked",
-            service: "storage",
-            site: link(
+            C::None,
+            R::Ok,
+            [D::Private, D::Private],
+        ),
+        // The file zone exists with the record, but is not linked to the VNet.
+        scenario(
+            "zone-not-linked",
+            "storage",
+            link(
                 "stlabfile.file.core.windows.net",
                 "stlabfile.privatelink.file.core.windows.net",
                 pb(8),
                 &[pv(8)],
                 Endpoint::Serves(Reply::storage_anonymous()),
             ),
-            target_yaml: "",
-            extra_resolver: None,
-            extra_dns: None,
-            cause: C::ZoneNotLinked,
-            reach: R::Blocked,
-            dns: [D::Public, D::Public],
-        },
-        Scenario {
-            name: "no-private-endpoint",
-            service: "keyvault",
-            site: Site::public_only("kv-lab-public.vault.azure.net", pb(9)),
-            target_yaml: "",
-            extra_resolver: None,
-            extra_dns: None,
-            cause: C::NoPrivateEndpoint,
-            reach: R::Blocked,
-            dns: [D::Public, D::Public],
-        },
-        Scenario {
-            name: "record-missing",
-            service: "acr",
-            site: link(
+            C::ZoneNotLinked,
+            R::Blocked,
+            [D::Public, D::Public],
+        ),
+        scenario(
+            "no-private-endpoint",
+            "keyvault",
+            Site::public_only("kv-lab-public.vault.azure.net", pb(9)),
+            C::NoPrivateEndpoint,
+            R::Blocked,
+            [D::Public, D::Public],
+        ),
+        scenario(
+            "record-missing",
+            "acr",
+            link(
                 "crlabgone.azurecr.io",
                 "crlabgone.privatelink.azurecr.io",
                 pb(10),
                 &[],
                 Endpoint::Absent,
             ),
-            target_yaml: "",
-            extra_resolver: None,
-            extra_dns: None,
-            cause: C::RecordMissing,
-            reach: R::Skipped,
-            dns: [D::Nxdomain, D::Nxdomain],
-        },
-        Scenario {
-            name: "name-not-found",
-            service: "keyvault",
-            site: Site::nowhere("kv-lab-typo.vault.azure.net"),
-            target_yaml: "",
-            extra_resolver: None,
-            extra_dns: None,
-            cause: C::NameNotFound,
-            reach: R::Skipped,
-            dns: [D::Nxdomain, D::Nxdomain],
-        },
-        Scenario {
-            // The customer DNS server has no forwarder for queue.core.windows.net.
-            name: "dns-path-not-forwarding",
-            service: "storage",
-            site: link(
+            C::RecordMissing,
+            R::Skipped,
+            [D::Nxdomain, D::Nxdomain],
+        ),
+        scenario(
+            "name-not-found",
+            "keyvault",
+            Site::nowhere("kv-lab-typo.vault.azure.net"),
+            C::NameNotFound,
+            R::Skipped,
+            [D::Nxdomain, D::Nxdomain],
+        ),
+        // The customer DNS server has no forwarder for queue.core.windows.net.
+        scenario(
+            "dns-path-not-forwarding",
+            "storage",
+            link(
                 "stlabq.queue.core.windows.net",
                 "stlabq.privatelink.queue.core.windows.net",
                 pb(11),
                 &[pv(11)],
                 Endpoint::Serves(Reply::storage_anonymous()),
             ),
-            target_yaml: "",
-            extra_resolver: None,
-            extra_dns: None,
-            cause: C::DnsPathNotForwarding,
-            reach: R::Blocked,
-            dns: [D::Public, D::Private],
-        },
-        Scenario {
-            // A second custom DNS server whose host is up, its DNS service down:
-            // the node gets "port unreachable".
-            name: "dns-unreachable",
-            service: "storage",
-            site: link(
+            C::DnsPathNotForwarding,
+            R::Blocked,
+            [D::Public, D::Private],
+        ),
+        // A second custom DNS server whose host is up, its DNS service down:
+        // the node gets "port unreachable".
+        scenario(
+            "dns-unreachable",
+            "storage",
+            link(
                 "stlabdns1.blob.core.windows.net",
                 "stlabdns1.privatelink.blob.core.windows.net",
                 pb(12),
                 &[pv(12)],
                 Endpoint::Serves(Reply::storage_anonymous()),
             ),
-            target_yaml: "",
-            extra_resolver: Some(("custom-dns-2", "10.0.0.11")),
-            extra_dns: Some((D::Error, "10.0.0.11:53: Connection refused")),
-            cause: C::DnsUnreachable,
-            reach: R::Ok,
-            dns: [D::Private, D::Private],
-        },
-        Scenario {
-            // A second custom DNS server behind an NSG that drops port 53.
-            name: "dns-timeout",
-            service: "storage",
-            site: link(
+            C::DnsUnreachable,
+            R::Ok,
+            [D::Private, D::Private],
+        )
+        .extra(ExtraResolver {
+            name: "custom-dns-2",
+            server: "10.0.0.11",
+            verdict: D::Error,
+            detail: "10.0.0.11:53: Connection refused",
+        }),
+        // A second custom DNS server behind an NSG that drops port 53.
+        scenario(
+            "dns-timeout",
+            "storage",
+            link(
                 "stlabdns2.blob.core.windows.net",
                 "stlabdns2.privatelink.blob.core.windows.net",
                 pb(13),
                 &[pv(13)],
                 Endpoint::Serves(Reply::storage_anonymous()),
             ),
-            target_yaml: "",
-            extra_resolver: Some(("custom-dns-3", "10.0.3.53")),
-            extra_dns: Some((D::Timeout, "10.0.3.53:53")),
-            cause: C::DnsUnreachable,
-            reach: R::Ok,
-            dns: [D::Private, D::Private],
-        },
-        Scenario {
-            // The internet's table.core.windows.net zone is broken: SERVFAIL everywhere.
-            name: "dns-error",
-            service: "storage",
-            site: link(
+            C::DnsUnreachable,
+            R::Ok,
+            [D::Private, D::Private],
+        )
+        .extra(ExtraResolver {
+            name: "custom-dns-3",
+            server: "10.0.3.53",
+            verdict: D::Timeout,
+            detail: "10.0.3.53:53",
+        }),
+        // The internet's table.core.windows.net zone is broken: SERVFAIL everywhere.
+        scenario(
+            "dns-error",
+            "storage",
+            link(
                 "stlabt.table.core.windows.net",
                 "stlabt.privatelink.table.core.windows.net",
                 pb(14),
                 &[pv(14)],
                 Endpoint::Serves(Reply::storage_anonymous()),
             ),
-            target_yaml: "",
-            extra_resolver: None,
-            extra_dns: None,
-            cause: C::DnsError,
-            reach: R::Skipped,
-            dns: [D::Servfail, D::Servfail],
-        },
-        Scenario {
-            // Someone added the public address to the private zone too.
-            name: "mixed-answers",
-            service: "acr",
-            site: link(
+            C::DnsError,
+            R::Skipped,
+            [D::Servfail, D::Servfail],
+        ),
+        // Someone added the public address to the private zone too.
+        scenario(
+            "mixed-answers",
+            "acr",
+            link(
                 "crlabmix.azurecr.io",
                 "crlabmix.privatelink.azurecr.io",
                 pb(15),
                 &[pv(15), pb(115)],
                 Endpoint::Serves(Reply::acr_challenge("crlabmix.azurecr.io")),
             ),
-            target_yaml: "",
-            extra_resolver: None,
-            extra_dns: None,
-            cause: C::MixedAnswers,
-            reach: R::Ok,
-            dns: [D::Mixed, D::Mixed],
-        },
-        Scenario {
-            // The record points at an old endpoint's address.
-            name: "unexpected-ip",
-            service: "acr",
-            site: link(
+            C::MixedAnswers,
+            R::Ok,
+            [D::Mixed, D::Mixed],
+        ),
+        // The record points at an old endpoint's address.
+        scenario(
+            "unexpected-ip",
+            "acr",
+            link(
                 "crlabstale.azurecr.io",
                 "crlabstale.privatelink.azurecr.io",
                 pb(16),
                 &[pv(16)],
                 Endpoint::Serves(Reply::acr_challenge("crlabstale.azurecr.io")),
             ),
-            target_yaml: "    expected_ips: [10.0.1.116]\n",
-            extra_resolver: None,
-            extra_dns: None,
-            cause: C::UnexpectedIp,
-            reach: R::Ok,
-            dns: [D::UnexpectedIp, D::UnexpectedIp],
-        },
-        Scenario {
-            // A partner's account, reached publicly, shadowed by our private zone.
-            name: "unexpected-private",
-            service: "storage",
-            site: link(
+            C::UnexpectedIp,
+            R::Ok,
+            [D::UnexpectedIp, D::UnexpectedIp],
+        )
+        .yaml("    expected_ips: [10.0.1.116]\n"),
+        // A partner's account, reached publicly, shadowed by our private zone.
+        scenario(
+            "unexpected-private",
+            "storage",
+            link(
                 "stpartner.blob.core.windows.net",
                 "stpartner.privatelink.blob.core.windows.net",
                 pb(17),
                 &[pv(17)],
                 Endpoint::Serves(Reply::storage_anonymous()),
             ),
-            target_yaml: "    expect: public\n",
-            extra_resolver: None,
-            extra_dns: None,
-            cause: C::UnexpectedPrivate,
-            reach: R::Ok,
-            dns: [D::Private, D::Private],
-        },
-        Scenario {
-            // An NSG drops TCP to the endpoint's subnet.
-            name: "endpoint-blocked-drop",
-            service: "storage",
-            site: link(
+            C::UnexpectedPrivate,
+            R::Ok,
+            [D::Private, D::Private],
+        )
+        .yaml("    expect: public\n"),
+        // An NSG drops TCP to the endpoint's subnet.
+        scenario(
+            "endpoint-blocked-drop",
+            "storage",
+            link(
                 "stlabnsg.blob.core.windows.net",
                 "stlabnsg.privatelink.blob.core.windows.net",
                 pb(18),
                 &[ip(10, 0, 3, 18)],
                 Endpoint::Absent,
             ),
-            target_yaml: "",
-            extra_resolver: None,
-            extra_dns: None,
-            cause: C::EndpointBlocked,
-            reach: R::Timeout,
-            dns: [D::Private, D::Private],
-        },
-        Scenario {
-            // No route to the endpoint's subnet.
-            name: "endpoint-blocked-noroute",
-            service: "storage",
-            site: link(
+            C::EndpointBlocked,
+            R::Timeout,
+            [D::Private, D::Private],
+        ),
+        // No route to the endpoint's subnet.
+        scenario(
+            "endpoint-blocked-noroute",
+            "storage",
+            link(
                 "stlabudr.blob.core.windows.net",
                 "stlabudr.privatelink.blob.core.windows.net",
                 pb(19),
                 &[ip(10, 0, 4, 19)],
                 Endpoint::Absent,
             ),
-            target_yaml: "",
-            extra_resolver: None,
-            extra_dns: None,
-            cause: C::EndpointBlocked,
-            reach: R::Unreachable,
-            dns: [D::Private, D::Private],
-        },
-        Scenario {
-            // The endpoint was deleted; its address is in use, nothing listens on 443.
-            name: "endpoint-stale",
-            service: "keyvault",
-            site: link(
+            C::EndpointBlocked,
+            R::Unreachable,
+            [D::Private, D::Private],
+        ),
+        // The endpoint was deleted; its address is in use, nothing listens on 443.
+        scenario(
+            "endpoint-stale",
+            "keyvault",
+            link(
                 "kv-lab-stale.vault.azure.net",
                 "kv-lab-stale.privatelink.vaultcore.azure.net",
                 pb(20),
                 &[pv(20)],
                 Endpoint::Closed,
             ),
-            target_yaml: "",
-            extra_resolver: None,
-            extra_dns: None,
-            cause: C::EndpointStale,
-            reach: R::Refused,
-            dns: [D::Private, D::Private],
-        },
-        Scenario {
-            // The record points at another vault's endpoint.
-            name: "tls-wrong-name",
-            service: "keyvault",
-            site: link(
+            C::EndpointStale,
+            R::Refused,
+            [D::Private, D::Private],
+        ),
+        // The record points at another vault's endpoint.
+        scenario(
+            "tls-wrong-name",
+            "keyvault",
+            link(
                 "kv-lab-mixup.vault.azure.net",
                 "kv-lab-mixup.privatelink.vaultcore.azure.net",
                 pb(21),
                 &[pv(21)],
                 Endpoint::WrongName("kv-other.vault.azure.net", Reply::keyvault_health()),
             ),
-            target_yaml: "",
-            extra_resolver: None,
-            extra_dns: None,
-            cause: C::TlsMismatch,
-            reach: R::TlsError,
-            dns: [D::Private, D::Private],
-        },
-        Scenario {
-            // A TLS-inspecting proxy with its own CA sits in front of the registry.
-            name: "tls-intercepted",
-            service: "acr",
-            site: link(
+            C::TlsMismatch,
+            R::TlsError,
+            [D::Private, D::Private],
+        ),
+        // A TLS-inspecting proxy with its own CA sits in front of the registry.
+        scenario(
+            "tls-intercepted",
+            "acr",
+            link(
                 "crlabproxy.azurecr.io",
                 "crlabproxy.privatelink.azurecr.io",
                 pb(22),
                 &[pv(22)],
                 Endpoint::Intercepted(Reply::acr_challenge("crlabproxy.azurecr.io")),
             ),
-            target_yaml: "",
-            extra_resolver: None,
-            extra_dns: None,
-            cause: C::TlsMismatch,
-            reach: R::TlsError,
-            dns: [D::Private, D::Private],
-        },
-        Scenario {
-            // The registry's firewall rejects the private endpoint's traffic.
-            name: "http-rejected",
-            service: "acr",
-            site: link(
+            C::TlsMismatch,
+            R::TlsError,
+            [D::Private, D::Private],
+        ),
+        // The registry's firewall rejects the private endpoint's traffic.
+        scenario(
+            "http-rejected",
+            "acr",
+            link(
                 "crlabdeny.azurecr.io",
                 "crlabdeny.privatelink.azurecr.io",
                 pb(23),
                 &[pv(23)],
                 Endpoint::Serves(Reply::acr_denied()),
             ),
-            target_yaml: "",
-            extra_resolver: None,
-            extra_dns: None,
-            cause: C::HttpRejected,
-            reach: R::Blocked,
-            dns: [D::Private, D::Private],
-        },
+            C::HttpRejected,
+            R::Blocked,
+            [D::Private, D::Private],
+        ),
     ]
 }
 
@@ -453,11 +450,11 @@ fn config(lab: &Lab, scenarios: &[&Scenario], extra_resolver: Option<(&str, &str
 }
 
 /// Scenarios grouped by their resolver set.
-fn groups(all: &[Scenario]) -> Vec<(ExtraResolver, Vec<&Scenario>)> {
-    let sets: BTreeSet<ExtraResolver> = all.iter().map(|s| s.extra_resolver).collect();
+fn groups(all: &[Scenario]) -> Vec<(ResolverSet, Vec<&Scenario>)> {
+    let sets: BTreeSet<ResolverSet> = all.iter().map(Scenario::resolver_set).collect();
 
     sets.into_iter()
-        .map(|set| (set, all.iter().filter(|s| s.extra_resolver == set).collect()))
+        .map(|set| (set, all.iter().filter(|s| s.resolver_set() == set).collect()))
         .collect()
 }
 
@@ -485,7 +482,13 @@ fn check(s: &Scenario, t: &Value) -> Vec<String> {
             bad.push(format!("dns via {resolver}: {got}, want {want}"));
         }
     }
-    if let (Some((name, _)), Some((want, detail))) = (s.extra_resolver, s.extra_dns) {
+    if let Some(ExtraResolver {
+        name,
+        verdict: want,
+        detail,
+        ..
+    }) = s.extra
+    {
         let view = t["dns"]
             .as_array()
             .and_then(|a| a.iter().find(|d| d["resolver"] == name));
@@ -564,7 +567,7 @@ fn lab_agent_metrics_carry_every_scenario() {
     let all = scenarios();
     let sites: Vec<Site> = all.iter().map(|s| s.site.clone()).collect();
     let lab = Lab::start(&sites, Duration::ZERO);
-    let group: Vec<&Scenario> = all.iter().filter(|s| s.extra_resolver.is_none()).collect();
+    let group: Vec<&Scenario> = all.iter().filter(|s| s.extra.is_none()).collect();
     let path = lab.dir.path().join("agent.yaml");
     std::fs::write(&path, config(&lab, &group, None, "127.0.0.1:9478")).unwrap();
     let mut agent = lab
