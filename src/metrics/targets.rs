@@ -148,13 +148,11 @@ impl Targets {
             "gauge",
         );
         for r in rows() {
-            sample(
+            gauge(
                 out,
                 TARGET_HEALTHY,
-                "",
                 &[("fqdn", &r.k.fqdn), ("service", r.k.service), ("target", &r.k.target)],
-                None,
-                f64::from(u8::from(r.healthy)),
+                flag(r.healthy),
             );
         }
         header(
@@ -173,14 +171,7 @@ impl Targets {
                         ("target", &r.k.target),
                         ("verdict", v.as_str()),
                     ];
-                    sample(
-                        out,
-                        DNS_VERDICT,
-                        "",
-                        &labels,
-                        None,
-                        f64::from(u8::from(d.verdict == Some(*v))),
-                    );
+                    gauge(out, DNS_VERDICT, &labels, flag(d.verdict == Some(*v)));
                 }
             }
         }
@@ -198,14 +189,7 @@ impl Targets {
                     ("service", r.k.service),
                     ("target", &r.k.target),
                 ];
-                sample(
-                    out,
-                    DNS_PRIVATELINK,
-                    "",
-                    &labels,
-                    None,
-                    f64::from(u8::from(d.privatelink)),
-                );
+                gauge(out, DNS_PRIVATELINK, &labels, flag(d.privatelink));
             }
         }
         header(
@@ -222,14 +206,7 @@ impl Targets {
                     ("target", &r.k.target),
                     ("verdict", v.as_str()),
                 ];
-                sample(
-                    out,
-                    REACH_VERDICT,
-                    "",
-                    &labels,
-                    None,
-                    f64::from(u8::from(r.reach == Some(*v))),
-                );
+                gauge(out, REACH_VERDICT, &labels, flag(r.reach == Some(*v)));
             }
         }
         header(
@@ -246,14 +223,7 @@ impl Targets {
                     ("service", r.k.service),
                     ("target", &r.k.target),
                 ];
-                sample(
-                    out,
-                    TARGET_CAUSE,
-                    "",
-                    &labels,
-                    None,
-                    f64::from(u8::from(r.cause == Some(*c))),
-                );
+                gauge(out, TARGET_CAUSE, &labels, flag(r.cause == Some(*c)));
             }
         }
         header(
@@ -290,12 +260,10 @@ impl Targets {
             "gauge",
         );
         for r in rows() {
-            sample(
+            gauge(
                 out,
                 HTTP_STATUS_CODE,
-                "",
                 &[("target", &r.k.target)],
-                None,
                 f64::from(r.http_status),
             );
         }
@@ -308,7 +276,7 @@ impl Targets {
             );
             for r in rows() {
                 if let Some(e) = r.cert_expiry {
-                    sample(out, TLS_CERT_EXPIRY, "", &[("target", &r.k.target)], None, e as f64);
+                    gauge(out, TLS_CERT_EXPIRY, &[("target", &r.k.target)], e as f64);
                 }
             }
         }
@@ -321,7 +289,7 @@ impl Targets {
                 ("service", r.k.service),
                 ("target", &r.k.target),
             ];
-            sample(out, TARGET_INFO, "", &labels, None, 1.0);
+            gauge(out, TARGET_INFO, &labels, 1.0);
         }
     }
 }
@@ -329,6 +297,16 @@ impl Targets {
 fn header(out: &mut String, name: &str, help: &str, kind: &str) {
     let _ = writeln!(out, "# HELP {name} {}", escape(help, false));
     let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// A gauge sample (no suffix, no extra label).
+fn gauge(out: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {
+    sample(out, name, "", labels, None, value);
+}
+
+/// 1 or 0.
+fn flag(on: bool) -> f64 {
+    f64::from(u8::from(on))
 }
 
 /// One sample; `labels` must be in name order (as the crate writes them),
