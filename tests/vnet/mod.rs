@@ -68,6 +68,11 @@ pub const PUBLIC_ZONES: &[&str] = &[
 ];
 /// Public zones whose file does not load: the internet's DNS answers SERVFAIL.
 pub const BROKEN_PUBLIC_ZONES: &[&str] = &["table.core.windows.net"];
+/// Every zone on the internet's DNS, loaded or not.
+fn public_zones() -> Vec<&'static str> {
+    PUBLIC_ZONES.iter().chain(BROKEN_PUBLIC_ZONES).copied().collect()
+}
+
 /// Private DNS zones linked to the VNet (authoritative in Azure DNS).
 pub const LINKED_ZONES: &[&str] = &[
     "privatelink.api.azureml.ms",
@@ -465,7 +470,7 @@ struct ZoneData {
 impl ZoneData {
     fn build(sites: &[Site]) -> ZoneData {
         let mut z = ZoneData::default();
-        let public_zones: Vec<&'static str> = PUBLIC_ZONES.iter().chain(BROKEN_PUBLIC_ZONES).copied().collect();
+        let public_zones = public_zones();
         let private_zones: Vec<&'static str> = LINKED_ZONES.iter().chain(UNLINKED_ZONES).copied().collect();
         for zone in &public_zones {
             z.public.insert(zone, String::new());
@@ -648,8 +653,7 @@ impl Lab {
 
         let data = ZoneData::build(sites);
         let d = dir.path();
-        let public_zones: Vec<&str> = PUBLIC_ZONES.iter().chain(BROKEN_PUBLIC_ZONES).copied().collect();
-        let public_conf = zone_files(d, &data.public, &public_zones, BROKEN_PUBLIC_ZONES);
+        let public_conf = zone_files(d, &data.public, &public_zones(), BROKEN_PUBLIC_ZONES);
         let internet = named(&vnet, d, "internet", PUBLIC_DNS, "  recursion no;\n", &public_conf);
         let private_conf = zone_files(d, &data.private, LINKED_ZONES, &[]);
         let azure = named(
