@@ -7,7 +7,7 @@ mod common;
 
 use std::net::{IpAddr, SocketAddr};
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use netprobe::model::{Cause, DnsVerdict, Reach};
@@ -17,67 +17,38 @@ use netprobe::sim::pki::Ca;
 
 use common::{config, endpoint, round, target, trust};
 
+#[path = "vnet/named.rs"]
+mod named;
+
+/// A `named` on a loopback port, with its directory.
 struct Named {
-    child: Child,
+    server: named::Named,
     addr: SocketAddr,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for Named {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-const SOA: &str = "@ 60 IN SOA ns.test. hostmaster.test. 1 60 60 600 60\n@ 60 IN NS ns.test.\n";
-
 /// Starts `named` serving `zones` (zone name, records) authoritatively.
 fn named(zones: &[(&str, String)]) -> Named {
-    let found = Command::new("sh")
-        .args(["-c", "command -v named"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        found,
-        "named is required (Debian package bind9; scripts/test installs it)"
-    );
     let dir = tempfile::tempdir().unwrap();
     let port = common::free_port();
-    let d = dir.path().display();
-    let mut conf = format!(
-        "options {{\n  directory \"{d}\";\n  listen-on port {port} {{ 127.0.0.1; }};\n  listen-on-v6 {{ none; }};\n  recursion no;\n  allow-query {{ any; }};\n  dnssec-validation no;\n  pid-file \"{d}/named.pid\";\n  session-keyfile \"{d}/session.key\";\n  edns-udp-size 1232;\n  max-udp-size 1232;\n}};\n"
+    let files: Vec<(&str, String)> = zones
+        .iter()
+        .map(|(zone, records)| (*zone, named::zone_file(zone, records)))
+        .collect();
+    let server = named::start(
+        Command::new("named"),
+        dir.path(),
+        &format!("port {port} {{ 127.0.0.1; }}"),
+        "  recursion no;\n  edns-udp-size 1232;\n  max-udp-size 1232;\n",
+        &files,
+        "",
     );
-    for (zone, records) in zones {
-        let file = format!("{zone}.zone");
-        std::fs::write(
-            dir.path().join(&file),
-            format!("$ORIGIN {zone}.\n$TTL 60\n{SOA}{records}"),
-        )
-        .unwrap();
-        conf.push_str(&format!("zone \"{zone}\" {{ type primary; file \"{file}\"; }};\n"));
-    }
-    let conf_path = dir.path().join("named.conf");
-    std::fs::write(&conf_path, conf).unwrap();
-    let check = Command::new("named-checkconf").arg(&conf_path).output();
-    if let Ok(out) = check {
-        assert!(
-            out.status.success(),
-            "named-checkconf: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-    }
-    let log = std::fs::File::create(dir.path().join("named.log")).unwrap();
-    let child = Command::new("named")
-        .args(["-g", "-4", "-c"])
-        .arg(&conf_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("start named");
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    Named { child, addr, _dir: dir }
+    Named {
+        server,
+        addr,
+        _dir: dir,
+    }
 }
 
 /// Waits until `server` answers for `name`.
@@ -93,8 +64,11 @@ async fn ready(server: &Named, name: &str) {
         }
 
         if Instant::now() > deadline {
-            let log = std::fs::read_to_string(server._dir.path().join("named.log")).unwrap_or_default();
-            panic!("named on {} did not start: {obs:?}\n{log}", server.addr);
+            panic!(
+                "named on {} did not start: {obs:?}\n{}",
+                server.addr,
+                server.server.log()
+            );
         }
 
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -30,18 +30,20 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::fs::File;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use netprobe::sim::https::{HttpsServer, Reply};
 use netprobe::sim::pki::{Ca, Validity};
+
+mod named;
+use named::Named;
 
 pub const NODE_IP: Ipv4Addr = Ipv4Addr::new(10, 224, 0, 4);
 pub const CUSTOMER_DNS: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 10);
@@ -501,63 +503,44 @@ impl ZoneData {
     }
 }
 
-/// A running `named`, stopped on drop.
-struct Named {
-    child: Child,
-    log: PathBuf,
+/// Starts `named` for `role` in the VNet namespace, listening on `ip`:53.
+/// `zones` are primary zones, `statements` more configuration (forward zones).
+fn named(
+    vnet: &Netns,
+    dir: &Path,
+    role: &str,
+    ip: Ipv4Addr,
+    options: &str,
+    zones: &[(&str, String)],
+    statements: &str,
+) -> Named {
+    // Short cache lifetimes: every round goes through the whole chain again.
+    let options = format!("  max-cache-ttl 1;\n  max-ncache-ttl 1;\n{options}");
+    named::start(
+        vnet.command("named"),
+        &dir.join(role),
+        &format!("port 53 {{ {ip}; }}"),
+        &options,
+        zones,
+        statements,
+    )
 }
 
-impl Drop for Named {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-const SOA: &str = "@ IN SOA ns.lab. hostmaster.lab. 1 60 60 600 60\n@ IN NS ns.lab.\n";
-
-fn named(vnet: &Netns, dir: &Path, role: &str, ip: Ipv4Addr, options: &str, zones: &str) -> Named {
-    let d = dir.join(role);
-    std::fs::create_dir_all(&d).unwrap();
-    let dd = d.display();
-    let conf = format!(
-        "options {{\n  directory \"{dd}\";\n  listen-on port 53 {{ {ip}; }};\n  listen-on-v6 {{ none; }};\n  pid-file \"{dd}/named.pid\";\n  session-keyfile \"{dd}/session.key\";\n  dnssec-validation no;\n  allow-query {{ any; }};\n  max-cache-ttl 1;\n  max-ncache-ttl 1;\n{options}}};\ncontrols {{ }};\n{zones}"
-    );
-    let conf_path = d.join("named.conf");
-    std::fs::write(&conf_path, conf).unwrap();
-    let log = d.join("named.log");
-    let child = vnet
-        .command("named")
-        .args(["-g", "-4", "-c"])
-        .arg(&conf_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(File::create(&log).unwrap()))
-        .spawn()
-        .expect("start named");
-    Named { child, log }
-}
-
-fn zone_files(dir: &Path, zones: &BTreeMap<&'static str, String>, only: &[&str], broken: &[&str]) -> String {
-    let mut conf = String::new();
-    for (zone, records) in zones {
-        if !only.contains(zone) {
-            continue;
-        }
-        let file = dir.join(format!("{zone}.zone"));
-        let text = if broken.contains(zone) {
-            // Not a zone file: `named` does not load it and answers SERVFAIL.
-            format!("$ORIGIN {zone}.\nthis is not a zone file\n")
-        } else {
-            format!("$ORIGIN {zone}.\n$TTL 60\n{SOA}{records}")
-        };
-        std::fs::write(&file, text).unwrap();
-        let _ = writeln!(
-            conf,
-            "zone \"{zone}\" {{ type primary; file \"{}\"; }};",
-            file.display()
-        );
-    }
-    conf
+/// The zone files of `zones` that are in `only`; those in `broken` are not
+/// zone files at all (`named` does not load them and answers SERVFAIL).
+fn zone_files<'a>(zones: &'a BTreeMap<&'static str, String>, only: &[&str], broken: &[&str]) -> Vec<(&'a str, String)> {
+    zones
+        .iter()
+        .filter(|(zone, _)| only.contains(zone))
+        .map(|(zone, records)| {
+            let text = if broken.contains(zone) {
+                format!("$ORIGIN {zone}.\nthis is not a zone file\n")
+            } else {
+                named::zone_file(zone, records)
+            };
+            (*zone, text)
+        })
+        .collect()
 }
 
 /// The VNet lab: namespaces, link, DNS servers and endpoints, torn down on drop
@@ -653,36 +636,20 @@ impl Lab {
 
         let data = ZoneData::build(sites);
         let d = dir.path();
-        let public_conf = zone_files(d, &data.public, &public_zones(), BROKEN_PUBLIC_ZONES);
-        let internet = named(&vnet, d, "internet", PUBLIC_DNS, "  recursion no;\n", &public_conf);
-        let private_conf = zone_files(d, &data.private, LINKED_ZONES, &[]);
-        let azure = named(
-            &vnet,
-            d,
-            "azure",
-            AZURE_DNS,
-            &format!(
-                "  recursion yes;\n  allow-recursion {{ any; }};\n  forward only;\n  forwarders {{ {PUBLIC_DNS}; }};\n"
-            ),
-            &private_conf,
+        let public_zones = zone_files(&data.public, &public_zones(), BROKEN_PUBLIC_ZONES);
+        let internet = named(&vnet, d, "internet", PUBLIC_DNS, "  recursion no;\n", &public_zones, "");
+        // Azure DNS and the customer's server both resolve what they do not
+        // hold (or forward) through the internet.
+        let recursive = format!(
+            "  recursion yes;\n  allow-recursion {{ any; }};\n  forward only;\n  forwarders {{ {PUBLIC_DNS}; }};\n"
         );
-        let mut forwards = String::new();
-        for zone in CUSTOMER_FORWARDS {
-            let _ = writeln!(
-                forwards,
-                "zone \"{zone}\" {{ type forward; forward only; forwarders {{ {AZURE_DNS}; }}; }};"
-            );
-        }
-        let customer = named(
-            &vnet,
-            d,
-            "customer",
-            CUSTOMER_DNS,
-            &format!(
-                "  recursion yes;\n  allow-recursion {{ any; }};\n  forward only;\n  forwarders {{ {PUBLIC_DNS}; }};\n"
-            ),
-            &forwards,
-        );
+        let private_zones = zone_files(&data.private, LINKED_ZONES, &[]);
+        let azure = named(&vnet, d, "azure", AZURE_DNS, &recursive, &private_zones, "");
+        let forwards: String = CUSTOMER_FORWARDS
+            .iter()
+            .map(|zone| format!("zone \"{zone}\" {{ type forward; forward only; forwarders {{ {AZURE_DNS}; }}; }};\n"))
+            .collect();
+        let customer = named(&vnet, d, "customer", CUSTOMER_DNS, &recursive, &[], &forwards);
         let lab = Lab {
             named: vec![internet, azure, customer],
             _servers: servers,
@@ -729,16 +696,7 @@ impl Lab {
 
     /// Every `named` log, for failure messages.
     pub fn logs(&self) -> String {
-        self.named
-            .iter()
-            .map(|n| {
-                format!(
-                    "== {}\n{}",
-                    n.log.display(),
-                    std::fs::read_to_string(&n.log).unwrap_or_default()
-                )
-            })
-            .collect()
+        self.named.iter().map(Named::log).collect()
     }
 
     /// The lab CA's certificate file, for `tls.extra_ca_file`.

@@ -1,0 +1,98 @@
+//! Starting a real BIND `named` for a test: its configuration, zone files and
+//! log in a directory, stopped on drop. Shared by the loopback BIND tests
+//! (tests/bind9.rs) and the VNet lab.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// The SOA and NS every test zone starts with.
+pub const SOA: &str = "@ 60 IN SOA ns.test. hostmaster.test. 1 60 60 600 60\n@ 60 IN NS ns.test.\n";
+
+/// A running `named`, killed on drop.
+pub struct Named {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Named {
+    /// What `named` wrote to stderr (it runs with `-g`).
+    pub fn log(&self) -> String {
+        format!(
+            "== {}\n{}",
+            self.log.display(),
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        )
+    }
+}
+
+impl Drop for Named {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A zone file: `$ORIGIN`, a 60 s TTL, `SOA`, then `records`.
+pub fn zone_file(zone: &str, records: &str) -> String {
+    format!("$ORIGIN {zone}.\n$TTL 60\n{SOA}{records}")
+}
+
+/// Writes `dir/named.conf` and the zone files (`zones`: name and file text),
+/// checks the configuration with `named-checkconf`, and starts `named -g -4`
+/// through `command` (`named` itself, or `ip netns exec <ns> named`).
+/// `listen` is the `listen-on` argument (`port 53 { 10.0.0.10; }`); `options`
+/// are more lines for the `options` block, `statements` more top-level ones
+/// (forward zones, say).
+pub fn start(
+    mut command: Command,
+    dir: &Path,
+    listen: &str,
+    options: &str,
+    zones: &[(&str, String)],
+    statements: &str,
+) -> Named {
+    let found = Command::new("sh")
+        .args(["-c", "command -v named"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "named is required (Debian package bind9; scripts/test installs it)"
+    );
+    std::fs::create_dir_all(dir).unwrap();
+    let d = dir.display();
+    let mut conf = format!(
+        "options {{\n  directory \"{d}\";\n  listen-on {listen};\n  listen-on-v6 {{ none; }};\n  pid-file \"{d}/named.pid\";\n  session-keyfile \"{d}/session.key\";\n  dnssec-validation no;\n  allow-query {{ any; }};\n{options}}};\ncontrols {{ }};\n"
+    );
+    for (zone, text) in zones {
+        let file = dir.join(format!("{zone}.zone"));
+        std::fs::write(&file, text).unwrap();
+        let _ = writeln!(
+            conf,
+            "zone \"{zone}\" {{ type primary; file \"{}\"; }};",
+            file.display()
+        );
+    }
+    conf.push_str(statements);
+    let conf_path = dir.join("named.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    if let Ok(out) = Command::new("named-checkconf").arg(&conf_path).output() {
+        assert!(
+            out.status.success(),
+            "named-checkconf: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let log = dir.join("named.log");
+    let child = command
+        .args(["-g", "-4", "-c"])
+        .arg(&conf_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(File::create(&log).unwrap()))
+        .spawn()
+        .expect("start named");
+    Named { child, log }
+}
