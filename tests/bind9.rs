@@ -8,7 +8,7 @@ mod common;
 use std::net::{IpAddr, SocketAddr};
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use netprobe::model::{Cause, DnsVerdict, Reach};
 use netprobe::probe::dns::lookup;
@@ -53,25 +53,13 @@ fn named(zones: &[(&str, String)]) -> Named {
 
 /// Waits until `server` answers for `name`.
 async fn ready(server: &Named, name: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let obs = lookup("probe", name, &[server.addr], Duration::from_millis(300)).await;
-        // named answers SERVFAIL while its zones are still loading.
-        if let netprobe::observation::DnsOutcome::Answer(a) = &obs.outcome
-            && a.rcode == netprobe::observation::Rcode::NoError
-        {
-            return;
-        }
-
-        if Instant::now() > deadline {
-            panic!(
-                "named on {} did not start: {obs:?}\n{}",
-                server.addr,
-                server.server.log()
-            );
-        }
-
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let up = named::answers(server.addr, name, Duration::from_secs(15), Duration::from_millis(300)).await;
+    if let Err(obs) = up {
+        panic!(
+            "named on {} did not start: {obs:?}\n{}",
+            server.addr,
+            server.server.log()
+        );
     }
 }
 

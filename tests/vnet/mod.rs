@@ -673,23 +673,16 @@ impl Lab {
             (AZURE_DNS, "privatelink.azurecr.io"),
             (CUSTOMER_DNS, "azurecr.io"),
         ] {
-            loop {
-                let addr = std::net::SocketAddr::new(IpAddr::V4(server), 53);
-                let obs = self.node_rt.block(async move {
-                    netprobe::probe::dns::lookup("lab", name, &[addr], Duration::from_millis(500)).await
-                });
-                if let netprobe::observation::DnsOutcome::Answer(a) = &obs.outcome
-                    && a.rcode == netprobe::observation::Rcode::NoError
-                {
-                    break;
-                }
-                if Instant::now() > deadline {
-                    panic!(
-                        "DNS server {server} did not answer from the node: {obs:?}\n{}",
-                        self.logs()
-                    );
-                }
-                std::thread::sleep(Duration::from_millis(100));
+            let addr = std::net::SocketAddr::new(IpAddr::V4(server), 53);
+            let within = deadline.saturating_duration_since(Instant::now());
+            let up = self
+                .node_rt
+                .block(named::answers(addr, name, within, Duration::from_millis(500)));
+            if let Err(obs) = up {
+                panic!(
+                    "DNS server {server} did not answer from the node: {obs:?}\n{}",
+                    self.logs()
+                );
             }
         }
     }

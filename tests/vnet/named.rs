@@ -96,3 +96,28 @@ pub fn start(
         .expect("start named");
     Named { child, log }
 }
+
+/// Asks `server` for `name` until it answers NOERROR (`named` answers
+/// SERVFAIL while its zones load), each query allowed `per_query`, for at most
+/// `within`. On failure, the last observation.
+pub async fn answers(
+    server: std::net::SocketAddr,
+    name: &str,
+    within: std::time::Duration,
+    per_query: std::time::Duration,
+) -> Result<(), netprobe::observation::DnsObservation> {
+    use netprobe::observation::{DnsOutcome, Rcode};
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let obs = netprobe::probe::dns::lookup("probe", name, &[server], per_query).await;
+        if let DnsOutcome::Answer(a) = &obs.outcome
+            && a.rcode == Rcode::NoError
+        {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(obs);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
