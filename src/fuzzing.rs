@@ -46,6 +46,7 @@ pub fn check_dns_verdict(data: &[u8]) {
         outcome: DnsOutcome::Answer(answer.clone()),
         duration: Duration::from_millis(1),
         tcp_fallback: false,
+        queries: 0,
     };
     let ranges = crate::config::default_private_ranges();
     let view = assess_dns(&target, &obs, &ranges);
@@ -63,7 +64,10 @@ pub fn check_dns_verdict(data: &[u8]) {
             reach: Reach::Skipped,
             connects: &[],
             timeout: Duration::from_secs(1),
+            expected_addresses: false,
+            via: None,
         },
     );
-    assert_eq!(d.healthy, d.text.is_none());
+    assert_eq!(d.healthy(), d.text().is_none());
+    assert_eq!(d.healthy(), d.cause() == crate::model::Cause::None);
 }

@@ -75,6 +75,9 @@ pub struct DnsObservation {
     pub duration: Duration,
     /// The answer came over TCP after a truncated UDP response.
     pub tcp_fallback: bool,
+    /// Queries sent for this lookup (every server, retransmission, TCP retry
+    /// and CNAME follow-up), at most `probe::dns::MAX_QUERIES_PER_LOOKUP`.
+    pub queries: u32,
 }
 
 /// The HTTP response, reduced to what the per-service checks read.

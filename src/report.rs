@@ -2,7 +2,7 @@
 //! --output json` and (later) the agent's `/status`. Built from observations
 //! and verdicts; renderers in `render/` only format it.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -11,7 +11,7 @@ use crate::azure::Target;
 use crate::config::Config;
 use crate::model::{Cause, DnsVerdict, Expect, Reach, Service, TcpOutcome, TlsOutcome};
 use crate::observation::{ConnectObservation, DnsObservation, HttpOutcome};
-use crate::verdict::{ConnectView, Diagnosis, DnsView};
+use crate::verdict::{CauseFinding, ConnectView, Diagnosis, DnsView};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct RoundReport {
@@ -24,6 +24,8 @@ pub struct RoundReport {
     /// The configuration file the round ran from.
     pub config: String,
     pub summary: Summary,
+    /// Each resolver's state this round, in configuration order.
+    pub resolvers: Vec<ResolverReport>,
     pub targets: Vec<TargetReport>,
     /// The node this ran on, when known (Kubernetes).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -44,6 +46,25 @@ pub struct Summary {
     pub connect_via: String,
 }
 
+/// One resolver over a whole round.
+#[derive(Clone, Debug, Serialize)]
+pub struct ResolverReport {
+    pub name: String,
+    /// The servers asked this round (from the config or the resolv.conf).
+    pub servers: Vec<String>,
+    /// True when at least one query got a usable answer (NOERROR or
+    /// NXDOMAIN) this round.
+    pub up: bool,
+    /// Queries sent through this resolver this round.
+    pub queries: u64,
+    /// Lookups this round, and how many got a usable answer.
+    pub lookups: usize,
+    pub answered: usize,
+    /// Why there were no servers to ask (an unreadable resolv.conf), or why
+    /// the resolver is down (the first failing lookup's detail).
+    pub detail: Option<String>,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct TargetReport {
     pub name: String,
@@ -53,9 +74,16 @@ pub struct TargetReport {
     pub expect: Expect,
     pub privatelink_zone: Option<String>,
     pub healthy: bool,
+    /// The primary cause (`causes[0]`), `none` when healthy.
     pub cause: Cause,
+    /// The primary cause's explanation and fix.
     pub diagnosis: Option<String>,
+    /// Every cause that holds, primary first.
+    pub causes: Vec<CauseFinding>,
     pub reach: Reach,
+    /// The resolver whose addresses were connected to: `connect_via`, or the
+    /// first other resolver that gave addresses when it gave none.
+    pub connect_resolver: Option<String>,
     /// The slowest phase of this target, e.g. `{"phase": "tls", "ms": 12.3}`.
     pub slowest: Option<PhaseTime>,
     pub dns: Vec<DnsReport>,
@@ -81,6 +109,8 @@ pub struct DnsReport {
     pub privatelink: bool,
     pub duration_ms: f64,
     pub tcp_fallback: bool,
+    /// Queries this lookup sent (retransmissions and follow-ups included).
+    pub queries: u32,
     pub detail: Option<String>,
 }
 
@@ -131,6 +161,7 @@ pub fn keyvault_addr(header: &str) -> Option<String> {
 }
 
 impl TargetReport {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         target: &Target,
         dns_obs: &[DnsObservation],
@@ -138,6 +169,7 @@ impl TargetReport {
         connect_obs: &[ConnectObservation],
         connect_views: &[ConnectView],
         reach: Reach,
+        connect_resolver: Option<String>,
         diagnosis: Diagnosis,
     ) -> TargetReport {
         let dns: Vec<DnsReport> = dns_obs
@@ -153,6 +185,7 @@ impl TargetReport {
                 privatelink: v.privatelink,
                 duration_ms: ms(o.duration),
                 tcp_fallback: o.tcp_fallback,
+                queries: o.queries,
                 detail: v.detail.clone(),
             })
             .collect();
@@ -195,10 +228,12 @@ impl TargetReport {
             port: target.port,
             expect: target.expect,
             privatelink_zone: target.privatelink_zone.clone(),
-            healthy: diagnosis.healthy,
-            cause: diagnosis.cause,
-            diagnosis: diagnosis.text,
+            healthy: diagnosis.healthy(),
+            cause: diagnosis.cause(),
+            diagnosis: diagnosis.text().map(str::to_string),
+            causes: diagnosis.causes,
             reach,
+            connect_resolver,
             slowest,
             dns,
             connect,
@@ -216,14 +251,22 @@ impl TargetReport {
             privatelink_zone: target.privatelink_zone.clone(),
             healthy: false,
             cause: Cause::DnsError,
-            diagnosis: Some("internal error while probing this target (see the logs)".into()),
+            diagnosis: Some(INTERNAL_ERROR.into()),
+            causes: vec![CauseFinding {
+                cause: Cause::DnsError,
+                resolver: None,
+                diagnosis: INTERNAL_ERROR.into(),
+            }],
             reach: Reach::Skipped,
+            connect_resolver: None,
             slowest: None,
             dns: Vec::new(),
             connect: Vec::new(),
         }
     }
 }
+
+const INTERNAL_ERROR: &str = "internal error while probing this target (see the logs)";
 
 fn slowest_phase(dns: &[DnsObservation], connects: &[ConnectObservation]) -> Option<PhaseTime> {
     let mut phases: Vec<(String, Duration)> = dns
@@ -245,8 +288,62 @@ fn slowest_phase(dns: &[DnsObservation], connects: &[ConnectObservation]) -> Opt
         .map(|(phase, d)| PhaseTime { phase, ms: ms(d) })
 }
 
+/// Each resolver's round, from its servers (or why it had none) and the
+/// targets' lookups through it.
+pub fn resolver_reports(
+    config: &Config,
+    servers: &[Result<Vec<SocketAddr>, String>],
+    targets: &[TargetReport],
+) -> Vec<ResolverReport> {
+    config
+        .resolvers
+        .iter()
+        .zip(servers)
+        .map(|(spec, servers)| {
+            let lookups: Vec<&DnsReport> = targets
+                .iter()
+                .flat_map(|t| t.dns.iter())
+                .filter(|d| d.resolver == spec.name)
+                .collect();
+            let answered = lookups
+                .iter()
+                .filter(|d| matches!(d.rcode.as_deref(), Some("NOERROR" | "NXDOMAIN")))
+                .count();
+            let detail = match servers {
+                Err(why) => Some(why.clone()),
+                Ok(_) if answered == 0 => lookups.iter().find_map(|d| {
+                    let why = d.detail.clone().or_else(|| d.rcode.clone())?;
+                    Some(match &d.server {
+                        Some(s) if !why.contains(s.as_str()) => format!("{s}: {why}"),
+                        _ => why,
+                    })
+                }),
+                Ok(_) => None,
+            };
+            ResolverReport {
+                name: spec.name.clone(),
+                servers: servers
+                    .as_ref()
+                    .map(|l| l.iter().map(|s| s.to_string()).collect())
+                    .unwrap_or_default(),
+                up: answered > 0,
+                queries: lookups.iter().map(|d| u64::from(d.queries)).sum(),
+                lookups: lookups.len(),
+                answered,
+                detail,
+            }
+        })
+        .collect()
+}
+
 impl RoundReport {
-    pub fn new(config: &Config, started_at: SystemTime, took: Duration, targets: Vec<TargetReport>) -> RoundReport {
+    pub fn new(
+        config: &Config,
+        started_at: SystemTime,
+        took: Duration,
+        servers: &[Result<Vec<SocketAddr>, String>],
+        targets: Vec<TargetReport>,
+    ) -> RoundReport {
         let healthy_count = targets.iter().filter(|t| t.healthy).count();
         RoundReport {
             healthy: healthy_count == targets.len(),
@@ -265,6 +362,7 @@ impl RoundReport {
                     .map(|r| r.name.clone())
                     .unwrap_or_default(),
             },
+            resolvers: resolver_reports(config, servers, &targets),
             targets,
             node: None,
             findings: Vec::new(),

@@ -1,10 +1,11 @@
 //! The verdict and diagnosis layer: observations in, verdicts out. No I/O and
 //! no clock, so every rule is covered by table tests below.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use ipnet::IpNet;
+use serde::Serialize;
 
 use crate::azure::{Target, in_zone};
 use crate::model::{Address, Cause, DnsVerdict, Expect, Reach, Service, TcpOutcome, TlsOutcome};
@@ -16,6 +17,8 @@ use crate::observation::{
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DnsView {
     pub resolver: String,
+    /// The server whose answer (or silence) this is.
+    pub server: Option<SocketAddr>,
     pub verdict: DnsVerdict,
     pub privatelink: bool,
     pub rcode: Option<String>,
@@ -36,13 +39,48 @@ pub struct ConnectView {
     pub detail: Option<String>,
 }
 
-/// The overall judgement of one target.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Diagnosis {
-    pub healthy: bool,
+/// One cause that holds for a target.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CauseFinding {
     pub cause: Cause,
-    /// One line: what is wrong, why, and the fix. `None` when healthy.
-    pub text: Option<String>,
+    /// The resolver it was seen through; `None` for reachability causes.
+    pub resolver: Option<String>,
+    /// One line: what is wrong, why, and the fix.
+    pub diagnosis: String,
+}
+
+/// The overall judgement of one target: every cause that holds, the primary
+/// one first. Healthy when there is none.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Diagnosis {
+    pub causes: Vec<CauseFinding>,
+}
+
+impl Diagnosis {
+    pub fn healthy(&self) -> bool {
+        self.causes.is_empty()
+    }
+
+    /// The primary cause; `none` when healthy.
+    pub fn cause(&self) -> Cause {
+        self.causes.first().map_or(Cause::None, |c| c.cause)
+    }
+
+    /// The primary cause's explanation; `None` when healthy.
+    pub fn text(&self) -> Option<&str> {
+        self.causes.first().map(|c| c.diagnosis.as_str())
+    }
+
+    /// Adds a cause unless one with the same code is already listed.
+    fn add(&mut self, cause: Cause, resolver: Option<&str>, diagnosis: String) {
+        if !self.causes.iter().any(|c| c.cause == cause) {
+            self.causes.push(CauseFinding {
+                cause,
+                resolver: resolver.map(str::to_string),
+                diagnosis,
+            });
+        }
+    }
 }
 
 /// True when `ip` lies in one of `ranges`.
@@ -66,6 +104,7 @@ pub fn is_privatelink_name(target: &Target, name: &str) -> bool {
 pub fn assess_dns(target: &Target, obs: &DnsObservation, ranges: &[IpNet]) -> DnsView {
     let mut view = DnsView {
         resolver: obs.resolver.clone(),
+        server: obs.server,
         verdict: DnsVerdict::Error,
         privatelink: false,
         rcode: None,
@@ -329,71 +368,110 @@ pub struct ReachContext<'a> {
     pub reach: Reach,
     pub connects: &'a [ConnectView],
     pub timeout: Duration,
+    /// The addresses connected to came from a resolver whose answer met the
+    /// target's expectation. A public endpoint that rejects a private target's
+    /// traffic is a consequence of the DNS cause, not a cause of its own.
+    pub expected_addresses: bool,
+    /// The resolver whose addresses were tried, when there were any.
+    pub via: Option<&'a str>,
 }
 
-/// Names the cause of an unhealthy target and says how to fix it.
+/// A verdict that says the resolver did not answer usably: an error rcode, an
+/// error, or silence. Such a resolver is diagnosed as such, never compared.
+fn no_usable_answer(v: &DnsView) -> bool {
+    v.unreachable
+        || matches!(
+            v.verdict,
+            DnsVerdict::Servfail | DnsVerdict::Refused | DnsVerdict::Timeout | DnsVerdict::Error
+        )
+}
+
+/// Names every cause of an unhealthy target and says how to fix each.
+///
+/// Order, primary first: the DNS causes of each failing resolver
+/// (`connect_via` first, then in configuration order), then the reachability
+/// cause when the addresses tried were the expected ones. A resolver with no
+/// usable answer is `dns_unreachable` or `dns_error` whatever the others say;
+/// only resolvers that answered are compared (`dns_path_not_forwarding`).
 pub fn diagnose(target: &Target, views: &[DnsView], connect_via: usize, rc: &ReachContext<'_>) -> Diagnosis {
     let expect = target.expect;
-    let failing: Vec<&DnsView> = views.iter().filter(|v| !meets(expect, v.verdict)).collect();
-    if let Some(first_failing) = failing.first() {
-        let primary = views
-            .get(connect_via)
-            .filter(|v| !meets(expect, v.verdict))
-            .unwrap_or(first_failing);
-        let good = views.iter().find(|v| meets(expect, v.verdict));
-        let (cause, text) = dns_cause(target, primary, good, rc.timeout);
-        return Diagnosis {
-            healthy: false,
-            cause,
-            text: Some(text),
-        };
+    let mut d = Diagnosis::default();
+    let good = views.iter().find(|v| meets(expect, v.verdict));
+    let order = views.get(connect_via).into_iter().chain(
+        views
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != connect_via)
+            .map(|(_, v)| v),
+    );
+    for bad in order.filter(|v| !meets(expect, v.verdict)) {
+        let (cause, text) = dns_cause(target, bad, good, rc.timeout);
+        d.add(cause, Some(&bad.resolver), text);
     }
+    if (rc.expected_addresses || d.causes.is_empty())
+        && let Some((cause, text)) = reach_cause(target, views, rc)
+    {
+        let text = match (d.causes.is_empty(), rc.via) {
+            (true, _) if matches!(rc.reach, Reach::Timeout | Reach::Unreachable) => format!("DNS is right, but {text}"),
+            (true, _) | (false, None) => text,
+            (false, Some(via)) => format!("through resolver '{via}''s answer, {text}"),
+        };
+        d.add(cause, None, text);
+    }
+    d
+}
+
+/// The cause a non-`ok` reach points at, with its explanation.
+fn reach_cause(target: &Target, views: &[DnsView], rc: &ReachContext<'_>) -> Option<(Cause, String)> {
     let fqdn = &target.fqdn;
     let port = target.port;
     let worst = rc.connects.iter().max_by_key(|c| c.reach.severity());
     let at = worst.map(|c| c.address.to_string()).unwrap_or_default();
     let detail = worst.and_then(|c| c.detail.clone()).unwrap_or_default();
-    let (cause, text) = match rc.reach {
-        Reach::Ok => {
-            return Diagnosis {
-                healthy: true,
-                cause: Cause::None,
-                text: None,
-            };
-        }
+    let found = match rc.reach {
+        Reach::Ok => return None,
         Reach::Timeout => (
             Cause::EndpointBlocked,
             format!(
-                "DNS is right, but TCP to {at}:{port} timed out: an NSG, firewall or route drops traffic from this node to the endpoint. Fix: allow TCP {port} from the node subnet to {at} (check the NSGs' effective rules and any UDR to a firewall)."
+                "TCP to {at}:{port} timed out: an NSG, firewall or route drops traffic from this node to the endpoint. \
+                 Fix: allow TCP {port} from the node subnet to {at} (check the NSGs' effective rules and any UDR to a firewall)."
             ),
         ),
         Reach::Unreachable => (
             Cause::EndpointBlocked,
             format!(
-                "DNS is right, but there is no route to {at}:{port} ({detail}). Fix: check the node subnet's route table (UDR) and VNet peering to the endpoint's subnet."
+                "there is no route to {at}:{port} ({detail}). \
+                 Fix: check the node subnet's route table (UDR) and VNet peering to the endpoint's subnet."
             ),
         ),
         Reach::Refused => (
             Cause::EndpointStale,
             format!(
-                "DNS points at {at}, but TCP {port} there is refused: nothing listens at that address (private endpoint deleted or its IP reused). Fix: update the record in {} to the current private endpoint's NIC address (or recreate the endpoint's DNS zone group).",
+                "DNS points at {at}, but TCP {port} there is refused: nothing listens at that address \
+                 (private endpoint deleted or its IP reused). Fix: update the record in {} to the current \
+                 private endpoint's NIC address (or recreate the endpoint's DNS zone group).",
                 zone_of(target, views)
             ),
         ),
         Reach::TlsError => {
-            let tls = worst.and_then(|c| c.tls);
-            let why = match tls {
+            let why = match worst.and_then(|c| c.tls) {
                 Some(TlsOutcome::NameMismatch) => format!(
-                    "the certificate at {at} is not valid for {fqdn}: the address belongs to another service or a proxy. Fix: check the A record points at this resource's private endpoint, and always connect with the public FQDN, never the privatelink name."
+                    "the certificate at {at} is not valid for {fqdn}: the address belongs to another service or a proxy. \
+                     Fix: check the A record points at this resource's private endpoint, and always connect with the \
+                     public FQDN, never the privatelink name."
                 ),
                 Some(TlsOutcome::UnknownIssuer) => format!(
-                    "the certificate at {at} is not issued by a trusted CA: a TLS-inspecting firewall or proxy is in the path. Fix: exempt {fqdn} from TLS inspection, or trust the proxy's CA (tls.extra_ca_file) if inspection is intended."
+                    "the certificate at {at} is not issued by a trusted CA: a TLS-inspecting firewall or proxy is in \
+                     the path. Fix: exempt {fqdn} from TLS inspection, or trust the proxy's CA (tls.extra_ca_file) if \
+                     inspection is intended."
                 ),
                 Some(TlsOutcome::Expired) => format!(
-                    "the certificate at {at} has expired. Fix: whatever presents it (a proxy, or a wrong endpoint) must be fixed; Azure's own certificates do not expire in service."
+                    "the certificate at {at} has expired. Fix: whatever presents it (a proxy, or a wrong endpoint) \
+                     must be fixed; Azure's own certificates do not expire in service."
                 ),
                 Some(TlsOutcome::Timeout) => format!(
-                    "the TLS handshake with {at} did not finish in time: something accepts TCP but does not speak TLS, or stalls. Fix: check firewalls and proxies on the path."
+                    "the TLS handshake with {at} did not finish in time: something accepts TCP but does not speak \
+                     TLS, or stalls. Fix: check firewalls and proxies on the path."
                 ),
                 _ => format!(
                     "the TLS handshake with {at} failed ({detail}). Fix: check for a proxy or firewall on the path."
@@ -402,16 +480,9 @@ pub fn diagnose(target: &Target, views: &[DnsView], connect_via: usize, rc: &Rea
             (Cause::TlsMismatch, why)
         }
         Reach::HttpError | Reach::Blocked => (Cause::HttpRejected, http_text(target, &at, &detail)),
-        Reach::Skipped => (
-            Cause::DnsError,
-            "no address to connect to through the connect_via resolver".to_string(),
-        ),
+        Reach::Skipped => (Cause::DnsError, "no resolver gave an address to connect to".to_string()),
     };
-    Diagnosis {
-        healthy: false,
-        cause,
-        text: Some(text),
-    }
+    Some(found)
 }
 
 fn http_text(target: &Target, at: &str, detail: &str) -> String {
@@ -433,11 +504,18 @@ fn http_text(target: &Target, at: &str, detail: &str) -> String {
     }
 }
 
+/// The port a resolver's server listens on, for messages (53 unless told).
+fn dns_port(v: &DnsView) -> u16 {
+    v.server.map_or(53, |s| s.port())
+}
+
 fn dns_cause(target: &Target, bad: &DnsView, good: Option<&DnsView>, timeout: Duration) -> (Cause, String) {
     let fqdn = &target.fqdn;
     let r = &bad.resolver;
     let zone = zone_of(target, std::iter::once(bad).chain(good));
     let fwd = forward_zone(target);
+    let port = dns_port(bad);
+    let server = bad.server.map_or_else(|| "its servers".to_string(), |s| s.to_string());
 
     let chain = chain_text(fqdn, bad);
     let addrs = addr_list(&bad.addresses);
@@ -446,25 +524,52 @@ fn dns_cause(target: &Target, bad: &DnsView, good: Option<&DnsView>, timeout: Du
         return (
             Cause::DnsUnreachable,
             format!(
-                "resolver '{r}' cannot reach its DNS server ({why}): nothing answers on port 53 there, or the path is blocked. Fix: check the DNS server and the NSG rules for port 53 from the node subnet."
+                "resolver '{r}' cannot reach its DNS server ({why}): nothing answers on port {port} there, or the \
+                 path is blocked. Fix: check the DNS server and the NSG rules for port {port} from the node subnet."
             ),
         );
     }
     if bad.verdict == DnsVerdict::Timeout {
-        let server = bad.detail.clone().unwrap_or_else(|| "its servers".into());
         return (
             Cause::DnsUnreachable,
             format!(
-                "resolver '{r}' gave no answer within {} ({server}): the DNS server is down or UDP/TCP 53 to it is blocked. Fix: check the DNS server and the NSG rules for port 53 from the node subnet.",
+                "resolver '{r}' gave no answer within {} (no answer from {server}): the DNS server is down or \
+                 UDP/TCP {port} to it is blocked. Fix: check the DNS server and the NSG rules for port {port} from \
+                 the node subnet.",
                 humantime::format_duration(timeout)
             ),
+        );
+    }
+    if no_usable_answer(bad) {
+        let what = match (bad.verdict, &bad.rcode) {
+            (DnsVerdict::Error, _) => bad.detail.clone().unwrap_or_else(|| "an unusable answer".into()),
+            (_, Some(rcode)) => rcode.clone(),
+            (v, None) => v.to_string(),
+        };
+        let hint = match bad.verdict {
+            DnsVerdict::Refused => {
+                "a server that refuses the node's queries: its ACL (allow-query / access-control) does not \
+                 include the node subnet, or it does not recurse for this zone. Fix: allow queries from the node \
+                 subnet on that server"
+            }
+            DnsVerdict::Servfail => {
+                "a server that cannot resolve the name: a forwarder that cannot reach its upstream, or a broken \
+                 zone. Fix: check the DNS server's logs and its forwarders"
+            }
+            _ => "Fix: check the DNS server's logs",
+        };
+        return (
+            Cause::DnsError,
+            format!("resolver '{r}' answered {what} from {server} for {fqdn}: {hint}."),
         );
     }
     if let (Expect::Private, Some(good)) = (target.expect, good) {
         return (
             Cause::DnsPathNotForwarding,
             format!(
-                "resolver '{}' answers private ({}) but resolver '{r}' answers {} ({chain}, {addrs}): the DNS path behind '{r}' does not reach Azure DNS for this zone. Fix: on that DNS server, conditionally forward {fwd} (the public zone, not {zone}) to 168.63.129.16 or a DNS Private Resolver inbound endpoint.",
+                "resolver '{}' answers private ({}) but resolver '{r}' answers {} ({chain}, {addrs}): the DNS path \
+                 behind '{r}' does not reach Azure DNS for this zone. Fix: on that DNS server, conditionally forward \
+                 {fwd} (the public zone, not {zone}) to 168.63.129.16 or a DNS Private Resolver inbound endpoint.",
                 good.resolver,
                 addr_list(&good.addresses),
                 bad.verdict
@@ -475,19 +580,28 @@ fn dns_cause(target: &Target, bad: &DnsView, good: Option<&DnsView>, timeout: Du
         (Expect::Private, DnsVerdict::Public) if bad.privatelink => (
             Cause::ZoneNotLinked,
             format!(
-                "resolver '{r}': {chain} ends at public {addrs}: the private DNS zone {zone} is not linked to the VNet this DNS path uses, so the public answer wins. Fix: link {zone} to the VNet (az network private-dns link vnet create --zone-name {zone} ...), or forward {fwd} to 168.63.129.16 from the custom DNS server."
+                "resolver '{r}': {chain} ends at public {addrs}: the private DNS zone {zone} is not linked to the \
+                 VNet this DNS path uses, so the public answer wins. The same answer comes from a linked zone \
+                 without a record for this name when the link's fallback to the internet (resolutionPolicy: \
+                 NxDomainRedirect) is on. Fix: link {zone} to the VNet (az network private-dns link vnet create \
+                 --zone-name {zone} ...) and check it holds the record, or forward {fwd} to 168.63.129.16 from the \
+                 custom DNS server."
             ),
         ),
         (Expect::Private, DnsVerdict::Public) => (
             Cause::NoPrivateEndpoint,
             format!(
-                "resolver '{r}': {chain} resolves to public {addrs} with no privatelink CNAME: the resource has no approved private endpoint. Fix: create a private endpoint for it (or approve the pending connection) with a DNS zone group for {zone}."
+                "resolver '{r}': {chain} resolves to public {addrs} with no privatelink CNAME: the resource has no \
+                 approved private endpoint. Fix: create a private endpoint for it (or approve the pending \
+                 connection) with a DNS zone group for {zone}."
             ),
         ),
         (_, DnsVerdict::Nxdomain | DnsVerdict::Nodata) if bad.privatelink => (
             Cause::RecordMissing,
             format!(
-                "resolver '{r}': {chain} -> {}: the zone {zone} is linked but holds no record for this name (endpoint deleted, new replica, or record overwritten by another VNet's endpoint). Fix: add the A record for the private endpoint's NIC address to {zone}, or recreate the endpoint's DNS zone group.",
+                "resolver '{r}': {chain} -> {}: the zone {zone} is linked but holds no record for this name \
+                 (endpoint deleted, new replica, or record overwritten by another VNet's endpoint). Fix: add the A \
+                 record for the private endpoint's NIC address to {zone}, or recreate the endpoint's DNS zone group.",
                 if bad.verdict == DnsVerdict::Nxdomain {
                     "NXDOMAIN"
                 } else {
@@ -498,13 +612,15 @@ fn dns_cause(target: &Target, bad: &DnsView, good: Option<&DnsView>, timeout: Du
         (_, DnsVerdict::Nxdomain) => (
             Cause::NameNotFound,
             format!(
-                "resolver '{r}': {fqdn} does not exist (NXDOMAIN, no privatelink CNAME): wrong resource name in the config, or the resource was deleted. Fix: check the name in the Azure portal."
+                "resolver '{r}': {fqdn} does not exist (NXDOMAIN, no privatelink CNAME): wrong resource name in the \
+                 config, or the resource was deleted. Fix: check the name in the Azure portal."
             ),
         ),
         (_, DnsVerdict::Mixed) => (
             Cause::MixedAnswers,
             format!(
-                "resolver '{r}': {chain} resolves to private and public addresses ({addrs}): clients may use the public one. Fix: remove the extra records so only the private endpoint's address remains in {zone}."
+                "resolver '{r}': {chain} resolves to private and public addresses ({addrs}): clients may use the \
+                 public one. Fix: remove the extra records so only the private endpoint's address remains in {zone}."
             ),
         ),
         (_, DnsVerdict::UnexpectedIp) => {
@@ -512,7 +628,9 @@ fn dns_cause(target: &Target, bad: &DnsView, good: Option<&DnsView>, timeout: Du
             (
                 Cause::UnexpectedIp,
                 format!(
-                    "resolver '{r}': {chain} resolves to {addrs}, not the private endpoint's {}: a stale record, or one overwritten by an endpoint in another VNet sharing the zone. Fix: correct the A record in {zone}.",
+                    "resolver '{r}': {chain} resolves to {addrs}, not the private endpoint's {}: a stale record, or \
+                     one overwritten by an endpoint in another VNet sharing the zone. Fix: correct the A record in \
+                     {zone}.",
                     expected.join(", ")
                 ),
             )
@@ -520,18 +638,14 @@ fn dns_cause(target: &Target, bad: &DnsView, good: Option<&DnsView>, timeout: Du
         (Expect::Public, DnsVerdict::Private) => (
             Cause::UnexpectedPrivate,
             format!(
-                "resolver '{r}': {chain} resolves to private {addrs}, but this target is expected to be public. Fix: check for a private zone shadowing the public name, or set `expect: private`."
+                "resolver '{r}': {chain} resolves to private {addrs}, but this target is expected to be public. \
+                 Fix: check for a private zone shadowing the public name, or set `expect: public`."
             ),
         ),
-        (_, v) => {
-            let detail = bad.detail.clone().map(|d| format!(": {d}")).unwrap_or_default();
-            (
-                Cause::DnsError,
-                format!(
-                    "resolver '{r}' answered {v}{detail} for {fqdn}. Fix: check the DNS server's logs; a forwarder that cannot reach its upstream answers SERVFAIL."
-                ),
-            )
-        }
+        (_, v) => (
+            Cause::DnsError,
+            format!("resolver '{r}' answered {v} for {fqdn}. Fix: check the DNS server's logs."),
+        ),
     }
 }
 
@@ -566,6 +680,7 @@ mod tests {
             outcome,
             duration: Duration::from_millis(3),
             tcp_fallback: false,
+            queries: 0,
         }
     }
 
@@ -805,6 +920,7 @@ mod tests {
     fn view(resolver: &str, verdict: DnsVerdict, privatelink: bool) -> DnsView {
         DnsView {
             resolver: resolver.into(),
+            server: Some("10.0.0.10:53".parse().unwrap()),
             verdict,
             privatelink,
             rcode: Some("NOERROR".into()),
@@ -826,11 +942,13 @@ mod tests {
             reach,
             connects: &connects,
             timeout: Duration::from_secs(5),
+            expected_addresses: true,
+            via: views.get(via).map(|v| v.resolver.as_str()),
         };
         let d = diagnose(t, views, via, &rc);
-        assert_eq!(d.healthy, d.cause == Cause::None);
-        assert_eq!(d.text.is_some(), !d.healthy);
-        d.cause
+        assert_eq!(d.healthy(), d.cause() == Cause::None);
+        assert_eq!(d.text().is_some(), !d.healthy());
+        d.cause()
     }
 
     #[test]
@@ -941,12 +1059,13 @@ mod tests {
                 None,
                 Cause::DnsPathNotForwarding,
             ),
+            // An error answer is diagnosed as such, whatever the other resolvers say.
             (
                 vec![view("system", V::Servfail, false), view("azure", V::Private, true)],
                 0,
                 Reach::Ok,
                 None,
-                Cause::DnsPathNotForwarding,
+                Cause::DnsError,
             ),
             // The node path fails while the pod path is fine: still named.
             (
@@ -1064,9 +1183,11 @@ mod tests {
             reach: Reach::Ok,
             connects: &[],
             timeout: Duration::from_secs(5),
+            expected_addresses: false,
+            via: None,
         };
         let d = diagnose(&t, &[bad], 0, &rc);
-        let text = d.text.unwrap();
+        let text = d.text().unwrap().to_string();
         for needle in [
             "'system'",
             "privatelink.azurecr.io",
@@ -1078,7 +1199,7 @@ mod tests {
         }
         let good = view("azure", DnsVerdict::Private, true);
         let d = diagnose(&t, &[view("system", DnsVerdict::Public, true), good], 0, &rc);
-        let text = d.text.unwrap();
+        let text = d.text().unwrap().to_string();
         assert!(text.contains("forward azurecr.io"), "{text}");
         assert!(text.contains("'azure'") && text.contains("'system'"), "{text}");
     }
@@ -1103,16 +1224,215 @@ mod tests {
             reach: Reach::Ok,
             connects: &[],
             timeout: Duration::from_secs(5),
+            expected_addresses: false,
+            via: None,
         };
-        let text = diagnose(&t, &[bad], 0, &rc).text.unwrap();
+        let text = diagnose(&t, &[bad], 0, &rc).text().unwrap().to_string();
         assert!(
             text.contains("the private DNS zone privatelink.file.core.windows.net is not linked"),
             "{text}"
         );
         // Without a privatelink name in any answer, the text stays generic.
         let text = diagnose(&t, &[view("system", DnsVerdict::Nxdomain, false)], 0, &rc)
-            .text
-            .unwrap();
+            .text()
+            .unwrap()
+            .to_string();
         assert!(!text.contains("privatelink.file"), "{text}");
+    }
+
+    /// One resolver's view in each state the diagnosis distinguishes: every
+    /// verdict, plus a server that cannot be reached at all.
+    fn state(resolver: &str, code: &str) -> DnsView {
+        use DnsVerdict as V;
+        let (verdict, addrs): (V, &[&str]) = match code {
+            "priv" => (V::Private, &["10.1.2.3"]),
+            "pub" => (V::Public, &["20.1.2.3"]),
+            "mix" => (V::Mixed, &["10.1.2.3", "20.1.2.3"]),
+            "nxd" => (V::Nxdomain, &[]),
+            "nod" => (V::Nodata, &[]),
+            "srv" => (V::Servfail, &[]),
+            "ref" => (V::Refused, &[]),
+            "tmo" => (V::Timeout, &[]),
+            "err" | "unr" => (V::Error, &[]),
+            "uip" => (V::UnexpectedIp, &["10.9.9.9"]),
+            other => panic!("unknown state {other}"),
+        };
+        let answered = !matches!(code, "srv" | "ref" | "tmo" | "err" | "unr");
+        let mut v = view(resolver, verdict, answered);
+        v.unreachable = code == "unr";
+        v.rcode = match code {
+            "srv" => Some("SERVFAIL".into()),
+            "ref" => Some("REFUSED".into()),
+            "nxd" => Some("NXDOMAIN".into()),
+            "tmo" | "unr" => None,
+            _ => Some("NOERROR".into()),
+        };
+        v.addresses = addrs
+            .iter()
+            .map(|a| Address {
+                ip: a.parse().unwrap(),
+                private: a.starts_with("10."),
+            })
+            .collect();
+        v
+    }
+
+    /// Every (pod path × Azure DNS) pair of states, against the README's cause
+    /// table: a resolver that did not answer usably is `dns_unreachable` or
+    /// `dns_error` whatever the other says; only two answers are compared
+    /// (`dns_path_not_forwarding`); otherwise the failing resolver's own cause.
+    #[test]
+    fn cause_of_every_pair_of_resolver_states() {
+        const B: [&str; 11] = [
+            "priv", "pub", "mix", "nxd", "nod", "srv", "ref", "tmo", "err", "uip", "unr",
+        ];
+        #[rustfmt::skip]
+        let table: [(&str, [&str; 11]); 11] = [
+            //        priv    pub     mix     nxd     nod     srv     ref     tmo     err     uip     unr
+            ("priv", ["none", "fwd",  "fwd",  "fwd",  "fwd",  "err",  "err",  "unr",  "err",  "fwd",  "unr"]),
+            ("pub",  ["fwd",  "znl",  "znl",  "znl",  "znl",  "znl",  "znl",  "znl",  "znl",  "znl",  "znl"]),
+            ("mix",  ["fwd",  "mix",  "mix",  "mix",  "mix",  "mix",  "mix",  "mix",  "mix",  "mix",  "mix"]),
+            ("nxd",  ["fwd",  "rm",   "rm",   "rm",   "rm",   "rm",   "rm",   "rm",   "rm",   "rm",   "rm"]),
+            ("nod",  ["fwd",  "rm",   "rm",   "rm",   "rm",   "rm",   "rm",   "rm",   "rm",   "rm",   "rm"]),
+            ("srv",  ["err",  "err",  "err",  "err",  "err",  "err",  "err",  "err",  "err",  "err",  "err"]),
+            ("ref",  ["err",  "err",  "err",  "err",  "err",  "err",  "err",  "err",  "err",  "err",  "err"]),
+            ("tmo",  ["unr",  "unr",  "unr",  "unr",  "unr",  "unr",  "unr",  "unr",  "unr",  "unr",  "unr"]),
+            ("err",  ["err",  "err",  "err",  "err",  "err",  "err",  "err",  "err",  "err",  "err",  "err"]),
+            ("uip",  ["fwd",  "uip",  "uip",  "uip",  "uip",  "uip",  "uip",  "uip",  "uip",  "uip",  "uip"]),
+            ("unr",  ["unr",  "unr",  "unr",  "unr",  "unr",  "unr",  "unr",  "unr",  "unr",  "unr",  "unr"]),
+        ];
+        let cause = |code: &str| match code {
+            "none" => Cause::None,
+            "fwd" => Cause::DnsPathNotForwarding,
+            "znl" => Cause::ZoneNotLinked,
+            "mix" => Cause::MixedAnswers,
+            "rm" => Cause::RecordMissing,
+            "err" => Cause::DnsError,
+            "unr" => Cause::DnsUnreachable,
+            "uip" => Cause::UnexpectedIp,
+            other => panic!("unknown cause {other}"),
+        };
+        let mut t = acr();
+        t.expected_ips = vec!["10.1.2.3".parse().unwrap()];
+        let rc = ReachContext {
+            reach: Reach::Ok,
+            connects: &[],
+            timeout: Duration::from_secs(5),
+            expected_addresses: true,
+            via: Some("system"),
+        };
+        for (a, row) in table {
+            for (b, want) in B.iter().zip(row) {
+                let views = [state("system", a), state("azure", b)];
+                let d = diagnose(&t, &views, 0, &rc);
+                let case = format!("system={a} azure={b}");
+                assert_eq!(d.cause(), cause(want), "{case}: {:?}", d.causes);
+                // Every failing resolver is named, each cause once, primary first.
+                let failing = views.iter().filter(|v| !meets(t.expect, v.verdict)).count();
+                assert!(d.causes.len() <= failing, "{case}: {:?}", d.causes);
+                assert_eq!(d.causes.is_empty(), failing == 0, "{case}");
+                let mut codes: Vec<Cause> = d.causes.iter().map(|c| c.cause).collect();
+                codes.dedup();
+                assert_eq!(codes.len(), d.causes.len(), "{case}: a cause listed twice");
+                for c in &d.causes {
+                    assert!(
+                        c.diagnosis.contains("Fix") || c.diagnosis.contains("fix"),
+                        "{case}: {}",
+                        c.diagnosis
+                    );
+                }
+                // The other resolver's own problem is listed after the primary one.
+                if a != "priv" && failing == 2 && *b != "priv" {
+                    let second = diagnose(&t, &[views[1].clone()], 0, &rc).cause();
+                    if second != d.cause() {
+                        assert_eq!(d.causes.get(1).map(|c| c.cause), Some(second), "{case}: {:?}", d.causes);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn error_texts_name_the_rcode_the_server_and_the_real_port() {
+        let t = acr();
+        let rc = ReachContext {
+            reach: Reach::Skipped,
+            connects: &[],
+            timeout: Duration::from_secs(2),
+            expected_addresses: false,
+            via: None,
+        };
+        let mut refused = state("system", "ref");
+        refused.server = Some("10.0.0.10:5399".parse().unwrap());
+        let d = diagnose(&t, &[refused, state("azure", "priv")], 0, &rc);
+        let text = d.text().unwrap();
+        assert!(text.contains("REFUSED") && text.contains("10.0.0.10:5399"), "{text}");
+        assert!(
+            !text.contains("168.63.129.16"),
+            "a refusal is not a forwarding problem: {text}"
+        );
+        for code in ["tmo", "unr"] {
+            let mut dead = state("system", code);
+            dead.server = Some("10.0.0.10:5399".parse().unwrap());
+            let d = diagnose(&t, &[dead], 0, &rc);
+            let text = d.text().unwrap();
+            assert!(text.contains("port 5399") && !text.contains("53 "), "{code}: {text}");
+        }
+    }
+
+    #[test]
+    fn a_dead_dns_path_and_a_stale_endpoint_are_both_named() {
+        let t = acr();
+        let connects = [ConnectView {
+            address: "10.1.2.3".parse().unwrap(),
+            reach: Reach::Refused,
+            tls: None,
+            detail: None,
+        }];
+        let rc = ReachContext {
+            reach: Reach::Refused,
+            connects: &connects,
+            timeout: Duration::from_secs(2),
+            expected_addresses: true,
+            via: Some("azure"),
+        };
+        let d = diagnose(&t, &[state("system", "tmo"), state("azure", "priv")], 0, &rc);
+        let codes: Vec<Cause> = d.causes.iter().map(|c| c.cause).collect();
+        assert_eq!(codes, vec![Cause::DnsUnreachable, Cause::EndpointStale]);
+        assert_eq!(d.causes[0].resolver.as_deref(), Some("system"));
+        assert_eq!(d.causes[1].resolver, None);
+        assert!(
+            d.causes[1].diagnosis.contains("resolver 'azure'"),
+            "{}",
+            d.causes[1].diagnosis
+        );
+        // A public endpoint rejecting a private target's traffic after a DNS
+        // failure is a consequence, not a second cause.
+        let rc = ReachContext {
+            reach: Reach::Blocked,
+            expected_addresses: false,
+            via: Some("system"),
+            ..rc
+        };
+        let d = diagnose(&t, &[state("system", "pub")], 0, &rc);
+        assert_eq!(d.causes.len(), 1, "{:?}", d.causes);
+        assert_eq!(d.cause(), Cause::ZoneNotLinked);
+    }
+
+    #[test]
+    fn zone_not_linked_names_the_nxdomain_redirect_fallback_too() {
+        let t = acr();
+        let rc = ReachContext {
+            reach: Reach::Ok,
+            connects: &[],
+            timeout: Duration::from_secs(2),
+            expected_addresses: false,
+            via: None,
+        };
+        let text = diagnose(&t, &[state("system", "pub")], 0, &rc)
+            .text()
+            .unwrap()
+            .to_string();
+        assert!(text.contains("NxDomainRedirect"), "{text}");
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use netprobe::azure::{self, Cloud, Target};
 use netprobe::model::DnsVerdict;
 use netprobe::observation::DnsOutcome;
-use netprobe::probe::dns::lookup;
+use netprobe::probe::dns::{MAX_QUERIES_PER_LOOKUP, lookup};
 use netprobe::sim::dns::{Entry, Records};
 use netprobe::verdict::assess_dns;
 
@@ -26,11 +26,162 @@ fn acr() -> Target {
     azure::acr_login(Cloud::Public, "reg01")
 }
 
+/// One lookup against a sim server holding `records`. Every failure mode that
+/// goes through here also checks the query budget: the server received no
+/// more than [`MAX_QUERIES_PER_LOOKUP`], and exactly what the client counted.
 async fn verdict_of(records: Records, target: &Target) -> (DnsVerdict, netprobe::verdict::DnsView) {
     let server = dns(records).await;
     let obs = lookup("test", &target.fqdn, &[server.addr()], T).await;
+    let received = server.queries();
+    assert!(
+        received <= u64::from(MAX_QUERIES_PER_LOOKUP),
+        "{received} queries for one lookup (budget {MAX_QUERIES_PER_LOOKUP}): {obs:?}"
+    );
+    assert_eq!(
+        received,
+        u64::from(obs.queries),
+        "client and server count differently: {obs:?}"
+    );
     let view = assess_dns(target, &obs, &ranges());
     (view.verdict, view)
+}
+
+fn keyvault() -> Target {
+    azure::keyvault(Cloud::Public, "kv01")
+}
+
+const KV_PL: &str = "kv01.privatelink.vaultcore.azure.net";
+
+#[tokio::test]
+async fn nodata_after_the_privatelink_cname_is_nodata_in_four_queries() {
+    // The name exists in the linked zone but holds no A/AAAA record: the
+    // server answers the CNAME and nothing after it (NOERROR). netprobe asks
+    // the privatelink name once, gets NODATA again, and stops there.
+    let mut r = Records::new();
+    chain(&mut r, "kv01.vault.azure.net", KV_PL, &[]);
+    r.insert(KV_PL.into(), Entry::Addrs(vec![]));
+    let (v, view) = verdict_of(r.clone(), &keyvault()).await;
+    assert_eq!(v, DnsVerdict::Nodata, "{view:?}");
+    assert!(view.privatelink);
+    assert_eq!(view.chain, vec![KV_PL]);
+
+    let server = dns(r).await;
+    let obs = lookup("test", "kv01.vault.azure.net", &[server.addr()], T).await;
+    assert_eq!(
+        obs.queries, 4,
+        "A+AAAA, then A+AAAA of the privatelink name once: {obs:?}"
+    );
+    assert_eq!(server.queries(), 4);
+}
+
+/// dnsmasq's shape for a missing record: the A query gets the CNAME alone
+/// (NOERROR), the AAAA query NXDOMAIN; asked for the privatelink name itself,
+/// A comes back empty (NOERROR) and AAAA NXDOMAIN.
+async fn dnsmasq_shaped_server() -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use hickory_resolver::proto::op::ResponseCode;
+    use hickory_resolver::proto::rr::rdata::CNAME;
+    use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seen = count.clone();
+    let addr = common::udp_dns(move |sock, peer, req| {
+        seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        async move {
+            let q = req.queries[0].clone();
+            let mut resp = common::a_response(&req, &[]);
+            let asked = q.name().to_ascii().to_ascii_lowercase();
+            if asked == "kv01.vault.azure.net." {
+                resp.add_answer(Record::from_rdata(
+                    q.name().clone(),
+                    60,
+                    RData::CNAME(CNAME(Name::from_ascii(format!("{KV_PL}.")).unwrap())),
+                ));
+            }
+            if q.query_type() == RecordType::AAAA {
+                resp.metadata.response_code = ResponseCode::NXDomain;
+            }
+            let _ = sock.send_to(&resp.to_vec().unwrap(), peer).await;
+        }
+    })
+    .await;
+    (addr, count)
+}
+
+#[tokio::test]
+async fn a_dangling_cname_with_nxdomain_for_aaaa_is_followed_once() {
+    let (server, received) = dnsmasq_shaped_server().await;
+    let obs = lookup("test", "kv01.vault.azure.net", &[server], T).await;
+    let view = assess_dns(&keyvault(), &obs, &ranges());
+    assert_eq!(view.verdict, DnsVerdict::Nodata, "{view:?}");
+    assert!(view.privatelink);
+    let received = received.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(received, 4, "{obs:?}");
+    assert_eq!(u64::from(obs.queries), received);
+}
+
+/// Every server shape the tests know, through one, two and three servers:
+/// the queries a server receives for one lookup stay within the budget.
+#[tokio::test]
+async fn every_dns_failure_mode_stays_within_the_query_budget() {
+    let mut shapes: Vec<(&str, Records)> = Vec::new();
+    let mut r = Records::new();
+    chain(&mut r, "kv01.vault.azure.net", KV_PL, &[ip("10.1.2.3")]);
+    shapes.push(("healthy", r));
+    let mut r = Records::new();
+    chain(&mut r, "kv01.vault.azure.net", KV_PL, &[]);
+    shapes.push(("nxdomain after the CNAME", r.clone()));
+    r.insert(KV_PL.into(), Entry::Addrs(vec![]));
+    shapes.push(("nodata after the CNAME", r));
+    let mut r = Records::new();
+    r.insert("kv01.vault.azure.net".into(), Entry::CnameStop(KV_PL.into()));
+    r.insert(KV_PL.into(), Entry::CnameStop(KV_PL.into()));
+    shapes.push(("a CNAME to itself, not chased", r));
+    let mut r = Records::new();
+    r.insert("kv01.vault.azure.net".into(), Entry::CnameStop(KV_PL.into()));
+    r.insert(KV_PL.into(), Entry::Addrs(vec![]));
+    shapes.push(("nodata after an unchased CNAME", r));
+    let mut r = Records::new();
+    r.insert("kv01.vault.azure.net".into(), Entry::CnameStop("s0.example.net".into()));
+    for i in 0..40 {
+        r.insert(
+            format!("s{i}.example.net"),
+            Entry::CnameStop(format!("s{}.example.net", i + 1)),
+        );
+    }
+    shapes.push(("40 single-step CNAMEs", r));
+    for (what, entry) in [
+        ("servfail", Entry::ServFail),
+        ("refused", Entry::Refused),
+        ("silence", Entry::Drop),
+    ] {
+        let mut r = Records::new();
+        r.insert("kv01.vault.azure.net".into(), entry);
+        shapes.push((what, r));
+    }
+    let mut r = Records::new();
+    let many: Vec<IpAddr> = (1..=200u8).map(|i| IpAddr::from([10, 9, 0, i])).collect();
+    chain(&mut r, "kv01.vault.azure.net", KV_PL, &many);
+    shapes.push(("truncated", r));
+
+    for (what, records) in shapes {
+        for copies in 1..=3 {
+            let server = dns(records.clone()).await;
+            let servers = vec![server.addr(); copies];
+            let obs = lookup("test", "kv01.vault.azure.net", &servers, Duration::from_millis(600)).await;
+            let received = server.queries();
+            assert!(
+                received <= u64::from(MAX_QUERIES_PER_LOOKUP),
+                "{what} through {copies} servers: {received} queries: {obs:?}"
+            );
+            assert_eq!(
+                received,
+                u64::from(obs.queries),
+                "{what} through {copies} servers: {obs:?}"
+            );
+            if what == "healthy" {
+                assert_eq!(received, 2, "a healthy lookup is A + AAAA");
+            }
+        }
+    }
 }
 
 #[tokio::test]
@@ -280,7 +431,23 @@ async fn a_chain_the_server_does_not_chase_is_followed_by_asking_again() {
     assert_eq!(v, DnsVerdict::Error, "{view:?}");
     assert!(view.detail.unwrap_or_default().contains("loop"));
 
-    // So is a long chain of single steps.
+    // So is a chain that grows past 16 names across a few follow-ups.
+    let mut r = Records::new();
+    r.insert("reg01.azurecr.io".into(), Entry::Cname("s0.example.net".into()));
+    for i in 0..30 {
+        let next = format!("s{}.example.net", i + 1);
+        let entry = if i % 8 == 7 {
+            Entry::CnameStop(next)
+        } else {
+            Entry::Cname(next)
+        };
+        r.insert(format!("s{i}.example.net"), entry);
+    }
+    let (v, view) = verdict_of(r, &acr()).await;
+    assert_eq!(v, DnsVerdict::Error, "{view:?}");
+    assert!(view.detail.unwrap_or_default().contains("longer than 16"));
+
+    // A long chain of single steps ends when the query budget is spent.
     let mut r = Records::new();
     r.insert("reg01.azurecr.io".into(), Entry::CnameStop("s0.example.net".into()));
     for i in 0..30 {
@@ -291,7 +458,11 @@ async fn a_chain_the_server_does_not_chase_is_followed_by_asking_again() {
     }
     let (v, view) = verdict_of(r, &acr()).await;
     assert_eq!(v, DnsVerdict::Error, "{view:?}");
-    assert!(view.detail.unwrap_or_default().contains("longer than 16"));
+    let detail = view.detail.unwrap_or_default();
+    assert!(
+        detail.contains(&format!("{MAX_QUERIES_PER_LOOKUP} queries")),
+        "{detail}"
+    );
 }
 
 #[tokio::test]

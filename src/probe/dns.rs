@@ -5,9 +5,15 @@
 //! and EDNS(0); no cache is kept between lookups. UDP responses are matched on
 //! source (connected socket), ID and question, so stray or spoofed packets are
 //! ignored; a truncated response is retried over TCP.
+//!
+//! An agent on every node must never flood the DNS servers it watches: every
+//! query a lookup sends (A, AAAA, retransmissions, TCP retries, other servers,
+//! CNAME follow-ups) is paid from one [`Budget`] of
+//! [`MAX_QUERIES_PER_LOOKUP`], and each name is asked at most once.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use hickory_resolver::proto::op::{Edns, Message, MessageType, Query, ResponseCode};
@@ -20,6 +26,12 @@ use crate::observation::{ChainProblem, DnsAnswer, DnsObservation, DnsOutcome, Rc
 
 /// Longest CNAME chain followed before the answer counts as an error.
 pub const MAX_CHAIN: usize = 16;
+/// Most queries one lookup (one target through one resolver in one round) may
+/// send, every datagram and TCP query counted. A healthy lookup sends 2 (A and
+/// AAAA); a silent server costs 4 (one retransmission each), so three silent
+/// servers in a resolv.conf cost 12; a truncated answer adds 2 over TCP; each
+/// CNAME follow-up costs 2. A lookup that would exceed it ends as an error.
+pub const MAX_QUERIES_PER_LOOKUP: u32 = 20;
 /// EDNS UDP payload size advertised (the DNS flag day 2020 value).
 const EDNS_PAYLOAD: u16 = 1232;
 /// Largest UDP datagram read.
@@ -66,10 +78,41 @@ pub fn read_first_resolv_conf(paths: &[std::path::PathBuf]) -> Result<Vec<Socket
     Err(errors.join("; and "))
 }
 
+/// The queries one lookup may still send. Every send goes through
+/// [`Budget::spend`], so the bound holds whatever path a lookup takes.
+#[derive(Debug)]
+struct Budget {
+    sent: AtomicU32,
+}
+
+impl Budget {
+    fn new() -> Budget {
+        Budget {
+            sent: AtomicU32::new(0),
+        }
+    }
+
+    /// Takes one query from the budget, or says that it is spent.
+    fn spend(&self) -> Result<(), QueryError> {
+        self.sent
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < MAX_QUERIES_PER_LOOKUP).then_some(n + 1)
+            })
+            .map(|_| ())
+            .map_err(|_| QueryError::BudgetSpent)
+    }
+
+    fn sent(&self) -> u32 {
+        self.sent.load(Ordering::Relaxed)
+    }
+}
+
 /// Why one query did not produce a usable message.
 #[derive(Debug)]
 enum QueryError {
     Timeout,
+    /// The lookup's query budget is spent; nothing was sent.
+    BudgetSpent,
     /// Refused or no route: the server is not there.
     Unreachable(String),
     /// A UDP answer larger than the buffer (the server ignored EDNS).
@@ -83,41 +126,36 @@ struct Exchange {
     tcp: bool,
 }
 
-/// Resolves `fqdn` through `servers` within `budget`, trying the servers in
+/// Resolves `fqdn` through `servers` within `time`, trying the servers in
 /// order. A server that times out, fails, or answers SERVFAIL/REFUSED yields
-/// to the next one; the last server's result is reported.
-pub async fn lookup(resolver: &str, fqdn: &str, servers: &[SocketAddr], budget: Duration) -> DnsObservation {
+/// to the next one; the last server's result is reported. At most
+/// [`MAX_QUERIES_PER_LOOKUP`] queries are sent in all.
+pub async fn lookup(resolver: &str, fqdn: &str, servers: &[SocketAddr], time: Duration) -> DnsObservation {
     let start = Instant::now();
-    let deadline = start + budget;
-    let name = match absolute_name(fqdn) {
-        Ok(n) => n,
-        Err(e) => {
-            return DnsObservation {
-                resolver: resolver.to_string(),
-                server: None,
-                outcome: DnsOutcome::Failed(e),
-                duration: start.elapsed(),
-                tcp_fallback: false,
-            };
-        }
-    };
+    let deadline = start + time;
+    let budget = Budget::new();
     let mut last = (None, DnsOutcome::Failed("no servers".into()), false);
-    for (i, server) in servers.iter().enumerate() {
-        let now = Instant::now();
-        if now >= deadline {
-            break;
-        }
-        let left = servers.len() - i;
-        let share = (deadline - now) / left as u32;
-        let server_deadline = now + share;
-        let (outcome, tcp) = resolve_at(*server, fqdn, &name, server_deadline).await;
-        let retry = match &outcome {
-            DnsOutcome::Answer(ans) => matches!(ans.rcode, Rcode::ServFail | Rcode::Refused),
-            DnsOutcome::Timeout | DnsOutcome::Unreachable(_) | DnsOutcome::Failed(_) => true,
-        };
-        last = (Some(*server), outcome, tcp);
-        if !retry {
-            break;
+    match absolute_name(fqdn) {
+        Err(e) => last.1 = DnsOutcome::Failed(e),
+        Ok(name) => {
+            for (i, server) in servers.iter().enumerate() {
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                let left = servers.len() - i;
+                let share = (deadline - now) / left as u32;
+                let server_deadline = now + share;
+                let (outcome, tcp) = resolve_at(*server, fqdn, &name, server_deadline, &budget).await;
+                let retry = match &outcome {
+                    DnsOutcome::Answer(ans) => matches!(ans.rcode, Rcode::ServFail | Rcode::Refused),
+                    DnsOutcome::Timeout | DnsOutcome::Unreachable(_) | DnsOutcome::Failed(_) => true,
+                };
+                last = (Some(*server), outcome, tcp);
+                if !retry || budget.sent() >= MAX_QUERIES_PER_LOOKUP {
+                    break;
+                }
+            }
         }
     }
     DnsObservation {
@@ -126,61 +164,72 @@ pub async fn lookup(resolver: &str, fqdn: &str, servers: &[SocketAddr], budget: 
         outcome: last.1,
         duration: start.elapsed(),
         tcp_fallback: last.2,
+        queries: budget.sent(),
     }
 }
 
 /// Asks one server for A and AAAA of `name`. When the answer ends in a CNAME
 /// with nothing after it (an authoritative server that does not chase into
 /// another zone, or drops the chased part when it does not fit), the chain's
-/// last name is asked in turn, as a recursive resolver would, until the chain
-/// ends, fails or exceeds [`MAX_CHAIN`].
-async fn resolve_at(server: SocketAddr, fqdn: &str, name: &Name, deadline: Instant) -> (DnsOutcome, bool) {
-    let (mut outcome, mut tcp) = ask(server, fqdn, name, deadline).await;
+/// last name is asked in turn, as a recursive resolver would. Each name is
+/// asked at most once: an answer that makes no progress (no new CNAME, no
+/// address) ends the lookup with what it says (NODATA, NXDOMAIN), and so does
+/// a chain longer than [`MAX_CHAIN`] or a spent budget.
+async fn resolve_at(
+    server: SocketAddr,
+    fqdn: &str,
+    name: &Name,
+    deadline: Instant,
+    budget: &Budget,
+) -> (DnsOutcome, bool) {
+    let (mut outcome, mut tcp) = ask(server, fqdn, name, deadline, budget).await;
+    let mut asked = vec![fqdn.trim_end_matches('.').to_ascii_lowercase()];
     while let DnsOutcome::Answer(ans) = &outcome {
         let dangling = ans.rcode == Rcode::NoError && ans.addresses.is_empty() && ans.chain_problem.is_none();
-        let Some(last) = ans.chain.last().filter(|_| dangling).cloned() else {
+        let Some(last) = ans.chain.last().filter(|_| dangling) else {
             break;
         };
-        if ans.chain.len() > MAX_CHAIN {
+        if asked.contains(last) || ans.chain.len() > MAX_CHAIN {
             break;
         }
-        let Ok(next) = absolute_name(&last) else { break };
-        let (more, more_tcp) = ask(server, &last, &next, deadline).await;
+        let Ok(next) = absolute_name(last) else { break };
+        asked.push(last.clone());
+        let (more, more_tcp) = ask(server, &asked[asked.len() - 1], &next, deadline, budget).await;
         tcp |= more_tcp;
-        let DnsOutcome::Answer(mut prefix) = outcome else {
-            unreachable!()
-        };
-        outcome = match more {
-            DnsOutcome::Answer(rest) => {
-                // Loops across follow-ups: a name already in the chain.
-                let mut seen: Vec<String> = vec![fqdn.trim_end_matches('.').to_ascii_lowercase()];
-                seen.extend(prefix.chain.iter().cloned());
-                let looped = rest.chain.iter().find(|n| seen.contains(n)).cloned();
-                prefix.chain.extend(rest.chain);
-                prefix.addresses = rest.addresses;
-                prefix.rcode = rest.rcode;
-                prefix.chain_problem = match (looped, rest.chain_problem) {
-                    (Some(at), _) => Some(ChainProblem::Loop(at)),
-                    (None, Some(p)) => Some(p),
-                    (None, None) if prefix.chain.len() > MAX_CHAIN => Some(ChainProblem::TooLong(prefix.chain.len())),
-                    (None, None) => None,
-                };
-                if prefix.chain_problem.is_some() {
-                    prefix.addresses.clear();
-                }
-                DnsOutcome::Answer(prefix)
-            }
-            other => other,
+        outcome = match (outcome, more) {
+            (DnsOutcome::Answer(prefix), DnsOutcome::Answer(rest)) => DnsOutcome::Answer(extend(fqdn, prefix, rest)),
+            (_, other) => other,
         };
     }
     (outcome, tcp)
 }
 
+/// Appends a follow-up answer to the chain so far; a name already in the chain
+/// is a loop that only shows across follow-ups.
+fn extend(fqdn: &str, mut prefix: DnsAnswer, rest: DnsAnswer) -> DnsAnswer {
+    let mut seen: Vec<String> = vec![fqdn.trim_end_matches('.').to_ascii_lowercase()];
+    seen.extend(prefix.chain.iter().cloned());
+    let looped = rest.chain.iter().find(|n| seen.contains(n)).cloned();
+    prefix.chain.extend(rest.chain);
+    prefix.addresses = rest.addresses;
+    prefix.rcode = rest.rcode;
+    prefix.chain_problem = match (looped, rest.chain_problem) {
+        (Some(at), _) => Some(ChainProblem::Loop(at)),
+        (None, Some(p)) => Some(p),
+        (None, None) if prefix.chain.len() > MAX_CHAIN => Some(ChainProblem::TooLong(prefix.chain.len())),
+        (None, None) => None,
+    };
+    if prefix.chain_problem.is_some() {
+        prefix.addresses.clear();
+    }
+    prefix
+}
+
 /// A and AAAA of `name` (shown as `text`) from one server, merged.
-async fn ask(server: SocketAddr, text: &str, name: &Name, deadline: Instant) -> (DnsOutcome, bool) {
+async fn ask(server: SocketAddr, text: &str, name: &Name, deadline: Instant, budget: &Budget) -> (DnsOutcome, bool) {
     let (a, aaaa) = tokio::join!(
-        query(server, name, RecordType::A, deadline),
-        query(server, name, RecordType::AAAA, deadline),
+        query(server, name, RecordType::A, deadline, budget),
+        query(server, name, RecordType::AAAA, deadline, budget),
     );
     combine(text, a, aaaa)
 }
@@ -200,6 +249,14 @@ fn combine(fqdn: &str, a: Result<Exchange, QueryError>, aaaa: Result<Exchange, Q
         Err(QueryError::Unreachable(e)) => return (DnsOutcome::Unreachable(e), false),
         Err(QueryError::Io(e)) => return (DnsOutcome::Failed(e), false),
         Err(QueryError::Oversized) => return (DnsOutcome::Failed("oversized UDP answer".into()), false),
+        Err(QueryError::BudgetSpent) => {
+            return (
+                DnsOutcome::Failed(format!(
+                    "gave up after {MAX_QUERIES_PER_LOOKUP} queries (the per-lookup budget)"
+                )),
+                false,
+            );
+        }
     };
     let rcode = rcode_of(a.message.metadata.response_code);
     let mut answer = follow_chain(fqdn, &a.message.answers);
@@ -313,16 +370,23 @@ fn matches(req: &Message, resp: &Message) -> bool {
         }
 }
 
-async fn query(server: SocketAddr, name: &Name, qtype: RecordType, deadline: Instant) -> Result<Exchange, QueryError> {
+async fn query(
+    server: SocketAddr,
+    name: &Name,
+    qtype: RecordType,
+    deadline: Instant,
+    budget: &Budget,
+) -> Result<Exchange, QueryError> {
     let req = build_query(name, qtype);
     let bytes = req
         .to_vec()
         .map_err(|e| QueryError::Io(format!("cannot encode query: {e}")))?;
     // A truncated answer, or one too large for the buffer, is asked again over TCP.
-    match timeout_at(deadline, udp_exchange(server, &req, &bytes, deadline)).await {
+    match timeout_at(deadline, udp_exchange(server, &req, &bytes, deadline, budget)).await {
         Err(_) => Err(QueryError::Timeout),
         Ok(Ok(message)) if !message.metadata.truncation => Ok(Exchange { message, tcp: false }),
         Ok(Ok(_)) | Ok(Err(QueryError::Oversized)) => {
+            budget.spend()?;
             match timeout_at(deadline, tcp_exchange(server, &req, &bytes)).await {
                 Err(_) => Err(QueryError::Timeout),
                 Ok(r) => r.map(|message| Exchange { message, tcp: true }),
@@ -337,6 +401,7 @@ async fn udp_exchange(
     req: &Message,
     bytes: &[u8],
     deadline: Instant,
+    budget: &Budget,
 ) -> Result<Message, QueryError> {
     let bind: SocketAddr = if server.is_ipv4() {
         (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
@@ -349,6 +414,7 @@ async fn udp_exchange(
     sock.connect(server)
         .await
         .map_err(|e| QueryError::Io(format!("udp connect {server}: {e}")))?;
+    budget.spend()?;
     sock.send(bytes).await.map_err(|e| io_error(server, e))?;
     // One retransmission halfway to the deadline, as a stub resolver would.
     let resend_at = Instant::now() + (deadline.saturating_duration_since(Instant::now()) / 2);
@@ -359,6 +425,7 @@ async fn udp_exchange(
         match timeout_at(wait_until, sock.recv(&mut buf)).await {
             Err(_) if !resent => {
                 resent = true;
+                budget.spend()?;
                 sock.send(bytes).await.map_err(|e| io_error(server, e))?;
             }
             Err(_) => return Err(QueryError::Timeout),

@@ -94,7 +94,7 @@ impl Engine {
             .enumerate()
             .map(|(idx, r)| r.unwrap_or_else(|| TargetReport::internal_error(&self.config.targets[idx])))
             .collect();
-        RoundReport::new(&self.config, started_at, start.elapsed(), targets)
+        RoundReport::new(&self.config, started_at, start.elapsed(), &ctx.servers, targets)
     }
 }
 
@@ -125,6 +125,7 @@ async fn probe_target(ctx: &RoundCtx, idx: usize) -> TargetReport {
                     outcome: DnsOutcome::Failed(why.clone()),
                     duration: std::time::Duration::ZERO,
                     tcp_fallback: false,
+                    queries: 0,
                 },
             }
         });
@@ -133,10 +134,11 @@ async fn probe_target(ctx: &RoundCtx, idx: usize) -> TargetReport {
         .iter()
         .map(|o| verdict::assess_dns(target, o, &cfg.private_ranges))
         .collect();
-    let addrs: Vec<IpAddr> = views
-        .get(cfg.connect_via)
-        .map(|v| {
-            v.addresses
+    let via = connect_resolver(&views, cfg.connect_via);
+    let addrs: Vec<IpAddr> = via
+        .map(|i| {
+            views[i]
+                .addresses
                 .iter()
                 .take(MAX_ADDRESSES_PER_TARGET)
                 .map(|a| a.ip)
@@ -161,9 +163,31 @@ async fn probe_target(ctx: &RoundCtx, idx: usize) -> TargetReport {
             reach,
             connects: &connect_views,
             timeout: cfg.timeout,
+            expected_addresses: via.is_some_and(|i| verdict::meets(target.expect, views[i].verdict)),
+            via: via.map(|i| views[i].resolver.as_str()),
         },
     );
-    TargetReport::new(target, &dns_obs, &views, &connect_obs, &connect_views, reach, diagnosis)
+    let via_name = via.map(|i| views[i].resolver.clone());
+    TargetReport::new(
+        target,
+        &dns_obs,
+        &views,
+        &connect_obs,
+        &connect_views,
+        reach,
+        via_name,
+        diagnosis,
+    )
+}
+
+/// Whose addresses reachability uses: `connect_via`'s, or when it gave none
+/// (a dead or failing DNS path), the first other resolver's that did, so that
+/// a broken endpoint behind a broken DNS path shows in the same round.
+pub fn connect_resolver(views: &[verdict::DnsView], connect_via: usize) -> Option<usize> {
+    let has = |i: &usize| views.get(*i).is_some_and(|v| !v.addresses.is_empty());
+    std::iter::once(connect_via)
+        .chain((0..views.len()).filter(|i| *i != connect_via))
+        .find(has)
 }
 
 /// TCP, then TLS, then HTTP against one address; each phase only if the

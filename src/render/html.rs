@@ -54,6 +54,30 @@ pub fn render(report: Option<&RoundReport>, refresh_secs: u64) -> String {
         escape(&r.summary.connect_via),
         escape(r.version),
     );
+    h.push_str("<table id=\"resolvers\"><thead><tr><th>Resolver</th><th>Servers</th><th>State</th><th>Queries</th></tr></thead><tbody>");
+    for res in &r.resolvers {
+        let _ = write!(
+            h,
+            "<tr class=\"{}\" data-resolver=\"{}\"><td><b>{}</b></td><td><code>{}</code></td><td class=\"status\">{}</td><td>{}</td></tr>",
+            if res.up { "ok" } else { "fail" },
+            escape(&res.name),
+            escape(&res.name),
+            escape(&res.servers.join(" ")),
+            if res.up {
+                format!("up: {} of {} lookups answered", res.answered, res.lookups)
+            } else {
+                format!(
+                    "DOWN: no usable answer{}",
+                    res.detail
+                        .as_deref()
+                        .map(|d| format!(" ({})", escape(d)))
+                        .unwrap_or_default()
+                )
+            },
+            res.queries,
+        );
+    }
+    h.push_str("</tbody></table><br>");
     h.push_str("<table id=\"targets\"><thead><tr><th>Status</th><th>Target</th><th>Service</th><th>DNS per resolver</th><th>Reach</th><th>Cause and diagnosis</th></tr></thead><tbody>");
     for t in &r.targets {
         let class = if t.healthy { "ok" } else { "fail" };
@@ -91,16 +115,25 @@ pub fn render(report: Option<&RoundReport>, refresh_secs: u64) -> String {
                 chain,
             );
         }
-        let _ = write!(
-            h,
-            "</td><td>{}</td><td class=\"diag\"><b>{}</b>{}</td></tr>",
-            t.reach.as_str(),
-            t.cause.as_str(),
-            t.diagnosis
-                .as_deref()
-                .map(|d| format!("<br>{}", escape(d)))
-                .unwrap_or_default(),
-        );
+        let via = match &t.connect_resolver {
+            Some(v) if *v != r.summary.connect_via => {
+                format!("<br><span class=\"muted\">via {}'s addresses</span>", escape(v))
+            }
+            _ => String::new(),
+        };
+        let _ = write!(h, "</td><td>{}{via}</td><td class=\"diag\">", t.reach.as_str());
+        if t.causes.is_empty() {
+            h.push_str("<b>none</b>");
+        }
+        for c in &t.causes {
+            let _ = write!(
+                h,
+                "<div class=\"cause\"><b>{}</b><br>{}</div>",
+                c.cause.as_str(),
+                escape(&c.diagnosis)
+            );
+        }
+        h.push_str("</td></tr>");
     }
     h.push_str("</tbody></table><p class=\"muted\">JSON: <a href=\"status\">/status</a> &middot; metrics: <a href=\"metrics\">/metrics</a></p></body></html>");
     h

@@ -25,6 +25,25 @@ pub fn render(report: &RoundReport) -> String {
     for line in wrap(&legend, WIDTH) {
         let _ = writeln!(out, "{line}");
     }
+    for r in &report.resolvers {
+        let state = if r.up {
+            format!("up, {} of {} lookups answered", r.answered, r.lookups)
+        } else {
+            format!(
+                "DOWN, no usable answer{}",
+                r.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
+            )
+        };
+        let servers = if r.servers.is_empty() {
+            "no servers".to_string()
+        } else {
+            r.servers.join(" ")
+        };
+        let line = format!("resolver {} ({servers}): {state}; {} queries", r.name, r.queries);
+        for l in wrap(&line, WIDTH) {
+            let _ = writeln!(out, "{l}");
+        }
+    }
     out.push('\n');
     let _ = writeln!(
         out,
@@ -32,7 +51,7 @@ pub fn render(report: &RoundReport) -> String {
         "STATUS", "SERVICE", "TARGET", "REACH"
     );
     for t in &report.targets {
-        target_rows(&mut out, t);
+        target_rows(&mut out, t, &s.connect_via);
     }
     if let Some(sc) = &report.scoring_service {
         let ips: Vec<String> = sc.ingress_ips.iter().map(|i| i.to_string()).collect();
@@ -72,17 +91,24 @@ pub fn render(report: &RoundReport) -> String {
     }
 
     for t in findings {
-        let _ = writeln!(out, "  {} [{}]", t.name, t.cause);
-        if let Some(d) = &t.diagnosis {
-            for line in wrap(d, WIDTH - 4) {
-                let _ = writeln!(out, "    {line}");
+        let codes: Vec<&str> = t.causes.iter().map(|c| c.cause.as_str()).collect();
+        let _ = writeln!(out, "  {} [{}]", t.name, codes.join(", "));
+        let several = t.causes.len() > 1;
+        for c in &t.causes {
+            for (i, line) in wrap(&c.diagnosis, WIDTH - 6).iter().enumerate() {
+                let bullet = match (several, i) {
+                    (true, 0) => "- ",
+                    (true, _) => "  ",
+                    (false, _) => "",
+                };
+                let _ = writeln!(out, "    {bullet}{line}");
             }
         }
     }
     out
 }
 
-fn target_rows(out: &mut String, t: &TargetReport) {
+fn target_rows(out: &mut String, t: &TargetReport, connect_via: &str) {
     let status = if t.healthy { "ok" } else { "FAIL" };
     let slowest = t
         .slowest
@@ -135,6 +161,13 @@ fn target_rows(out: &mut String, t: &TargetReport) {
     let line = format!("dns {dns}-> {addrs}");
     for l in wrap(&line, WIDTH - 7) {
         let _ = writeln!(out, "{:7}{}", "", l);
+    }
+    if let Some(via) = t.connect_resolver.as_deref().filter(|v| *v != connect_via) {
+        let _ = writeln!(
+            out,
+            "{:7}reach tried with resolver {via}'s addresses ({connect_via} gave none)",
+            ""
+        );
     }
 }
 

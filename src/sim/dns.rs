@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use hickory_resolver::proto::op::{Message, MessageType, ResponseCode};
@@ -47,6 +48,8 @@ fn key(name: &str) -> String {
 pub struct DnsServer {
     addr: SocketAddr,
     records: Arc<RwLock<Records>>,
+    /// Queries received (UDP datagrams and TCP messages), answered or not.
+    received: Arc<AtomicU64>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -74,11 +77,13 @@ impl DnsServer {
             match TcpListener::bind(addr).await {
                 Ok(tcp) => {
                     let records = Arc::new(RwLock::new(records));
-                    let udp_task = tokio::spawn(serve_udp(Arc::new(udp), records.clone()));
-                    let tcp_task = tokio::spawn(serve_tcp(tcp, records.clone()));
+                    let received = Arc::new(AtomicU64::new(0));
+                    let udp_task = tokio::spawn(serve_udp(Arc::new(udp), records.clone(), received.clone()));
+                    let tcp_task = tokio::spawn(serve_tcp(tcp, records.clone(), received.clone()));
                     return Ok(DnsServer {
                         addr,
                         records,
+                        received,
                         tasks: vec![udp_task, tcp_task],
                     });
                 }
@@ -90,6 +95,11 @@ impl DnsServer {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// How many queries the server has received so far, over UDP and TCP.
+    pub fn queries(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
     }
 
     /// Sets (or replaces) the entry for `name`.
@@ -107,12 +117,13 @@ impl DnsServer {
     }
 }
 
-async fn serve_udp(sock: Arc<UdpSocket>, records: Arc<RwLock<Records>>) {
+async fn serve_udp(sock: Arc<UdpSocket>, records: Arc<RwLock<Records>>, received: Arc<AtomicU64>) {
     let mut buf = vec![0u8; 4096];
     loop {
         let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
             continue;
         };
+        received.fetch_add(1, Ordering::Relaxed);
         let Ok(req) = Message::from_vec(&buf[..n]) else {
             continue;
         };
@@ -138,12 +149,12 @@ async fn serve_udp(sock: Arc<UdpSocket>, records: Arc<RwLock<Records>>) {
     }
 }
 
-async fn serve_tcp(listener: TcpListener, records: Arc<RwLock<Records>>) {
+async fn serve_tcp(listener: TcpListener, records: Arc<RwLock<Records>>, received: Arc<AtomicU64>) {
     loop {
         let Ok((mut stream, _)) = listener.accept().await else {
             continue;
         };
-        let records = records.clone();
+        let (records, received) = (records.clone(), received.clone());
         tokio::spawn(async move {
             loop {
                 let mut len = [0u8; 2];
@@ -154,6 +165,7 @@ async fn serve_tcp(listener: TcpListener, records: Arc<RwLock<Records>>) {
                 if stream.read_exact(&mut buf).await.is_err() {
                     return;
                 }
+                received.fetch_add(1, Ordering::Relaxed);
                 let Ok(req) = Message::from_vec(&buf) else {
                     return;
                 };
