@@ -555,3 +555,66 @@ async fn status_page_renders_in_chromium_and_hostile_names_stay_inert() {
     assert!(dom.contains("<title>netprobe</title>"), "the title was changed: {dom}");
     agent.stop.send(true).unwrap();
 }
+
+/// A resolver whose server is gone (nothing listens: ICMP port unreachable)
+/// is `netprobe_resolver_up 0` beside a live one at 1, and every query the
+/// agent sends is counted per resolver: two per target and round here (A and
+/// AAAA), for the dead resolver as for the live one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolver_up_and_dns_queries_are_counted_per_resolver() {
+    let s = scene().await;
+    let dead: SocketAddr = {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.local_addr().unwrap()
+    };
+    let yaml = agent_yaml(&s, "200ms", "").replace(
+        "resolvers:\n",
+        &format!("resolvers:\n  - name: gone\n    servers: [\"{dead}\"]\n"),
+    ) + "connect_via: system\n";
+    let path = write_config(s.ca_file.path(), &yaml);
+    let agent = start_agent(Config::load(&path).unwrap(), &path).await;
+    let m = wait_for(agent.addr, "two rounds", |m| {
+        value(m, "netprobe_rounds_total", &[]).is_some_and(|n| n >= 2.0)
+    })
+    .await;
+    let rounds = value(&m, "netprobe_rounds_total", &[]).unwrap();
+    assert_eq!(
+        value(&m, "netprobe_resolver_up", &[("resolver", "system")]),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        value(&m, "netprobe_resolver_up", &[("resolver", "gone")]),
+        Some(0.0),
+        "{m}"
+    );
+    for r in ["system", "gone"] {
+        // A scrape may fall between the two updates of a round's end.
+        let q = value(&m, "netprobe_dns_queries_total", &[("resolver", r)]).unwrap();
+        assert!(
+            q == 2.0 * rounds || q == 2.0 * (rounds + 1.0),
+            "{r}: {q} queries, {rounds} rounds\n{m}"
+        );
+    }
+    // The live server received at least what was counted (a round may be in flight).
+    assert!(s.dns.queries() as f64 >= 2.0 * rounds);
+    // The status page shows each resolver's state.
+    let (_, page) = get(agent.addr, "/").await;
+    assert!(page.contains("data-resolver=\"gone\""), "{page}");
+    assert!(page.contains("DOWN"), "{page}");
+    let (_, status) = get(agent.addr, "/status").await;
+    let doc: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let gone = doc["resolvers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "gone")
+        .unwrap();
+    assert_eq!(gone["up"], false, "{gone}");
+    assert!(
+        gone["detail"].as_str().unwrap_or_default().contains(&dead.to_string()),
+        "{gone}"
+    );
+    agent.stop.send(true).unwrap();
+    let _ = agent.task.await;
+}

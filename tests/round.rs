@@ -509,3 +509,124 @@ async fn a_round_takes_about_its_slowest_target_not_the_sum() {
     // Serially this would be 40 x 300 ms = 12 s.
     assert!(took < Duration::from_secs(2), "{took:?}");
 }
+
+/// With the pod DNS path dead, reachability is tried through Azure DNS's
+/// answer, so a stale endpoint behind it is named in the same round; a
+/// REFUSED pod path is a DNS error, not a forwarding problem.
+#[tokio::test]
+async fn one_failure_does_not_hide_another() {
+    let ca = Ca::new("test CA").unwrap();
+    let l = lab(vec![(
+        pe(81),
+        vec!["*.azurecr.io"],
+        Reply::acr_challenge("x.azurecr.io"),
+        &ca,
+        Validity::Current,
+    )])
+    .await;
+    let mut azure = Records::new();
+    // Nothing listens on pe(82): the private endpoint is gone.
+    chain(
+        &mut azure,
+        "deadpath.azurecr.io",
+        "deadpath.privatelink.azurecr.io",
+        &[pe(82)],
+    );
+    chain(
+        &mut azure,
+        "refusedpath.azurecr.io",
+        "refusedpath.privatelink.azurecr.io",
+        &[pe(81)],
+    );
+    let mut custom = Records::new();
+    custom.insert("deadpath.azurecr.io".into(), Entry::Drop);
+    custom.insert("refusedpath.azurecr.io".into(), Entry::Refused);
+    let azure = dns(azure).await;
+    let custom = dns(custom).await;
+    let y = yaml(
+        &[
+            ("deadpath", "deadpath.azurecr.io", "acr"),
+            ("refusedpath", "refusedpath.azurecr.io", "acr"),
+        ],
+        l.port,
+        &[("system", custom.addr()), ("azure", azure.addr())],
+        "400ms",
+    );
+    let rep = round(config(&y), trust(&ca)).await;
+
+    let dead = target(&rep, "deadpath");
+    let codes: Vec<Cause> = dead.causes.iter().map(|c| c.cause).collect();
+    assert_eq!(codes, vec![Cause::DnsUnreachable, Cause::EndpointStale], "{dead:#?}");
+    assert_eq!(dead.cause, Cause::DnsUnreachable);
+    assert_eq!(dead.connect_resolver.as_deref(), Some("azure"));
+    assert_eq!(dead.reach, Reach::Refused);
+    assert_eq!(dead.connect[0].address, pe(82));
+    let port = custom.addr().port().to_string();
+    assert!(
+        dead.causes[0].diagnosis.contains(&format!("port {port}")),
+        "{}",
+        dead.causes[0].diagnosis
+    );
+
+    let refused = target(&rep, "refusedpath");
+    assert_eq!(refused.cause, Cause::DnsError, "{refused:#?}");
+    assert_eq!(refused.causes.len(), 1, "{refused:#?}");
+    let text = refused.diagnosis.as_deref().unwrap();
+    assert!(
+        text.contains("REFUSED") && text.contains(&custom.addr().to_string()),
+        "{text}"
+    );
+    assert!(!text.contains("168.63.129.16"), "{text}");
+    // Reach still checked through Azure DNS's answer: the endpoint is fine.
+    assert_eq!(refused.connect_resolver.as_deref(), Some("azure"));
+    assert_eq!(refused.reach, Reach::Ok);
+
+    // The JSON document carries both.
+    let json: serde_json::Value = serde_json::from_str(&netprobe::render::json::render(&rep)).unwrap();
+    let t = &json["targets"][0];
+    assert_eq!(t["connect_resolver"], "azure");
+    assert_eq!(t["causes"][1]["cause"], "endpoint_stale");
+    assert_eq!(json["resolvers"][0]["name"], "system");
+}
+
+/// The queries a round sends, counted by the servers themselves: exactly A
+/// and AAAA per target and resolver when healthy, and a bounded, small number
+/// when the privatelink name has no address (the flood of issue 11).
+#[tokio::test]
+async fn a_round_sends_a_bounded_number_of_queries() {
+    use netprobe::probe::dns::MAX_QUERIES_PER_LOOKUP;
+    let n = 20;
+    let names: Vec<(String, String)> = (0..n)
+        .map(|i| (format!("t{i}"), format!("kv{i}.vault.azure.net")))
+        .collect();
+    let refs: Vec<(&str, &str, &str)> = names
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str(), "keyvault"))
+        .collect();
+    for (shape, per_lookup) in [("healthy", 2), ("nodata after the CNAME", 4)] {
+        let mut r = Records::new();
+        for (i, (_, fqdn)) in names.iter().enumerate() {
+            let pl = format!("kv{i}.privatelink.vaultcore.azure.net");
+            if shape == "healthy" {
+                chain(&mut r, fqdn, &pl, &[pe(90)]);
+            } else {
+                chain(&mut r, fqdn, &pl, &[]);
+                r.insert(pl, Entry::Addrs(vec![]));
+            }
+        }
+        let a = dns(r.clone()).await;
+        let b = dns(r).await;
+        let y = yaml(&refs, 9, &[("system", a.addr()), ("azure", b.addr())], "1s");
+        let rep = round(config(&y), trust(&Ca::new("unused").unwrap())).await;
+        for (server, res) in [(&a, &rep.resolvers[0]), (&b, &rep.resolvers[1])] {
+            let got = server.queries();
+            assert!(got <= (n * MAX_QUERIES_PER_LOOKUP) as u64, "{shape}: {got}");
+            assert_eq!(got, (n * per_lookup) as u64, "{shape}: {} received {got}", res.name);
+            assert_eq!(res.queries, got, "{shape}: the report counts what the server received");
+            assert!(res.up, "{shape}: {res:?}");
+        }
+        if shape != "healthy" {
+            assert!(rep.targets.iter().all(|t| t.cause == Cause::RecordMissing), "{shape}");
+        }
+    }
+}

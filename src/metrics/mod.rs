@@ -41,6 +41,8 @@ pub mod names {
     pub const FINDING: &str = "netprobe_finding";
     pub const NODE_INFO: &str = "netprobe_node_info";
     pub const EVENTS_TOTAL: &str = "netprobe_events_total";
+    pub const DNS_QUERIES_TOTAL: &str = "netprobe_dns_queries_total";
+    pub const RESOLVER_UP: &str = "netprobe_resolver_up";
 }
 
 /// Cluster-level finding codes (metric state set).
@@ -92,6 +94,10 @@ pub struct Metrics {
     finding: IntGaugeVec,
     node_info: IntGaugeVec,
     events_total: IntCounterVec,
+    dns_queries_total: IntCounterVec,
+    resolver_up: IntGaugeVec,
+    /// The resolvers whose series exist (the configured ones).
+    resolvers: Mutex<Vec<String>>,
     targets: Mutex<Targets>,
 }
 
@@ -169,6 +175,20 @@ impl Metrics {
             &["reason", "result"],
         )?;
         r.register(Box::new(events_total.clone()))?;
+        let dns_queries_total = IntCounterVec::new(
+            Opts::new(
+                DNS_QUERIES_TOTAL,
+                "DNS queries sent through each resolver (retransmissions, TCP retries and CNAME follow-ups included).",
+            ),
+            &["resolver"],
+        )?;
+        r.register(Box::new(dns_queries_total.clone()))?;
+        let resolver_up = gauge_vec(
+            &r,
+            RESOLVER_UP,
+            "1 when the resolver answered at least one query with a usable rcode (NOERROR, NXDOMAIN) in the last round.",
+            &["resolver"],
+        )?;
         #[cfg(target_os = "linux")]
         r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
         Ok(Metrics {
@@ -185,6 +205,9 @@ impl Metrics {
             finding,
             node_info,
             events_total,
+            dns_queries_total,
+            resolver_up,
+            resolvers: Mutex::new(Vec::new()),
             targets: Mutex::new(Targets::default()),
         })
     }
@@ -201,6 +224,17 @@ impl Metrics {
         if let Ok(mut rows) = self.targets.lock() {
             rows.set(wanted);
         }
+        if let Ok(mut known) = self.resolvers.lock() {
+            for gone in known.iter().filter(|r| !resolvers.contains(r)) {
+                let _ = self.dns_queries_total.remove_label_values(&[gone]);
+                let _ = self.resolver_up.remove_label_values(&[gone]);
+            }
+            for r in resolvers {
+                // Counters exist at 0 from the start, so the first increase shows in rate().
+                let _ = self.dns_queries_total.with_label_values(&[r]);
+            }
+            *known = resolvers.to_vec();
+        }
     }
 
     /// Records a completed round.
@@ -209,6 +243,10 @@ impl Metrics {
             for t in &report.targets {
                 rows.observe(t);
             }
+        }
+        for r in &report.resolvers {
+            self.dns_queries_total.with_label_values(&[&r.name]).inc_by(r.queries);
+            self.resolver_up.with_label_values(&[&r.name]).set(i64::from(r.up));
         }
         self.round_duration.observe(report.duration_ms / 1000.0);
         self.rounds_total.inc();
