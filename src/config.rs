@@ -216,21 +216,11 @@ impl Ctx<'_> {
     fn err<T>(&self, spanned: &S<T>, field: impl Into<String>, message: impl Into<String>) -> ConfigError {
         let loc = spanned.referenced;
         let location = (loc.line() > 0).then(|| (loc.line(), loc.column()));
-        ConfigError::Invalid {
-            path: self.path.to_string(),
-            location,
-            field: field.into(),
-            message: message.into(),
-        }
+        invalid(self.path, location, field.into(), message.into())
     }
 
     fn err_at_top(&self, field: impl Into<String>, message: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid {
-            path: self.path.to_string(),
-            location: None,
-            field: field.into(),
-            message: message.into(),
-        }
+        invalid(self.path, None, field.into(), message.into())
     }
 
     /// Resolves a path given in the config relative to the config's folder.
@@ -305,6 +295,97 @@ impl Config {
     }
 }
 
+/// Every validation error is built here, so every one gets the same care: a
+/// value quoted in the message is cut to a readable length.
+fn invalid(path: &str, location: Option<(u64, u64)>, field: String, message: String) -> ConfigError {
+    ConfigError::Invalid {
+        path: path.to_string(),
+        location,
+        field,
+        message: cut_quoted(&message),
+    }
+}
+
+/// Longest quoted value shown whole in an error message, in characters.
+const SHOWN_VALUE: usize = 64;
+
+/// Cuts every `"…"` or `` `…` `` span longer than [`SHOWN_VALUE`] characters
+/// to its start, an ellipsis and its length, so that a 5,000-character value
+/// does not become a 5,000-character message.
+fn cut_quoted(message: &str) -> String {
+    let chars: Vec<char> = message.chars().collect();
+    let mut out = String::with_capacity(message.len().min(512));
+    let mut i = 0;
+    while i < chars.len() {
+        let q = chars[i];
+        out.push(q);
+        i += 1;
+        if q != '"' && q != '`' {
+            continue;
+        }
+        // The span up to the closing quote (a backslash escapes the next character).
+        let mut end = i;
+        while end < chars.len() && chars[end] != q {
+            end += if chars[end] == '\\' { 2 } else { 1 };
+        }
+        let end = end.min(chars.len());
+        let inner = &chars[i..end];
+        if inner.len() > SHOWN_VALUE {
+            out.extend(&inner[..SHOWN_VALUE - 16]);
+            out.push('…');
+            if end < chars.len() {
+                out.push(q);
+            }
+            out.push_str(&format!(" ({} characters)", inner.len()));
+        } else {
+            out.extend(inner);
+            if end < chars.len() {
+                out.push(q);
+            }
+        }
+        i = end + 1;
+    }
+    out
+}
+
+/// The messages of the YAML library's errors that would otherwise show its
+/// internals (an option name, a Rust debug print), in the config's terms.
+fn library_message(e: &serde_saphyr::Error) -> Option<String> {
+    let mut e = e;
+    while let serde_saphyr::Error::WithSnippet { error, .. } | serde_saphyr::Error::AliasError { error, .. } = e {
+        e = error;
+    }
+    match e {
+        serde_saphyr::Error::DuplicateMappingKey { key, .. } => Some(match key {
+            Some(k) => format!("the key `{k}` is given twice; each key may appear once"),
+            None => "a key is given twice; each key may appear once".to_string(),
+        }),
+        serde_saphyr::Error::Budget { breach, .. } => {
+            // `Nodes { nodes: 250001 }` -> "nodes"
+            let debug = format!("{breach:?}");
+            let what: String = debug
+                .split(|c: char| !c.is_ascii_alphabetic())
+                .next()
+                .unwrap_or("size")
+                .chars()
+                .flat_map(|c| {
+                    let lower = c.to_ascii_lowercase();
+                    if c.is_ascii_uppercase() {
+                        vec![' ', lower]
+                    } else {
+                        vec![c]
+                    }
+                })
+                .collect();
+            Some(format!(
+                "the document is too large for a netprobe configuration (too many {}); the YAML parser's safety limit stops it",
+                what.trim()
+            ))
+        }
+        _ => None,
+    }
+}
+
 /// Turns a parser or type error into the same `file:line:col: field: message`
 /// shape as the validation errors.
 fn syntax_error(e: &serde_saphyr::Error, path: &str, field: &str) -> ConfigError {
@@ -323,9 +404,11 @@ fn syntax_error(e: &serde_saphyr::Error, path: &str, field: &str) -> ConfigError
         message = after;
     }
     let location = e.location().filter(|l| l.line() > 0).map(|l| (l.line(), l.column()));
+    let own = library_message(e);
+    let message = own.as_deref().unwrap_or(message);
     // `Spanned<T>` adds a `.value` segment that the user never wrote.
     let field = field.replace(".value", "");
-    let field = if field.is_empty() || field == "." {
+    let field = if field.is_empty() || field == "." || field == "?" {
         "(document)".to_string()
     } else {
         field
@@ -338,12 +421,7 @@ fn syntax_error(e: &serde_saphyr::Error, path: &str, field: &str) -> ConfigError
         }
         other => other.to_string(),
     };
-    ConfigError::Invalid {
-        path: path.to_string(),
-        location,
-        field,
-        message,
-    }
+    invalid(path, location, field, message)
 }
 
 fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
@@ -675,14 +753,26 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
         Some(list) => {
             let mut out = Vec::new();
             for (i, r) in list.iter().enumerate() {
+                let field = format!("private_ranges[{i}]");
                 let net: IpNet = r.value.trim().parse().map_err(|_| {
                     ctx.err(
                         r,
-                        format!("private_ranges[{i}]"),
+                        field.clone(),
                         format!("{:?} is not a CIDR (expected e.g. 10.0.0.0/8 or fc00::/7)", r.value),
                     )
                 })?;
-                out.push(net.trunc());
+                if net.trunc() != net {
+                    return Err(ctx.err(
+                        r,
+                        field,
+                        format!(
+                            "{:?} has host bits set: the network is {} (a range names its first address)",
+                            r.value,
+                            net.trunc()
+                        ),
+                    ));
+                }
+                out.push(net);
             }
             out
         }

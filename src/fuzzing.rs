@@ -28,8 +28,53 @@ pub fn check_config(data: &[u8]) {
             let msg = e.to_string();
             assert!(msg.starts_with("fuzz.yaml"), "{msg}");
             assert!(!msg.contains('\n'), "{msg}");
+            assert_config_error_readable(&msg);
         }
     }
+}
+
+/// Longest configuration error line a user is shown for one bad value.
+pub const MAX_CONFIG_ERROR: usize = 600;
+
+/// A configuration error: readable, and short whatever the value's length.
+pub fn assert_config_error_readable(msg: &str) {
+    assert!(
+        msg.chars().count() <= MAX_CONFIG_ERROR,
+        "{} characters: {msg}",
+        msg.chars().count()
+    );
+    assert_readable(msg);
+}
+
+/// A message for a person: no library internals (a Rust debug print such as
+/// `Other(OtherError(X))` or `Nodes { nodes: 1 }`, a library option's name).
+pub fn assert_readable(msg: &str) {
+    for leak in [
+        "Options",
+        "budget breached",
+        "OtherError",
+        "Error(",
+        "Other(",
+        "Some(",
+        "None)",
+    ] {
+        assert!(!msg.contains(leak), "library internals ({leak}) in: {msg}");
+    }
+    // `Ident { field: …` and `Ident(Ident(` are debug prints.
+    let words: Vec<&str> = msg.split_whitespace().collect();
+    for w in words.windows(3) {
+        let camel =
+            w[0].starts_with(|c: char| c.is_ascii_uppercase()) && w[0].chars().all(|c| c.is_ascii_alphanumeric());
+        assert!(
+            !(camel && w[1] == "{" && w[2].ends_with(':')),
+            "a debug print in: {msg}"
+        );
+    }
+    let nested = msg.split('(').filter(|p| {
+        let ident: String = p.chars().rev().take_while(|c| c.is_ascii_alphanumeric()).collect();
+        ident.len() > 2 && ident.chars().last().is_some_and(|c| c.is_ascii_uppercase())
+    });
+    assert!(nested.count() < 2, "a nested debug print in: {msg}");
 }
 
 /// A DNS response from arbitrary bytes through hickory's parser, chain

@@ -37,6 +37,7 @@ fn every_invalid_fixture_fails_with_its_expected_message() {
             assert!(err.contains(want), "{name}: expected {want:?} in:\n{err}");
         }
         assert!(!err.contains('\n'), "{name}: one line please: {err}");
+        netprobe::fuzzing::assert_config_error_readable(&err);
         checked += 1;
     }
     assert!(checked >= 25, "only {checked} fixtures");
@@ -210,5 +211,37 @@ fn resolv_conf_falls_back_when_the_first_file_is_missing() {
             assert_eq!(servers, vec!["10.224.0.10:53".parse().unwrap()]);
         }
         other => panic!("{other:?}"),
+    }
+}
+
+/// Inputs whose errors used to show the YAML library's internals: a
+/// duplicate key ("set DuplicateKeyPolicy in Options"), a huge document
+/// ("budget breached: Nodes { nodes: 250001 }"); and a long value, which is
+/// cut rather than shown whole.
+#[test]
+fn errors_speak_the_configs_terms_and_cut_long_values() {
+    let big = format!(
+        "key_vaults: [kvone]\nprivate_ranges: [{}]\n",
+        vec!["10.0.0.0/8"; 260_000].join(",")
+    );
+    let long = format!("key_vaults: [kvone]\nregion: {}\n", "x".repeat(5000));
+    let long_variant = format!("cloud: {}\nkey_vaults: [kvone]\n", "m".repeat(300));
+    let cases = [
+        (
+            "key_vaults: [kvone]\nkey_vaults: [kvtwo]\n",
+            "the key `key_vaults` is given twice",
+        ),
+        (big.as_str(), "too large for a netprobe configuration (too many nodes)"),
+        (long.as_str(), "(5000 characters) is not an Azure region name"),
+        (
+            long_variant.as_str(),
+            "(300 characters), expected one of public, usgov, china",
+        ),
+    ];
+    for (yaml, want) in cases {
+        let err = Config::from_yaml(yaml, "t.yaml", None).unwrap_err().to_string();
+        assert!(err.starts_with("t.yaml:"), "{err}");
+        assert!(err.contains(want), "expected {want:?} in: {err}");
+        netprobe::fuzzing::assert_config_error_readable(&err);
     }
 }

@@ -630,3 +630,30 @@ async fn a_round_sends_a_bounded_number_of_queries() {
         }
     }
 }
+
+/// TLS failures are told in words, never as a library's debug print (a CA
+/// certificate presented as the server's own used to read
+/// `Other(OtherError(CaUsedAsEndEntity))`).
+#[tokio::test]
+async fn tls_failure_details_are_readable() {
+    let ca = Ca::new("test CA").unwrap();
+    let leaf = ca.ca_marked_leaf(&["caleaf.azurecr.io"]).unwrap();
+    let (port, mut listeners) = bind_same_port(&[pe(85)]).await.unwrap();
+    let _server = HttpsServer::serve(listeners.remove(0), &leaf, Reply::acr_challenge("caleaf.azurecr.io")).unwrap();
+    let mut r = Records::new();
+    chain(&mut r, "caleaf.azurecr.io", "caleaf.privatelink.azurecr.io", &[pe(85)]);
+    let d = dns(r).await;
+    let y = yaml(
+        &[("caleaf", "caleaf.azurecr.io", "acr")],
+        port,
+        &[("system", d.addr())],
+        "1s",
+    );
+    let rep = round(config(&y), trust(&ca)).await;
+    let t = target(&rep, "caleaf");
+    assert_eq!(t.cause, Cause::TlsMismatch, "{t:#?}");
+    let detail = t.connect[0].detail.clone().unwrap();
+    assert!(detail.contains("ca used as end entity"), "{detail}");
+    netprobe::fuzzing::assert_readable(&detail);
+    netprobe::fuzzing::assert_readable(t.diagnosis.as_deref().unwrap());
+}

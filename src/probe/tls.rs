@@ -256,11 +256,85 @@ fn classify(e: &std::io::Error) -> (TlsOutcome, String) {
         },
         _ => TlsOutcome::Failed,
     };
-    (outcome, tls.to_string())
+    (outcome, humanize(&tls.to_string()))
+}
+
+/// rustls prints some errors as debug text (`invalid peer certificate:
+/// Other(OtherError(CaUsedAsEndEntity))`, `UnknownIssuer`): drop the wrapper
+/// names and spell identifiers as words (`ca used as end entity`).
+fn humanize(text: &str) -> String {
+    let is_ident = |w: &str| {
+        let mut chars = w.chars();
+        chars.next().is_some_and(|c| c.is_ascii_uppercase())
+            && w.chars().all(|c| c.is_ascii_alphanumeric())
+            && w.chars().any(|c| c.is_ascii_lowercase())
+            && w.chars().skip(1).any(|c| c.is_ascii_uppercase())
+    };
+    let words = |w: &str| {
+        let mut out = String::new();
+        for (i, c) in w.chars().enumerate() {
+            if c.is_ascii_uppercase() && i > 0 {
+                out.push(' ');
+            }
+            out.push(c.to_ascii_lowercase());
+        }
+        out
+    };
+    // Tokens are runs of identifier characters; everything else is kept,
+    // except the parentheses that belonged to a dropped wrapper.
+    let mut out = String::with_capacity(text.len());
+    let mut open_wrappers = 0usize;
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if c.is_ascii_alphanumeric() {
+            let end = rest.find(|c: char| !c.is_ascii_alphanumeric()).unwrap_or(rest.len());
+            let (token, after) = rest.split_at(end);
+            let wrapper = token.starts_with(|c: char| c.is_ascii_uppercase()) && after.starts_with('(');
+            if wrapper {
+                open_wrappers += 1;
+                rest = &after[1..];
+                continue;
+            }
+            out.push_str(&if is_ident(token) {
+                words(token)
+            } else {
+                token.to_string()
+            });
+            rest = after;
+        } else {
+            if c == ')' && open_wrappers > 0 {
+                open_wrappers -= 1;
+            } else {
+                out.push(c);
+            }
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    out
 }
 
 /// The certificate's notAfter as Unix seconds.
 fn not_after(der: &CertificateDer<'_>) -> Option<i64> {
     let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
     Some(cert.validity().not_after.timestamp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::humanize;
+
+    #[test]
+    fn debug_prints_become_words() {
+        assert_eq!(
+            humanize("invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))"),
+            "invalid peer certificate: ca used as end entity"
+        );
+        assert_eq!(
+            humanize("invalid peer certificate: UnknownIssuer"),
+            "invalid peer certificate: unknown issuer"
+        );
+        // Ordinary text, versions and names stay as they are.
+        let plain = "certificate not valid for name \"a.example\"; certificate is only valid for TLS 1.3 (x)";
+        assert_eq!(humanize(plain), plain);
+    }
 }

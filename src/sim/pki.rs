@@ -60,6 +60,16 @@ impl Ca {
 
     /// A server certificate for `names` (DNS names, wildcards allowed).
     pub fn leaf(&self, names: &[&str], validity: Validity) -> Result<Leaf, rcgen::Error> {
+        self.issue(names, validity, false)
+    }
+
+    /// A server certificate that is itself marked as a CA (basicConstraints
+    /// CA:TRUE): what a misconfigured proxy presents; verifiers reject it.
+    pub fn ca_marked_leaf(&self, names: &[&str]) -> Result<Leaf, rcgen::Error> {
+        self.issue(names, Validity::Current, true)
+    }
+
+    fn issue(&self, names: &[&str], validity: Validity, marked_ca: bool) -> Result<Leaf, rcgen::Error> {
         let mut params = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
         params
             .distinguished_name
@@ -74,6 +84,9 @@ impl Ca {
                 params.not_before = now - Duration::days(90);
                 params.not_after = now - Duration::days(1);
             }
+        }
+        if marked_ca {
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         }
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &self.issuer)?;

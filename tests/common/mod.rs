@@ -48,8 +48,23 @@ pub fn trust(ca: &Ca) -> TlsSetup {
     TlsSetup::new(None, &[ca.cert_der()], false).unwrap()
 }
 
+/// Runs one round. Every message in its report (diagnoses, DNS and
+/// connection details) is checked to be readable: no library internals, no
+/// endless values.
 pub async fn round(config: Config, tls: TlsSetup) -> RoundReport {
-    Engine::with_tls(config, tls).run_round().await
+    let report = Engine::with_tls(config, tls).run_round().await;
+    for t in &report.targets {
+        let texts = t
+            .causes
+            .iter()
+            .map(|c| c.diagnosis.as_str())
+            .chain(t.dns.iter().filter_map(|d| d.detail.as_deref()))
+            .chain(t.connect.iter().filter_map(|c| c.detail.as_deref()));
+        for text in texts {
+            netprobe::fuzzing::assert_readable(text);
+        }
+    }
+    report
 }
 
 pub fn target<'a>(report: &'a RoundReport, name: &str) -> &'a TargetReport {
