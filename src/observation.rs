@@ -51,6 +51,10 @@ pub struct DnsAnswer {
     /// A and AAAA records of the chain's final name.
     pub addresses: Vec<IpAddr>,
     pub chain_problem: Option<ChainProblem>,
+    /// The response carried an SOA in its authority section: a negative
+    /// answer (NODATA, NXDOMAIN) for the chain's last name (RFC 2308), so a
+    /// CNAME with nothing after it needs no follow-up query.
+    pub negative_soa: bool,
 }
 
 /// How a lookup ended.

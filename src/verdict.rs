@@ -670,6 +670,7 @@ mod tests {
             chain: chain.iter().map(|s| s.to_string()).collect(),
             addresses: addrs.iter().map(|s| s.parse().unwrap()).collect(),
             chain_problem: None,
+            negative_soa: false,
         })
     }
 
@@ -738,6 +739,7 @@ mod tests {
             chain: vec!["a".into()],
             addresses: vec![],
             chain_problem: Some(ChainProblem::Loop("a".into())),
+            negative_soa: false,
         });
         let v = assess_dns(&t, &obs("s", o), &ranges());
         assert_eq!(v.verdict, DnsVerdict::Error);

@@ -106,6 +106,45 @@ async fn dnsmasq_shaped_server() -> (SocketAddr, std::sync::Arc<std::sync::atomi
     (addr, count)
 }
 
+/// A recursive resolver's NODATA after a CNAME carries the zone's SOA in the
+/// authority section (RFC 2308, as Unbound answers): that is the final word
+/// on the chain's last name, and nothing is asked again.
+#[tokio::test]
+async fn nodata_with_an_soa_after_the_cname_needs_no_follow_up() {
+    use hickory_resolver::proto::rr::rdata::{CNAME, SOA};
+    use hickory_resolver::proto::rr::{Name, RData, Record};
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seen = count.clone();
+    let server = common::udp_dns(move |sock, peer, req| {
+        seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        async move {
+            let q = req.queries[0].clone();
+            let mut resp = common::a_response(&req, &[]);
+            let target = Name::from_ascii(format!("{KV_PL}.")).unwrap();
+            resp.add_answer(Record::from_rdata(q.name().clone(), 60, RData::CNAME(CNAME(target))));
+            let zone = Name::from_ascii("privatelink.vaultcore.azure.net.").unwrap();
+            let soa = SOA::new(
+                zone.clone(),
+                Name::from_ascii("hostmaster.example.").unwrap(),
+                1,
+                3600,
+                600,
+                86400,
+                10,
+            );
+            resp.add_authority(Record::from_rdata(zone, 10, RData::SOA(soa)));
+            let _ = sock.send_to(&resp.to_vec().unwrap(), peer).await;
+        }
+    })
+    .await;
+    let obs = lookup("test", "kv01.vault.azure.net", &[server], T).await;
+    let view = assess_dns(&keyvault(), &obs, &ranges());
+    assert_eq!(view.verdict, DnsVerdict::Nodata, "{view:?}");
+    assert!(view.privatelink);
+    assert_eq!(obs.queries, 2, "{obs:?}");
+    assert_eq!(count.load(std::sync::atomic::Ordering::Relaxed), 2);
+}
+
 #[tokio::test]
 async fn a_dangling_cname_with_nxdomain_for_aaaa_is_followed_once() {
     let (server, received) = dnsmasq_shaped_server().await;

@@ -185,7 +185,8 @@ async fn resolve_at(
     let (mut outcome, mut tcp) = ask(server, fqdn, name, deadline, budget).await;
     let mut asked = vec![fqdn.trim_end_matches('.').to_ascii_lowercase()];
     while let DnsOutcome::Answer(ans) = &outcome {
-        let dangling = ans.rcode == Rcode::NoError && ans.addresses.is_empty() && ans.chain_problem.is_none();
+        let dangling =
+            ans.rcode == Rcode::NoError && ans.addresses.is_empty() && ans.chain_problem.is_none() && !ans.negative_soa;
         let Some(last) = ans.chain.last().filter(|_| dangling) else {
             break;
         };
@@ -213,6 +214,7 @@ fn extend(fqdn: &str, mut prefix: DnsAnswer, rest: DnsAnswer) -> DnsAnswer {
     prefix.chain.extend(rest.chain);
     prefix.addresses = rest.addresses;
     prefix.rcode = rest.rcode;
+    prefix.negative_soa = rest.negative_soa;
     prefix.chain_problem = match (looped, rest.chain_problem) {
         (Some(at), _) => Some(ChainProblem::Loop(at)),
         (None, Some(p)) => Some(p),
@@ -261,6 +263,7 @@ fn combine(fqdn: &str, a: Result<Exchange, QueryError>, aaaa: Result<Exchange, Q
     let rcode = rcode_of(a.message.metadata.response_code);
     let mut answer = follow_chain(fqdn, &a.message.answers);
     answer.rcode = rcode;
+    answer.negative_soa = a.message.authorities.iter().any(|r| r.record_type() == RecordType::SOA);
     let mut tcp = a.tcp;
     if rcode == Rcode::NoError
         && answer.chain_problem.is_none()
@@ -345,6 +348,7 @@ pub fn follow_chain(qname: &str, answers: &[Record]) -> DnsAnswer {
         chain,
         addresses,
         chain_problem: problem,
+        negative_soa: false,
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use hickory_resolver::proto::op::{Message, MessageType, ResponseCode};
-use hickory_resolver::proto::rr::rdata::{A, AAAA, CNAME};
+use hickory_resolver::proto::rr::rdata::{A, AAAA, CNAME, SOA};
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
@@ -30,6 +30,10 @@ pub enum Entry {
     /// an authoritative server whose target lies in a zone it does not serve.
     CnameStop(String),
     Addrs(Vec<IpAddr>),
+    /// The name exists without A/AAAA records: NODATA with the zone's SOA in
+    /// the authority section, as Azure DNS and recursive resolvers answer it
+    /// (`Addrs(vec![])` answers NODATA without one).
+    Empty,
     ServFail,
     Refused,
     /// Never answer (the client times out).
@@ -233,6 +237,13 @@ fn respond(records: &RwLock<Records>, req: &Message) -> Option<Message> {
                     return Some(resp);
                 };
                 resp.add_answer(Record::from_rdata(from, 60, RData::CNAME(CNAME(to))));
+                return Some(resp);
+            }
+            Some(Entry::Empty) => {
+                // The zone is taken to be the name without its first label.
+                let zone = wire_name(name.split_once('.').map_or(name.as_str(), |x| x.1))?;
+                let soa = SOA::new(zone.clone(), wire_name("hostmaster.sim")?, 1, 3600, 300, 86400, 10);
+                resp.add_authority(Record::from_rdata(zone, 10, RData::SOA(soa)));
                 return Some(resp);
             }
             Some(Entry::Addrs(ips)) => {
