@@ -29,8 +29,9 @@ use vnet::{Endpoint, Lab, Site};
 const RESOLVERS: &str =
     "  - name: vnet\n    resolv_conf: /etc/resolv.conf\n  - name: azure\n    servers: [\"168.63.129.16\"]\n";
 
-/// The extra resolver of a group of scenarios, as `(name, server)`.
-type ResolverSet = Option<(&'static str, &'static str)>;
+/// The extra resolver of a group of scenarios, as `(name, server,
+/// connect_via)`.
+type ResolverSet = Option<(&'static str, &'static str, bool)>;
 
 /// A third resolver, for scenarios about a resolver, and what its view must
 /// say: its verdict, and a fragment of its detail.
@@ -40,6 +41,9 @@ struct ExtraResolver {
     server: &'static str,
     verdict: DnsVerdict,
     detail: &'static str,
+    /// Reachability uses this resolver's answers (`connect_via`): the pod
+    /// path, when the scenario is about the pod path.
+    connect_via: bool,
 }
 
 struct Scenario {
@@ -52,7 +56,10 @@ struct Scenario {
     target_yaml: &'static str,
     extra: Option<ExtraResolver>,
     cause: Cause,
-    /// The reach through the `connect_via` resolver (`vnet`).
+    /// The causes that hold besides the primary one, in order.
+    also: &'static [Cause],
+    /// The reach, through `connect_via`'s addresses or, when it has none,
+    /// through the first other resolver's that has.
     reach: Reach,
     /// The DNS verdict through `vnet` and through `azure`.
     dns: [DnsVerdict; 2],
@@ -74,6 +81,7 @@ fn scenario(
         target_yaml: "",
         extra: None,
         cause,
+        also: &[],
         reach,
         dns,
     }
@@ -91,9 +99,14 @@ impl Scenario {
         }
     }
 
-    /// The extra resolver as `(name, server)`: scenarios are grouped by it.
+    fn also(self, also: &'static [Cause]) -> Scenario {
+        Scenario { also, ..self }
+    }
+
+    /// The extra resolver as `(name, server, connect_via)`: scenarios are
+    /// grouped by it.
     fn resolver_set(&self) -> ResolverSet {
-        self.extra.map(|e| (e.name, e.server))
+        self.extra.map(|e| (e.name, e.server, e.connect_via))
     }
 }
 
@@ -253,6 +266,7 @@ fn scenarios() -> Vec<Scenario> {
             server: "10.0.0.11",
             verdict: D::Error,
             detail: "10.0.0.11:53: Connection refused",
+            connect_via: false,
         }),
         // A second custom DNS server behind an NSG that drops port 53.
         scenario(
@@ -274,6 +288,7 @@ fn scenarios() -> Vec<Scenario> {
             server: "10.0.3.53",
             verdict: D::Timeout,
             detail: "10.0.3.53:53",
+            connect_via: false,
         }),
         // The internet's table.core.windows.net zone is broken: SERVFAIL everywhere.
         scenario(
@@ -427,17 +442,79 @@ fn scenarios() -> Vec<Scenario> {
             R::Blocked,
             [D::Private, D::Private],
         ),
+        // The privatelink name is in the linked zone, with no A record (only
+        // a TXT): NODATA after the CNAME, in one query per type.
+        scenario(
+            "nodata-after-cname",
+            "keyvault",
+            link(
+                "kv-lab-empty.vault.azure.net",
+                "kv-lab-empty.privatelink.vaultcore.azure.net",
+                pb(24),
+                &[],
+                Endpoint::Absent,
+            )
+            .with_no_private_address(),
+            C::RecordMissing,
+            R::Skipped,
+            [D::Nodata, D::Nodata],
+        ),
+        // The customer DNS server refuses the node; Azure DNS answers
+        // privately. An error answer, not a forwarding problem; reachability
+        // is still checked through Azure DNS's answer.
+        scenario(
+            "refused-pod-path",
+            "acr",
+            link(
+                "crlabrefused.azurecr.io",
+                "crlabrefused.privatelink.azurecr.io",
+                pb(25),
+                &[pv(25)],
+                Endpoint::Serves(Reply::acr_challenge("crlabrefused.azurecr.io")),
+            )
+            .refused_by_customer(),
+            C::DnsError,
+            R::Ok,
+            [D::Refused, D::Private],
+        ),
+        // The pod path's DNS server is dead and the endpoint behind the name
+        // is gone: both are named in one round.
+        scenario(
+            "dead-pod-path-stale-endpoint",
+            "keyvault",
+            link(
+                "kv-lab-deadpath.vault.azure.net",
+                "kv-lab-deadpath.privatelink.vaultcore.azure.net",
+                pb(26),
+                &[pv(26)],
+                Endpoint::Closed,
+            ),
+            C::DnsUnreachable,
+            R::Refused,
+            [D::Private, D::Private],
+        )
+        .also(&[C::EndpointStale])
+        .extra(ExtraResolver {
+            name: "pods",
+            server: "10.0.0.11",
+            verdict: D::Error,
+            detail: "10.0.0.11:53: Connection refused",
+            connect_via: true,
+        }),
     ]
 }
 
 /// The config for `scenarios`, all probed through the same resolvers.
-fn config(lab: &Lab, scenarios: &[&Scenario], extra_resolver: Option<(&str, &str)>, listen: &str) -> String {
+fn config(lab: &Lab, scenarios: &[&Scenario], extra_resolver: ResolverSet, listen: &str) -> String {
     let mut y = format!(
         "timeout: 2s\ninterval: 30s\nlisten: \"{listen}\"\ntls:\n  extra_ca_file: {}\nresolvers:\n{RESOLVERS}",
         lab.ca_file().display()
     );
-    if let Some((name, server)) = extra_resolver {
+    if let Some((name, server, connect_via)) = extra_resolver {
         y.push_str(&format!("  - name: {name}\n    servers: [\"{server}\"]\n"));
+        if connect_via {
+            y.push_str(&format!("connect_via: {name}\n"));
+        }
     }
     y.push_str("targets:\n");
     for s in scenarios {
@@ -464,6 +541,19 @@ fn check(s: &Scenario, t: &Value) -> Vec<String> {
     let cause = t["cause"].as_str().unwrap_or("?");
     if cause != s.cause.as_str() {
         bad.push(format!("cause {cause}, want {}", s.cause));
+    }
+    let causes: Vec<&str> = t["causes"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c["cause"].as_str()).collect())
+        .unwrap_or_default();
+    let want: Vec<&str> = (s.cause != Cause::None)
+        .then_some(s.cause)
+        .into_iter()
+        .chain(s.also.iter().copied())
+        .map(Cause::as_str)
+        .collect();
+    if causes != want {
+        bad.push(format!("causes {causes:?}, want {want:?}"));
     }
     let reach = t["reach"].as_str().unwrap_or("?");
     if reach != s.reach.as_str() {
@@ -649,4 +739,59 @@ fn lab_agent_metrics_carry_every_scenario() {
             .collect::<Vec<_>>()
             .join("\n")
     );
+}
+
+/// The DNS queries each scenario costs, counted on the link between the node
+/// and the VNet (as a packet capture would count them), one `probe --once`
+/// per scenario: within the per-lookup budget for each resolver, and equal to
+/// what the report itself counts. With `NETPROBE_LAB_BIN` set, another
+/// netprobe binary runs instead (an older build, for before/after numbers),
+/// and the test only prints the table (`-- --nocapture`).
+#[test]
+fn lab_queries_per_scenario_stay_within_the_budget() {
+    use netprobe::probe::dns::MAX_QUERIES_PER_LOOKUP;
+    use std::sync::atomic::Ordering;
+    let all = scenarios();
+    let sites: Vec<Site> = all.iter().map(|s| s.site.clone()).collect();
+    let lab = Lab::start(&sites, Duration::ZERO);
+    let other = std::env::var_os("NETPROBE_LAB_BIN");
+    let mut rows = vec![format!("{:<30} {:>9} {:>9}", "scenario", "resolvers", "queries")];
+    let mut failures = Vec::new();
+    for s in &all {
+        let path = lab.dir.path().join(format!("q-{}.yaml", s.name));
+        std::fs::write(&path, config(&lab, &[s], s.resolver_set(), "127.0.0.1:0")).unwrap();
+        let before = lab.relay.dns_queries.load(Ordering::Relaxed);
+        let mut command = match &other {
+            Some(bin) => lab.node.command(bin),
+            None => lab.netprobe(),
+        };
+        let out = command
+            .args(["probe", "--once", "--output", "json", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let sent = lab.relay.dns_queries.load(Ordering::Relaxed) - before;
+        let resolvers = 2 + u32::from(s.extra.is_some());
+        rows.push(format!("{:<30} {resolvers:>9} {sent:>9}", s.name));
+        if other.is_some() {
+            continue;
+        }
+        let report: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{}: {e}: {}", s.name, String::from_utf8_lossy(&out.stderr)));
+        let counted: u64 = report["targets"][0]["dns"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|d| d["queries"].as_u64()).sum())
+            .unwrap_or(0);
+        if sent > resolvers * MAX_QUERIES_PER_LOOKUP {
+            failures.push(format!(
+                "{}: {sent} queries on the wire, budget {resolvers} x {MAX_QUERIES_PER_LOOKUP}",
+                s.name
+            ));
+        }
+        if counted != u64::from(sent) {
+            failures.push(format!("{}: the report counts {counted}, the link saw {sent}", s.name));
+        }
+    }
+    println!("{}", rows.join("\n"));
+    assert!(failures.is_empty(), "{}\n{}", failures.join("\n"), rows.join("\n"));
 }

@@ -321,8 +321,8 @@ fn link(node: &Netns, vnet: &Netns, rt: &NsRuntime, delay: Duration) -> Arc<Rela
     rt.block(async move {
         let n = Arc::new(tun_rs::AsyncDevice::new(node_dev).expect("async TUN"));
         let v = Arc::new(tun_rs::AsyncDevice::new(vnet_dev).expect("async TUN"));
-        tokio::spawn(pump(n.clone(), v.clone(), Duration::ZERO, count.clone()));
-        tokio::spawn(pump(v, n, delay, count));
+        tokio::spawn(pump(n.clone(), v.clone(), Duration::ZERO, count.clone(), true));
+        tokio::spawn(pump(v, n, delay, count, false));
     });
     node.ip("link set np0 up");
     node.ip(&format!("addr add {NODE_IP}/32 dev np0"));
@@ -346,10 +346,39 @@ fn link(node: &Netns, vnet: &Netns, rt: &NsRuntime, delay: Duration) -> Arc<Rela
 pub struct Relay {
     pub packets: AtomicU32,
     pub lost: AtomicU32,
+    /// DNS queries from the node (UDP datagrams and TCP segments with a
+    /// payload, to port 53), as a packet capture on the link would count them.
+    pub dns_queries: AtomicU32,
+}
+
+/// True when `packet` (IPv4) goes to port 53 and carries a payload.
+fn is_dns_query(packet: &[u8]) -> bool {
+    if packet.len() < 20 || packet[0] >> 4 != 4 {
+        return false;
+    }
+    let ihl = usize::from(packet[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([packet[2], packet[3]])).min(packet.len());
+    let Some(l4) = packet.get(ihl..total) else { return false };
+    let dport = |b: &[u8]| b.get(2..4).map(|p| u16::from_be_bytes([p[0], p[1]]));
+    match packet[9] {
+        17 => dport(l4) == Some(53) && l4.len() > 8,
+        6 => {
+            let offset = l4.get(12).map(|b| usize::from(b >> 4) * 4).unwrap_or(usize::MAX);
+            dport(l4) == Some(53) && l4.len() > offset
+        }
+        _ => false,
+    }
 }
 
 /// Copies packets from one device to the other, each `delay` after it was read.
-async fn pump(from: Arc<tun_rs::AsyncDevice>, to: Arc<tun_rs::AsyncDevice>, delay: Duration, count: Arc<Relay>) {
+/// `from_node`: this direction carries the node's queries, which are counted.
+async fn pump(
+    from: Arc<tun_rs::AsyncDevice>,
+    to: Arc<tun_rs::AsyncDevice>,
+    delay: Duration,
+    count: Arc<Relay>,
+    from_node: bool,
+) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
     let lost = count.clone();
     tokio::spawn(async move {
@@ -367,6 +396,9 @@ async fn pump(from: Arc<tun_rs::AsyncDevice>, to: Arc<tun_rs::AsyncDevice>, dela
             Err(_) => return,
         };
         count.packets.fetch_add(1, Ordering::Relaxed);
+        if from_node && is_dns_query(&buf[..n]) {
+            count.dns_queries.fetch_add(1, Ordering::Relaxed);
+        }
         if tx
             .send((tokio::time::Instant::now() + delay, buf[..n].to_vec()))
             .is_err()
@@ -403,6 +435,11 @@ pub struct Site {
     /// A records in the private zone for the alias (none: the record is missing).
     pub private: Vec<Ipv4Addr>,
     pub endpoint: Endpoint,
+    /// The alias exists in the private zone with no address (a TXT record
+    /// only): NODATA after the privatelink CNAME.
+    pub private_no_address: bool,
+    /// The customer DNS server refuses queries for this name (REFUSED).
+    pub refused_by_customer: bool,
 }
 
 impl Site {
@@ -421,6 +458,25 @@ impl Site {
             public: Some(public),
             private: private.to_vec(),
             endpoint,
+            private_no_address: false,
+            refused_by_customer: false,
+        }
+    }
+
+    /// The alias is in the private zone, but with no A record.
+    pub fn with_no_private_address(self) -> Site {
+        Site {
+            private: vec![],
+            private_no_address: true,
+            ..self
+        }
+    }
+
+    /// The customer DNS server answers REFUSED for this name.
+    pub fn refused_by_customer(self) -> Site {
+        Site {
+            refused_by_customer: true,
+            ..self
         }
     }
 
@@ -432,6 +488,8 @@ impl Site {
             public: Some(public),
             private: vec![],
             endpoint: Endpoint::Absent,
+            private_no_address: false,
+            refused_by_customer: false,
         }
     }
 
@@ -443,6 +501,8 @@ impl Site {
             public: None,
             private: vec![],
             endpoint: Endpoint::Absent,
+            private_no_address: false,
+            refused_by_customer: false,
         }
     }
 
@@ -494,6 +554,9 @@ impl ZoneData {
                     add(&mut z.public, &public_zones, format!("{fe}. IN A {public}\n"));
                     for ip in &s.private {
                         add(&mut z.private, &private_zones, format!("{pl}. IN A {ip}\n"));
+                    }
+                    if s.private_no_address {
+                        add(&mut z.private, &private_zones, format!("{pl}. IN TXT \"no address\"\n"));
                     }
                 }
                 _ => add(&mut z.public, &public_zones, format!("{}. IN A {public}\n", s.fqdn)),
@@ -645,10 +708,20 @@ impl Lab {
         );
         let private_zones = zone_files(&data.private, LINKED_ZONES, &[]);
         let azure = named(&vnet, d, "azure", AZURE_DNS, &recursive, &private_zones, "");
-        let forwards: String = CUSTOMER_FORWARDS
+        let mut forwards: String = CUSTOMER_FORWARDS
             .iter()
             .map(|zone| format!("zone \"{zone}\" {{ type forward; forward only; forwarders {{ {AZURE_DNS}; }}; }};\n"))
             .collect();
+        // A name the customer server refuses: a zone of its own that no one may query.
+        for s in sites.iter().filter(|s| s.refused_by_customer) {
+            let file = d.join(format!("refused-{}.zone", s.fqdn));
+            std::fs::write(&file, named::zone_file(&s.fqdn, "")).unwrap();
+            forwards.push_str(&format!(
+                "zone \"{}\" {{ type primary; file \"{}\"; allow-query {{ none; }}; }};\n",
+                s.fqdn,
+                file.display()
+            ));
+        }
         let customer = named(&vnet, d, "customer", CUSTOMER_DNS, &recursive, &[], &forwards);
         let lab = Lab {
             named: vec![internet, azure, customer],
