@@ -1,0 +1,82 @@
+//! The README's reference tables against the code: every cause code has a
+//! row in the cause table, every metric a row in the metrics table, and no
+//! row names something the code does not have.
+
+use std::collections::BTreeSet;
+
+use netprobe::model::Cause;
+
+fn readme() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap()
+}
+
+/// The first-column codes of the table that follows `heading`.
+fn table_codes(text: &str, heading: &str) -> BTreeSet<String> {
+    let start = text
+        .find(heading)
+        .unwrap_or_else(|| panic!("no {heading:?} in README.md"));
+    text[start..]
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .filter_map(|l| {
+            let cell = l.split('|').nth(1)?.trim();
+            Some(cell.strip_prefix('`')?.split('`').next()?.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn the_cause_table_lists_every_cause() {
+    let documented = table_codes(&readme(), "### Causes");
+    let known: BTreeSet<String> = Cause::ALL
+        .iter()
+        .filter(|c| **c != Cause::None)
+        .map(|c| c.as_str().to_string())
+        .collect();
+    assert_eq!(documented, known, "README.md's cause table and model::Cause differ");
+}
+
+#[test]
+fn the_metrics_table_lists_every_metric() {
+    let text = readme();
+    let documented = table_codes(&text, "| metric | type | labels | meaning |");
+    let metrics = netprobe::metrics::Metrics::new().unwrap();
+    let exposed: BTreeSet<String> = metrics
+        .encode()
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with("netprobe_"))
+        .map(String::from)
+        .collect();
+    let missing: Vec<&String> = exposed.difference(&documented).collect();
+    assert!(missing.is_empty(), "metrics without a README row: {missing:?}");
+    let stale: Vec<&String> = documented
+        .iter()
+        .filter(|d| !exposed.contains(*d) && !metric_appears_later(d))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "README rows for metrics the agent does not expose: {stale:?}"
+    );
+}
+
+/// Metrics that exist only once there is something to say (a node, a
+/// scoring service, an Event, a target, a round).
+fn metric_appears_later(name: &str) -> bool {
+    [
+        "netprobe_target_",
+        "netprobe_dns_",
+        "netprobe_reach_",
+        "netprobe_phase_",
+        "netprobe_http_",
+        "netprobe_tls_",
+        "netprobe_node_info",
+        "netprobe_scoring_service_",
+        "netprobe_events_total",
+        "netprobe_resolver_up",
+    ]
+    .iter()
+    .any(|p| name.starts_with(p))
+}
