@@ -656,6 +656,17 @@ mod tests {
     use crate::model::TlsOutcome;
     use crate::observation::{DnsAnswer, HttpObservation, TlsObservation};
 
+    /// Reachability with no connection observations.
+    fn ctx(reach: Reach, expected_addresses: bool, via: Option<&'static str>) -> ReachContext<'static> {
+        ReachContext {
+            reach,
+            connects: &[],
+            timeout: Duration::from_secs(5),
+            expected_addresses,
+            via,
+        }
+    }
+
     fn ranges() -> Vec<IpNet> {
         crate::config::default_private_ranges()
     }
@@ -1181,13 +1192,7 @@ mod tests {
             ip: "20.1.2.3".parse().unwrap(),
             private: false,
         }];
-        let rc = ReachContext {
-            reach: Reach::Ok,
-            connects: &[],
-            timeout: Duration::from_secs(5),
-            expected_addresses: false,
-            via: None,
-        };
+        let rc = ctx(Reach::Ok, false, None);
         let d = diagnose(&t, &[bad], 0, &rc);
         let text = d.text().unwrap().to_string();
         for needle in [
@@ -1222,13 +1227,7 @@ mod tests {
             "st1.privatelink.file.core.windows.net".into(),
             "fe.store.example".into(),
         ];
-        let rc = ReachContext {
-            reach: Reach::Ok,
-            connects: &[],
-            timeout: Duration::from_secs(5),
-            expected_addresses: false,
-            via: None,
-        };
+        let rc = ctx(Reach::Ok, false, None);
         let text = diagnose(&t, &[bad], 0, &rc).text().unwrap().to_string();
         assert!(
             text.contains("the private DNS zone privatelink.file.core.windows.net is not linked"),
@@ -1316,13 +1315,7 @@ mod tests {
         };
         let mut t = acr();
         t.expected_ips = vec!["10.1.2.3".parse().unwrap()];
-        let rc = ReachContext {
-            reach: Reach::Ok,
-            connects: &[],
-            timeout: Duration::from_secs(5),
-            expected_addresses: true,
-            via: Some("system"),
-        };
+        let rc = ctx(Reach::Ok, true, Some("system"));
         for (a, row) in table {
             for (b, want) in B.iter().zip(row) {
                 let views = [state("system", a), state("azure", b)];
@@ -1357,13 +1350,7 @@ mod tests {
     #[test]
     fn error_texts_name_the_rcode_the_server_and_the_real_port() {
         let t = acr();
-        let rc = ReachContext {
-            reach: Reach::Skipped,
-            connects: &[],
-            timeout: Duration::from_secs(2),
-            expected_addresses: false,
-            via: None,
-        };
+        let rc = ctx(Reach::Skipped, false, None);
         let mut refused = state("system", "ref");
         refused.server = Some("10.0.0.10:5399".parse().unwrap());
         let d = diagnose(&t, &[refused, state("azure", "priv")], 0, &rc);
@@ -1424,13 +1411,7 @@ mod tests {
     #[test]
     fn zone_not_linked_names_the_nxdomain_redirect_fallback_too() {
         let t = acr();
-        let rc = ReachContext {
-            reach: Reach::Ok,
-            connects: &[],
-            timeout: Duration::from_secs(2),
-            expected_addresses: false,
-            via: None,
-        };
+        let rc = ctx(Reach::Ok, false, None);
         let text = diagnose(&t, &[state("system", "pub")], 0, &rc)
             .text()
             .unwrap()

@@ -39,6 +39,19 @@ pub fn zone_file(zone: &str, records: &str) -> String {
     format!("$ORIGIN {zone}.\n$TTL 60\n{SOA}{records}")
 }
 
+/// Fails the test, saying what to install, when `program` is not on the PATH.
+pub fn require(program: &str, package: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{program} is required (Debian package {package}; scripts/test installs it)"
+    );
+}
+
 /// Writes `dir/named.conf` and the zone files (`zones`: name and file text),
 /// checks the configuration with `named-checkconf`, and starts `named -g -4`
 /// through `command` (`named` itself, or `ip netns exec <ns> named`).
@@ -53,15 +66,7 @@ pub fn start(
     zones: &[(&str, String)],
     statements: &str,
 ) -> Named {
-    let found = Command::new("sh")
-        .args(["-c", "command -v named"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        found,
-        "named is required (Debian package bind9; scripts/test installs it)"
-    );
+    require("named", "bind9");
     std::fs::create_dir_all(dir).unwrap();
     let d = dir.display();
     let mut conf = format!(
