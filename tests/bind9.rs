@@ -99,6 +99,10 @@ async fn real_bind9_chains_nxdomain_forwarding_and_tcp_fallback() {
     // TCP follows. (BIND 9.18 refuses RRsets of more than 100 records.)
     let obs = lookup("azure", "big.azurecr.io", &[azure.addr], Duration::from_secs(2)).await;
     assert!(obs.tcp_fallback, "{obs:?}");
+    // BIND, authoritative for both zones, answers the public name with the
+    // CNAME alone (no SOA): netprobe asks the privatelink name once (A and
+    // AAAA), and only its A answer (90 records) is truncated and asked over TCP.
+    assert_eq!(obs.queries, 5, "{obs:?}");
     match &obs.outcome {
         netprobe::observation::DnsOutcome::Answer(a) => {
             assert_eq!(a.addresses.len(), 90);

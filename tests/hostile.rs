@@ -185,6 +185,7 @@ async fn a_dns_answer_after_the_timeout_is_a_timeout() {
     let obs = netprobe::probe::dns::lookup("late", "reg01.azurecr.io", &[server], Duration::from_millis(300)).await;
     assert_eq!(obs.outcome, netprobe::observation::DnsOutcome::Timeout);
     assert!(start.elapsed() < Duration::from_millis(600), "{:?}", start.elapsed());
+    assert_eq!(obs.queries, 4, "A and AAAA, each retransmitted once: {obs:?}");
 }
 
 #[tokio::test]
@@ -370,6 +371,10 @@ async fn an_oversized_udp_answer_is_fetched_over_tcp() {
     let start = Instant::now();
     let obs = netprobe::probe::dns::lookup("big", "reg01.azurecr.io", &[server], Duration::from_secs(2)).await;
     assert!(obs.tcp_fallback, "{obs:?}");
+    assert_eq!(
+        obs.queries, 3,
+        "A and AAAA over UDP, then the oversized A over TCP: {obs:?}"
+    );
     match obs.outcome {
         netprobe::observation::DnsOutcome::Answer(a) => assert_eq!(a.addresses.len(), 400),
         other => panic!("{other:?}"),

@@ -49,11 +49,20 @@ pub fn trust(ca: &Ca) -> TlsSetup {
 }
 
 /// Runs one round. Every message in its report (diagnoses, DNS and
-/// connection details) is checked to be readable: no library internals, no
-/// endless values.
+/// connection details) is checked to be readable (no library internals), and
+/// every lookup to have stayed within the query budget.
 pub async fn round(config: Config, tls: TlsSetup) -> RoundReport {
     let report = Engine::with_tls(config, tls).run_round().await;
     for t in &report.targets {
+        for d in &t.dns {
+            assert!(
+                d.queries <= netprobe::probe::dns::MAX_QUERIES_PER_LOOKUP,
+                "{} through {}: {} queries",
+                t.name,
+                d.resolver,
+                d.queries
+            );
+        }
         let texts = t
             .causes
             .iter()
