@@ -15,10 +15,10 @@ use k8s_openapi::api::core::v1::{Event, EventSource, Node, ObjectReference, Serv
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Api, PostParams};
 use kube::{Client, Error as KubeError};
-use serde::Serialize;
 
 use crate::model::Cause;
 use crate::report::TargetReport;
+pub use crate::report::{Finding, NodeInfo, SCORING_CAUSES, ScoringServiceReport};
 use crate::verdict::is_private;
 
 /// Node label with the Azure region.
@@ -59,15 +59,6 @@ async fn call<T>(what: &str, fut: impl std::future::Future<Output = Result<T, Ku
         Err(_) => Err(ClusterError::Timeout { what: what.to_string() }),
         Ok(r) => r.map_err(|e| classify(what, e)),
     }
-}
-
-/// What the pod learns about its own Node.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct NodeInfo {
-    pub name: String,
-    pub uid: Option<String>,
-    pub region: Option<String>,
-    pub zone: Option<String>,
 }
 
 /// A client bound to the Node this pod runs on.
@@ -143,13 +134,6 @@ impl Cluster {
 // ---------------------------------------------------------------------------
 // Findings about the cluster as a whole.
 
-/// Something wrong that is not tied to one target.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    pub code: &'static str,
-    pub message: String,
-}
-
 /// A workspace with a private endpoint needs the AKS cluster in its region.
 pub fn region_finding(workspace_region: Option<&str>, node: &NodeInfo) -> Option<Finding> {
     let (Some(ws), Some(node_region)) = (workspace_region, node.region.as_deref()) else {
@@ -166,31 +150,6 @@ pub fn region_finding(workspace_region: Option<&str>, node: &NodeInfo) -> Option
 
 // ---------------------------------------------------------------------------
 // The AML inference router check.
-
-/// The outcome of checking the inference router Service.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct ScoringServiceReport {
-    pub namespace: String,
-    pub name: String,
-    pub healthy: bool,
-    /// `none`, `internal_lb_missing`, `public_ingress`, `no_ingress`,
-    /// `not_found`, `forbidden` or `api_error`.
-    pub cause: &'static str,
-    pub diagnosis: Option<String>,
-    pub internal_annotation: Option<String>,
-    pub ingress_ips: Vec<IpAddr>,
-}
-
-/// Every cause the scoring-service check can report (metric state set).
-pub const SCORING_CAUSES: &[&str] = &[
-    "none",
-    "internal_lb_missing",
-    "public_ingress",
-    "no_ingress",
-    "not_found",
-    "forbidden",
-    "api_error",
-];
 
 /// Judges the Service: an internal load balancer with only private ingress IPs.
 pub fn judge_scoring_service(namespace: &str, name: &str, svc: &Service, ranges: &[IpNet]) -> ScoringServiceReport {

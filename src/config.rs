@@ -678,7 +678,7 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
                             paths.push(ctx.resolve_path(&f.value));
                         }
                         // At least one candidate must be usable now.
-                        if let Err(m) = crate::probe::dns::read_first_resolv_conf(&paths) {
+                        if let Err(m) = crate::nodefiles::read_first_resolv_conf(&paths) {
                             let at: &S<String> =
                                 r.resolv_conf_fallback.as_ref().or(primary.as_ref()).unwrap_or(&r.name);
                             return Err(ctx.err(at, format!("{field}.resolv_conf"), m));
@@ -782,7 +782,7 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
         None => None,
         Some(p) => {
             let path = ctx.resolve_path(&p.value);
-            crate::probe::tls::load_pem_certs(&path).map_err(|e| ctx.err(p, "tls.extra_ca_file", e.to_string()))?;
+            crate::nodefiles::load_pem_certs(&path).map_err(|e| ctx.err(p, "tls.extra_ca_file", e.to_string()))?;
             Some(path)
         }
     };

@@ -18,6 +18,7 @@ pub mod config;
 pub mod fuzzing;
 pub mod metrics;
 pub mod model;
+pub mod nodefiles;
 pub mod observation;
 pub mod probe;
 pub mod render;

@@ -33,6 +33,9 @@ impl Rcode {
     }
 }
 
+/// Longest CNAME chain followed before the answer counts as an error.
+pub const MAX_CHAIN: usize = 16;
+
 /// Why a CNAME chain could not be followed to its end.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChainProblem {

@@ -29,12 +29,12 @@ pub struct RoundReport {
     pub targets: Vec<TargetReport>,
     /// The node this ran on, when known (Kubernetes).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub node: Option<crate::cluster::NodeInfo>,
+    pub node: Option<NodeInfo>,
     /// Problems not tied to one target (e.g. `region_mismatch`).
-    pub findings: Vec<crate::cluster::Finding>,
+    pub findings: Vec<Finding>,
     /// The AML inference router check, when configured.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub scoring_service: Option<crate::cluster::ScoringServiceReport>,
+    pub scoring_service: Option<ScoringServiceReport>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -135,6 +135,50 @@ pub struct ConnectReport {
     pub keyvault_seen_addr: Option<String>,
     pub detail: Option<String>,
 }
+
+// ---------------------------------------------------------------------------
+// What Kubernetes told about the round (filled in by `cluster`).
+
+/// What the pod learns about its own Node.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct NodeInfo {
+    pub name: String,
+    pub uid: Option<String>,
+    pub region: Option<String>,
+    pub zone: Option<String>,
+}
+
+/// Something wrong that is not tied to one target.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// The outcome of checking the inference router Service.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ScoringServiceReport {
+    pub namespace: String,
+    pub name: String,
+    pub healthy: bool,
+    /// `none`, `internal_lb_missing`, `public_ingress`, `no_ingress`,
+    /// `not_found`, `forbidden` or `api_error`.
+    pub cause: &'static str,
+    pub diagnosis: Option<String>,
+    pub internal_annotation: Option<String>,
+    pub ingress_ips: Vec<IpAddr>,
+}
+
+/// Every cause the scoring-service check can report (metric state set).
+pub const SCORING_CAUSES: &[&str] = &[
+    "none",
+    "internal_lb_missing",
+    "public_ingress",
+    "no_ingress",
+    "not_found",
+    "forbidden",
+    "api_error",
+];
 
 /// Milliseconds with microsecond precision.
 pub fn ms(d: Duration) -> f64 {
@@ -374,9 +418,9 @@ impl RoundReport {
     /// and a healthy scoring service.
     pub fn with_cluster(
         mut self,
-        node: Option<crate::cluster::NodeInfo>,
-        findings: Vec<crate::cluster::Finding>,
-        scoring_service: Option<crate::cluster::ScoringServiceReport>,
+        node: Option<NodeInfo>,
+        findings: Vec<Finding>,
+        scoring_service: Option<ScoringServiceReport>,
     ) -> RoundReport {
         self.node = node;
         self.findings = findings;

@@ -147,7 +147,7 @@ pub fn assess_dns(target: &Target, obs: &DnsObservation, ranges: &[IpNet]) -> Dn
                 (Some(ChainProblem::TooLong(n)), _) => {
                     view.detail = Some(format!(
                         "CNAME chain longer than {} names ({n}+)",
-                        crate::probe::dns::MAX_CHAIN
+                        crate::observation::MAX_CHAIN
                     ));
                     DnsVerdict::Error
                 }

@@ -207,7 +207,7 @@ fn resolv_conf_falls_back_when_the_first_file_is_missing() {
     match &cfg.resolvers[0].source {
         ResolverSource::ResolvConf(paths) => {
             assert_eq!(paths.len(), 2);
-            let servers = netprobe::probe::dns::read_first_resolv_conf(paths).unwrap();
+            let servers = netprobe::nodefiles::read_first_resolv_conf(paths).unwrap();
             assert_eq!(servers, vec!["10.224.0.10:53".parse().unwrap()]);
         }
         other => panic!("{other:?}"),

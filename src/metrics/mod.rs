@@ -273,7 +273,7 @@ impl Metrics {
             self.scoring_healthy
                 .with_label_values(&[ns, name])
                 .set(i64::from(s.healthy));
-            for c in crate::cluster::SCORING_CAUSES {
+            for c in crate::report::SCORING_CAUSES {
                 self.scoring_cause
                     .with_label_values(&[ns, name, c])
                     .set(i64::from(*c == s.cause));

@@ -12,7 +12,6 @@
 //! [`MAX_QUERIES_PER_LOOKUP`], and each name is asked at most once.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -24,8 +23,7 @@ use tokio::time::{Instant, timeout_at};
 
 use crate::observation::{ChainProblem, DnsAnswer, DnsObservation, DnsOutcome, Rcode};
 
-/// Longest CNAME chain followed before the answer counts as an error.
-pub const MAX_CHAIN: usize = 16;
+pub use crate::observation::MAX_CHAIN;
 /// Most queries one lookup (one target through one resolver in one round) may
 /// send, every datagram and TCP query counted. A healthy lookup sends 2 (A and
 /// AAAA); a silent server costs 4 (one retransmission each), so three silent
@@ -36,47 +34,6 @@ pub const MAX_QUERIES_PER_LOOKUP: u32 = 20;
 const EDNS_PAYLOAD: u16 = 1232;
 /// Largest UDP datagram read.
 const UDP_BUFFER: usize = 4096;
-
-/// A resolv.conf that cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ResolvConfError {
-    #[error("cannot read {path}: {error}")]
-    Read { path: String, error: std::io::Error },
-    #[error("{path} has no usable `nameserver` line")]
-    NoNameservers { path: String },
-}
-
-/// Reads the `nameserver` lines of a resolv.conf (port 53 each).
-pub fn read_resolv_conf(path: &Path) -> Result<Vec<SocketAddr>, ResolvConfError> {
-    let shown = path.display().to_string();
-    let data = std::fs::read(path).map_err(|error| ResolvConfError::Read {
-        path: shown.clone(),
-        error,
-    })?;
-    let (config, _opts) = hickory_resolver::system_conf::parse_resolv_conf(&data)
-        .map_err(|_| ResolvConfError::NoNameservers { path: shown.clone() })?;
-    let servers: Vec<SocketAddr> = config
-        .name_servers
-        .iter()
-        .map(|ns| SocketAddr::new(ns.ip, 53))
-        .collect();
-    if servers.is_empty() {
-        return Err(ResolvConfError::NoNameservers { path: shown });
-    }
-    Ok(servers)
-}
-
-/// Reads the first readable candidate; the error names every candidate.
-pub fn read_first_resolv_conf(paths: &[std::path::PathBuf]) -> Result<Vec<SocketAddr>, String> {
-    let mut errors = Vec::new();
-    for p in paths {
-        match read_resolv_conf(p) {
-            Ok(servers) => return Ok(servers),
-            Err(e) => errors.push(e.to_string()),
-        }
-    }
-    Err(errors.join("; and "))
-}
 
 /// The queries one lookup may still send. Every send goes through
 /// [`Budget::spend`], so the bound holds whatever path a lookup takes.
@@ -523,22 +480,5 @@ mod tests {
         let ans = follow_chain("n0.x", &long);
         assert_eq!(ans.chain_problem, Some(ChainProblem::TooLong(MAX_CHAIN + 1)));
         assert!(ans.addresses.is_empty());
-    }
-
-    #[test]
-    fn resolv_conf_errors_name_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("resolv.conf");
-        std::fs::write(&p, "search svc.cluster.local\noptions ndots:5\n").unwrap();
-        let e = read_resolv_conf(&p).unwrap_err().to_string();
-        assert!(e.contains("resolv.conf") && e.contains("nameserver"), "{e}");
-        std::fs::write(&p, "nameserver 10.0.0.10\nnameserver fd00::a\n").unwrap();
-        let servers = read_resolv_conf(&p).unwrap();
-        assert_eq!(
-            servers,
-            vec!["10.0.0.10:53".parse().unwrap(), "[fd00::a]:53".parse().unwrap()]
-        );
-        let e = read_resolv_conf(&dir.path().join("missing")).unwrap_err().to_string();
-        assert!(e.contains("cannot read") && e.contains("missing"), "{e}");
     }
 }

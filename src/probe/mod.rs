@@ -66,7 +66,7 @@ impl Engine {
             .iter()
             .map(|r| match &r.source {
                 ResolverSource::Servers(list) => Ok(list.clone()),
-                ResolverSource::ResolvConf(paths) => dns::read_first_resolv_conf(paths),
+                ResolverSource::ResolvConf(paths) => crate::nodefiles::read_first_resolv_conf(paths),
             })
             .collect();
         let ctx = Arc::new(RoundCtx {

@@ -8,7 +8,6 @@ use std::time::Duration;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::net::TcpStream;
@@ -17,37 +16,8 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use crate::model::TlsOutcome;
+use crate::nodefiles::{CaFileError, load_pem_certs};
 use crate::observation::TlsObservation;
-
-/// A CA file that cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum CaFileError {
-    #[error("cannot read {path}: {error}")]
-    Read { path: String, error: std::io::Error },
-    #[error("{path} holds no PEM certificate")]
-    Empty { path: String },
-    #[error("{path}: invalid PEM: {message}")]
-    Invalid { path: String, message: String },
-}
-
-/// Reads every certificate of a PEM file.
-pub fn load_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, CaFileError> {
-    let shown = path.display().to_string();
-    let data = std::fs::read(path).map_err(|error| CaFileError::Read {
-        path: shown.clone(),
-        error,
-    })?;
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&data)
-        .collect::<Result<_, _>>()
-        .map_err(|e| CaFileError::Invalid {
-            path: shown.clone(),
-            message: e.to_string(),
-        })?;
-    if certs.is_empty() {
-        return Err(CaFileError::Empty { path: shown });
-    }
-    Ok(certs)
-}
 
 /// Trust anchors and crypto provider, built once and shared by every handshake.
 #[derive(Clone, Debug)]

@@ -1,0 +1,103 @@
+//! Files read from the node or the config's folder: a resolv.conf's
+//! nameservers and PEM certificate bundles. Configuration validation reads
+//! them to reject what cannot work, the probe engine to use them; neither owns
+//! them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+
+/// A resolv.conf that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolvConfError {
+    #[error("cannot read {path}: {error}")]
+    Read { path: String, error: std::io::Error },
+    #[error("{path} has no usable `nameserver` line")]
+    NoNameservers { path: String },
+}
+
+/// Reads the `nameserver` lines of a resolv.conf (port 53 each).
+pub fn read_resolv_conf(path: &Path) -> Result<Vec<SocketAddr>, ResolvConfError> {
+    let shown = path.display().to_string();
+    let data = std::fs::read(path).map_err(|error| ResolvConfError::Read {
+        path: shown.clone(),
+        error,
+    })?;
+    let (config, _opts) = hickory_resolver::system_conf::parse_resolv_conf(&data)
+        .map_err(|_| ResolvConfError::NoNameservers { path: shown.clone() })?;
+    let servers: Vec<SocketAddr> = config
+        .name_servers
+        .iter()
+        .map(|ns| SocketAddr::new(ns.ip, 53))
+        .collect();
+    if servers.is_empty() {
+        return Err(ResolvConfError::NoNameservers { path: shown });
+    }
+    Ok(servers)
+}
+
+/// Reads the first readable candidate; the error names every candidate.
+pub fn read_first_resolv_conf(paths: &[PathBuf]) -> Result<Vec<SocketAddr>, String> {
+    let mut errors = Vec::new();
+    for p in paths {
+        match read_resolv_conf(p) {
+            Ok(servers) => return Ok(servers),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    Err(errors.join("; and "))
+}
+
+/// A CA file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CaFileError {
+    #[error("cannot read {path}: {error}")]
+    Read { path: String, error: std::io::Error },
+    #[error("{path} holds no PEM certificate")]
+    Empty { path: String },
+    #[error("{path}: invalid PEM: {message}")]
+    Invalid { path: String, message: String },
+}
+
+/// Reads every certificate of a PEM file.
+pub fn load_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, CaFileError> {
+    let shown = path.display().to_string();
+    let data = std::fs::read(path).map_err(|error| CaFileError::Read {
+        path: shown.clone(),
+        error,
+    })?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&data)
+        .collect::<Result<_, _>>()
+        .map_err(|e| CaFileError::Invalid {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(CaFileError::Empty { path: shown });
+    }
+    Ok(certs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolv_conf_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("resolv.conf");
+        std::fs::write(&p, "search svc.cluster.local\noptions ndots:5\n").unwrap();
+        let e = read_resolv_conf(&p).unwrap_err().to_string();
+        assert!(e.contains("resolv.conf") && e.contains("nameserver"), "{e}");
+        std::fs::write(&p, "nameserver 10.0.0.10\nnameserver fd00::a\n").unwrap();
+        let servers = read_resolv_conf(&p).unwrap();
+        assert_eq!(
+            servers,
+            vec!["10.0.0.10:53".parse().unwrap(), "[fd00::a]:53".parse().unwrap()]
+        );
+        let e = read_resolv_conf(&dir.path().join("missing")).unwrap_err().to_string();
+        assert!(e.contains("cannot read") && e.contains("missing"), "{e}");
+    }
+}
