@@ -15,10 +15,10 @@ use std::net::IpAddr;
 
 mod common;
 
-use netprobe::sim::bind_same_port;
-use netprobe::sim::dns::{DnsServer, Entry, Records};
-use netprobe::sim::https::{HttpsServer, Reply};
-use netprobe::sim::pki::{Ca, Validity};
+use netprobe_sim::bind_same_port;
+use netprobe_sim::dns::{DnsServer, Entry, Records};
+use netprobe_sim::https::{HttpsServer, Reply};
+use netprobe_sim::pki::{Ca, Validity};
 
 const ENDPOINT_IPS: u8 = 20;
 

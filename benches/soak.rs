@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use netprobe::sim::dns::{DnsServer, Entry, Records};
-use netprobe::sim::https::{HttpsServer, Reply};
-use netprobe::sim::pki::{Ca, Validity};
+use netprobe_sim::dns::{DnsServer, Entry, Records};
+use netprobe_sim::https::{HttpsServer, Reply};
+use netprobe_sim::pki::{Ca, Validity};
 
 fn pe(h: u8) -> IpAddr {
     IpAddr::from([127, 0, 10, h])

@@ -32,7 +32,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Agent, cpu_seconds, status_kib};
-use netprobe::sim::https::Reply;
+use netprobe_sim::https::Reply;
 use vnet::{Endpoint, Lab, Site};
 
 const BLACKBOX_PORT: u16 = 9115;

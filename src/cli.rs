@@ -9,10 +9,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
+use crate::demo::DemoVnet;
 use crate::probe::Engine;
 use crate::render::{self, Format};
 use crate::report::RoundReport;
-use crate::sim::DemoVnet;
 
 /// Exit code: every target healthy.
 pub const EXIT_HEALTHY: u8 = 0;
@@ -159,6 +159,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             let load = crate::config::LoadOptions {
                 node_region: cluster.node_region(),
                 allow_unresolved_auto: false,
+                target_port: None,
             };
             let cfg = Config::load_with(&config, &load)?;
             if !once {
@@ -205,6 +206,7 @@ fn offline() -> crate::config::LoadOptions {
     crate::config::LoadOptions {
         node_region: None,
         allow_unresolved_auto: true,
+        target_port: None,
     }
 }
 

@@ -241,6 +241,9 @@ pub struct LoadOptions {
     /// Accept `region: auto` without a known node region, deriving names with
     /// the literal region `auto` (for `check-config` and `targets` off-cluster).
     pub allow_unresolved_auto: bool,
+    /// Every target's port, whatever the file says: the demo's simulated
+    /// endpoints all listen on one unprivileged port.
+    pub target_port: Option<u16>,
 }
 
 impl Config {
@@ -744,6 +747,12 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
             )
         })?,
     };
+
+    if let Some(port) = ctx.opts.target_port {
+        for t in &mut targets {
+            t.port = port;
+        }
+    }
 
     let private_ranges = match &raw.private_ranges {
         None => default_private_ranges(),

@@ -21,6 +21,7 @@ pub fn check_config(data: &[u8]) {
     let opts = LoadOptions {
         node_region: Some("eastus".into()),
         allow_unresolved_auto: true,
+        target_port: None,
     };
     match Config::from_yaml_with(text, "fuzz.yaml", None, &opts) {
         Ok(cfg) => assert!(!cfg.targets.is_empty()),

@@ -4,8 +4,8 @@
 //!
 //! Layout: `config` (what to probe) is apart from `probe` (doing it, one
 //! module per phase), `verdict` (pure judgement of observations), `report`
-//! (the round document) and `render` (human and JSON output). `sim` is a
-//! simulated VNet on loopback for the demo and the tests.
+//! (the round document) and `render` (human and JSON output). `demo` is the
+//! simulated VNet of `netprobe demo`, built from the `netprobe-sim` crate.
 
 #![forbid(unsafe_code)]
 
@@ -14,6 +14,7 @@ pub mod azure;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod demo;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod metrics;
@@ -23,5 +24,4 @@ pub mod observation;
 pub mod probe;
 pub mod render;
 pub mod report;
-pub mod sim;
 pub mod verdict;

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use netprobe::agent::{AgentOptions, run_until};
 use netprobe::config::Config;
-use netprobe::sim::dns::{DnsServer, Entry, Records};
-use netprobe::sim::https::{HttpsServer, Reply};
-use netprobe::sim::pki::Ca;
+use netprobe_sim::dns::{DnsServer, Entry, Records};
+use netprobe_sim::https::{HttpsServer, Reply};
+use netprobe_sim::pki::Ca;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 

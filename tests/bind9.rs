@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use netprobe::model::{Cause, DnsVerdict, Reach};
 use netprobe::probe::dns::lookup;
-use netprobe::sim::https::Reply;
-use netprobe::sim::pki::Ca;
+use netprobe_sim::https::Reply;
+use netprobe_sim::pki::Ca;
 
 use common::{config, endpoint, round, target, trust};
 

@@ -6,9 +6,9 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use netprobe::sim::dns::Records;
-use netprobe::sim::https::Reply;
-use netprobe::sim::pki::Ca;
+use netprobe_sim::dns::Records;
+use netprobe_sim::https::Reply;
+use netprobe_sim::pki::Ca;
 use serde_json::Value;
 
 use common::{chain, dns, endpoint, ip};

@@ -16,9 +16,9 @@ use kube::client::Body;
 use netprobe::agent::{AgentOptions, run_until};
 use netprobe::cluster::{Cluster, ClusterContext, ClusterError, event_for_change};
 use netprobe::config::{Config, LoadOptions};
-use netprobe::sim::dns::{Entry, Records};
-use netprobe::sim::https::Reply;
-use netprobe::sim::pki::Ca;
+use netprobe_sim::dns::{Entry, Records};
+use netprobe_sim::https::Reply;
+use netprobe_sim::pki::Ca;
 use serde_json::Value;
 
 use common::{chain, dns, endpoint};
@@ -139,6 +139,7 @@ async fn region_auto_takes_the_node_region_and_mismatches_are_findings() {
     let opts = LoadOptions {
         node_region: ctx.node_region(),
         allow_unresolved_auto: false,
+        target_port: None,
     };
     let cfg = config("region: auto\ncontainer_registries:\n  - name: regone01\n", &opts);
     assert!(
@@ -170,6 +171,7 @@ async fn region_auto_takes_the_node_region_and_mismatches_are_findings() {
     let offline = LoadOptions {
         node_region: None,
         allow_unresolved_auto: true,
+        target_port: None,
     };
     assert!(Config::from_yaml_with("region: auto\nkey_vaults: [kv-one]\n", "t.yaml", None, &offline).is_ok());
 }

@@ -47,7 +47,7 @@ fn issue_example(dir: &Path) -> PathBuf {
     let resolv = dir.join("node-resolv.conf");
     std::fs::write(&resolv, "nameserver 10.224.0.10\nsearch internal.cloudapp.net\n").unwrap();
     let ca = dir.join("ca.pem");
-    let ca_pem = netprobe::sim::pki::Ca::new("firewall CA").unwrap();
+    let ca_pem = netprobe_sim::pki::Ca::new("firewall CA").unwrap();
     std::fs::write(&ca, ca_pem.cert_pem()).unwrap();
     let text = std::fs::read_to_string(testdata().join("valid-issue-example.yaml"))
         .unwrap()

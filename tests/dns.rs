@@ -11,8 +11,8 @@ use netprobe::azure::{self, Cloud, Target};
 use netprobe::model::DnsVerdict;
 use netprobe::observation::DnsOutcome;
 use netprobe::probe::dns::{MAX_QUERIES_PER_LOOKUP, lookup};
-use netprobe::sim::dns::{Entry, Records};
 use netprobe::verdict::assess_dns;
+use netprobe_sim::dns::{Entry, Records};
 
 use common::{chain, dns, ip};
 

@@ -21,7 +21,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use netprobe::model::{Cause, DnsVerdict, Reach};
-use netprobe::sim::https::Reply;
+use netprobe_sim::https::Reply;
 use serde_json::Value;
 use vnet::{Endpoint, Lab, Site};
 

@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use netprobe::agent::{AgentOptions, run_until};
 use netprobe::config::Config;
-use netprobe::sim::bind_same_port;
-use netprobe::sim::dns::Records;
-use netprobe::sim::https::{HttpsServer, Reply};
-use netprobe::sim::pki::{Ca, Validity};
+use netprobe_sim::bind_same_port;
+use netprobe_sim::dns::Records;
+use netprobe_sim::https::{HttpsServer, Reply};
+use netprobe_sim::pki::{Ca, Validity};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

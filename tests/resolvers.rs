@@ -16,8 +16,8 @@ use std::time::Duration;
 use netprobe::azure::{self, Cloud};
 use netprobe::model::{Cause, DnsVerdict};
 use netprobe::probe::dns::{MAX_QUERIES_PER_LOOKUP, lookup};
-use netprobe::sim::dns::{Entry, Records};
 use netprobe::verdict::{ReachContext, assess_dns, diagnose};
+use netprobe_sim::dns::{Entry, Records};
 
 use common::{chain, dns, ip};
 

@@ -7,10 +7,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
 
 use netprobe::model::{Cause, DnsVerdict, Reach, TlsOutcome};
-use netprobe::sim::bind_same_port;
-use netprobe::sim::dns::{Entry, Records};
-use netprobe::sim::https::{HttpsServer, Reply};
-use netprobe::sim::pki::{Ca, Validity};
+use netprobe_sim::bind_same_port;
+use netprobe_sim::dns::{Entry, Records};
+use netprobe_sim::https::{HttpsServer, Reply};
+use netprobe_sim::pki::{Ca, Validity};
 use tokio::net::{TcpListener, TcpStream};
 
 use common::{chain, config, dns, round, target, trust, yaml};

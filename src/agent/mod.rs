@@ -247,6 +247,7 @@ fn reload(path: &Path, state: &State, listen: SocketAddr, cluster: &ClusterConte
     let opts = LoadOptions {
         node_region: cluster.node_region(),
         allow_unresolved_auto: false,
+        target_port: None,
     };
     let result = Config::load_with(path, &opts)
         .map_err(|e| e.to_string())

@@ -7,9 +7,9 @@ use std::net::{IpAddr, SocketAddr};
 use netprobe::config::Config;
 use netprobe::probe::{Engine, TlsSetup};
 use netprobe::report::{RoundReport, TargetReport};
-use netprobe::sim::dns::{DnsServer, Entry, Records};
-use netprobe::sim::https::{HttpsServer, Reply};
-use netprobe::sim::pki::{Ca, Validity};
+use netprobe_sim::dns::{DnsServer, Entry, Records};
+use netprobe_sim::https::{HttpsServer, Reply};
+use netprobe_sim::pki::{Ca, Validity};
 
 /// A CNAME `from -> to` and, if given, `to -> ips`.
 pub fn chain(records: &mut Records, from: &str, to: &str, ips: &[IpAddr]) {

@@ -39,8 +39,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use netprobe::sim::https::{HttpsServer, Reply};
-use netprobe::sim::pki::{Ca, Validity};
+use netprobe_sim::https::{HttpsServer, Reply};
+use netprobe_sim::pki::{Ca, Validity};
 
 mod named;
 use named::Named;
@@ -658,7 +658,7 @@ impl Lab {
         let ca = Ca::new("netprobe lab CA").unwrap();
         std::fs::write(dir.path().join("ca.pem"), ca.cert_pem()).unwrap();
         let rogue = Ca::new("TLS inspection proxy CA").unwrap();
-        let mut plans: Vec<(IpAddr, netprobe::sim::pki::Leaf, Reply)> = Vec::new();
+        let mut plans: Vec<(IpAddr, netprobe_sim::pki::Leaf, Reply)> = Vec::new();
         let mut fronts: BTreeMap<Ipv4Addr, Vec<String>> = BTreeMap::new();
         for s in sites {
             if let Some(ip) = s.public {
@@ -672,7 +672,7 @@ impl Lab {
                 Endpoint::Closed | Endpoint::Absent => continue,
             };
             for ip in &s.private {
-                let copy = netprobe::sim::pki::Leaf {
+                let copy = netprobe_sim::pki::Leaf {
                     chain: leaf.chain.clone(),
                     key: leaf.clone_key(),
                 };

@@ -1,31 +1,20 @@
-//! A simulated VNet on loopback: DNS servers that answer as Azure DNS and a
-//! customer's DNS server would, TLS endpoints with certificates from a
-//! generated CA, and a set of deliberate failure modes. `netprobe demo` runs a
-//! round against it; the tests build their own scenarios from the same parts.
-//!
-//! In the simulation, 127.0.10.0/24 plays the VNet's private range (private
-//! endpoints) and 127.0.200.0/24 plays the public internet. Nothing leaves the
-//! loopback interface.
+//! The demo's simulated VNet, built from `netprobe-sim`'s parts: DNS servers
+//! that answer as Azure DNS and a customer's DNS server would, TLS endpoints
+//! with certificates from a generated CA, and a set of deliberate failure
+//! modes. `netprobe demo` runs a round against it.
 
-pub mod dns;
-pub mod https;
-pub mod pki;
+use std::net::{IpAddr, SocketAddr};
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use netprobe_sim::dns::{DnsServer, Entry, Records};
+use netprobe_sim::https::{HttpsServer, Reply};
+use netprobe_sim::pki::{Ca, Validity};
+use netprobe_sim::{SIM_PRIVATE_RANGE, bind_same_port, private_ip, public_ip};
 
-use tokio::net::TcpListener;
-
-use crate::config::Config;
+use crate::config::{Config, LoadOptions};
 use crate::probe::TlsSetup;
-use dns::{DnsServer, Entry, Records};
-use https::{HttpsServer, Reply};
-use pki::{Ca, Validity};
 
 /// The workspace GUID used by the demo.
 pub const DEMO_WORKSPACE_ID: &str = "3f2c9d1e-8b7a-4c6d-9e0f-1a2b3c4d5e6f";
-
-/// The private range of the simulated VNet.
-pub const SIM_PRIVATE_RANGE: &str = "127.0.10.0/24";
 
 /// Building the simulation failed (ports in use, certificate generation).
 #[derive(Debug, thiserror::Error)]
@@ -33,45 +22,11 @@ pub enum SimError {
     #[error("cannot start the simulated VNet: {0}")]
     Io(#[from] std::io::Error),
     #[error("cannot generate certificates: {0}")]
-    Cert(#[from] rcgen::Error),
+    Cert(#[from] netprobe_sim::pki::CertError),
     #[error("invalid demo configuration: {0}")]
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Tls(#[from] crate::probe::TlsSetupError),
-}
-
-/// An address in the simulated VNet's private range.
-pub fn private_ip(host: u8) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(127, 0, 10, host))
-}
-
-/// An address on the simulated public internet.
-pub fn public_ip(host: u8) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(127, 0, 200, host))
-}
-
-/// Binds TCP listeners on every `ip` with one shared, free port.
-pub async fn bind_same_port(ips: &[IpAddr]) -> std::io::Result<(u16, Vec<TcpListener>)> {
-    let mut last = None;
-    'attempt: for _ in 0..32 {
-        let Some(first_ip) = ips.first() else {
-            return Ok((0, Vec::new()));
-        };
-        let first = TcpListener::bind(SocketAddr::new(*first_ip, 0)).await?;
-        let port = first.local_addr()?.port();
-        let mut listeners = vec![first];
-        for ip in &ips[1..] {
-            match TcpListener::bind(SocketAddr::new(*ip, port)).await {
-                Ok(l) => listeners.push(l),
-                Err(e) => {
-                    last = Some(e);
-                    continue 'attempt;
-                }
-            }
-        }
-        return Ok((port, listeners));
-    }
-    Err(last.unwrap_or_else(|| std::io::Error::other("no common free port")))
 }
 
 /// The demo's simulated VNet: a healthy workspace plus several failure modes.
@@ -86,8 +41,8 @@ pub struct DemoVnet {
     _endpoints: Vec<HttpsServer>,
 }
 
-/// The YAML the demo's configuration is parsed from (ports are filled in
-/// afterwards, because the simulation cannot bind 443 without privileges).
+/// The YAML the demo's configuration is parsed from (the port comes from the
+/// load options: the simulation cannot bind 443 without privileges).
 pub fn demo_yaml(azure: SocketAddr, custom: SocketAddr) -> String {
     format!(
         r#"cloud: public
@@ -328,14 +283,15 @@ impl DemoVnet {
         })
     }
 
-    /// The demo configuration, pointing at this simulation.
+    /// The demo configuration, pointing at this simulation: every target on
+    /// the one unprivileged port the simulated endpoints listen on.
     pub fn config(&self) -> Result<Config, SimError> {
         let yaml = demo_yaml(self.azure_dns.addr(), self.custom_dns.addr());
-        let mut config = Config::from_yaml(&yaml, "<demo>", None)?;
-        for t in &mut config.targets {
-            t.port = self.port;
-        }
-        Ok(config)
+        let opts = LoadOptions {
+            target_port: Some(self.port),
+            ..LoadOptions::default()
+        };
+        Ok(Config::from_yaml_with(&yaml, "<demo>", None, &opts)?)
     }
 
     /// A trust store holding only the simulation's CA.

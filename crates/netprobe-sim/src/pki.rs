@@ -4,6 +4,9 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::{Duration, OffsetDateTime};
 
+/// Why a certificate could not be made.
+pub use rcgen::Error as CertError;
+
 /// A certificate authority that signs leaf certificates.
 pub struct Ca {
     issuer: Issuer<'static, KeyPair>,
