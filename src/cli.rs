@@ -133,18 +133,18 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::CheckConfig { config } => {
             let cfg = Config::load_with(&config, &offline())?;
-            println!(
-                "{}: valid, {} targets, {} resolvers",
+            out(&format!(
+                "{}: valid, {} targets, {} resolvers\n",
                 config.display(),
                 cfg.targets.len(),
                 cfg.resolvers.len()
-            );
+            ));
             Ok(EXIT_HEALTHY)
         }
         Command::Targets { config, output } => {
             let cfg = Config::load_with(&config, &offline())?;
 
-            print!("{}", render_targets(&cfg, output));
+            out(&render_targets(&cfg, output));
             Ok(EXIT_HEALTHY)
         }
         Command::Probe {
@@ -192,9 +192,11 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
                 anyhow::Ok(engine.run_round().await)
             })?;
             if output == Format::Human {
-                println!("Simulated VNet on loopback: 127.0.10.0/24 plays the private endpoints' subnet and");
-                println!("127.0.200.0/24 the public internet. Resolver 'azure' stands in for Azure DNS");
-                println!("(168.63.129.16), 'system' for the customer DNS server that pods use.\n");
+                out(
+                    "Simulated VNet on loopback: 127.0.10.0/24 plays the private endpoints' subnet and\n\
+                     127.0.200.0/24 the public internet. Resolver 'azure' stands in for Azure DNS\n\
+                     (168.63.129.16), 'system' for the customer DNS server that pods use.\n\n",
+                );
             }
             Ok(print_report(&report, output))
         }
@@ -210,12 +212,20 @@ fn offline() -> crate::config::LoadOptions {
     }
 }
 
+/// Writes to stdout. A reader that went away (`netprobe demo | head`) is not
+/// an error worth a panic, nor a message: the output is simply cut.
+fn out(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+}
+
 fn print_report(report: &RoundReport, output: Format) -> u8 {
     let text = match output {
         Format::Human => render::human::render(report),
         Format::Json => render::json::render(report),
     };
-    print!("{text}");
+    out(&text);
     if report.healthy { EXIT_HEALTHY } else { EXIT_FINDINGS }
 }
 

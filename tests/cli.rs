@@ -268,3 +268,33 @@ fn demo_shows_each_failure_mode_with_its_cause() {
     assert!(text.contains("Findings (7):"), "{text}");
     assert!(text.contains("conditionally forward vaultcore.azure.net"), "{text}");
 }
+
+/// A reader that goes away (`netprobe demo | head -3`) cuts the output; it
+/// never makes netprobe panic, and the exit code still says what the round found.
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("netprobe.yaml");
+    std::fs::write(&config, "key_vaults: [kvone, kvtwo, kvthree]\n").unwrap();
+    let config = config.to_str().unwrap();
+    for args in [&["demo"][..], &["targets", "--config", config][..]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_netprobe"))
+            .args(args)
+            .env_remove("NETPROBE_CONFIG")
+            .env("RUST_LOG", "off")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Read nothing: close the pipe at once, as `head` does after its lines.
+        drop(child.stdout.take());
+        let mut err = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        let status = child.wait().unwrap();
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_ne!(status.code(), Some(101), "{args:?}: {err}");
+        assert!(status.code().is_some(), "{args:?}: killed by a signal: {status:?}");
+    }
+}
