@@ -177,11 +177,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
                 return Ok(EXIT_HEALTHY);
             }
             let engine = Engine::new(cfg).context("cannot set up TLS")?;
-            let report = rt.block_on(async {
-                let report = engine.run_round().await;
-                let (findings, scoring) = cluster.assess(engine.config()).await;
-                report.with_cluster(cluster.node.clone(), findings, scoring)
-            });
+            let report = rt.block_on(crate::round::run(&engine, &cluster));
             Ok(print_report(&report, output))
         }
         Command::Demo { output } => {
@@ -189,7 +185,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             let report = rt.block_on(async {
                 let vnet = DemoVnet::start().await?;
                 let engine = Engine::with_tls(vnet.config()?, vnet.tls()?);
-                anyhow::Ok(engine.run_round().await)
+                anyhow::Ok(crate::round::run(&engine, &crate::cluster::ClusterContext::default()).await)
             })?;
             if output == Format::Human {
                 out(

@@ -24,4 +24,5 @@ pub mod observation;
 pub mod probe;
 pub mod render;
 pub mod report;
+pub mod round;
 pub mod verdict;

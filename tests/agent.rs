@@ -241,12 +241,27 @@ async fn metrics_follow_dns_changes_within_a_round() {
     let v: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(v["targets"][0]["cause"], "zone_not_linked");
 
+    // One change to unhealthy so far (a healthy start is not a change).
+    assert_eq!(
+        value(&m, "netprobe_target_transitions_total", &[("to", "unhealthy")]),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        value(&m, "netprobe_target_transitions_total", &[("to", "healthy")]),
+        Some(0.0)
+    );
+
     // ... and back.
     s.dns.set("reg91.privatelink.azurecr.io", Entry::Addrs(vec![pe(91)]));
-    wait_for(agent.addr, "healthy again", |m| {
+    let m = wait_for(agent.addr, "healthy again", |m| {
         value(m, "netprobe_target_healthy", HEALTHY) == Some(1.0)
     })
     .await;
+    assert_eq!(
+        value(&m, "netprobe_target_transitions_total", &[("to", "healthy")]),
+        Some(1.0)
+    );
     agent.stop.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(5), agent.task)
         .await

@@ -4,7 +4,6 @@
 
 pub mod server;
 
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -21,6 +20,7 @@ use crate::config::{Config, LoadOptions};
 use crate::metrics::{Metrics, MetricsError};
 use crate::probe::{Engine, TlsSetupError};
 use crate::report::{RoundReport, TargetReport};
+use crate::round::{Transition, transitions};
 
 /// How often the config file is checked for changes.
 pub const CONFIG_POLL: Duration = Duration::from_secs(2);
@@ -127,7 +127,6 @@ pub async fn run_until(
     let (reload_tx, mut reload_rx) = mpsc::channel(4);
     let watcher = tokio::spawn(watch_config(opts.config_path.clone(), reload_tx, stop.clone()));
 
-    let mut tracker = Tracker::default();
     let mut limiter = EventLimiter::default();
 
     let mut next_start = Instant::now();
@@ -148,24 +147,24 @@ pub async fn run_until(
         }
         let started = Instant::now();
         let report = tokio::select! {
-            r = engine.run_round() => r,
+            r = crate::round::run(&engine, &opts.cluster) => r,
             // Dropping the round aborts every probe still in flight.
             _ = stop.changed() => break 'rounds,
         };
-        let (findings, scoring) = tokio::select! {
-            a = opts.cluster.assess(engine.config()) => a,
-            _ = stop.changed() => break 'rounds,
-        };
-        let report = report.with_cluster(opts.cluster.node.clone(), findings, scoring);
         let took = started.elapsed();
         let completed = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
+        let previous = state.last();
+        let changes = transitions(previous.as_deref(), &report);
+        // Counted before the new verdicts show, so a scrape never sees a new
+        // state without the change that led to it.
+        state.metrics.transitions(&changes);
         state.metrics.observe_round(&report, completed);
         state.metrics.observe_cluster(&report);
-        tracker.log_changes(&report);
-        send_events(&opts.cluster, &state, &mut limiter, state.last().as_deref(), &report);
+        log_transitions(&changes);
+        send_events(&opts.cluster, &state, &mut limiter, &changes);
         tracing::debug!(
             targets = report.summary.targets,
             unhealthy = report.summary.unhealthy,
@@ -208,20 +207,13 @@ fn apply_targets(state: &State, config: &Config) {
         .store(config.interval.as_secs().clamp(5, 60), Ordering::Relaxed);
 }
 
-/// Records an Event on the Node for every target whose state changed,
-/// within the limiter's budget. Sending happens in the background.
-fn send_events(
-    cluster: &ClusterContext,
-    state: &Arc<State>,
-    limiter: &mut EventLimiter,
-    before: Option<&RoundReport>,
-    now: &RoundReport,
-) {
+/// Records an Event on the Node for every change that warrants one, within
+/// the limiter's budget. Sending happens in the background.
+fn send_events(cluster: &ClusterContext, state: &Arc<State>, limiter: &mut EventLimiter, changes: &[Transition<'_>]) {
     let Some(c) = &cluster.cluster else { return };
     let uid = cluster.node.as_ref().and_then(|n| n.uid.clone());
-    for t in &now.targets {
-        let prev = before.and_then(|b| b.targets.iter().find(|p| p.name == t.name));
-        let Some(event) = event_for_change(prev, t) else {
+    for change in changes {
+        let Some(event) = event_for_change(change.before, change.now) else {
             continue;
         };
         if !limiter.allow(&event, std::time::Instant::now()) {
@@ -307,84 +299,45 @@ async fn watch_config(path: PathBuf, tx: mpsc::Sender<()>, mut stop: watch::Rece
     }
 }
 
-/// The part of a target's result whose change is worth a log line.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Snapshot {
-    healthy: bool,
-    cause: &'static str,
-    reach: &'static str,
-    verdicts: Vec<(String, &'static str)>,
-}
-
-impl Snapshot {
-    fn of(t: &TargetReport) -> Snapshot {
-        Snapshot {
-            healthy: t.healthy,
-            cause: t.cause.as_str(),
-            reach: t.reach.as_str(),
-            verdicts: t.dns.iter().map(|d| (d.resolver.clone(), d.verdict.as_str())).collect(),
-        }
-    }
-
-    fn describe(&self) -> String {
-        let dns: Vec<String> = self.verdicts.iter().map(|(r, v)| format!("{r}={v}")).collect();
-        format!(
-            "{} ({}; reach={})",
-            if self.healthy {
-                "healthy".to_string()
-            } else {
-                format!("unhealthy: {}", self.cause)
-            },
-            dns.join(" "),
-            self.reach
-        )
+/// One `warn` line per change: the target, its FQDN, the state before and
+/// now, the causes, the diagnosis and the addresses each resolver gave.
+fn log_transitions(changes: &[Transition<'_>]) {
+    for Transition { before, now: t } in changes {
+        let addresses: Vec<String> = t
+            .dns
+            .iter()
+            .map(|d| {
+                let a: Vec<String> = d.addresses.iter().map(|ip| ip.to_string()).collect();
+                format!("{}={}", d.resolver, a.join(","))
+            })
+            .collect();
+        let causes: Vec<&str> = t.causes.iter().map(|c| c.cause.as_str()).collect();
+        tracing::warn!(
+            target = %t.name,
+            fqdn = %t.fqdn,
+            from = %before.map(describe).unwrap_or_else(|| "unknown".into()),
+            to = %describe(t),
+            cause = %t.cause,
+            causes = %causes.join(","),
+            diagnosis = %t.diagnosis.as_deref().unwrap_or(""),
+            addresses = %addresses.join(" "),
+            "target state changed"
+        );
     }
 }
 
-/// Remembers each target's last snapshot and logs changes once.
-#[derive(Default)]
-pub struct Tracker {
-    last: HashMap<String, Snapshot>,
-}
-
-impl Tracker {
-    /// Logs every target whose health, cause, reach or verdicts changed;
-    /// returns how many lines were logged.
-    pub fn log_changes(&mut self, report: &RoundReport) -> usize {
-        let mut logged = 0;
-        let mut seen = HashMap::new();
-        for t in &report.targets {
-            let now = Snapshot::of(t);
-            let before = self.last.get(&t.name);
-            let changed = match before {
-                Some(b) => *b != now,
-                // First sight: only problems are worth a warning.
-                None => !now.healthy,
-            };
-            if changed {
-                let addresses: Vec<String> = t
-                    .dns
-                    .iter()
-                    .map(|d| {
-                        let a: Vec<String> = d.addresses.iter().map(|ip| ip.to_string()).collect();
-                        format!("{}={}", d.resolver, a.join(","))
-                    })
-                    .collect();
-                tracing::warn!(
-                    target = %t.name,
-                    fqdn = %t.fqdn,
-                    from = %before.map(Snapshot::describe).unwrap_or_else(|| "unknown".into()),
-                    to = %now.describe(),
-                    cause = %t.cause,
-                    diagnosis = %t.diagnosis.as_deref().unwrap_or(""),
-                    addresses = %addresses.join(" "),
-                    "target state changed"
-                );
-                logged += 1;
-            }
-            seen.insert(t.name.clone(), now);
-        }
-        self.last = seen;
-        logged
-    }
+/// `healthy (system=private azure=private; reach=ok)` or
+/// `unhealthy: dns_unreachable (...)`.
+fn describe(t: &TargetReport) -> String {
+    let dns: Vec<String> = t.dns.iter().map(|d| format!("{}={}", d.resolver, d.verdict)).collect();
+    format!(
+        "{} ({}; reach={})",
+        if t.healthy {
+            "healthy".to_string()
+        } else {
+            format!("unhealthy: {}", t.cause)
+        },
+        dns.join(" "),
+        t.reach
+    )
 }

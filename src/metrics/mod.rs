@@ -43,6 +43,7 @@ pub mod names {
     pub const EVENTS_TOTAL: &str = "netprobe_events_total";
     pub const DNS_QUERIES_TOTAL: &str = "netprobe_dns_queries_total";
     pub const RESOLVER_UP: &str = "netprobe_resolver_up";
+    pub const TRANSITIONS_TOTAL: &str = "netprobe_target_transitions_total";
 }
 
 /// Cluster-level finding codes (metric state set).
@@ -96,6 +97,7 @@ pub struct Metrics {
     events_total: IntCounterVec,
     dns_queries_total: IntCounterVec,
     resolver_up: IntGaugeVec,
+    transitions_total: IntCounterVec,
     /// The resolvers whose series exist (the configured ones).
     resolvers: Mutex<Vec<String>>,
     targets: Mutex<Targets>,
@@ -189,6 +191,17 @@ impl Metrics {
             "1 when the resolver answered at least one query with a usable rcode (NOERROR, NXDOMAIN) in the last round.",
             &["resolver"],
         )?;
+        let transitions_total = IntCounterVec::new(
+            Opts::new(
+                TRANSITIONS_TOTAL,
+                "Changes of a target's state (health, causes, reach or a DNS verdict), by the health it changed to.",
+            ),
+            &["to"],
+        )?;
+        r.register(Box::new(transitions_total.clone()))?;
+        for to in ["healthy", "unhealthy"] {
+            let _ = transitions_total.with_label_values(&[to]);
+        }
         #[cfg(target_os = "linux")]
         r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
         Ok(Metrics {
@@ -207,6 +220,7 @@ impl Metrics {
             events_total,
             dns_queries_total,
             resolver_up,
+            transitions_total,
             resolvers: Mutex::new(Vec::new()),
             targets: Mutex::new(Targets::default()),
         })
@@ -278,6 +292,14 @@ impl Metrics {
                     .with_label_values(&[ns, name, c])
                     .set(i64::from(*c == s.cause));
             }
+        }
+    }
+
+    /// Counts the round's state changes.
+    pub fn transitions(&self, changes: &[crate::round::Transition<'_>]) {
+        for c in changes {
+            let to = if c.now.healthy { "healthy" } else { "unhealthy" };
+            self.transitions_total.with_label_values(&[to]).inc();
         }
     }
 
