@@ -429,7 +429,58 @@ fn syntax_error(e: &serde_saphyr::Error, path: &str, field: &str) -> ConfigError
 
 fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
     let cloud = raw.cloud.as_ref().map(|c| c.value).unwrap_or_default();
+    let (region, region_auto) = region(&raw, ctx)?;
+    let timeout = duration_field(
+        ctx,
+        raw.timeout.as_ref(),
+        "timeout",
+        DEFAULT_TIMEOUT,
+        (10, "10ms"),
+        (120_000, "120s"),
+        "5s, 1500ms",
+    )?;
+    let interval = duration_field(
+        ctx,
+        raw.interval.as_ref(),
+        "interval",
+        DEFAULT_INTERVAL,
+        (10, "10ms"),
+        (86_400_000, "24h"),
+        "30s, 1m",
+    )?;
+    let listen = match &raw.listen {
+        Some(l) => parse_listen(&l.value).map_err(|m| ctx.err(l, "listen", m))?,
+        None => DEFAULT_LISTEN.parse().expect("default listen address parses"),
+    };
+    // Sections are checked in the file's usual order, so that the first
+    // error reported is the first a reader meets.
+    let concurrency = concurrency(&raw, ctx)?;
+    let targets = targets(&raw, ctx, cloud, region.as_deref())?;
+    let resolvers = resolvers(&raw, ctx)?;
+    let scoring_service = scoring_service(&raw, ctx)?;
+    let connect_via = connect_via(&raw, ctx, &resolvers)?;
+    let private_ranges = private_ranges(&raw, ctx)?;
+    let extra_ca_file = extra_ca_file(&raw, ctx)?;
+    Ok(Config {
+        source: ctx.path.to_string(),
+        cloud,
+        region,
+        timeout,
+        concurrency,
+        targets,
+        resolvers,
+        connect_via,
+        private_ranges,
+        extra_ca_file,
+        interval,
+        listen,
+        region_auto,
+        scoring_service,
+    })
+}
 
+/// `region`, and whether it was `auto` (then the node's region, if known).
+fn region(raw: &raw::File, ctx: &Ctx<'_>) -> Result<(Option<String>, bool), ConfigError> {
     let region_auto = raw.region.as_ref().is_some_and(|r| r.value == "auto");
     let region = match &raw.region {
         Some(r) if r.value == "auto" => match (&ctx.opts.node_region, ctx.opts.allow_unresolved_auto) {
@@ -452,32 +503,11 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
         }
         None => None,
     };
+    Ok((region, region_auto))
+}
 
-    let timeout = duration_field(
-        ctx,
-        raw.timeout.as_ref(),
-        "timeout",
-        DEFAULT_TIMEOUT,
-        (10, "10ms"),
-        (120_000, "120s"),
-        "5s, 1500ms",
-    )?;
-    let interval = duration_field(
-        ctx,
-        raw.interval.as_ref(),
-        "interval",
-        DEFAULT_INTERVAL,
-        (10, "10ms"),
-        (86_400_000, "24h"),
-        "30s, 1m",
-    )?;
-
-    let listen = match &raw.listen {
-        Some(l) => parse_listen(&l.value).map_err(|m| ctx.err(l, "listen", m))?,
-        None => DEFAULT_LISTEN.parse().expect("default listen address parses"),
-    };
-
-    let concurrency = match &raw.concurrency {
+fn concurrency(raw: &raw::File, ctx: &Ctx<'_>) -> Result<usize, ConfigError> {
+    Ok(match &raw.concurrency {
         Some(c) => {
             if !(1..=4096).contains(&c.value) {
                 return Err(ctx.err(
@@ -489,14 +519,53 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
             c.value as usize
         }
         None => DEFAULT_CONCURRENCY,
-    };
+    })
+}
 
+/// Every target the file derives, section by section, each name once.
+fn targets(raw: &raw::File, ctx: &Ctx<'_>, cloud: Cloud, region: Option<&str>) -> Result<Vec<Target>, ConfigError> {
     let mut targets = Vec::new();
-
     if let Some(ws) = &raw.workspace {
+        targets.extend(workspace_targets(ws, ctx, cloud, region)?);
+    }
+    targets.extend(storage_targets(raw, ctx, cloud)?);
+    targets.extend(keyvault_targets(raw, ctx, cloud)?);
+    targets.extend(registry_targets(raw, ctx, cloud, region)?);
+    targets.extend(custom_targets(raw, ctx)?);
+    if let Some(port) = ctx.opts.target_port {
+        for t in &mut targets {
+            t.port = port;
+        }
+    }
+    if targets.is_empty() {
+        return Err(ctx.err_at_top(
+            "targets",
+            "no target results from this file: set `workspace`, `storage_accounts`, `key_vaults`, `container_registries` or `targets`",
+        ));
+    }
+    let mut seen = HashSet::new();
+    for t in &targets {
+        if !seen.insert(t.name.as_str()) {
+            return Err(ctx.err_at_top(
+                "targets",
+                format!("two targets are named {:?} (the same resource listed twice, or give custom targets a distinct `name`)", t.name),
+            ));
+        }
+    }
+    Ok(targets)
+}
+
+fn workspace_targets(
+    ws: &raw::Workspace,
+    ctx: &Ctx<'_>,
+    cloud: Cloud,
+    region: Option<&str>,
+) -> Result<Vec<Target>, ConfigError> {
+    let mut targets = Vec::new();
+    {
         check_guid(&ws.id.value).map_err(|m| ctx.err(&ws.id, "workspace.id", m))?;
         let id = ws.id.value.to_ascii_lowercase();
-        let region = region.as_deref().ok_or_else(|| {
+        let region = region.ok_or_else(|| {
             ctx.err(
                 &ws.id,
                 "region",
@@ -517,7 +586,11 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
             (None, None) => {}
         }
     }
+    Ok(targets)
+}
 
+fn storage_targets(raw: &raw::File, ctx: &Ctx<'_>, cloud: Cloud) -> Result<Vec<Target>, ConfigError> {
+    let mut targets = Vec::new();
     for (i, st) in raw.storage_accounts.iter().enumerate() {
         let field = format!("storage_accounts[{i}].name");
         check_storage_name(&st.name.value).map_err(|m| ctx.err(&st.name, &field, m))?;
@@ -532,12 +605,25 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
             targets.push(azure::storage(cloud, &st.name.value, svc));
         }
     }
+    Ok(targets)
+}
 
+fn keyvault_targets(raw: &raw::File, ctx: &Ctx<'_>, cloud: Cloud) -> Result<Vec<Target>, ConfigError> {
+    let mut targets = Vec::new();
     for (i, kv) in raw.key_vaults.iter().enumerate() {
         check_vault_name(&kv.value).map_err(|m| ctx.err(kv, format!("key_vaults[{i}]"), m))?;
         targets.push(azure::keyvault(cloud, &kv.value.to_ascii_lowercase()));
     }
+    Ok(targets)
+}
 
+fn registry_targets(
+    raw: &raw::File,
+    ctx: &Ctx<'_>,
+    cloud: Cloud,
+    region: Option<&str>,
+) -> Result<Vec<Target>, ConfigError> {
+    let mut targets = Vec::new();
     for (i, reg) in raw.container_registries.iter().enumerate() {
         let field = format!("container_registries[{i}].name");
         check_registry_name(&reg.name.value).map_err(|m| ctx.err(&reg.name, &field, m))?;
@@ -553,8 +639,8 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
                 }
                 out
             }
-            None => match &region {
-                Some(r) => vec![r.clone()],
+            None => match region {
+                Some(r) => vec![r.to_string()],
                 None => {
                     return Err(ctx.err(
                         &reg.name,
@@ -568,7 +654,11 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
             targets.push(azure::acr_data(cloud, &name, &r));
         }
     }
+    Ok(targets)
+}
 
+fn custom_targets(raw: &raw::File, ctx: &Ctx<'_>) -> Result<Vec<Target>, ConfigError> {
+    let mut targets = Vec::new();
     for (i, t) in raw.targets.iter().enumerate() {
         let fqdn = check_fqdn(&t.fqdn.value).map_err(|m| ctx.err(&t.fqdn, format!("targets[{i}].fqdn"), m))?;
         let port = match &t.port {
@@ -611,24 +701,11 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
             privatelink_zone: None,
         });
     }
+    Ok(targets)
+}
 
-    if targets.is_empty() {
-        return Err(ctx.err_at_top(
-            "targets",
-            "no target results from this file: set `workspace`, `storage_accounts`, `key_vaults`, `container_registries` or `targets`",
-        ));
-    }
-    let mut seen = HashSet::new();
-    for t in &targets {
-        if !seen.insert(t.name.as_str()) {
-            return Err(ctx.err_at_top(
-                "targets",
-                format!("two targets are named {:?} (the same resource listed twice, or give custom targets a distinct `name`)", t.name),
-            ));
-        }
-    }
-
-    let resolvers = match &raw.resolvers {
+fn resolvers(raw: &raw::File, ctx: &Ctx<'_>) -> Result<Vec<ResolverSpec>, ConfigError> {
+    Ok(match &raw.resolvers {
         None => vec![ResolverSpec {
             name: "system".into(),
             source: ResolverSource::ResolvConf(vec![PathBuf::from(DEFAULT_RESOLV_CONF)]),
@@ -696,9 +773,11 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
             }
             out
         }
-    };
+    })
+}
 
-    let scoring_service = match &raw.scoring_service {
+fn scoring_service(raw: &raw::File, ctx: &Ctx<'_>) -> Result<Option<(String, String)>, ConfigError> {
+    Ok(match &raw.scoring_service {
         None => None,
         Some(s) => {
             let ns = s
@@ -730,9 +809,11 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
             }
             Some((ns, name))
         }
-    };
+    })
+}
 
-    let connect_via = match &raw.connect_via {
+fn connect_via(raw: &raw::File, ctx: &Ctx<'_>, resolvers: &[ResolverSpec]) -> Result<usize, ConfigError> {
+    Ok(match &raw.connect_via {
         None => 0,
         Some(c) => resolvers.iter().position(|r| r.name == c.value).ok_or_else(|| {
             let names: Vec<&str> = resolvers.iter().map(|r| r.name.as_str()).collect();
@@ -746,15 +827,11 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
                 ),
             )
         })?,
-    };
+    })
+}
 
-    if let Some(port) = ctx.opts.target_port {
-        for t in &mut targets {
-            t.port = port;
-        }
-    }
-
-    let private_ranges = match &raw.private_ranges {
+fn private_ranges(raw: &raw::File, ctx: &Ctx<'_>) -> Result<Vec<IpNet>, ConfigError> {
+    Ok(match &raw.private_ranges {
         None => default_private_ranges(),
         Some(list) if list.is_empty() => {
             return Err(ctx.err_at_top("private_ranges", "must not be empty (omit it for the defaults)"));
@@ -785,32 +862,17 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
             }
             out
         }
-    };
+    })
+}
 
-    let extra_ca_file = match raw.tls.as_ref().and_then(|t| t.extra_ca_file.as_ref()) {
+fn extra_ca_file(raw: &raw::File, ctx: &Ctx<'_>) -> Result<Option<PathBuf>, ConfigError> {
+    Ok(match raw.tls.as_ref().and_then(|t| t.extra_ca_file.as_ref()) {
         None => None,
         Some(p) => {
             let path = ctx.resolve_path(&p.value);
             crate::nodefiles::load_pem_certs(&path).map_err(|e| ctx.err(p, "tls.extra_ca_file", e.to_string()))?;
             Some(path)
         }
-    };
-
-    Ok(Config {
-        source: ctx.path.to_string(),
-        cloud,
-        region,
-        timeout,
-        concurrency,
-        targets,
-        resolvers,
-        connect_via,
-        private_ranges,
-        extra_ca_file,
-        interval,
-        listen,
-        region_auto,
-        scoring_service,
     })
 }
 
