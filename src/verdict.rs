@@ -509,16 +509,23 @@ fn dns_port(v: &DnsView) -> u16 {
     v.server.map_or(53, |s| s.port())
 }
 
+/// The DNS cause of one failing resolver; `good` is a resolver whose answer
+/// met the expectation, if any.
 fn dns_cause(target: &Target, bad: &DnsView, good: Option<&DnsView>, timeout: Duration) -> (Cause, String) {
+    if no_usable_answer(bad) {
+        no_answer_cause(target, bad, timeout)
+    } else {
+        wrong_answer_cause(target, bad, good)
+    }
+}
+
+/// A resolver that did not answer usably: silence, a closed port, an error
+/// rcode or an unusable answer. What other resolvers say does not matter.
+fn no_answer_cause(target: &Target, bad: &DnsView, timeout: Duration) -> (Cause, String) {
     let fqdn = &target.fqdn;
     let r = &bad.resolver;
-    let zone = zone_of(target, std::iter::once(bad).chain(good));
-    let fwd = forward_zone(target);
     let port = dns_port(bad);
     let server = bad.server.map_or_else(|| "its servers".to_string(), |s| s.to_string());
-
-    let chain = chain_text(fqdn, bad);
-    let addrs = addr_list(&bad.addresses);
     if bad.unreachable {
         let why = bad.detail.clone().unwrap_or_default();
         return (
@@ -540,29 +547,38 @@ fn dns_cause(target: &Target, bad: &DnsView, good: Option<&DnsView>, timeout: Du
             ),
         );
     }
-    if no_usable_answer(bad) {
-        let what = match (bad.verdict, &bad.rcode) {
-            (DnsVerdict::Error, _) => bad.detail.clone().unwrap_or_else(|| "an unusable answer".into()),
-            (_, Some(rcode)) => rcode.clone(),
-            (v, None) => v.to_string(),
-        };
-        let hint = match bad.verdict {
-            DnsVerdict::Refused => {
-                "a server that refuses the node's queries: its ACL (allow-query / access-control) does not \
+    let what = match (bad.verdict, &bad.rcode) {
+        (DnsVerdict::Error, _) => bad.detail.clone().unwrap_or_else(|| "an unusable answer".into()),
+        (_, Some(rcode)) => rcode.clone(),
+        (v, None) => v.to_string(),
+    };
+    let hint = match bad.verdict {
+        DnsVerdict::Refused => {
+            "a server that refuses the node's queries: its ACL (allow-query / access-control) does not \
                  include the node subnet, or it does not recurse for this zone. Fix: allow queries from the node \
                  subnet on that server"
-            }
-            DnsVerdict::Servfail => {
-                "a server that cannot resolve the name: a forwarder that cannot reach its upstream, or a broken \
+        }
+        DnsVerdict::Servfail => {
+            "a server that cannot resolve the name: a forwarder that cannot reach its upstream, or a broken \
                  zone. Fix: check the DNS server's logs and its forwarders"
-            }
-            _ => "Fix: check the DNS server's logs",
-        };
-        return (
-            Cause::DnsError,
-            format!("resolver '{r}' answered {what} from {server} for {fqdn}: {hint}."),
-        );
-    }
+        }
+        _ => "Fix: check the DNS server's logs",
+    };
+    (
+        Cause::DnsError,
+        format!("resolver '{r}' answered {what} from {server} for {fqdn}: {hint}."),
+    )
+}
+
+/// A resolver that answered, but not as the target expects: compared with a
+/// resolver that answered as expected, or judged on its own.
+fn wrong_answer_cause(target: &Target, bad: &DnsView, good: Option<&DnsView>) -> (Cause, String) {
+    let fqdn = &target.fqdn;
+    let r = &bad.resolver;
+    let zone = zone_of(target, std::iter::once(bad).chain(good));
+    let fwd = forward_zone(target);
+    let chain = chain_text(fqdn, bad);
+    let addrs = addr_list(&bad.addresses);
     if let (Expect::Private, Some(good)) = (target.expect, good) {
         return (
             Cause::DnsPathNotForwarding,

@@ -90,17 +90,96 @@ pub struct Metrics {
     reload_success: IntGauge,
     reloads_total: IntCounterVec,
     interval: Gauge,
-    scoring_healthy: IntGaugeVec,
-    scoring_cause: IntGaugeVec,
-    finding: IntGaugeVec,
-    node_info: IntGaugeVec,
-    events_total: IntCounterVec,
+    /// The node, cluster findings, the inference router check and Events.
+    cluster: ClusterMetrics,
     dns_queries_total: IntCounterVec,
     resolver_up: IntGaugeVec,
     transitions_total: IntCounterVec,
     /// The resolvers whose series exist (the configured ones).
     resolvers: Mutex<Vec<String>>,
     targets: Mutex<Targets>,
+}
+
+/// The families about the cluster rather than the targets.
+struct ClusterMetrics {
+    scoring_healthy: IntGaugeVec,
+    scoring_cause: IntGaugeVec,
+    finding: IntGaugeVec,
+    node_info: IntGaugeVec,
+    events_total: IntCounterVec,
+}
+
+impl ClusterMetrics {
+    fn new(r: &Registry) -> Result<ClusterMetrics, prometheus::Error> {
+        use names::*;
+        let scoring_healthy = gauge_vec(
+            r,
+            SCORING_SERVICE_HEALTHY,
+            "1 when the AML inference router Service is an internal load balancer with private ingress IPs.",
+            &["namespace", "name"],
+        )?;
+        let scoring_cause = gauge_vec(
+            r,
+            SCORING_SERVICE_CAUSE,
+            "Cause of an unhealthy inference router Service (state set; `none` when healthy).",
+            &["namespace", "name", "cause"],
+        )?;
+        let finding = gauge_vec(
+            r,
+            FINDING,
+            "1 while a cluster-level finding holds (state set over codes).",
+            &["code"],
+        )?;
+        for code in FINDING_CODES {
+            finding.with_label_values(&[code]).set(0);
+        }
+        let node_info = gauge_vec(
+            r,
+            NODE_INFO,
+            "The node this agent runs on (always 1).",
+            &["node", "region", "zone"],
+        )?;
+        let events_total = counter_vec(
+            r,
+            EVENTS_TOTAL,
+            "Kubernetes Events on the Node by reason and result (sent, suppressed, failed).",
+            &["reason", "result"],
+            &[],
+        )?;
+        Ok(ClusterMetrics {
+            scoring_healthy,
+            scoring_cause,
+            finding,
+            node_info,
+            events_total,
+        })
+    }
+}
+
+/// `metric`, registered in `r`.
+fn registered<T: prometheus::core::Collector + Clone + 'static>(
+    r: &Registry,
+    metric: T,
+) -> Result<T, prometheus::Error> {
+    r.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+/// A registered counter family; `known` single-label values exist at 0 from
+/// the start, so the first increase shows in rate().
+fn counter_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    known: &[&str],
+) -> Result<IntCounterVec, prometheus::Error> {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+    r.register(Box::new(c.clone()))?;
+    for value in known {
+        let _ = c.with_label_values(&[value]);
+    }
+    Ok(c)
 }
 
 fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> Result<IntGaugeVec, prometheus::Error> {
@@ -114,98 +193,65 @@ impl Metrics {
     pub fn new() -> Result<Metrics, MetricsError> {
         use names::*;
         let r = Registry::new();
-        let round_duration = Histogram::with_opts(
-            HistogramOpts::new(ROUND_DURATION, "Duration of a probe round.").buckets(ROUND_BUCKETS.to_vec()),
+        let round_duration = registered(
+            &r,
+            Histogram::with_opts(
+                HistogramOpts::new(ROUND_DURATION, "Duration of a probe round.").buckets(ROUND_BUCKETS.to_vec()),
+            )?,
         )?;
-        r.register(Box::new(round_duration.clone()))?;
-        let rounds_total = IntCounter::new(ROUNDS_TOTAL, "Probe rounds completed.")?;
-        r.register(Box::new(rounds_total.clone()))?;
-        let overruns_total = IntCounter::new(ROUND_OVERRUNS_TOTAL, "Rounds that took longer than the interval.")?;
-        r.register(Box::new(overruns_total.clone()))?;
-        let last_round = Gauge::new(LAST_ROUND_TIMESTAMP, "When the last round completed, Unix seconds.")?;
-        r.register(Box::new(last_round.clone()))?;
-        let reload_success = IntGauge::new(
-            CONFIG_RELOAD_SUCCESS,
-            "1 when the last configuration (re)load succeeded.",
+        let rounds_total = registered(&r, IntCounter::new(ROUNDS_TOTAL, "Probe rounds completed.")?)?;
+        let overruns_total = registered(
+            &r,
+            IntCounter::new(ROUND_OVERRUNS_TOTAL, "Rounds that took longer than the interval.")?,
         )?;
-        r.register(Box::new(reload_success.clone()))?;
+        let last_round = registered(
+            &r,
+            Gauge::new(LAST_ROUND_TIMESTAMP, "When the last round completed, Unix seconds.")?,
+        )?;
+        let reload_success = registered(
+            &r,
+            IntGauge::new(
+                CONFIG_RELOAD_SUCCESS,
+                "1 when the last configuration (re)load succeeded.",
+            )?,
+        )?;
         reload_success.set(1);
-        let reloads_total = IntCounterVec::new(
-            Opts::new(CONFIG_RELOADS_TOTAL, "Configuration reload attempts by result."),
+        let reloads_total = counter_vec(
+            &r,
+            CONFIG_RELOADS_TOTAL,
+            "Configuration reload attempts by result.",
             &["result"],
+            &["success", "failure"],
         )?;
-        r.register(Box::new(reloads_total.clone()))?;
-        for result in ["success", "failure"] {
-            let _ = reloads_total.with_label_values(&[result]);
-        }
         let build_info = gauge_vec(&r, BUILD_INFO, "Build information (always 1).", &["version"])?;
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        let interval = Gauge::new(INTERVAL_SECONDS, "Configured interval between rounds.")?;
-        r.register(Box::new(interval.clone()))?;
-        let scoring_healthy = gauge_vec(
+        let interval = registered(&r, Gauge::new(INTERVAL_SECONDS, "Configured interval between rounds.")?)?;
+        let cluster = ClusterMetrics::new(&r)?;
+        let dns_queries_total = counter_vec(
             &r,
-            SCORING_SERVICE_HEALTHY,
-            "1 when the AML inference router Service is an internal load balancer with private ingress IPs.",
-            &["namespace", "name"],
-        )?;
-        let scoring_cause = gauge_vec(
-            &r,
-            SCORING_SERVICE_CAUSE,
-            "Cause of an unhealthy inference router Service (state set; `none` when healthy).",
-            &["namespace", "name", "cause"],
-        )?;
-        let finding = gauge_vec(
-            &r,
-            FINDING,
-            "1 while a cluster-level finding holds (state set over codes).",
-            &["code"],
-        )?;
-        for code in FINDING_CODES {
-            finding.with_label_values(&[code]).set(0);
-        }
-        let node_info = gauge_vec(
-            &r,
-            NODE_INFO,
-            "The node this agent runs on (always 1).",
-            &["node", "region", "zone"],
-        )?;
-        let events_total = IntCounterVec::new(
-            Opts::new(
-                EVENTS_TOTAL,
-                "Kubernetes Events on the Node by reason and result (sent, suppressed, failed).",
-            ),
-            &["reason", "result"],
-        )?;
-        r.register(Box::new(events_total.clone()))?;
-        let dns_queries_total = IntCounterVec::new(
-            Opts::new(
-                DNS_QUERIES_TOTAL,
-                "DNS queries sent through each resolver (retransmissions, TCP retries and CNAME follow-ups included).",
-            ),
+            DNS_QUERIES_TOTAL,
+            "DNS queries sent through each resolver (retransmissions, TCP retries and CNAME follow-ups included).",
             &["resolver"],
+            &[],
         )?;
-        r.register(Box::new(dns_queries_total.clone()))?;
         let resolver_up = gauge_vec(
             &r,
             RESOLVER_UP,
             "1 when the resolver answered at least one query with a usable rcode (NOERROR, NXDOMAIN) in the last round.",
             &["resolver"],
         )?;
-        let transitions_total = IntCounterVec::new(
-            Opts::new(
-                TRANSITIONS_TOTAL,
-                "Changes of a target's state (health, causes, reach or a DNS verdict), by the health it changed to.",
-            ),
+        let transitions_total = counter_vec(
+            &r,
+            TRANSITIONS_TOTAL,
+            "Changes of a target's state (health, causes, reach or a DNS verdict), by the health it changed to.",
             &["to"],
+            &["healthy", "unhealthy"],
         )?;
-        r.register(Box::new(transitions_total.clone()))?;
-        for to in ["healthy", "unhealthy"] {
-            let _ = transitions_total.with_label_values(&[to]);
-        }
         #[cfg(target_os = "linux")]
         r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
         Ok(Metrics {
             registry: r,
+            cluster,
             round_duration,
             rounds_total,
             overruns_total,
@@ -213,11 +259,6 @@ impl Metrics {
             reload_success,
             reloads_total,
             interval,
-            scoring_healthy,
-            scoring_cause,
-            finding,
-            node_info,
-            events_total,
             dns_queries_total,
             resolver_up,
             transitions_total,
@@ -270,7 +311,8 @@ impl Metrics {
     /// Records the node, findings and the scoring-service check of a round.
     pub fn observe_cluster(&self, report: &RoundReport) {
         if let Some(n) = &report.node {
-            self.node_info
+            self.cluster
+                .node_info
                 .with_label_values(&[
                     n.name.as_str(),
                     n.region.as_deref().unwrap_or(""),
@@ -280,15 +322,17 @@ impl Metrics {
         }
         for code in FINDING_CODES {
             let on = report.findings.iter().any(|f| f.code == *code);
-            self.finding.with_label_values(&[code]).set(i64::from(on));
+            self.cluster.finding.with_label_values(&[code]).set(i64::from(on));
         }
         if let Some(s) = &report.scoring_service {
             let (ns, name) = (s.namespace.as_str(), s.name.as_str());
-            self.scoring_healthy
+            self.cluster
+                .scoring_healthy
                 .with_label_values(&[ns, name])
                 .set(i64::from(s.healthy));
             for c in crate::report::SCORING_CAUSES {
-                self.scoring_cause
+                self.cluster
+                    .scoring_cause
                     .with_label_values(&[ns, name, c])
                     .set(i64::from(*c == s.cause));
             }
@@ -305,7 +349,7 @@ impl Metrics {
 
     /// Counts an Event: `result` is sent, suppressed or failed.
     pub fn event(&self, reason: &str, result: &str) {
-        self.events_total.with_label_values(&[reason, result]).inc();
+        self.cluster.events_total.with_label_values(&[reason, result]).inc();
     }
 
     pub fn round_overrun(&self) {

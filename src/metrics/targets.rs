@@ -140,6 +140,12 @@ impl Targets {
 
     /// Appends every per-target family to `out`, in the text format.
     pub fn write(&self, out: &mut String) {
+        self.write_states(out);
+        self.write_measurements(out);
+    }
+
+    /// Health, the DNS and reach verdicts, the cause.
+    fn write_states(&self, out: &mut String) {
         let rows = || self.rows.values();
         header(
             out,
@@ -226,6 +232,11 @@ impl Targets {
                 gauge(out, TARGET_CAUSE, &labels, flag(r.cause == Some(*c)));
             }
         }
+    }
+
+    /// Durations, the HTTP status, certificate expiry, and the target's info.
+    fn write_measurements(&self, out: &mut String) {
+        let rows = || self.rows.values();
         header(
             out,
             DNS_LOOKUP_DURATION,

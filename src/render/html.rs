@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use crate::report::RoundReport;
+use crate::report::{RoundReport, TargetReport};
 
 /// Escapes text for HTML element content and attribute values.
 pub fn escape(s: &str) -> String {
@@ -54,6 +54,17 @@ pub fn render(report: Option<&RoundReport>, refresh_secs: u64) -> String {
         escape(&r.summary.connect_via),
         escape(r.version),
     );
+    resolvers_table(&mut h, r);
+    h.push_str("<table id=\"targets\"><thead><tr><th>Status</th><th>Target</th><th>Service</th><th>DNS per resolver</th><th>Reach</th><th>Cause and diagnosis</th></tr></thead><tbody>");
+    for t in &r.targets {
+        target_row(&mut h, t, &r.summary.connect_via);
+    }
+    h.push_str("</tbody></table><p class=\"muted\">JSON: <a href=\"status\">/status</a> &middot; metrics: <a href=\"metrics\">/metrics</a></p></body></html>");
+    h
+}
+
+/// Each resolver's state this round: servers, up or down (and why), queries.
+fn resolvers_table(h: &mut String, r: &RoundReport) {
     h.push_str("<table id=\"resolvers\"><thead><tr><th>Resolver</th><th>Servers</th><th>State</th><th>Queries</th></tr></thead><tbody>");
     for res in &r.resolvers {
         let _ = write!(
@@ -78,65 +89,64 @@ pub fn render(report: Option<&RoundReport>, refresh_secs: u64) -> String {
         );
     }
     h.push_str("</tbody></table><br>");
-    h.push_str("<table id=\"targets\"><thead><tr><th>Status</th><th>Target</th><th>Service</th><th>DNS per resolver</th><th>Reach</th><th>Cause and diagnosis</th></tr></thead><tbody>");
-    for t in &r.targets {
-        let class = if t.healthy { "ok" } else { "fail" };
+}
+
+/// One target: status, name and FQDN, each resolver's answer, reach and every cause.
+fn target_row(h: &mut String, t: &TargetReport, connect_via: &str) {
+    let class = if t.healthy { "ok" } else { "fail" };
+    let _ = write!(
+        h,
+        "<tr class=\"{class}\" data-target=\"{}\"><td class=\"status\">{}</td><td><b>{}</b><br><code>{}:{}</code></td><td>{}</td><td>",
+        escape(&t.name),
+        if t.healthy { "ok" } else { "FAIL" },
+        escape(&t.name),
+        escape(&t.fqdn),
+        t.port,
+        t.service.as_str(),
+    );
+    for d in &t.dns {
+        let chain = if d.cname_chain.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " via {}",
+                d.cname_chain
+                    .iter()
+                    .map(|c| escape(c))
+                    .collect::<Vec<_>>()
+                    .join(" &rarr; ")
+            )
+        };
+        let addrs: Vec<String> = d.addresses.iter().map(|a| a.to_string()).collect();
         let _ = write!(
             h,
-            "<tr class=\"{class}\" data-target=\"{}\"><td class=\"status\">{}</td><td><b>{}</b><br><code>{}:{}</code></td><td>{}</td><td>",
-            escape(&t.name),
-            if t.healthy { "ok" } else { "FAIL" },
-            escape(&t.name),
-            escape(&t.fqdn),
-            t.port,
-            t.service.as_str(),
+            "<div><b>{}</b>: {}{}<br><code>{}{}</code></div>",
+            escape(&d.resolver),
+            d.verdict.as_str(),
+            if d.privatelink { " (privatelink)" } else { "" },
+            escape(&addrs.join(", ")),
+            chain,
         );
-        for d in &t.dns {
-            let chain = if d.cname_chain.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " via {}",
-                    d.cname_chain
-                        .iter()
-                        .map(|c| escape(c))
-                        .collect::<Vec<_>>()
-                        .join(" &rarr; ")
-                )
-            };
-            let addrs: Vec<String> = d.addresses.iter().map(|a| a.to_string()).collect();
-            let _ = write!(
-                h,
-                "<div><b>{}</b>: {}{}<br><code>{}{}</code></div>",
-                escape(&d.resolver),
-                d.verdict.as_str(),
-                if d.privatelink { " (privatelink)" } else { "" },
-                escape(&addrs.join(", ")),
-                chain,
-            );
-        }
-        let via = match &t.connect_resolver {
-            Some(v) if *v != r.summary.connect_via => {
-                format!("<br><span class=\"muted\">via {}'s addresses</span>", escape(v))
-            }
-            _ => String::new(),
-        };
-        let _ = write!(h, "</td><td>{}{via}</td><td class=\"diag\">", t.reach.as_str());
-        if t.causes.is_empty() {
-            h.push_str("<b>none</b>");
-        }
-        for c in &t.causes {
-            let _ = write!(
-                h,
-                "<div class=\"cause\"><b>{}</b><br>{}</div>",
-                c.cause.as_str(),
-                escape(&c.diagnosis)
-            );
-        }
-        h.push_str("</td></tr>");
     }
-    h.push_str("</tbody></table><p class=\"muted\">JSON: <a href=\"status\">/status</a> &middot; metrics: <a href=\"metrics\">/metrics</a></p></body></html>");
-    h
+    let via = match &t.connect_resolver {
+        Some(v) if v != connect_via => {
+            format!("<br><span class=\"muted\">via {}'s addresses</span>", escape(v))
+        }
+        _ => String::new(),
+    };
+    let _ = write!(h, "</td><td>{}{via}</td><td class=\"diag\">", t.reach.as_str());
+    if t.causes.is_empty() {
+        h.push_str("<b>none</b>");
+    }
+    for c in &t.causes {
+        let _ = write!(
+            h,
+            "<div class=\"cause\"><b>{}</b><br>{}</div>",
+            c.cause.as_str(),
+            escape(&c.diagnosis)
+        );
+    }
+    h.push_str("</td></tr>");
 }
 
 #[cfg(test)]
