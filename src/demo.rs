@@ -11,6 +11,7 @@ use netprobe_sim::pki::{Ca, Validity};
 use netprobe_sim::{SIM_PRIVATE_RANGE, bind_same_port, private_ip, public_ip};
 
 use crate::config::{Config, LoadOptions};
+use crate::model::Cause;
 use crate::probe::TlsSetup;
 
 /// The workspace GUID used by the demo.
@@ -72,207 +73,341 @@ private_ranges: [10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 100.64.0.0/10, fc00:
     )
 }
 
-impl DemoVnet {
-    pub async fn start() -> Result<DemoVnet, SimError> {
-        let id = DEMO_WORKSPACE_ID;
-        let ws_api = format!("{id}.workspace.eastus.api.azureml.ms");
-        let ws_cert = format!("{id}.workspace.eastus.cert.api.azureml.ms");
-        let nb = format!(
-            "{}.eastus.notebooks.azure.net",
-            crate::azure::notebooks_label("mlws", "eastus", id)
-        );
-        let nb_pl = nb.replace(".notebooks.azure.net", ".privatelink.notebooks.azure.net");
+/// How the demo's DNS presents one name.
+pub enum DemoDns {
+    /// `fqdn` CNAME `alias`, and the linked private zone holds `alias` A `ip`.
+    Private { alias: String, ip: IpAddr },
+    /// `fqdn` CNAME `alias`, but the linked zone has no record for it (NXDOMAIN).
+    RecordMissing { alias: String },
+    /// `fqdn` CNAME `alias` CNAME `front`, front A `ip`: the private zone is
+    /// not linked, so the chain runs on to the public front end.
+    Unlinked {
+        alias: String,
+        front: &'static str,
+        ip: IpAddr,
+    },
+    /// `fqdn` CNAME `front`, front A `ip`: no private endpoint at all.
+    Public { front: &'static str, ip: IpAddr },
+}
 
-        let mut azure: Records = Records::new();
-        let cname = |r: &mut Records, from: &str, to: &str| {
-            r.insert(from.to_string(), Entry::Cname(to.to_string()));
-        };
-        let addr = |r: &mut Records, name: &str, ip: IpAddr| {
-            r.insert(name.to_string(), Entry::Addrs(vec![ip]));
-        };
-        // Workspace: healthy.
-        cname(
-            &mut azure,
+/// A TLS server of the demo: its address, the names on its certificate,
+/// its answer, and whether a TLS-inspecting proxy's CA issued it.
+pub struct DemoEndpoint {
+    pub ip: IpAddr,
+    pub names: Vec<String>,
+    pub reply: Reply,
+    pub intercepted: bool,
+}
+
+/// One target of the demo: how DNS presents it (through Azure DNS and, where
+/// it differs, the customer's DNS server), what listens, and the cause
+/// netprobe must name. `netprobe demo` and its test read the same table.
+pub struct DemoSite {
+    /// The target's name in the demo's report.
+    pub target: &'static str,
+    pub fqdn: String,
+    pub dns: DemoDns,
+    /// The customer's DNS server resolves the alias publicly instead:
+    /// `alias` CNAME `front`, front A `ip` (it does not forward the zone).
+    pub custom_public: Option<(&'static str, IpAddr)>,
+    pub endpoints: Vec<DemoEndpoint>,
+    pub cause: Cause,
+}
+
+fn endpoint(ip: IpAddr, names: &[&str], reply: Reply) -> DemoEndpoint {
+    DemoEndpoint {
+        ip,
+        names: names.iter().map(|n| n.to_string()).collect(),
+        reply,
+        intercepted: false,
+    }
+}
+
+fn site(target: &'static str, fqdn: &str, dns: DemoDns, endpoints: Vec<DemoEndpoint>, cause: Cause) -> DemoSite {
+    DemoSite {
+        target,
+        fqdn: fqdn.to_string(),
+        dns,
+        custom_public: None,
+        endpoints,
+        cause,
+    }
+}
+
+/// The alias of `fqdn` in its privatelink zone: `privatelink.` inserted before `zone`.
+fn alias(fqdn: &str, zone: &str) -> String {
+    let host = fqdn.strip_suffix(zone).unwrap_or(fqdn);
+    format!("{host}privatelink.{zone}")
+}
+
+const STORAGE_DENIED: &str = "<Error><Code>AuthorizationFailure</Code><Message>This request is not authorized to perform this operation.</Message></Error>";
+const VAULT_DENIED: &str = r#"{"error":{"code":"Forbidden","message":"Public network access is disabled","innererror":{"code":"ForbiddenByFirewall"}}}"#;
+
+/// The demo's sites, in the order the demo config derives its targets.
+pub fn sites() -> Vec<DemoSite> {
+    [
+        workspace_sites(),
+        storage_sites(),
+        vault_sites(),
+        registry_sites(),
+        custom_sites(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The workspace: API and certificate names healthy, notebooks' record missing.
+fn workspace_sites() -> Vec<DemoSite> {
+    use Cause as C;
+    use DemoDns::*;
+    let id = DEMO_WORKSPACE_ID;
+    let ws_api = format!("{id}.workspace.eastus.api.azureml.ms");
+    let ws_cert = format!("{id}.workspace.eastus.cert.api.azureml.ms");
+    let label = crate::azure::notebooks_label("mlws", "eastus", id);
+    let nb = format!("{label}.eastus.notebooks.azure.net");
+    let ws_endpoint = || endpoint(private_ip(4), &[&ws_api, &ws_cert], Reply::workspace_unauthorized());
+    vec![
+        site(
+            "workspace-api",
             &ws_api,
-            &format!("{id}.workspace.eastus.privatelink.api.azureml.ms"),
-        );
-        addr(
-            &mut azure,
-            &format!("{id}.workspace.eastus.privatelink.api.azureml.ms"),
-            private_ip(4),
-        );
-        cname(
-            &mut azure,
+            Private {
+                alias: alias(&ws_api, "api.azureml.ms"),
+                ip: private_ip(4),
+            },
+            vec![ws_endpoint()],
+            C::None,
+        ),
+        site(
+            "workspace-cert",
             &ws_cert,
-            &format!("{id}.workspace.eastus.cert.privatelink.api.azureml.ms"),
-        );
-        addr(
-            &mut azure,
-            &format!("{id}.workspace.eastus.cert.privatelink.api.azureml.ms"),
-            private_ip(4),
-        );
-        // Notebooks: the zone is linked but the record is missing (NXDOMAIN).
-        cname(&mut azure, &nb, &nb_pl);
-        // Storage blob: healthy. File: zone not linked, the chain runs on to
-        // the public front end. Queue: private, but the storage firewall says 403.
-        cname(
-            &mut azure,
-            "mlwsstore01.blob.core.windows.net",
-            "mlwsstore01.privatelink.blob.core.windows.net",
-        );
-        addr(
-            &mut azure,
-            "mlwsstore01.privatelink.blob.core.windows.net",
-            private_ip(5),
-        );
-        cname(
-            &mut azure,
-            "mlwsstore01.file.core.windows.net",
-            "mlwsstore01.privatelink.file.core.windows.net",
-        );
-        cname(
-            &mut azure,
-            "mlwsstore01.privatelink.file.core.windows.net",
-            "file.eus-prod-01.store.core.windows.net",
-        );
-        addr(&mut azure, "file.eus-prod-01.store.core.windows.net", public_ip(5));
-        cname(
-            &mut azure,
-            "mlwsstore01.queue.core.windows.net",
-            "mlwsstore01.privatelink.queue.core.windows.net",
-        );
-        addr(
-            &mut azure,
-            "mlwsstore01.privatelink.queue.core.windows.net",
-            private_ip(9),
-        );
-        // Key Vault: private through Azure DNS (the custom server differs below).
-        cname(
-            &mut azure,
-            "mlws-kv-01.vault.azure.net",
-            "mlws-kv-01.privatelink.vaultcore.azure.net",
-        );
-        addr(&mut azure, "mlws-kv-01.privatelink.vaultcore.azure.net", private_ip(6));
-        // ACR login: healthy. Data eastus: record points at a deleted endpoint.
-        // Data westeurope: a TLS-inspecting proxy answers with its own CA.
-        cname(&mut azure, "mlwsacr01.azurecr.io", "mlwsacr01.privatelink.azurecr.io");
-        addr(&mut azure, "mlwsacr01.privatelink.azurecr.io", private_ip(7));
-        cname(
-            &mut azure,
-            "mlwsacr01.eastus.data.azurecr.io",
-            "mlwsacr01.eastus.data.privatelink.azurecr.io",
-        );
-        addr(
-            &mut azure,
-            "mlwsacr01.eastus.data.privatelink.azurecr.io",
-            private_ip(8),
-        );
-        cname(
-            &mut azure,
-            "mlwsacr01.westeurope.data.azurecr.io",
-            "mlwsacr01.westeurope.data.privatelink.azurecr.io",
-        );
-        addr(
-            &mut azure,
-            "mlwsacr01.westeurope.data.privatelink.azurecr.io",
-            private_ip(10),
-        );
+            Private {
+                alias: alias(&ws_cert, "api.azureml.ms"),
+                ip: private_ip(4),
+            },
+            vec![],
+            C::None,
+        ),
+        // The notebooks zone is linked, but the record is missing.
+        site(
+            "workspace-notebooks",
+            &nb,
+            RecordMissing {
+                alias: alias(&nb, "notebooks.azure.net"),
+            },
+            vec![],
+            C::RecordMissing,
+        ),
+    ]
+}
+
+/// Storage: blob healthy, file zone not linked, queue behind the storage firewall.
+fn storage_sites() -> Vec<DemoSite> {
+    use Cause as C;
+    use DemoDns::*;
+    let blob = "mlwsstore01.blob.core.windows.net";
+    let file = "mlwsstore01.file.core.windows.net";
+    let queue = "mlwsstore01.queue.core.windows.net";
+    vec![
+        site(
+            "storage-mlwsstore01-blob",
+            blob,
+            Private {
+                alias: alias(blob, "blob.core.windows.net"),
+                ip: private_ip(5),
+            },
+            vec![endpoint(
+                private_ip(5),
+                &["*.blob.core.windows.net"],
+                Reply::storage_anonymous(),
+            )],
+            C::None,
+        ),
+        // The file zone is not linked: the chain runs on to the public front end.
+        site(
+            "storage-mlwsstore01-file",
+            file,
+            Unlinked {
+                alias: alias(file, "file.core.windows.net"),
+                front: "file.eus-prod-01.store.core.windows.net",
+                ip: public_ip(5),
+            },
+            vec![endpoint(
+                public_ip(5),
+                &["*.file.core.windows.net"],
+                Reply::new(403, STORAGE_DENIED),
+            )],
+            C::ZoneNotLinked,
+        ),
+        // Private, but the storage firewall answers 403.
+        site(
+            "storage-mlwsstore01-queue",
+            queue,
+            Private {
+                alias: alias(queue, "queue.core.windows.net"),
+                ip: private_ip(9),
+            },
+            vec![endpoint(
+                private_ip(9),
+                &["*.queue.core.windows.net"],
+                Reply::new(403, STORAGE_DENIED),
+            )],
+            C::HttpRejected,
+        ),
+    ]
+}
+
+/// Key Vault: the customer's DNS server does not forward its zone.
+fn vault_sites() -> Vec<DemoSite> {
+    use Cause as C;
+    use DemoDns::*;
+    let vault = "mlws-kv-01.vault.azure.net";
+    vec![
+        // Private through Azure DNS; the customer's server resolves the vault zone publicly.
+        DemoSite {
+            custom_public: Some(("data-prod-eus.vaultcore.azure.net", public_ip(6))),
+            ..site(
+                "keyvault-mlws-kv-01",
+                vault,
+                Private {
+                    alias: "mlws-kv-01.privatelink.vaultcore.azure.net".into(),
+                    ip: private_ip(6),
+                },
+                vec![
+                    endpoint(private_ip(6), &["*.vault.azure.net"], Reply::keyvault_health()),
+                    endpoint(public_ip(6), &["*.vault.azure.net"], Reply::new(403, VAULT_DENIED)),
+                ],
+                C::DnsPathNotForwarding,
+            )
+        },
+    ]
+}
+
+/// The registry: login healthy, one data endpoint stale, one intercepted.
+fn registry_sites() -> Vec<DemoSite> {
+    use Cause as C;
+    use DemoDns::*;
+    let acr = "mlwsacr01.azurecr.io";
+    let acr_east = "mlwsacr01.eastus.data.azurecr.io";
+    let acr_west = "mlwsacr01.westeurope.data.azurecr.io";
+    vec![
+        site(
+            "acr-mlwsacr01",
+            acr,
+            Private {
+                alias: alias(acr, "azurecr.io"),
+                ip: private_ip(7),
+            },
+            vec![endpoint(private_ip(7), &["*.azurecr.io"], Reply::acr_challenge(acr))],
+            C::None,
+        ),
+        // The record points at a deleted endpoint: nothing listens there.
+        site(
+            "acr-mlwsacr01-data-eastus",
+            acr_east,
+            Private {
+                alias: alias(acr_east, "azurecr.io"),
+                ip: private_ip(8),
+            },
+            vec![],
+            C::EndpointStale,
+        ),
+        // A TLS-inspecting proxy answers with its own CA.
+        site(
+            "acr-mlwsacr01-data-westeurope",
+            acr_west,
+            Private {
+                alias: alias(acr_west, "azurecr.io"),
+                ip: private_ip(10),
+            },
+            vec![DemoEndpoint {
+                intercepted: true,
+                ..endpoint(private_ip(10), &[acr_west], Reply::new(200, "proxied"))
+            }],
+            C::TlsMismatch,
+        ),
+    ]
+}
+
+/// A custom target: a storage account without a private endpoint.
+fn custom_sites() -> Vec<DemoSite> {
+    use Cause as C;
+    use DemoDns::*;
+    let other = "otherdata.blob.core.windows.net";
+    vec![
         // A storage account without a private endpoint.
-        cname(
-            &mut azure,
-            "otherdata.blob.core.windows.net",
-            "blob.eus-prod-02.store.core.windows.net",
-        );
-        addr(&mut azure, "blob.eus-prod-02.store.core.windows.net", public_ip(9));
+        site(
+            "otherdata-blob",
+            other,
+            Public {
+                front: "blob.eus-prod-02.store.core.windows.net",
+                ip: public_ip(9),
+            },
+            vec![endpoint(
+                public_ip(9),
+                &["*.blob.core.windows.net"],
+                Reply::storage_anonymous(),
+            )],
+            C::NoPrivateEndpoint,
+        ),
+    ]
+}
 
-        // The customer's DNS server: forwards everything to Azure DNS except
-        // the Key Vault zone, which it resolves publicly.
-        let mut custom = azure.clone();
-        cname(
-            &mut custom,
-            "mlws-kv-01.privatelink.vaultcore.azure.net",
-            "data-prod-eus.vaultcore.azure.net",
-        );
-        addr(&mut custom, "data-prod-eus.vaultcore.azure.net", public_ip(6));
+/// The records of Azure DNS and of the customer's DNS server for `sites`.
+fn records(sites: &[DemoSite]) -> (Records, Records) {
+    let mut azure = Records::new();
+    let cname = |r: &mut Records, from: &str, to: &str| {
+        r.insert(from.to_string(), Entry::Cname(to.to_string()));
+    };
+    let addr = |r: &mut Records, name: &str, ip: IpAddr| {
+        r.insert(name.to_string(), Entry::Addrs(vec![ip]));
+    };
+    for s in sites {
+        match &s.dns {
+            DemoDns::Private { alias, ip } => {
+                cname(&mut azure, &s.fqdn, alias);
+                addr(&mut azure, alias, *ip);
+            }
+            DemoDns::RecordMissing { alias } => cname(&mut azure, &s.fqdn, alias),
+            DemoDns::Unlinked { alias, front, ip } => {
+                cname(&mut azure, &s.fqdn, alias);
+                cname(&mut azure, alias, front);
+                addr(&mut azure, front, *ip);
+            }
+            DemoDns::Public { front, ip } => {
+                cname(&mut azure, &s.fqdn, front);
+                addr(&mut azure, front, *ip);
+            }
+        }
+    }
+    let mut custom = azure.clone();
+    for s in sites {
+        if let (Some((front, ip)), DemoDns::Private { alias, .. }) = (s.custom_public, &s.dns) {
+            cname(&mut custom, alias, front);
+            addr(&mut custom, front, ip);
+        }
+    }
+    (azure, custom)
+}
 
+impl DemoVnet {
+    /// Starts the DNS servers and endpoints of [`sites`] on loopback.
+    pub async fn start() -> Result<DemoVnet, SimError> {
+        let sites = sites();
+        let (azure, custom) = records(&sites);
         let azure_dns = DnsServer::start(azure).await?;
         let custom_dns = DnsServer::start(custom).await?;
-
         let ca = Ca::new("netprobe demo CA")?;
         let rogue = Ca::new("Contoso TLS Inspection CA")?;
-        let endpoints_plan: Vec<(IpAddr, Vec<String>, Reply, bool)> = vec![
-            (
-                private_ip(4),
-                vec![ws_api.clone(), ws_cert.clone()],
-                Reply::workspace_unauthorized(),
-                false,
-            ),
-            (
-                private_ip(5),
-                vec!["*.blob.core.windows.net".into()],
-                Reply::storage_anonymous(),
-                false,
-            ),
-            (
-                public_ip(5),
-                vec!["*.file.core.windows.net".into()],
-                Reply::new(
-                    403,
-                    "<Error><Code>AuthorizationFailure</Code><Message>This request is not authorized to perform this operation.</Message></Error>",
-                ),
-                false,
-            ),
-            (
-                private_ip(9),
-                vec!["*.queue.core.windows.net".into()],
-                Reply::new(
-                    403,
-                    "<Error><Code>AuthorizationFailure</Code><Message>This request is not authorized to perform this operation.</Message></Error>",
-                ),
-                false,
-            ),
-            (
-                private_ip(6),
-                vec!["*.vault.azure.net".into()],
-                Reply::keyvault_health(),
-                false,
-            ),
-            (
-                public_ip(6),
-                vec!["*.vault.azure.net".into()],
-                Reply::new(
-                    403,
-                    r#"{"error":{"code":"Forbidden","message":"Public network access is disabled","innererror":{"code":"ForbiddenByFirewall"}}}"#,
-                ),
-                false,
-            ),
-            (
-                private_ip(7),
-                vec!["*.azurecr.io".into()],
-                Reply::acr_challenge("mlwsacr01.azurecr.io"),
-                false,
-            ),
-            (
-                private_ip(10),
-                vec!["mlwsacr01.westeurope.data.azurecr.io".into()],
-                Reply::new(200, "proxied"),
-                true,
-            ),
-            (
-                public_ip(9),
-                vec!["*.blob.core.windows.net".into()],
-                Reply::storage_anonymous(),
-                false,
-            ),
-        ];
-        let ips: Vec<IpAddr> = endpoints_plan.iter().map(|e| e.0).collect();
+        let plan: Vec<&DemoEndpoint> = sites.iter().flat_map(|s| &s.endpoints).collect();
+        let ips: Vec<IpAddr> = plan.iter().map(|e| e.ip).collect();
         let (port, listeners) = bind_same_port(&ips).await?;
         let mut endpoints = Vec::new();
-        for ((_, names, reply, from_rogue), listener) in endpoints_plan.into_iter().zip(listeners) {
-            let names: Vec<&str> = names.iter().map(String::as_str).collect();
-            let issuer = if from_rogue { &rogue } else { &ca };
+        for (e, listener) in plan.into_iter().zip(listeners) {
+            let names: Vec<&str> = e.names.iter().map(String::as_str).collect();
+            let issuer = if e.intercepted { &rogue } else { &ca };
             let leaf = issuer.leaf(&names, Validity::Current)?;
-            endpoints.push(HttpsServer::serve(listener, &leaf, reply)?);
+            endpoints.push(HttpsServer::serve(listener, &leaf, e.reply.clone())?);
         }
         Ok(DemoVnet {
             azure_dns,
