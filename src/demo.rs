@@ -11,7 +11,7 @@ use netprobe_sim::pki::{Ca, Validity};
 use netprobe_sim::{SIM_PRIVATE_RANGE, bind_same_port, private_ip, public_ip};
 
 use crate::config::{Config, LoadOptions};
-use crate::model::Cause;
+use crate::model::{Cause, Service};
 use crate::probe::TlsSetup;
 
 /// The workspace GUID used by the demo.
@@ -114,6 +114,11 @@ pub struct DemoSite {
     pub cause: Cause,
 }
 
+/// What a healthy endpoint of `service` answers (the service module says).
+fn healthy(service: Service, fqdn: &str) -> Reply {
+    crate::service::of(service).sim_reply(fqdn)
+}
+
 fn endpoint(ip: IpAddr, names: &[&str], reply: Reply) -> DemoEndpoint {
     DemoEndpoint {
         ip,
@@ -166,7 +171,13 @@ fn workspace_sites() -> Vec<DemoSite> {
     let ws_cert = format!("{id}.workspace.eastus.cert.api.azureml.ms");
     let label = crate::azure::notebooks_label("mlws", "eastus", id);
     let nb = format!("{label}.eastus.notebooks.azure.net");
-    let ws_endpoint = || endpoint(private_ip(4), &[&ws_api, &ws_cert], Reply::workspace_unauthorized());
+    let ws_endpoint = || {
+        endpoint(
+            private_ip(4),
+            &[&ws_api, &ws_cert],
+            healthy(Service::Workspace, &ws_api),
+        )
+    };
     vec![
         site(
             "workspace-api",
@@ -219,7 +230,7 @@ fn storage_sites() -> Vec<DemoSite> {
             vec![endpoint(
                 private_ip(5),
                 &["*.blob.core.windows.net"],
-                Reply::storage_anonymous(),
+                healthy(Service::Storage, blob),
             )],
             C::None,
         ),
@@ -274,7 +285,7 @@ fn vault_sites() -> Vec<DemoSite> {
                     ip: private_ip(6),
                 },
                 vec![
-                    endpoint(private_ip(6), &["*.vault.azure.net"], Reply::keyvault_health()),
+                    endpoint(private_ip(6), &["*.vault.azure.net"], healthy(Service::Keyvault, vault)),
                     endpoint(public_ip(6), &["*.vault.azure.net"], Reply::new(403, VAULT_DENIED)),
                 ],
                 C::DnsPathNotForwarding,
@@ -298,7 +309,7 @@ fn registry_sites() -> Vec<DemoSite> {
                 alias: alias(acr, "azurecr.io"),
                 ip: private_ip(7),
             },
-            vec![endpoint(private_ip(7), &["*.azurecr.io"], Reply::acr_challenge(acr))],
+            vec![endpoint(private_ip(7), &["*.azurecr.io"], healthy(Service::Acr, acr))],
             C::None,
         ),
         // The record points at a deleted endpoint: nothing listens there.
@@ -346,7 +357,7 @@ fn custom_sites() -> Vec<DemoSite> {
             vec![endpoint(
                 public_ip(9),
                 &["*.blob.core.windows.net"],
-                Reply::storage_anonymous(),
+                healthy(Service::Storage, other),
             )],
             C::NoPrivateEndpoint,
         ),

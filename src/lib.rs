@@ -25,4 +25,5 @@ pub mod probe;
 pub mod render;
 pub mod report;
 pub mod round;
+pub mod service;
 pub mod verdict;

@@ -91,11 +91,18 @@ pub struct DnsObservation {
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct HttpResponse {
     pub status: u16,
-    pub www_authenticate: Option<String>,
-    /// Key Vault's `x-ms-keyvault-network-info` header.
-    pub keyvault_network_info: Option<String>,
+    /// The headers the target's service asked for (`service::AzureService::headers`),
+    /// names in lower case.
+    pub headers: Vec<(String, String)>,
     /// The first bytes of the body (lossy UTF-8), capped.
     pub body: String,
+}
+
+impl HttpResponse {
+    /// The value of header `name` (lower case), if it was kept.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

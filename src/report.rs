@@ -195,15 +195,6 @@ pub fn rfc3339_from_unix(secs: i64) -> Option<String> {
     Some(humantime::format_rfc3339_seconds(t).to_string())
 }
 
-/// The `addr=` field of Key Vault's network-info header.
-pub fn keyvault_addr(header: &str) -> Option<String> {
-    header
-        .split(';')
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("addr"))
-        .map(|(_, v)| v.trim().to_string())
-}
-
 impl TargetReport {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -257,9 +248,7 @@ impl TargetReport {
                     cert_not_after_unix: o.tls.as_ref().and_then(|t| t.cert_not_after),
                     http_status: response.map(|r| r.status),
                     http_ms: o.http.as_ref().map(|h| ms(h.duration)),
-                    keyvault_seen_addr: response
-                        .and_then(|r| r.keyvault_network_info.as_deref())
-                        .and_then(keyvault_addr),
+                    keyvault_seen_addr: response.and_then(|r| crate::service::of(target.service).seen_address(r)),
                     detail: v.detail.clone(),
                 }
             })
@@ -435,19 +424,6 @@ impl RoundReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keyvault_network_info_is_parsed_in_both_forms() {
-        assert_eq!(
-            keyvault_addr("addr=10.1.2.3;act_addr_fam=InterNetwork;").as_deref(),
-            Some("10.1.2.3")
-        );
-        assert_eq!(
-            keyvault_addr("conn_type=Ipv4;addr=20.30.40.50;act_addr_fam=Ipv4").as_deref(),
-            Some("20.30.40.50")
-        );
-        assert_eq!(keyvault_addr("conn_type=Ipv4"), None);
-    }
 
     #[test]
     fn timestamps_render_as_rfc3339() {

@@ -9,9 +9,7 @@ use serde::Serialize;
 
 use crate::azure::{Target, in_zone};
 use crate::model::{Address, Cause, DnsVerdict, Expect, Reach, Service, TcpOutcome, TlsOutcome};
-use crate::observation::{
-    ChainProblem, ConnectObservation, DnsObservation, DnsOutcome, HttpOutcome, HttpResponse, Rcode,
-};
+use crate::observation::{ChainProblem, ConnectObservation, DnsObservation, DnsOutcome, HttpOutcome, Rcode};
 
 /// One resolver's answer for one target, judged.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -214,96 +212,13 @@ pub fn assess_connect(service: Service, obs: &ConnectObservation) -> ConnectView
                     Some("no complete HTTP response header in time".into()),
                 ),
                 Some(HttpOutcome::Failed(e)) => (Reach::HttpError, Some(e.clone())),
-                Some(HttpOutcome::Response(r)) => judge_http(service, r),
+                Some(HttpOutcome::Response(r)) => crate::service::of(service).judge(r),
             },
         },
     };
     view.reach = reach;
     view.detail = detail;
     view
-}
-
-/// Phrases with which an AML workspace denies access through private link.
-const WORKSPACE_DENIALS: &[&str] = &[
-    "access to workspace was denied based on workspace private link configuration",
-    "none of the workspaces/registries are accessible from outside of the designated private link",
-    "is not accessible from outside of the designated private link",
-    "denied based on private link",
-];
-
-/// Judges a credential-free HTTP answer for the target's service.
-pub fn judge_http(service: Service, r: &HttpResponse) -> (Reach, Option<String>) {
-    let body = r.body.to_ascii_lowercase();
-    let status = r.status;
-    let snippet = || first_line(&r.body);
-    match service {
-        Service::Acr => {
-            let challenge = r
-                .www_authenticate
-                .as_deref()
-                .is_some_and(|h| h.trim_start().to_ascii_lowercase().starts_with("bearer realm="));
-            match status {
-                401 if challenge => (Reach::Ok, None),
-                200 => (Reach::Ok, None),
-                401 => (
-                    Reach::HttpError,
-                    Some("401 without a `Bearer realm=` challenge: not a container registry answering".into()),
-                ),
-                403 => (Reach::Blocked, Some(format!("403 from the registry: {}", snippet()))),
-                s => (
-                    Reach::HttpError,
-                    Some(format!("unexpected HTTP {s} from /v2/: {}", snippet())),
-                ),
-            }
-        }
-        Service::Keyvault => match status {
-            200 | 401 => (Reach::Ok, None),
-            403 => {
-                let why = if body.contains("forbiddenbyfirewall") {
-                    "ForbiddenByFirewall"
-                } else {
-                    "403"
-                };
-                (Reach::Blocked, Some(format!("Key Vault answered {why}: {}", snippet())))
-            }
-            s => (
-                Reach::HttpError,
-                Some(format!("unexpected HTTP {s} from /healthstatus: {}", snippet())),
-            ),
-        },
-        Service::Storage => match status {
-            400 | 401 | 404 => (Reach::Ok, None),
-            403 => (Reach::Blocked, Some(format!("storage answered 403: {}", snippet()))),
-            s => (
-                Reach::HttpError,
-                Some(format!("unexpected HTTP {s} from /?comp=list: {}", snippet())),
-            ),
-        },
-        Service::Workspace => {
-            if WORKSPACE_DENIALS.iter().any(|d| body.contains(d)) {
-                (
-                    Reach::Blocked,
-                    Some(format!("private-link denial (HTTP {status}): {}", snippet())),
-                )
-            } else {
-                (Reach::Ok, None)
-            }
-        }
-        Service::Custom => (Reach::Ok, None),
-    }
-}
-
-fn first_line(s: &str) -> String {
-    let line = s
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("(empty body)");
-    let mut out: String = line.chars().take(160).collect();
-    if line.chars().count() > 160 {
-        out.push('…');
-    }
-    out
 }
 
 /// The worst reach over a target's addresses; `skipped` when there are none.
@@ -479,29 +394,13 @@ fn reach_cause(target: &Target, views: &[DnsView], rc: &ReachContext<'_>) -> Opt
             };
             (Cause::TlsMismatch, why)
         }
-        Reach::HttpError | Reach::Blocked => (Cause::HttpRejected, http_text(target, &at, &detail)),
+        Reach::HttpError | Reach::Blocked => (
+            Cause::HttpRejected,
+            crate::service::of(target.service).rejected(&target.fqdn, &at, &detail),
+        ),
         Reach::Skipped => (Cause::DnsError, "no resolver gave an address to connect to".to_string()),
     };
     Some(found)
-}
-
-fn http_text(target: &Target, at: &str, detail: &str) -> String {
-    match target.service {
-        Service::Acr => format!(
-            "{at}: {detail}. The registry saw this request as coming from a network it does not allow: the request reached the public endpoint, or the registry's firewall rejects the private one. Fix: make {} resolve to the registry's private endpoint, or allow the network under Networking in the registry.",
-            target.fqdn
-        ),
-        Service::Keyvault => format!(
-            "{at}: {detail}. Fix: check the vault's Networking settings (allow private endpoint access) and that the request uses the private endpoint."
-        ),
-        Service::Storage => format!(
-            "{at}: {detail}. The storage firewall rejected the request. Fix: reach the account through its private endpoint, or allow the subnet under the account's Networking."
-        ),
-        Service::Workspace => format!(
-            "{at}: {detail}. The workspace rejects requests that do not come through its private link. Fix: make the workspace names resolve to its private endpoint through this DNS path."
-        ),
-        Service::Custom => format!("{at}: {detail}."),
-    }
 }
 
 /// The port a resolver's server listens on, for messages (53 unless told).
@@ -670,7 +569,7 @@ mod tests {
     use super::*;
     use crate::azure;
     use crate::model::TlsOutcome;
-    use crate::observation::{DnsAnswer, HttpObservation, TlsObservation};
+    use crate::observation::{DnsAnswer, HttpObservation, HttpResponse, TlsObservation};
 
     /// Reachability with no connection observations.
     fn ctx(reach: Reach, expected_addresses: bool, via: Option<&'static str>) -> ReachContext<'static> {
@@ -822,8 +721,10 @@ mod tests {
     fn resp(status: u16, www: Option<&str>, body: &str) -> HttpResponse {
         HttpResponse {
             status,
-            www_authenticate: www.map(String::from),
-            keyvault_network_info: None,
+            headers: www
+                .map(|v| ("www-authenticate".to_string(), v.to_string()))
+                .into_iter()
+                .collect(),
             body: body.into(),
         }
     }
@@ -884,7 +785,12 @@ mod tests {
             (Service::Custom, resp(500, None, ""), Reach::Ok),
         ];
         for (i, (svc, r, want)) in cases.into_iter().enumerate() {
-            assert_eq!(judge_http(svc, &r).0, want, "case {i}: {svc} {}", r.status);
+            assert_eq!(
+                crate::service::of(svc).judge(&r).0,
+                want,
+                "case {i}: {svc} {}",
+                r.status
+            );
         }
     }
 

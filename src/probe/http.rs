@@ -1,6 +1,7 @@
 //! HTTP phase: one request that needs no credentials, over the verified TLS
-//! connection, with the body read up to a cap. What the answer means is judged
-//! by the verdict layer, per service.
+//! connection, with the body read up to a cap. The target's service module
+//! (`service::of`) says what to ask and which headers to keep; what the
+//! answer means is judged there too, through the verdict layer.
 
 use std::time::Duration;
 
@@ -17,20 +18,6 @@ use crate::observation::{HttpObservation, HttpOutcome, HttpResponse};
 
 /// At most this many body bytes are read and kept.
 pub const BODY_CAP: usize = 8 * 1024;
-/// The storage REST version sent: from 2019-12-12 on, anonymous calls get
-/// `401 NoAuthenticationInformation` rather than 404.
-pub const STORAGE_API_VERSION: &str = "2021-08-06";
-
-/// The request path probed for each service.
-pub const fn path_for(service: Service) -> &'static str {
-    match service {
-        Service::Acr => "/v2/",
-        Service::Keyvault => "/healthstatus",
-        Service::Storage => "/?comp=list",
-        Service::Workspace | Service::Custom => "/",
-    }
-}
-
 pub async fn request(
     stream: TlsStream<TcpStream>,
     fqdn: &str,
@@ -70,13 +57,15 @@ async fn exchange(
     } else {
         format!("{fqdn}:{port}")
     };
-    let mut builder = Request::get(path_for(service))
+    let svc = crate::service::of(service);
+    let ask = svc.request();
+    let mut builder = Request::get(ask.path)
         .header(header::HOST, host)
         .header(header::USER_AGENT, concat!("netprobe/", env!("CARGO_PKG_VERSION")))
         .header(header::ACCEPT, "*/*")
         .header(header::CONNECTION, "close");
-    if service == Service::Storage {
-        builder = builder.header("x-ms-version", STORAGE_API_VERSION);
+    for (name, value) in ask.headers {
+        builder = builder.header(*name, *value);
     }
     let req = match builder.body(Empty::new()) {
         Ok(r) => r,
@@ -88,15 +77,17 @@ async fn exchange(
             Ok(Err(e)) => return HttpOutcome::Failed(format!("HTTP request: {e}")),
             Ok(Ok(r)) => r,
         };
-        let header_str = |name: &str| {
-            resp.headers()
-                .get(name)
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        };
+        let headers = svc
+            .headers()
+            .iter()
+            .filter_map(|name| {
+                let value = resp.headers().get(*name)?;
+                Some((name.to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+            })
+            .collect();
         let mut out = HttpResponse {
             status: resp.status().as_u16(),
-            www_authenticate: header_str("www-authenticate"),
-            keyvault_network_info: header_str("x-ms-keyvault-network-info"),
+            headers,
             body: String::new(),
         };
         let mut body = resp.into_body();

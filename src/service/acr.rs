@@ -1,0 +1,58 @@
+//! Azure Container Registry: `GET /v2/` answers an anonymous client with a
+//! `401` and a `Bearer realm=` challenge.
+
+use netprobe_sim::https::Reply;
+
+use super::{AzureService, Request, first_line};
+use crate::model::Reach;
+use crate::observation::HttpResponse;
+
+pub struct Acr;
+
+impl AzureService for Acr {
+    fn request(&self) -> Request {
+        Request {
+            path: "/v2/",
+            headers: &[],
+        }
+    }
+
+    fn headers(&self) -> &'static [&'static str] {
+        &["www-authenticate"]
+    }
+
+    fn judge(&self, r: &HttpResponse) -> (Reach, Option<String>) {
+        let challenge = r
+            .header("www-authenticate")
+            .is_some_and(|h| h.trim_start().to_ascii_lowercase().starts_with("bearer realm="));
+        match r.status {
+            401 if challenge => (Reach::Ok, None),
+            200 => (Reach::Ok, None),
+            401 => (
+                Reach::HttpError,
+                Some("401 without a `Bearer realm=` challenge: not a container registry answering".into()),
+            ),
+            403 => (
+                Reach::Blocked,
+                Some(format!("403 from the registry: {}", first_line(&r.body))),
+            ),
+            s => (
+                Reach::HttpError,
+                Some(format!("unexpected HTTP {s} from /v2/: {}", first_line(&r.body))),
+            ),
+        }
+    }
+
+    fn rejected(&self, fqdn: &str, at: &str, detail: &str) -> String {
+        format!(
+            "{at}: {detail}. The registry saw this request as coming from a network it does not allow: the \
+             request reached the public endpoint, or the registry's firewall rejects the private one. Fix: make \
+             {fqdn} resolve to the registry's private endpoint, or allow the network under Networking in the \
+             registry."
+        )
+    }
+
+    fn sim_reply(&self, fqdn: &str) -> Reply {
+        Reply::acr_challenge(fqdn)
+    }
+}

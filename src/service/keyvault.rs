@@ -1,0 +1,92 @@
+//! Azure Key Vault: `GET /healthstatus` answers anonymously, and its
+//! `x-ms-keyvault-network-info` header says which client address it saw
+//! (private means the private endpoint was used).
+
+use netprobe_sim::https::Reply;
+
+use super::{AzureService, Request, first_line};
+use crate::model::Reach;
+use crate::observation::HttpResponse;
+
+pub struct KeyVault;
+
+const NETWORK_INFO: &str = "x-ms-keyvault-network-info";
+
+impl AzureService for KeyVault {
+    fn request(&self) -> Request {
+        Request {
+            path: "/healthstatus",
+            headers: &[],
+        }
+    }
+
+    fn headers(&self) -> &'static [&'static str] {
+        &[NETWORK_INFO]
+    }
+
+    fn judge(&self, r: &HttpResponse) -> (Reach, Option<String>) {
+        match r.status {
+            200 | 401 => (Reach::Ok, None),
+            403 => {
+                let why = if r.body.to_ascii_lowercase().contains("forbiddenbyfirewall") {
+                    "ForbiddenByFirewall"
+                } else {
+                    "403"
+                };
+                (
+                    Reach::Blocked,
+                    Some(format!("Key Vault answered {why}: {}", first_line(&r.body))),
+                )
+            }
+            s => (
+                Reach::HttpError,
+                Some(format!(
+                    "unexpected HTTP {s} from /healthstatus: {}",
+                    first_line(&r.body)
+                )),
+            ),
+        }
+    }
+
+    fn seen_address(&self, r: &HttpResponse) -> Option<String> {
+        addr_of(r.header(NETWORK_INFO)?)
+    }
+
+    fn rejected(&self, _fqdn: &str, at: &str, detail: &str) -> String {
+        format!(
+            "{at}: {detail}. Fix: check the vault's Networking settings (allow private endpoint access) and that \
+             the request uses the private endpoint."
+        )
+    }
+
+    fn sim_reply(&self, _fqdn: &str) -> Reply {
+        Reply::keyvault_health()
+    }
+}
+
+/// The `addr=` field of the network-info header.
+pub fn addr_of(header: &str) -> Option<String> {
+    header
+        .split(';')
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("addr"))
+        .map(|(_, v)| v.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_info_is_parsed_in_both_forms() {
+        assert_eq!(
+            addr_of("addr=10.1.2.3;act_addr_fam=InterNetwork;").as_deref(),
+            Some("10.1.2.3")
+        );
+        assert_eq!(
+            addr_of("conn_type=Ipv4;addr=20.30.40.50;act_addr_fam=Ipv4").as_deref(),
+            Some("20.30.40.50")
+        );
+        assert_eq!(addr_of("conn_type=Ipv4"), None);
+    }
+}
