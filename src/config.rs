@@ -13,7 +13,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::azure::{self, Cloud, StorageService, Target};
+use crate::azure::{Cloud, StorageService, Target};
 use crate::model::{Expect, Service};
 
 /// Default per-phase timeout.
@@ -572,16 +572,16 @@ fn workspace_targets(
                 "required when `workspace` is set (the workspace's region, e.g. eastus)",
             )
         })?;
-        targets.push(azure::workspace_api(cloud, &id, region));
-        targets.push(azure::workspace_cert(cloud, &id, region));
+        targets.push(crate::service::workspace::api(cloud, &id, region));
+        targets.push(crate::service::workspace::cert(cloud, &id, region));
         match (&ws.notebooks_fqdn, &ws.name) {
             (Some(f), _) => {
                 let fqdn = check_fqdn(&f.value).map_err(|m| ctx.err(f, "workspace.notebooks_fqdn", m))?;
-                targets.push(azure::workspace_notebooks_fqdn(cloud, &fqdn));
+                targets.push(crate::service::workspace::notebooks_at(cloud, &fqdn));
             }
             (None, Some(n)) => {
                 check_workspace_name(&n.value).map_err(|m| ctx.err(n, "workspace.name", m))?;
-                targets.push(azure::workspace_notebooks(cloud, &n.value, &id, region));
+                targets.push(crate::service::workspace::notebooks(cloud, &n.value, &id, region));
             }
             (None, None) => {}
         }
@@ -602,7 +602,7 @@ fn storage_targets(raw: &raw::File, ctx: &Ctx<'_>, cloud: Cloud) -> Result<Vec<T
             None => vec![StorageService::Blob, StorageService::File],
         };
         for svc in services {
-            targets.push(azure::storage(cloud, &st.name.value, svc));
+            targets.push(crate::service::storage::target(cloud, &st.name.value, svc));
         }
     }
     Ok(targets)
@@ -612,7 +612,7 @@ fn keyvault_targets(raw: &raw::File, ctx: &Ctx<'_>, cloud: Cloud) -> Result<Vec<
     let mut targets = Vec::new();
     for (i, kv) in raw.key_vaults.iter().enumerate() {
         check_vault_name(&kv.value).map_err(|m| ctx.err(kv, format!("key_vaults[{i}]"), m))?;
-        targets.push(azure::keyvault(cloud, &kv.value.to_ascii_lowercase()));
+        targets.push(crate::service::keyvault::target(cloud, &kv.value.to_ascii_lowercase()));
     }
     Ok(targets)
 }
@@ -628,7 +628,7 @@ fn registry_targets(
         let field = format!("container_registries[{i}].name");
         check_registry_name(&reg.name.value).map_err(|m| ctx.err(&reg.name, &field, m))?;
         let name = reg.name.value.to_ascii_lowercase();
-        targets.push(azure::acr_login(cloud, &name));
+        targets.push(crate::service::acr::login(cloud, &name));
         let regions: Vec<String> = match &reg.data_endpoint_regions {
             Some(list) => {
                 let mut out = Vec::new();
@@ -651,7 +651,7 @@ fn registry_targets(
             },
         };
         for r in regions {
-            targets.push(azure::acr_data(cloud, &name, &r));
+            targets.push(crate::service::acr::data(cloud, &name, &r));
         }
     }
     Ok(targets)

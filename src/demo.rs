@@ -169,7 +169,7 @@ fn workspace_sites() -> Vec<DemoSite> {
     let id = DEMO_WORKSPACE_ID;
     let ws_api = format!("{id}.workspace.eastus.api.azureml.ms");
     let ws_cert = format!("{id}.workspace.eastus.cert.api.azureml.ms");
-    let label = crate::azure::notebooks_label("mlws", "eastus", id);
+    let label = crate::service::workspace::notebooks_label("mlws", "eastus", id);
     let nb = format!("{label}.eastus.notebooks.azure.net");
     let ws_endpoint = || {
         endpoint(

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hickory_resolver::proto::op::Message;
 
-use crate::azure::{self, Cloud};
+use crate::azure::Cloud;
 use crate::config::{Config, LoadOptions};
 use crate::model::{DnsVerdict, Reach};
 use crate::observation::{DnsObservation, DnsOutcome};
@@ -82,7 +82,7 @@ pub fn assert_readable(msg: &str) {
 /// following, the verdict and the diagnosis: no panic, and consistent results.
 pub fn check_dns_verdict(data: &[u8]) {
     let Ok(msg) = Message::from_vec(data) else { return };
-    let target = azure::acr_login(Cloud::Public, "reg01");
+    let target = crate::service::acr::login(Cloud::Public, "reg01");
     let mut answer = follow_chain(&target.fqdn, &msg.answers);
     answer.rcode = rcode_of(msg.metadata.response_code);
     assert!(answer.chain.len() <= MAX_CHAIN + 1);

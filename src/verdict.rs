@@ -587,7 +587,7 @@ mod tests {
     }
 
     fn acr() -> Target {
-        azure::acr_login(azure::Cloud::Public, "reg01")
+        crate::service::acr::login(azure::Cloud::Public, "reg01")
     }
 
     fn answer(rcode: Rcode, chain: &[&str], addrs: &[&str]) -> DnsOutcome {

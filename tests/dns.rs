@@ -7,7 +7,7 @@ mod common;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use netprobe::azure::{self, Cloud, Target};
+use netprobe::azure::{Cloud, Target};
 use netprobe::model::DnsVerdict;
 use netprobe::observation::DnsOutcome;
 use netprobe::probe::dns::{MAX_QUERIES_PER_LOOKUP, lookup};
@@ -23,7 +23,7 @@ fn ranges() -> Vec<ipnet::IpNet> {
 }
 
 fn acr() -> Target {
-    azure::acr_login(Cloud::Public, "reg01")
+    netprobe::service::acr::login(Cloud::Public, "reg01")
 }
 
 /// One lookup against a sim server holding `records`. Every failure mode that
@@ -47,7 +47,7 @@ async fn verdict_of(records: Records, target: &Target) -> (DnsVerdict, netprobe:
 }
 
 fn keyvault() -> Target {
-    azure::keyvault(Cloud::Public, "kv01")
+    netprobe::service::keyvault::target(Cloud::Public, "kv01")
 }
 
 const KV_PL: &str = "kv01.privatelink.vaultcore.azure.net";
@@ -146,14 +146,17 @@ async fn nodata_with_an_soa_after_the_cname_needs_no_follow_up() {
 }
 
 #[tokio::test]
-async fn a_dangling_cname_with_nxdomain_for_aaaa_is_followed_once() {
+async fn a_dangling_cname_with_nxdomain_for_aaaa_is_nxdomain_without_a_follow_up() {
+    // A: the CNAME alone (NOERROR); AAAA: NXDOMAIN for the same chain. The
+    // chain's end does not exist: NXDOMAIN after the privatelink CNAME.
     let (server, received) = dnsmasq_shaped_server().await;
     let obs = lookup("test", "kv01.vault.azure.net", &[server], T).await;
     let view = assess_dns(&keyvault(), &obs, &ranges());
-    assert_eq!(view.verdict, DnsVerdict::Nodata, "{view:?}");
+    assert_eq!(view.verdict, DnsVerdict::Nxdomain, "{view:?}");
     assert!(view.privatelink);
+    assert_eq!(view.chain, vec![KV_PL]);
     let received = received.load(std::sync::atomic::Ordering::Relaxed);
-    assert_eq!(received, 4, "{obs:?}");
+    assert_eq!(received, 2, "{obs:?}");
     assert_eq!(u64::from(obs.queries), received);
 }
 

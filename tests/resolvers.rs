@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use netprobe::azure::{self, Cloud};
+use netprobe::azure::Cloud;
 use netprobe::model::{Cause, DnsVerdict};
 use netprobe::probe::dns::{MAX_QUERIES_PER_LOOKUP, lookup};
 use netprobe::verdict::{ReachContext, assess_dns, diagnose};
@@ -230,7 +230,7 @@ async fn unbound_and_dnsmasq_in_front_of_azure_dns() {
         wait_ready(&resolver).await;
         for (name, unbound, dnsmasq) in cases {
             let (want_verdict, want_cause, want_queries) = if kind == Kind::Unbound { *unbound } else { *dnsmasq };
-            let target = azure::keyvault(Cloud::Public, name);
+            let target = netprobe::service::keyvault::target(Cloud::Public, name);
             let obs = lookup("customer", &target.fqdn, &[resolver.addr], Duration::from_secs(2)).await;
             let view = assess_dns(&target, &obs, &netprobe::config::default_private_ranges());
             let d = diagnose(

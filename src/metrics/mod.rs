@@ -381,7 +381,7 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::azure::{self, Cloud};
+    use crate::azure::Cloud;
     use crate::model::{Cause, DnsVerdict, Reach};
 
     fn series(text: &str, name: &str) -> Vec<String> {
@@ -395,8 +395,8 @@ mod tests {
     fn state_sets_exist_for_every_target_from_the_start() {
         let m = Metrics::new().unwrap();
         let targets = vec![
-            azure::acr_login(Cloud::Public, "reg01"),
-            azure::keyvault(Cloud::Public, "kv01"),
+            crate::service::acr::login(Cloud::Public, "reg01"),
+            crate::service::keyvault::target(Cloud::Public, "kv01"),
         ];
         m.set_targets(&targets, &["system".into(), "azure".into()], 30.0);
         let text = m.encode();

@@ -222,13 +222,19 @@ fn combine(fqdn: &str, a: Result<Exchange, QueryError>, aaaa: Result<Exchange, Q
     answer.rcode = rcode;
     answer.negative_soa = a.message.authorities.iter().any(|r| r.record_type() == RecordType::SOA);
     let mut tcp = a.tcp;
-    if rcode == Rcode::NoError
-        && answer.chain_problem.is_none()
-        && let Ok(x) = aaaa
-        && x.message.metadata.response_code == ResponseCode::NoError
-    {
-        let six = follow_chain(fqdn, &x.message.answers);
-        if six.chain_problem.is_none() {
+    let Ok(x) = aaaa else {
+        return (DnsOutcome::Answer(answer), tcp);
+    };
+    if rcode != Rcode::NoError || answer.chain_problem.is_some() {
+        return (DnsOutcome::Answer(answer), tcp);
+    }
+    let six = follow_chain(fqdn, &x.message.answers);
+    if six.chain_problem.is_some() {
+        return (DnsOutcome::Answer(answer), tcp);
+    }
+    tcp |= x.tcp;
+    match x.message.metadata.response_code {
+        ResponseCode::NoError => {
             for ip in six.addresses {
                 if !answer.addresses.contains(&ip) {
                     answer.addresses.push(ip);
@@ -238,7 +244,15 @@ fn combine(fqdn: &str, a: Result<Exchange, QueryError>, aaaa: Result<Exchange, Q
                 answer.chain = six.chain;
             }
         }
-        tcp |= x.tcp;
+        // A says the chain ends without an A record, AAAA that its end does
+        // not exist at all (dnsmasq answers so while its cache fills): a name
+        // that does not exist has no address of any type, so NXDOMAIN it is,
+        // with nothing left to follow.
+        ResponseCode::NXDomain if answer.addresses.is_empty() && six.chain.starts_with(&answer.chain) => {
+            answer.chain = six.chain;
+            answer.rcode = Rcode::NxDomain;
+        }
+        _ => {}
     }
     (DnsOutcome::Answer(answer), tcp)
 }

@@ -4,7 +4,9 @@
 use netprobe_sim::https::Reply;
 
 use super::{AzureService, Request, first_line};
+use crate::azure::{Cloud, Target};
 use crate::model::Reach;
+use crate::model::Service;
 use crate::observation::HttpResponse;
 
 pub struct Acr;
@@ -55,4 +57,29 @@ impl AzureService for Acr {
     fn sim_reply(&self, fqdn: &str) -> Reply {
         Reply::acr_challenge(fqdn)
     }
+}
+
+// ---------------------------------------------------------------------------
+// The targets a config section derives.
+
+/// The registry's login server.
+pub fn login(cloud: Cloud, registry: &str) -> Target {
+    let z = cloud.zones();
+    Target::derived(
+        format!("acr-{registry}"),
+        format!("{registry}.{}", z.acr),
+        Service::Acr,
+        format!("privatelink.{}", z.acr),
+    )
+}
+
+/// A dedicated data endpoint; its records live in the login server's zone.
+pub fn data(cloud: Cloud, registry: &str, region: &str) -> Target {
+    let z = cloud.zones();
+    Target::derived(
+        format!("acr-{registry}-data-{region}"),
+        format!("{registry}.{region}.data.{}", z.acr),
+        Service::Acr,
+        format!("privatelink.{}", z.acr),
+    )
 }

@@ -5,7 +5,9 @@
 use netprobe_sim::https::Reply;
 
 use super::{AzureService, Request, first_line};
+use crate::azure::{Cloud, Target};
 use crate::model::Reach;
+use crate::model::Service;
 use crate::observation::HttpResponse;
 
 pub struct KeyVault;
@@ -71,6 +73,20 @@ pub fn addr_of(header: &str) -> Option<String> {
         .filter_map(|kv| kv.trim().split_once('='))
         .find(|(k, _)| k.trim().eq_ignore_ascii_case("addr"))
         .map(|(_, v)| v.trim().to_string())
+}
+
+// ---------------------------------------------------------------------------
+// The targets a config section derives.
+
+/// A vault's client FQDN; its private zone is `privatelink.vaultcore…`.
+pub fn target(cloud: Cloud, vault: &str) -> Target {
+    let z = cloud.zones();
+    Target::derived(
+        format!("keyvault-{vault}"),
+        format!("{vault}.{}", z.keyvault),
+        Service::Keyvault,
+        z.keyvault_privatelink.to_string(),
+    )
 }
 
 #[cfg(test)]

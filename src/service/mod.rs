@@ -83,3 +83,76 @@ pub fn first_line(s: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::azure::{Cloud, StorageService};
+
+    const ID: &str = "3f2c9d1e-8b7a-4c6d-9e0f-1a2b3c4d5e6f";
+
+    #[test]
+    fn public_cloud_names_follow_the_documented_patterns() {
+        let c = Cloud::Public;
+        let api = workspace::api(c, ID, "eastus");
+        assert_eq!(api.fqdn, format!("{ID}.workspace.eastus.api.azureml.ms"));
+        assert_eq!(api.privatelink_zone.as_deref(), Some("privatelink.api.azureml.ms"));
+        assert_eq!(
+            workspace::cert(c, ID, "eastus").fqdn,
+            format!("{ID}.workspace.eastus.cert.api.azureml.ms")
+        );
+        let nb = workspace::notebooks(c, "mlws", ID, "eastus");
+        assert_eq!(nb.fqdn, format!("ml-mlws-eastus-{ID}.eastus.notebooks.azure.net"));
+        assert_eq!(nb.privatelink_zone.as_deref(), Some("privatelink.notebooks.azure.net"));
+        let st = storage::target(c, "mlwsstore01", StorageService::File);
+        assert_eq!(st.fqdn, "mlwsstore01.file.core.windows.net");
+        assert_eq!(
+            st.privatelink_zone.as_deref(),
+            Some("privatelink.file.core.windows.net")
+        );
+        let kv = keyvault::target(c, "mlws-kv-01");
+        assert_eq!(kv.fqdn, "mlws-kv-01.vault.azure.net");
+        assert_eq!(kv.privatelink_zone.as_deref(), Some("privatelink.vaultcore.azure.net"));
+        assert_eq!(acr::login(c, "mlwsacr01").fqdn, "mlwsacr01.azurecr.io");
+        let data = acr::data(c, "mlwsacr01", "eastus");
+        assert_eq!(data.fqdn, "mlwsacr01.eastus.data.azurecr.io");
+        assert_eq!(data.privatelink_zone.as_deref(), Some("privatelink.azurecr.io"));
+    }
+
+    #[test]
+    fn sovereign_clouds_use_their_own_suffixes() {
+        assert_eq!(
+            workspace::api(Cloud::Usgov, ID, "usgovvirginia").fqdn,
+            format!("{ID}.workspace.usgovvirginia.api.ml.azure.us")
+        );
+        assert_eq!(
+            keyvault::target(Cloud::Usgov, "kv1").fqdn,
+            "kv1.vault.usgovcloudapi.net"
+        );
+        assert_eq!(
+            keyvault::target(Cloud::China, "kv1").privatelink_zone.as_deref(),
+            Some("privatelink.vaultcore.azure.cn")
+        );
+        assert_eq!(
+            storage::target(Cloud::China, "acct", StorageService::Blob).fqdn,
+            "acct.blob.core.chinacloudapi.cn"
+        );
+        assert_eq!(
+            workspace::notebooks(Cloud::China, "w", ID, "chinaeast2")
+                .privatelink_zone
+                .as_deref(),
+            Some("privatelink.notebooks.chinacloudapi.cn")
+        );
+    }
+
+    #[test]
+    fn notebooks_label_stays_within_63_characters() {
+        let long = "a-very-long-workspace_name-that-goes-on-and-on";
+        let label = workspace::notebooks_label(long, "southeastasia", ID);
+        assert!(label.len() <= 63, "{label} is {} long", label.len());
+        assert_eq!(label, format!("ml-a-very-lo-southeastasia-{ID}"));
+        assert!(label.ends_with(&format!("-southeastasia-{ID}")));
+        assert!(!label.contains("--"), "{label}");
+        assert!(!label.contains('_'));
+    }
+}

@@ -5,7 +5,10 @@
 use netprobe_sim::https::Reply;
 
 use super::{AzureService, Request, first_line};
+use crate::azure::StorageService;
+use crate::azure::{Cloud, Target};
 use crate::model::Reach;
+use crate::model::Service;
 use crate::observation::HttpResponse;
 
 pub struct Storage;
@@ -46,4 +49,19 @@ impl AzureService for Storage {
     fn sim_reply(&self, _fqdn: &str) -> Reply {
         Reply::storage_anonymous()
     }
+}
+
+// ---------------------------------------------------------------------------
+// The targets a config section derives.
+
+/// One storage service (blob, file, …) of an account.
+pub fn target(cloud: Cloud, account: &str, svc: StorageService) -> Target {
+    let z = cloud.zones();
+    let s = svc.as_str();
+    Target::derived(
+        format!("storage-{account}-{s}"),
+        format!("{account}.{s}.{}", z.storage),
+        Service::Storage,
+        format!("privatelink.{s}.{}", z.storage),
+    )
 }

@@ -4,7 +4,9 @@
 use netprobe_sim::https::Reply;
 
 use super::{AzureService, first_line};
+use crate::azure::{Cloud, Target};
 use crate::model::Reach;
+use crate::model::Service;
 use crate::observation::HttpResponse;
 
 pub struct Workspace;
@@ -44,4 +46,69 @@ impl AzureService for Workspace {
     fn sim_reply(&self, _fqdn: &str) -> Reply {
         Reply::workspace_unauthorized()
     }
+}
+
+// ---------------------------------------------------------------------------
+// The targets a config section derives.
+
+/// The AML workspace API FQDN and its private zone.
+pub fn api(cloud: Cloud, id: &str, region: &str) -> Target {
+    let z = cloud.zones();
+    Target::derived(
+        "workspace-api".into(),
+        format!("{id}.workspace.{region}.{}", z.aml_api),
+        Service::Workspace,
+        format!("privatelink.{}", z.aml_api),
+    )
+}
+
+/// The AML workspace certificate endpoint.
+pub fn cert(cloud: Cloud, id: &str, region: &str) -> Target {
+    let z = cloud.zones();
+    Target::derived(
+        "workspace-cert".into(),
+        format!("{id}.workspace.{region}.cert.{}", z.aml_api),
+        Service::Workspace,
+        format!("privatelink.{}", z.aml_api),
+    )
+}
+
+/// The first label of the notebooks FQDN: `ml-<name>-<region>-<id>`, with
+/// the workspace name lower-cased, `_` turned into `-`, and cut so that the
+/// label stays within DNS's 63 characters. Azure's exact truncation is not
+/// documented; the PE NIC holds the authoritative FQDN and
+/// `workspace.notebooks_fqdn` overrides this.
+pub fn notebooks_label(name: &str, region: &str, id: &str) -> String {
+    let fixed = "ml-".len() + 1 + region.len() + 1 + id.len();
+    let budget = 63usize.saturating_sub(fixed);
+    let cleaned: String = name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c == '_' { '-' } else { c })
+        .take(budget)
+        .collect();
+    let cleaned = cleaned.trim_end_matches('-');
+    format!("ml-{cleaned}-{region}-{id}")
+}
+
+/// The AML notebooks FQDN.
+pub fn notebooks(cloud: Cloud, name: &str, id: &str, region: &str) -> Target {
+    let z = cloud.zones();
+    Target::derived(
+        "workspace-notebooks".into(),
+        format!("{}.{region}.{}", notebooks_label(name, region, id), z.notebooks),
+        Service::Workspace,
+        format!("privatelink.{}", z.notebooks),
+    )
+}
+
+/// A notebooks target with an FQDN given explicitly.
+pub fn notebooks_at(cloud: Cloud, fqdn: &str) -> Target {
+    let z = cloud.zones();
+    Target::derived(
+        "workspace-notebooks".into(),
+        fqdn.to_string(),
+        Service::Workspace,
+        format!("privatelink.{}", z.notebooks),
+    )
 }
