@@ -8,7 +8,9 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{Event, EventSource, Node, ObjectReference, Service};
@@ -335,7 +337,7 @@ pub fn event_for_change(before: Option<&TargetReport>, now: &TargetReport) -> Op
 }
 
 /// Limits Events: at most `burst` per minute overall, and one per target and
-/// reason per `cooldown`.
+/// reason per `cooldown`. Times are tokio's, so paused-time tests drive it.
 pub struct EventLimiter {
     burst: usize,
     cooldown: Duration,
@@ -390,10 +392,11 @@ pub struct ClusterContext {
 }
 
 impl ClusterContext {
-    /// Connects when `NODE_NAME` is set and reads the Node; every failure is
-    /// one log line and leaves the feature off.
-    pub async fn discover() -> ClusterContext {
-        let cluster = Cluster::connect(std::env::var("NODE_NAME").ok()).await;
+    /// Connects when `node_name` (the downward API's `NODE_NAME`, read by the
+    /// caller) is set and reads the Node; every failure is one log line and
+    /// leaves the feature off.
+    pub async fn discover(node_name: Option<String>) -> ClusterContext {
+        let cluster = Cluster::connect(node_name).await;
         ClusterContext::with_cluster(cluster).await
     }
 

@@ -216,7 +216,7 @@ fn send_events(cluster: &ClusterContext, state: &Arc<State>, limiter: &mut Event
         let Some(event) = event_for_change(change.before, change.now) else {
             continue;
         };
-        if !limiter.allow(&event, std::time::Instant::now()) {
+        if !limiter.allow(&event, Instant::now()) {
             state.metrics.event(event.reason, "suppressed");
             continue;
         }
