@@ -155,7 +155,9 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         } => {
             // Kubernetes first: `region: auto` needs the node's region.
             let rt = runtime()?;
-            let cluster = rt.block_on(crate::cluster::ClusterContext::discover(std::env::var("NODE_NAME").ok()));
+            let cluster = rt.block_on(crate::cluster::ClusterContext::discover(
+                std::env::var("NODE_NAME").ok(),
+            ));
             let load = crate::config::LoadOptions {
                 node_region: cluster.node_region(),
                 allow_unresolved_auto: false,

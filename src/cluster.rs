@@ -18,9 +18,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Api, PostParams};
 use kube::{Client, Error as KubeError};
 
-use crate::model::Cause;
+use crate::model::{Cause, EventReason, FindingCode, ScoringCause};
 use crate::report::TargetReport;
-pub use crate::report::{Finding, NodeInfo, SCORING_CAUSES, ScoringServiceReport};
+pub use crate::report::{Finding, NodeInfo, ScoringServiceReport};
 use crate::verdict::is_private;
 
 /// Node label with the Azure region.
@@ -142,7 +142,7 @@ pub fn region_finding(workspace_region: Option<&str>, node: &NodeInfo) -> Option
         return None;
     };
     (!ws.eq_ignore_ascii_case(node_region)).then(|| Finding {
-        code: "region_mismatch",
+        code: FindingCode::RegionMismatch,
         message: format!(
             "the workspace is in {ws} but node {} is in {node_region}: a workspace with a private endpoint requires the AKS cluster in the same region (attaching fails, and traffic would cross regions). Fix: run the cluster in {ws}, or set `region` to the workspace's actual region.",
             node.name
@@ -177,7 +177,7 @@ pub fn judge_scoring_service(namespace: &str, name: &str, svc: &Service, ranges:
     let svc_type = svc.spec.as_ref().and_then(|s| s.type_.clone()).unwrap_or_default();
     let (cause, diagnosis) = if !public.is_empty() {
         (
-            "public_ingress",
+            ScoringCause::PublicIngress,
             Some(format!(
                 "the AML inference router {namespace}/{name} has public ingress IP(s) {}: scoring requests are exposed outside the VNet. Fix: annotate the Service with {INTERNAL_LB_ANNOTATION}: \"true\" (AML extension setting inferenceRouterServiceType=LoadBalancer with internalLoadBalancerProvider=azure).",
                 public.join(", ")
@@ -185,7 +185,7 @@ pub fn judge_scoring_service(namespace: &str, name: &str, svc: &Service, ranges:
         )
     } else if !internal {
         (
-            "internal_lb_missing",
+            ScoringCause::InternalLbMissing,
             Some(format!(
                 "the AML inference router {namespace}/{name} (type {}) lacks the annotation {INTERNAL_LB_ANNOTATION}: \"true\", so Azure may give it a public IP. Fix: install the AML extension with internalLoadBalancerProvider=azure.",
                 if svc_type.is_empty() {
@@ -197,18 +197,18 @@ pub fn judge_scoring_service(namespace: &str, name: &str, svc: &Service, ranges:
         )
     } else if ips.is_empty() && svc_type == "LoadBalancer" {
         (
-            "no_ingress",
+            ScoringCause::NoIngress,
             Some(format!(
                 "the AML inference router {namespace}/{name} is an internal load balancer without an ingress IP yet: the load balancer was not provisioned. Fix: check the Service's events (subnet, permissions of the cluster identity)."
             )),
         )
     } else {
-        ("none", None)
+        (ScoringCause::None, None)
     };
     ScoringServiceReport {
         namespace: namespace.to_string(),
         name: name.to_string(),
-        healthy: cause == "none",
+        healthy: cause == ScoringCause::None,
         cause,
         diagnosis,
         internal_annotation: annotation,
@@ -219,13 +219,17 @@ pub fn judge_scoring_service(namespace: &str, name: &str, svc: &Service, ranges:
 /// The report when the Service could not be read.
 pub fn scoring_service_unavailable(namespace: &str, name: &str, e: &ClusterError) -> ScoringServiceReport {
     let cause = match e {
-        ClusterError::NotFound { .. } => "not_found",
-        ClusterError::Forbidden { .. } => "forbidden",
-        _ => "api_error",
+        ClusterError::NotFound { .. } => ScoringCause::NotFound,
+        ClusterError::Forbidden { .. } => ScoringCause::Forbidden,
+        _ => ScoringCause::ApiError,
     };
     let fix = match cause {
-        "not_found" => " Fix: install the AML Kubernetes extension, or remove `scoring_service` from the config.",
-        "forbidden" => " Fix: apply deploy/components/aml-inference-router (a Role to get that one Service).",
+        ScoringCause::NotFound => {
+            " Fix: install the AML Kubernetes extension, or remove `scoring_service` from the config."
+        }
+        ScoringCause::Forbidden => {
+            " Fix: apply deploy/components/aml-inference-router (a Role to get that one Service)."
+        }
         _ => "",
     };
     ScoringServiceReport {
@@ -247,7 +251,7 @@ pub fn scoring_service_unavailable(namespace: &str, name: &str, e: &ClusterError
 /// An Event worth recording on the Node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeEvent {
-    pub reason: &'static str,
+    pub reason: EventReason,
     pub warning: bool,
     pub target: String,
     pub message: String,
@@ -278,7 +282,7 @@ impl NodeEvent {
                 uid: node_uid.map(String::from),
                 ..Default::default()
             },
-            reason: Some(self.reason.to_string()),
+            reason: Some(self.reason.as_str().to_string()),
             message: Some(message),
             type_: Some(if self.warning { "Warning" } else { "Normal" }.into()),
             source: Some(EventSource {
@@ -303,7 +307,7 @@ pub fn event_for_change(before: Option<&TargetReport>, now: &TargetReport) -> Op
     match (was_healthy, now.healthy) {
         // Recovery after a problem.
         (Some(false), true) => Some(NodeEvent {
-            reason: "PrivateDNSRecovered",
+            reason: EventReason::PrivateDnsRecovered,
             warning: false,
             target: now.name.clone(),
             message: format!(
@@ -315,9 +319,9 @@ pub fn event_for_change(before: Option<&TargetReport>, now: &TargetReport) -> Op
         (_, false) if !same_cause => {
             let reason = match now.cause {
                 Cause::EndpointBlocked | Cause::EndpointStale | Cause::TlsMismatch | Cause::HttpRejected => {
-                    "PrivateEndpointUnreachable"
+                    EventReason::PrivateEndpointUnreachable
                 }
-                _ => "PrivateDNSRegression",
+                _ => EventReason::PrivateDnsRegression,
             };
             Some(NodeEvent {
                 reason,
@@ -342,7 +346,7 @@ pub struct EventLimiter {
     burst: usize,
     cooldown: Duration,
     recent: Vec<Instant>,
-    last: HashMap<(String, &'static str), Instant>,
+    last: HashMap<(String, EventReason), Instant>,
 }
 
 impl EventLimiter {
@@ -450,7 +454,7 @@ impl ClusterContext {
 mod tests {
     use super::*;
 
-    fn event(target: &str, reason: &'static str) -> NodeEvent {
+    fn event(target: &str, reason: EventReason) -> NodeEvent {
         NodeEvent {
             reason,
             warning: true,
@@ -463,26 +467,44 @@ mod tests {
     fn limiter_dedups_per_target_and_caps_the_burst() {
         let mut l = EventLimiter::new(3, Duration::from_secs(600));
         let t0 = Instant::now();
-        assert!(l.allow(&event("a", "PrivateDNSRegression"), t0));
+        assert!(l.allow(&event("a", EventReason::PrivateDnsRegression), t0));
         assert!(
-            !l.allow(&event("a", "PrivateDNSRegression"), t0 + Duration::from_secs(5)),
+            !l.allow(
+                &event("a", EventReason::PrivateDnsRegression),
+                t0 + Duration::from_secs(5)
+            ),
             "cooldown"
         );
         assert!(
-            l.allow(&event("a", "PrivateDNSRecovered"), t0 + Duration::from_secs(6)),
+            l.allow(
+                &event("a", EventReason::PrivateDnsRecovered),
+                t0 + Duration::from_secs(6)
+            ),
             "another reason"
         );
-        assert!(l.allow(&event("b", "PrivateDNSRegression"), t0 + Duration::from_secs(7)));
+        assert!(l.allow(
+            &event("b", EventReason::PrivateDnsRegression),
+            t0 + Duration::from_secs(7)
+        ));
         assert!(
-            !l.allow(&event("c", "PrivateDNSRegression"), t0 + Duration::from_secs(8)),
+            !l.allow(
+                &event("c", EventReason::PrivateDnsRegression),
+                t0 + Duration::from_secs(8)
+            ),
             "burst of 3 per minute"
         );
         assert!(
-            l.allow(&event("c", "PrivateDNSRegression"), t0 + Duration::from_secs(70)),
+            l.allow(
+                &event("c", EventReason::PrivateDnsRegression),
+                t0 + Duration::from_secs(70)
+            ),
             "a minute later"
         );
         assert!(
-            l.allow(&event("a", "PrivateDNSRegression"), t0 + Duration::from_secs(601)),
+            l.allow(
+                &event("a", EventReason::PrivateDnsRegression),
+                t0 + Duration::from_secs(601)
+            ),
             "after the cooldown"
         );
     }
@@ -495,7 +517,7 @@ mod tests {
             ..Default::default()
         };
         let f = region_finding(Some("eastus"), &node).unwrap();
-        assert_eq!(f.code, "region_mismatch");
+        assert_eq!(f.code, FindingCode::RegionMismatch);
         assert!(
             f.message.contains("eastus") && f.message.contains("westeurope"),
             "{}",

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::azure::Target;
 use crate::config::Config;
-use crate::model::{Cause, DnsVerdict, Expect, Reach, Service, TcpOutcome, TlsOutcome};
+use crate::model::{Cause, DnsVerdict, Expect, FindingCode, Reach, ScoringCause, Service, TcpOutcome, TlsOutcome};
 use crate::observation::{ConnectObservation, DnsObservation, HttpOutcome};
 use crate::verdict::{CauseFinding, ConnectView, Diagnosis, DnsView};
 
@@ -151,7 +151,7 @@ pub struct NodeInfo {
 /// Something wrong that is not tied to one target.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Finding {
-    pub code: &'static str,
+    pub code: FindingCode,
     pub message: String,
 }
 
@@ -163,22 +163,11 @@ pub struct ScoringServiceReport {
     pub healthy: bool,
     /// `none`, `internal_lb_missing`, `public_ingress`, `no_ingress`,
     /// `not_found`, `forbidden` or `api_error`.
-    pub cause: &'static str,
+    pub cause: ScoringCause,
     pub diagnosis: Option<String>,
     pub internal_annotation: Option<String>,
     pub ingress_ips: Vec<IpAddr>,
 }
-
-/// Every cause the scoring-service check can report (metric state set).
-pub const SCORING_CAUSES: &[&str] = &[
-    "none",
-    "internal_lb_missing",
-    "public_ingress",
-    "no_ingress",
-    "not_found",
-    "forbidden",
-    "api_error",
-];
 
 /// Milliseconds with microsecond precision.
 pub fn ms(d: Duration) -> f64 {
@@ -283,10 +272,10 @@ impl TargetReport {
             expect: target.expect,
             privatelink_zone: target.privatelink_zone.clone(),
             healthy: false,
-            cause: Cause::DnsError,
+            cause: Cause::InternalError,
             diagnosis: Some(INTERNAL_ERROR.into()),
             causes: vec![CauseFinding {
-                cause: Cause::DnsError,
+                cause: Cause::InternalError,
                 resolver: None,
                 diagnosis: INTERNAL_ERROR.into(),
             }],

@@ -223,11 +223,7 @@ pub fn assess_connect(service: Service, obs: &ConnectObservation) -> ConnectView
 
 /// The worst reach over a target's addresses; `skipped` when there are none.
 pub fn worst_reach(views: &[ConnectView]) -> Reach {
-    views
-        .iter()
-        .map(|v| v.reach)
-        .max_by_key(|r| r.severity())
-        .unwrap_or(Reach::Skipped)
+    views.iter().map(|v| v.reach).max().unwrap_or(Reach::Skipped)
 }
 
 fn addr_list(addrs: &[Address]) -> String {
@@ -340,7 +336,7 @@ pub fn diagnose(target: &Target, views: &[DnsView], connect_via: usize, rc: &Rea
 fn reach_cause(target: &Target, views: &[DnsView], rc: &ReachContext<'_>) -> Option<(Cause, String)> {
     let fqdn = &target.fqdn;
     let port = target.port;
-    let worst = rc.connects.iter().max_by_key(|c| c.reach.severity());
+    let worst = rc.connects.iter().max_by_key(|c| c.reach);
     let at = worst.map(|c| c.address.to_string()).unwrap_or_default();
     let detail = worst.and_then(|c| c.detail.clone()).unwrap_or_default();
     let found = match rc.reach {

@@ -154,7 +154,7 @@ async fn region_auto_takes_the_node_region_and_mismatches_are_findings() {
     let cfg = config("region: eastus\n", &opts);
     let (findings, _) = ctx.assess(&cfg).await;
     assert_eq!(findings.len(), 1);
-    assert_eq!(findings[0].code, "region_mismatch");
+    assert_eq!(findings[0].code.as_str(), "region_mismatch");
     assert!(findings[0].message.contains(NODE));
 
     // Without a node region, `auto` is refused with a clear message...
@@ -202,7 +202,7 @@ async fn inference_router_must_be_an_internal_load_balancer_with_private_ips() {
         let cfg = config("scoring_service: {}\n", &opts);
         let (_, scoring) = ctx.assess(&cfg).await;
         let s = scoring.expect("checked");
-        assert_eq!((s.healthy, s.cause), (healthy, cause), "{s:?}");
+        assert_eq!((s.healthy, s.cause.as_str()), (healthy, cause), "{s:?}");
         assert_eq!(s.healthy, s.diagnosis.is_none());
         assert_eq!(
             seen.lock().unwrap()[0].path,
@@ -222,7 +222,7 @@ async fn inference_router_must_be_an_internal_load_balancer_with_private_ips() {
         .remove(netprobe::cluster::INTERNAL_LB_ANNOTATION);
     let ranges = netprobe::config::default_private_ranges();
     let r = netprobe::cluster::judge_scoring_service("azureml", "azureml-fe", &svc, &ranges);
-    assert_eq!(r.cause, "internal_lb_missing");
+    assert_eq!(r.cause.as_str(), "internal_lb_missing");
 }
 
 #[tokio::test]
@@ -247,7 +247,7 @@ async fn event_objects_name_the_node_reason_and_type() {
         "event-created.json",
     )]);
     let event = netprobe::cluster::NodeEvent {
-        reason: "PrivateDNSRegression",
+        reason: netprobe::model::EventReason::PrivateDnsRegression,
         warning: true,
         target: "acr-reg01".into(),
         message: "reg01.azurecr.io (acr-reg01): zone_not_linked: ...".into(),
@@ -382,7 +382,7 @@ fn event_reasons_follow_the_kind_of_change() {
     let ok = t(true, Cause::None);
     let dns = t(false, Cause::ZoneNotLinked);
     let reach = t(false, Cause::EndpointBlocked);
-    let reason = |b: Option<&TargetReport>, n: &TargetReport| event_for_change(b, n).map(|e| e.reason);
+    let reason = |b: Option<&TargetReport>, n: &TargetReport| event_for_change(b, n).map(|e| e.reason.as_str());
     assert_eq!(reason(None, &ok), None, "first sight, healthy");
     assert_eq!(
         reason(None, &dns),

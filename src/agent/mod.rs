@@ -226,7 +226,7 @@ fn send_events(cluster: &ClusterContext, state: &Arc<State>, limiter: &mut Event
                 Ok(()) => state.metrics.event(event.reason, "sent"),
                 Err(e) => {
                     state.metrics.event(event.reason, "failed");
-                    tracing::warn!(error = %e, reason = event.reason, "cannot record an Event on the node");
+                    tracing::warn!(error = %e, reason = event.reason.as_str(), "cannot record an Event on the node");
                 }
             }
         });

@@ -11,6 +11,7 @@ use prometheus::{
 };
 
 use crate::azure::Target;
+use crate::model::{EventReason, FindingCode, ScoringCause};
 use crate::report::RoundReport;
 
 mod targets;
@@ -45,9 +46,6 @@ pub mod names {
     pub const RESOLVER_UP: &str = "netprobe_resolver_up";
     pub const TRANSITIONS_TOTAL: &str = "netprobe_target_transitions_total";
 }
-
-/// Cluster-level finding codes (metric state set).
-pub const FINDING_CODES: &[&str] = &["region_mismatch"];
 
 /// Latency buckets for DNS and connection phases (seconds).
 const PHASE_BUCKETS: &[f64] = &[
@@ -130,8 +128,8 @@ impl ClusterMetrics {
             "1 while a cluster-level finding holds (state set over codes).",
             &["code"],
         )?;
-        for code in FINDING_CODES {
-            finding.with_label_values(&[code]).set(0);
+        for code in FindingCode::ALL {
+            finding.with_label_values(&[code.as_str()]).set(0);
         }
         let node_info = gauge_vec(
             r,
@@ -320,9 +318,12 @@ impl Metrics {
                 ])
                 .set(1);
         }
-        for code in FINDING_CODES {
+        for code in FindingCode::ALL {
             let on = report.findings.iter().any(|f| f.code == *code);
-            self.cluster.finding.with_label_values(&[code]).set(i64::from(on));
+            self.cluster
+                .finding
+                .with_label_values(&[code.as_str()])
+                .set(i64::from(on));
         }
         if let Some(s) = &report.scoring_service {
             let (ns, name) = (s.namespace.as_str(), s.name.as_str());
@@ -330,10 +331,10 @@ impl Metrics {
                 .scoring_healthy
                 .with_label_values(&[ns, name])
                 .set(i64::from(s.healthy));
-            for c in crate::report::SCORING_CAUSES {
+            for c in ScoringCause::ALL {
                 self.cluster
                     .scoring_cause
-                    .with_label_values(&[ns, name, c])
+                    .with_label_values(&[ns, name, c.as_str()])
                     .set(i64::from(*c == s.cause));
             }
         }
@@ -348,8 +349,11 @@ impl Metrics {
     }
 
     /// Counts an Event: `result` is sent, suppressed or failed.
-    pub fn event(&self, reason: &str, result: &str) {
-        self.cluster.events_total.with_label_values(&[reason, result]).inc();
+    pub fn event(&self, reason: EventReason, result: &str) {
+        self.cluster
+            .events_total
+            .with_label_values(&[reason.as_str(), result])
+            .inc();
     }
 
     pub fn round_overrun(&self) {
