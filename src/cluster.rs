@@ -18,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Api, PostParams};
 use kube::{Client, Error as KubeError};
 
-use crate::model::{Cause, EventReason, FindingCode, ScoringCause};
+use crate::model::{EventReason, FindingCode, Layer, ScoringCause};
 use crate::report::TargetReport;
 pub use crate::report::{Finding, NodeInfo, ScoringServiceReport};
 use crate::verdict::is_private;
@@ -317,10 +317,8 @@ pub fn event_for_change(before: Option<&TargetReport>, now: &TargetReport) -> Op
         }),
         // New problem, or a different one.
         (_, false) if !same_cause => {
-            let reason = match now.cause {
-                Cause::EndpointBlocked | Cause::EndpointStale | Cause::TlsMismatch | Cause::HttpRejected => {
-                    EventReason::PrivateEndpointUnreachable
-                }
+            let reason = match now.cause.layer() {
+                Layer::Endpoint | Layer::Http => EventReason::PrivateEndpointUnreachable,
                 _ => EventReason::PrivateDnsRegression,
             };
             Some(NodeEvent {

@@ -124,6 +124,109 @@ string_enum! {
 }
 
 string_enum! {
+    /// Where a cause lies: the DNS answers, the endpoint (TCP, TLS), the
+    /// service's HTTP answer, or netprobe itself.
+    Layer {
+        None => "none",
+        Dns => "dns",
+        Endpoint => "endpoint",
+        Http => "http",
+        Internal => "internal",
+    }
+}
+
+impl Cause {
+    /// The cause catalogue: layer, when the cause holds, and the typical fix.
+    /// The README's cause table is this table (`tests/docs.rs` checks it);
+    /// the verdict layer's diagnoses say the same at length, with the names
+    /// and addresses of the case.
+    pub const fn catalogue(self) -> (Layer, &'static str, &'static str) {
+        match self {
+            Cause::None => (Layer::None, "healthy", "nothing to fix"),
+            Cause::ZoneNotLinked => (
+                Layer::Dns,
+                "privatelink CNAME in the chain, but a public answer",
+                "link the private zone to the VNet, or forward the public zone to 168.63.129.16",
+            ),
+            Cause::NoPrivateEndpoint => (
+                Layer::Dns,
+                "no privatelink CNAME, public answer",
+                "create or approve the private endpoint with a DNS zone group",
+            ),
+            Cause::RecordMissing => (
+                Layer::Dns,
+                "NXDOMAIN (or no address) after the privatelink CNAME",
+                "add the A record or recreate the zone group",
+            ),
+            Cause::NameNotFound => (
+                Layer::Dns,
+                "NXDOMAIN without privatelink: the name does not exist",
+                "check the resource name",
+            ),
+            Cause::DnsPathNotForwarding => (
+                Layer::Dns,
+                "private through one resolver, not through another",
+                "conditionally forward the **public** zone to Azure DNS",
+            ),
+            Cause::DnsUnreachable => (
+                Layer::Dns,
+                "a resolver timed out, or its server's port is closed / has no route",
+                "DNS server down or its port blocked",
+            ),
+            Cause::DnsError => (
+                Layer::Dns,
+                "SERVFAIL, REFUSED, another error rcode, loop, over-long chain, spent query budget",
+                "the server's ACL (REFUSED) or its forwarders (SERVFAIL)",
+            ),
+            Cause::MixedAnswers => (
+                Layer::Dns,
+                "private and public addresses together",
+                "remove the extra records",
+            ),
+            Cause::UnexpectedIp => (
+                Layer::Dns,
+                "private, but not the expected NIC address",
+                "correct the record (stale, or overwritten by another VNet's endpoint)",
+            ),
+            Cause::UnexpectedPrivate => (
+                Layer::Dns,
+                "`expect: public` but the answer is private",
+                "a private zone shadows the name",
+            ),
+            Cause::EndpointBlocked => (
+                Layer::Endpoint,
+                "DNS right, TCP timed out (or no route)",
+                "NSG, firewall or UDR",
+            ),
+            Cause::EndpointStale => (
+                Layer::Endpoint,
+                "DNS right, TCP refused",
+                "the record points at a deleted endpoint",
+            ),
+            Cause::TlsMismatch => (
+                Layer::Endpoint,
+                "certificate wrong name, untrusted issuer (TLS inspection), expired, or a stalled handshake",
+                "fix the record, or exempt the FQDN from inspection",
+            ),
+            Cause::HttpRejected => (
+                Layer::Http,
+                "the service refused (403 firewall, private-link denial) or gave an unexpected answer",
+                "networking settings of the resource",
+            ),
+            Cause::InternalError => (
+                Layer::Internal,
+                "the probe of this target failed inside netprobe (a bug; the log has the panic)",
+                "report it; the other targets are unaffected",
+            ),
+        }
+    }
+
+    pub const fn layer(self) -> Layer {
+        self.catalogue().0
+    }
+}
+
+string_enum! {
     /// A problem of the cluster as a whole, not of one target.
     FindingCode {
         /// The workspace's region differs from the node's.

@@ -37,6 +37,29 @@ fn the_cause_table_lists_every_cause() {
     assert_eq!(documented, known, "README.md's cause table and model::Cause differ");
 }
 
+/// The README's cause table is the catalogue in `model::Cause`, row by row.
+#[test]
+fn the_cause_table_is_the_catalogue() {
+    let text = readme();
+    for c in Cause::ALL.iter().filter(|c| **c != Cause::None) {
+        let (_, when, fix) = c.catalogue();
+        let row = format!("| `{c}` | {when} | {fix} |");
+        assert!(text.contains(&row), "README.md lacks the row\n{row}");
+    }
+}
+
+/// Every cause has a place in the runbook.
+#[test]
+fn the_runbook_names_every_cause() {
+    let runbook = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/runbook.md")).unwrap();
+    let missing: Vec<&str> = Cause::ALL
+        .iter()
+        .filter(|c| **c != Cause::None && !runbook.contains(&format!("`{c}`")))
+        .map(|c| c.as_str())
+        .collect();
+    assert!(missing.is_empty(), "causes docs/runbook.md does not name: {missing:?}");
+}
+
 #[test]
 fn the_metrics_table_lists_every_metric() {
     let text = readme();
