@@ -227,6 +227,38 @@ impl Cause {
 }
 
 string_enum! {
+    /// A connection phase with a latency histogram.
+    ConnectPhase {
+        Tcp => "tcp",
+        Tls => "tls",
+        Http => "http",
+    }
+}
+
+/// A phase of probing one target: the DNS lookup through a named resolver,
+/// or a connection phase. Shown as `dns(<resolver>)`, `tcp`, `tls`, `http`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Dns(String),
+    Connect(ConnectPhase),
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Phase::Dns(resolver) => write!(f, "dns({resolver})"),
+            Phase::Connect(p) => f.write_str(p.as_str()),
+        }
+    }
+}
+
+impl Serialize for Phase {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+string_enum! {
     /// A problem of the cluster as a whole, not of one target.
     FindingCode {
         /// The workspace's region differs from the node's.

@@ -9,7 +9,9 @@ use serde::Serialize;
 
 use crate::azure::Target;
 use crate::config::Config;
-use crate::model::{Cause, DnsVerdict, Expect, FindingCode, Reach, ScoringCause, Service, TcpOutcome, TlsOutcome};
+use crate::model::{
+    Cause, ConnectPhase, DnsVerdict, Expect, FindingCode, Phase, Reach, ScoringCause, Service, TcpOutcome, TlsOutcome,
+};
 use crate::observation::{ConnectObservation, DnsObservation, HttpOutcome};
 use crate::verdict::{CauseFinding, ConnectView, Diagnosis, DnsView};
 
@@ -92,7 +94,7 @@ pub struct TargetReport {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct PhaseTime {
-    pub phase: String,
+    pub phase: Phase,
     pub ms: f64,
 }
 
@@ -291,17 +293,17 @@ impl TargetReport {
 const INTERNAL_ERROR: &str = "internal error while probing this target (see the logs)";
 
 fn slowest_phase(dns: &[DnsObservation], connects: &[ConnectObservation]) -> Option<PhaseTime> {
-    let mut phases: Vec<(String, Duration)> = dns
+    let mut phases: Vec<(Phase, Duration)> = dns
         .iter()
-        .map(|o| (format!("dns({})", o.resolver), o.duration))
+        .map(|o| (Phase::Dns(o.resolver.clone()), o.duration))
         .collect();
     for c in connects {
-        phases.push(("tcp".into(), c.tcp_duration));
+        phases.push((Phase::Connect(ConnectPhase::Tcp), c.tcp_duration));
         if let Some(t) = &c.tls {
-            phases.push(("tls".into(), t.duration));
+            phases.push((Phase::Connect(ConnectPhase::Tls), t.duration));
         }
         if let Some(h) = &c.http {
-            phases.push(("http".into(), h.duration));
+            phases.push((Phase::Connect(ConnectPhase::Http), h.duration));
         }
     }
     phases

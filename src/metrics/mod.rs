@@ -55,8 +55,6 @@ const PHASE_BUCKETS: &[f64] = &[
 const ROUND_BUCKETS: &[f64] = &[
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
 ];
-/// Connection phases with a duration histogram.
-pub const PHASES: &[&str] = &["tcp", "tls", "http"];
 
 /// Building the registry failed (a programming error: duplicate names).
 #[derive(Debug, thiserror::Error)]

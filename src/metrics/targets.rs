@@ -14,9 +14,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use super::PHASE_BUCKETS;
 use super::names::*;
-use super::{PHASE_BUCKETS, PHASES};
-use crate::model::{Cause, DnsVerdict, Reach};
+use crate::model::{Cause, ConnectPhase, DnsVerdict, Reach};
 use crate::report::TargetReport;
 
 /// The label values that identify one target's series.
@@ -58,8 +58,8 @@ struct Row {
     dns: Vec<DnsRow>,
     reach: Option<Reach>,
     cause: Option<Cause>,
-    /// Per phase, in `PHASES` order.
-    phases: [Hist; PHASES.len()],
+    /// Per connection phase, in `ConnectPhase::ALL` order.
+    phases: [Hist; ConnectPhase::ALL.len()],
     http_status: u16,
     cert_expiry: Option<i64>,
 }
@@ -119,12 +119,12 @@ impl Targets {
         let mut status = 0u16;
         let mut expiry: Option<i64> = None;
         for c in &t.connect {
-            row.phases[0].observe(c.tcp_ms / 1000.0);
+            row.phases[ConnectPhase::Tcp as usize].observe(c.tcp_ms / 1000.0);
             if let Some(ms) = c.tls_ms {
-                row.phases[1].observe(ms / 1000.0);
+                row.phases[ConnectPhase::Tls as usize].observe(ms / 1000.0);
             }
             if let Some(ms) = c.http_ms {
-                row.phases[2].observe(ms / 1000.0);
+                row.phases[ConnectPhase::Http as usize].observe(ms / 1000.0);
             }
             // The status of the worst address is the one worth showing.
             if status == 0 || c.reach != Reach::Ok {
@@ -260,7 +260,7 @@ impl Targets {
             "histogram",
         );
         for r in rows() {
-            for (phase, h) in PHASES.iter().zip(&r.phases) {
+            for (phase, h) in ConnectPhase::ALL.iter().map(|p| p.as_str()).zip(&r.phases) {
                 histogram(out, PHASE_DURATION, &[("phase", phase), ("target", &r.k.target)], h);
             }
         }
