@@ -12,10 +12,7 @@ mod common;
 use netprobe_sim::dns::{DnsServer, Entry, Records};
 use netprobe_sim::https::{HttpsServer, Reply};
 use netprobe_sim::pki::{Ca, Validity};
-
-fn pe(h: u8) -> IpAddr {
-    IpAddr::from([127, 0, 10, h])
-}
+use netprobe_sim::private_ip as pe;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {

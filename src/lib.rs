@@ -15,8 +15,6 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod demo;
-#[doc(hidden)]
-pub mod fuzzing;
 pub mod metrics;
 pub mod model;
 pub mod nodefiles;

@@ -4,6 +4,9 @@
 
 mod common;
 
+use netprobe_sim::private_ip as pe;
+use netprobe_testkit::{http_get as get, metric_value as value};
+
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -15,44 +18,9 @@ use netprobe::config::Config;
 use netprobe_sim::dns::{DnsServer, Entry, Records};
 use netprobe_sim::https::{HttpsServer, Reply};
 use netprobe_sim::pki::Ca;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
 use common::{chain, dns, endpoint};
-
-fn pe(host: u8) -> IpAddr {
-    IpAddr::from([127, 0, 10, host])
-}
-
-/// GET over plain HTTP/1.1; returns status and body.
-async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.unwrap();
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default();
-    (status, body)
-}
-
-/// The value of the series `name{labels}` where every `k="v"` in `want` matches.
-fn value(metrics: &str, name: &str, want: &[(&str, &str)]) -> Option<f64> {
-    metrics.lines().find_map(|l| {
-        let rest = l.strip_prefix(name)?;
-        let (labels, v) = if let Some(r) = rest.strip_prefix('{') {
-            let (labels, v) = r.split_once("} ")?;
-            (labels, v)
-        } else {
-            ("", rest.strip_prefix(' ')?)
-        };
-        want.iter()
-            .all(|(k, val)| labels.contains(&format!("{k}=\"{val}\"")))
-            .then(|| v.trim().parse().ok())?
-    })
-}
 
 struct Agent {
     addr: SocketAddr,

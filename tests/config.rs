@@ -37,7 +37,7 @@ fn every_invalid_fixture_fails_with_its_expected_message() {
             assert!(err.contains(want), "{name}: expected {want:?} in:\n{err}");
         }
         assert!(!err.contains('\n'), "{name}: one line please: {err}");
-        netprobe::fuzzing::assert_config_error_readable(&err);
+        netprobe_testkit::assert_config_error_readable(&err);
         checked += 1;
     }
     assert!(checked >= 25, "only {checked} fixtures");
@@ -242,6 +242,6 @@ fn errors_speak_the_configs_terms_and_cut_long_values() {
         let err = Config::from_yaml(yaml, "t.yaml", None).unwrap_err().to_string();
         assert!(err.starts_with("t.yaml:"), "{err}");
         assert!(err.contains(want), "expected {want:?} in: {err}");
-        netprobe::fuzzing::assert_config_error_readable(&err);
+        netprobe_testkit::assert_config_error_readable(&err);
     }
 }

@@ -1,5 +1,5 @@
 //! Replays the fuzz seeds and every input in fuzz/regressions/ through the
-//! same properties the fuzz targets check (netprobe::fuzzing). A crash found
+//! same properties the fuzz targets check (netprobe_testkit::fuzz). A crash found
 //! by `scripts/fuzz` is made permanent by copying its input into
 //! fuzz/regressions/<target>/.
 
@@ -36,12 +36,12 @@ fn replay(target: &str, check: fn(&[u8])) -> usize {
 
 #[test]
 fn config_inputs_hold() {
-    assert!(replay("config", netprobe::fuzzing::check_config) >= 3);
+    assert!(replay("config", netprobe_testkit::fuzz::check_config) >= 3);
 }
 
 #[test]
 fn dns_verdict_inputs_hold() {
-    assert!(replay("dns_verdict", netprobe::fuzzing::check_dns_verdict) >= 4);
+    assert!(replay("dns_verdict", netprobe_testkit::fuzz::check_dns_verdict) >= 4);
 }
 
 #[test]

@@ -4,6 +4,8 @@
 
 mod common;
 
+use netprobe_sim::private_ip as pe;
+
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,10 +21,6 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use common::{config, dns, round, target, trust, yaml};
-
-fn pe(host: u8) -> IpAddr {
-    IpAddr::from([127, 0, 10, host])
-}
 
 /// What a raw TLS server does once the handshake is done.
 #[derive(Clone, Copy)]

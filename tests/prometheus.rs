@@ -4,6 +4,9 @@
 
 mod common;
 
+use netprobe_sim::private_ip as pe;
+use netprobe_testkit::http_get;
+
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -17,7 +20,6 @@ use netprobe_sim::dns::Records;
 use netprobe_sim::https::{HttpsServer, Reply};
 use netprobe_sim::pki::{Ca, Validity};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use common::{chain, dns};
 
@@ -200,23 +202,6 @@ fn encode(s: &str) -> String {
     out
 }
 
-async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
-        return (0, String::new());
-    };
-    let _ = s
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
-        .await;
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf).await;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (
-        code,
-        text.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default(),
-    )
-}
-
 async fn api(addr: SocketAddr, path: &str) -> Value {
     let (code, body) = http_get(addr, path).await;
     let v: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{path}: HTTP {code}: {body}"));
@@ -268,10 +253,6 @@ async fn start_prometheus(agent: SocketAddr) -> Prometheus {
 
 async fn query(prom: SocketAddr, expr: &str) -> Value {
     api(prom, &format!("/api/v1/query?query={}", encode(expr))).await
-}
-
-fn pe(host: u8) -> IpAddr {
-    IpAddr::from([127, 0, 10, host])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,8 @@
 
 mod common;
 
+use netprobe_sim::private_ip as pe;
+
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -14,12 +16,6 @@ use netprobe_sim::pki::{Ca, Validity};
 use tokio::net::{TcpListener, TcpStream};
 
 use common::{chain, config, dns, round, target, trust, yaml};
-
-/// Private endpoint addresses used by these tests (127.0.10.0/24 is
-/// configured as private).
-fn pe(host: u8) -> IpAddr {
-    IpAddr::from([127, 0, 10, host])
-}
 
 struct Lab {
     port: u16,
@@ -654,6 +650,6 @@ async fn tls_failure_details_are_readable() {
     assert_eq!(t.cause, Cause::TlsMismatch, "{t:#?}");
     let detail = t.connect[0].detail.clone().unwrap();
     assert!(detail.contains("ca used as end entity"), "{detail}");
-    netprobe::fuzzing::assert_readable(&detail);
-    netprobe::fuzzing::assert_readable(t.diagnosis.as_deref().unwrap());
+    netprobe_testkit::assert_readable(&detail);
+    netprobe_testkit::assert_readable(t.diagnosis.as_deref().unwrap());
 }

@@ -10,7 +10,6 @@ use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A running `netprobe probe` and its log lines (parsed JSON).
 pub struct Agent {
@@ -116,26 +115,12 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / tck
 }
 
-/// GET /metrics.
+/// GET /metrics: the exposition.
 pub async fn metrics(addr: SocketAddr) -> String {
-    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
-        return String::new();
-    };
-    let _ = s
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await;
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf).await;
-    String::from_utf8_lossy(&buf).into_owned()
+    netprobe_testkit::http_get(addr, "/metrics").await.1
 }
 
-/// The value of an unlabelled series.
+/// The value of an unlabelled series (0 when absent).
 pub fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(name)
-                .and_then(|r| r.strip_prefix(' '))
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .unwrap_or(0.0)
+    netprobe_testkit::metric_value(text, name, &[]).unwrap_or(0.0)
 }

@@ -1,4 +1,4 @@
-//! The config parser on arbitrary text (properties: netprobe::fuzzing).
+//! The config parser on arbitrary text (properties: netprobe_testkit::fuzz).
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| netprobe::fuzzing::check_config(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| netprobe_testkit::fuzz::check_config(data));

@@ -1,5 +1,5 @@
 //! Hostile DNS responses through parsing, chain following, verdict and
-//! diagnosis (properties: netprobe::fuzzing).
+//! diagnosis (properties: netprobe_testkit::fuzz).
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| netprobe::fuzzing::check_dns_verdict(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| netprobe_testkit::fuzz::check_dns_verdict(data));

@@ -70,7 +70,7 @@ pub async fn round(config: Config, tls: TlsSetup) -> RoundReport {
             .chain(t.dns.iter().filter_map(|d| d.detail.as_deref()))
             .chain(t.connect.iter().filter_map(|c| c.detail.as_deref()));
         for text in texts {
-            netprobe::fuzzing::assert_readable(text);
+            netprobe_testkit::assert_readable(text);
         }
     }
     report

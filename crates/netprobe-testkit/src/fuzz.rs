@@ -1,18 +1,19 @@
 //! The properties the fuzz targets check (`fuzz/`), shared with the replay
 //! test (`tests/fuzz_regressions.rs`) so that every crash a fuzzer finds
 //! becomes a regression test by dropping its input into `fuzz/regressions/`.
-//! Each function panics when a property is violated.
+//! Each function panics when a property is violated. They use only
+//! netprobe's public API.
 
 use std::time::Duration;
 
 use hickory_resolver::proto::op::Message;
 
-use crate::azure::Cloud;
-use crate::config::{Config, LoadOptions};
-use crate::model::{DnsVerdict, Reach};
-use crate::observation::{DnsObservation, DnsOutcome};
-use crate::probe::dns::{MAX_CHAIN, follow_chain, rcode_of};
-use crate::verdict::{ReachContext, assess_dns, diagnose};
+use netprobe::azure::Cloud;
+use netprobe::config::{Config, LoadOptions};
+use netprobe::model::{DnsVerdict, Reach};
+use netprobe::observation::{DnsObservation, DnsOutcome};
+use netprobe::probe::dns::{MAX_CHAIN, follow_chain, rcode_of};
+use netprobe::verdict::{ReachContext, assess_dns, diagnose};
 
 /// The config parser on arbitrary bytes: Ok with targets, or one error line
 /// naming the file; never a panic.
@@ -82,7 +83,7 @@ pub fn assert_readable(msg: &str) {
 /// following, the verdict and the diagnosis: no panic, and consistent results.
 pub fn check_dns_verdict(data: &[u8]) {
     let Ok(msg) = Message::from_vec(data) else { return };
-    let target = crate::service::acr::login(Cloud::Public, "reg01");
+    let target = netprobe::service::acr::login(Cloud::Public, "reg01");
     let mut answer = follow_chain(&target.fqdn, &msg.answers);
     answer.rcode = rcode_of(msg.metadata.response_code);
     assert!(answer.chain.len() <= MAX_CHAIN + 1);
@@ -94,7 +95,7 @@ pub fn check_dns_verdict(data: &[u8]) {
         tcp_fallback: false,
         queries: 0,
     };
-    let ranges = crate::config::default_private_ranges();
+    let ranges = netprobe::config::default_private_ranges();
     let view = assess_dns(&target, &obs, &ranges);
     if answer.chain_problem.is_some() {
         assert_eq!(view.verdict, DnsVerdict::Error);
@@ -115,5 +116,5 @@ pub fn check_dns_verdict(data: &[u8]) {
         },
     );
     assert_eq!(d.healthy(), d.text().is_none());
-    assert_eq!(d.healthy(), d.cause() == crate::model::Cause::None);
+    assert_eq!(d.healthy(), d.cause() == netprobe::model::Cause::None);
 }
