@@ -1,6 +1,9 @@
 //! Soak: the release agent runs at least 10,000 rounds at a 10 ms interval
 //! while every target flaps between healthy and each failure mode. Prints RSS
-//! and open file descriptors at the start and the end; they must stay flat.
+//! and open file descriptors after 100 rounds and at the end, and fails
+//! (non-zero exit) when they did not stay flat: RSS may grow by at most
+//! `RSS_TOLERANCE_KIB` (the allocator's arenas settle in the first rounds),
+//! open descriptors by at most `FD_TOLERANCE` (connections in flight).
 //!
 //!     cargo bench --bench soak            # ROUNDS=10000 by default
 
@@ -13,6 +16,11 @@ use netprobe_sim::dns::{DnsServer, Entry, Records};
 use netprobe_sim::https::{HttpsServer, Reply};
 use netprobe_sim::pki::{Ca, Validity};
 use netprobe_sim::private_ip as pe;
+
+/// RSS growth allowed between round 100 and the end.
+const RSS_TOLERANCE_KIB: f64 = 4096.0;
+/// Growth of open descriptors allowed between round 100 and the end.
+const FD_TOLERANCE: usize = 4;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -122,4 +130,23 @@ async fn main() {
     println!("{:>12} {:>10} {:>10}", "after 100", rss0, fd0);
     println!("{:>12} {:>10} {:>10}", format!("after {done}"), rss1, fd1);
     println!("peak RSS (VmHWM): {hwm} KiB");
+    let mut failed = Vec::new();
+    if rss1 > rss0 + RSS_TOLERANCE_KIB {
+        failed.push(format!(
+            "RSS grew from {rss0} to {rss1} KiB (tolerance {RSS_TOLERANCE_KIB} KiB)"
+        ));
+    }
+    if fd1 > fd0 + FD_TOLERANCE {
+        failed.push(format!(
+            "open descriptors grew from {fd0} to {fd1} (tolerance {FD_TOLERANCE})"
+        ));
+    }
+    if changes == 0 {
+        failed.push("no state change was logged: the targets did not flap".into());
+    }
+    if !failed.is_empty() {
+        eprintln!("soak: FAILED: {}", failed.join("; "));
+        std::process::exit(1);
+    }
+    println!("soak: RSS and open descriptors stayed within their tolerance");
 }

@@ -648,8 +648,9 @@ mod tests {
         ];
         for (i, (outcome, verdict, pl)) in cases.into_iter().enumerate() {
             let v = assess_dns(&t, &obs("system", outcome), &ranges());
-            assert_eq!(v.verdict, verdict, "case {i}");
-            assert_eq!(v.privatelink, pl, "case {i} privatelink");
+            let case = format!("case {i}: {:?}", v.addresses);
+            assert_eq!(v.verdict, verdict, "{case}: {v:?}");
+            assert_eq!(v.privatelink, pl, "{case}: privatelink of {:?}", v.chain);
         }
     }
 
@@ -828,7 +829,13 @@ mod tests {
             (connect_obs(TcpOutcome::Ok, Some(TlsOutcome::Ok), ok_http), Reach::Ok),
         ];
         for (i, (o, want)) in cases.into_iter().enumerate() {
-            assert_eq!(assess_connect(Service::Acr, &o).reach, want, "case {i}");
+            let case = format!(
+                "case {i}: tcp {} tls {:?} http {:?}",
+                o.tcp,
+                o.tls.as_ref().map(|t| t.outcome),
+                o.http
+            );
+            assert_eq!(assess_connect(Service::Acr, &o).reach, want, "{case}");
         }
     }
 
@@ -1074,7 +1081,12 @@ mod tests {
             ),
         ];
         for (i, (views, via, reach, tls, want)) in cases.into_iter().enumerate() {
-            assert_eq!(cause_of(&t, &views, via, reach, tls), want, "case {i}");
+            let dns: Vec<String> = views
+                .iter()
+                .map(|v| format!("{}={}{}", v.resolver, v.verdict, if v.privatelink { "*" } else { "" }))
+                .collect();
+            let case = format!("case {i}: {} via {via}, reach {reach}, tls {tls:?}", dns.join(" "));
+            assert_eq!(cause_of(&t, &views, via, reach, tls), want, "{case}");
         }
     }
 
