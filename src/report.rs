@@ -21,7 +21,8 @@ pub struct RoundReport {
     pub healthy: bool,
     /// RFC 3339, UTC.
     pub started_at: String,
-    pub duration_ms: f64,
+    #[serde(rename = "duration_ms", with = "as_ms")]
+    pub duration: Duration,
     pub version: &'static str,
     /// The configuration file the round ran from.
     pub config: String,
@@ -95,7 +96,8 @@ pub struct TargetReport {
 #[derive(Clone, Debug, Serialize)]
 pub struct PhaseTime {
     pub phase: Phase,
-    pub ms: f64,
+    #[serde(rename = "ms", with = "as_ms")]
+    pub duration: Duration,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -109,7 +111,8 @@ pub struct DnsReport {
     pub cname_chain: Vec<String>,
     pub addresses: Vec<IpAddr>,
     pub privatelink: bool,
-    pub duration_ms: f64,
+    #[serde(rename = "duration_ms", with = "as_ms")]
+    pub duration: Duration,
     pub tcp_fallback: bool,
     /// Queries this lookup sent (retransmissions and follow-ups included).
     pub queries: u32,
@@ -121,9 +124,11 @@ pub struct ConnectReport {
     pub address: IpAddr,
     pub reach: Reach,
     pub tcp: TcpOutcome,
-    pub tcp_ms: f64,
+    #[serde(rename = "tcp_ms", with = "as_ms")]
+    pub tcp_time: Duration,
     pub tls: Option<TlsOutcome>,
-    pub tls_ms: Option<f64>,
+    #[serde(rename = "tls_ms", with = "as_ms_opt")]
+    pub tls_time: Option<Duration>,
     pub tls_version: Option<String>,
     /// The server certificate's notAfter (RFC 3339), also when it failed verification.
     pub cert_not_after: Option<String>,
@@ -131,7 +136,8 @@ pub struct ConnectReport {
     #[serde(skip)]
     pub cert_not_after_unix: Option<i64>,
     pub http_status: Option<u16>,
-    pub http_ms: Option<f64>,
+    #[serde(rename = "http_ms", with = "as_ms_opt")]
+    pub http_time: Option<Duration>,
     /// For Key Vault: the client address the vault saw (`addr=` of
     /// `x-ms-keyvault-network-info`); private means the private endpoint was used.
     pub keyvault_seen_addr: Option<String>,
@@ -169,6 +175,27 @@ pub struct ScoringServiceReport {
     pub diagnosis: Option<String>,
     pub internal_annotation: Option<String>,
     pub ingress_ips: Vec<IpAddr>,
+}
+
+/// Durations are kept as `Duration`; the JSON document shows them as
+/// milliseconds with microsecond precision (`*_ms`).
+mod as_ms {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(super::ms(*d))
+    }
+}
+
+mod as_ms_opt {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&super::ms(*d)),
+            None => s.serialize_none(),
+        }
+    }
 }
 
 /// Milliseconds with microsecond precision.
@@ -209,7 +236,7 @@ impl TargetReport {
                 cname_chain: v.chain.clone(),
                 addresses: v.addresses.iter().map(|a| a.ip).collect(),
                 privatelink: v.privatelink,
-                duration_ms: ms(o.duration),
+                duration: o.duration,
                 tcp_fallback: o.tcp_fallback,
                 queries: o.queries,
                 detail: v.detail.clone(),
@@ -227,9 +254,9 @@ impl TargetReport {
                     address: o.address,
                     reach: v.reach,
                     tcp: o.tcp,
-                    tcp_ms: ms(o.tcp_duration),
+                    tcp_time: o.tcp_duration,
                     tls: o.tls.as_ref().map(|t| t.outcome),
-                    tls_ms: o.tls.as_ref().map(|t| ms(t.duration)),
+                    tls_time: o.tls.as_ref().map(|t| t.duration),
                     tls_version: o.tls.as_ref().and_then(|t| t.version.clone()),
                     cert_not_after: o
                         .tls
@@ -238,7 +265,7 @@ impl TargetReport {
                         .and_then(rfc3339_from_unix),
                     cert_not_after_unix: o.tls.as_ref().and_then(|t| t.cert_not_after),
                     http_status: response.map(|r| r.status),
-                    http_ms: o.http.as_ref().map(|h| ms(h.duration)),
+                    http_time: o.http.as_ref().map(|h| h.duration),
                     keyvault_seen_addr: response.and_then(|r| crate::service::of(target.service).seen_address(r)),
                     detail: v.detail.clone(),
                 }
@@ -309,7 +336,7 @@ fn slowest_phase(dns: &[DnsObservation], connects: &[ConnectObservation]) -> Opt
     phases
         .into_iter()
         .max_by_key(|(_, d)| *d)
-        .map(|(phase, d)| PhaseTime { phase, ms: ms(d) })
+        .map(|(phase, duration)| PhaseTime { phase, duration })
 }
 
 /// Each resolver's round, from its servers (or why it had none) and the
@@ -372,7 +399,7 @@ impl RoundReport {
         RoundReport {
             healthy: healthy_count == targets.len(),
             started_at: humantime::format_rfc3339_millis(started_at).to_string(),
-            duration_ms: ms(took),
+            duration: took,
             version: env!("CARGO_PKG_VERSION"),
             config: config.source.clone(),
             summary: Summary {

@@ -93,7 +93,7 @@ mod tests {
                 cname_chain: vec![],
                 addresses: vec![],
                 privatelink: true,
-                duration_ms: 1.0,
+                duration: std::time::Duration::from_millis(1),
                 tcp_fallback: false,
                 queries: 2,
                 detail: None,

@@ -168,7 +168,7 @@ pub async fn run_until(
         tracing::debug!(
             targets = report.summary.targets,
             unhealthy = report.summary.unhealthy,
-            ms = report.duration_ms,
+            ms = crate::report::ms(report.duration),
             "round complete"
         );
         state.publish(Arc::new(report));

@@ -299,7 +299,7 @@ impl Metrics {
             self.dns_queries_total.with_label_values(&[&r.name]).inc_by(r.queries);
             self.resolver_up.with_label_values(&[&r.name]).set(i64::from(r.up));
         }
-        self.round_duration.observe(report.duration_ms / 1000.0);
+        self.round_duration.observe(report.duration.as_secs_f64());
         self.rounds_total.inc();
         self.last_round.set(completed_unix);
     }

@@ -113,18 +113,18 @@ impl Targets {
                 let dr = &mut row.dns[i];
                 dr.verdict = Some(d.verdict);
                 dr.privatelink = d.privatelink;
-                dr.lookup.observe(d.duration_ms / 1000.0);
+                dr.lookup.observe(d.duration.as_secs_f64());
             }
         }
         let mut status = 0u16;
         let mut expiry: Option<i64> = None;
         for c in &t.connect {
-            row.phases[ConnectPhase::Tcp as usize].observe(c.tcp_ms / 1000.0);
-            if let Some(ms) = c.tls_ms {
-                row.phases[ConnectPhase::Tls as usize].observe(ms / 1000.0);
+            row.phases[ConnectPhase::Tcp as usize].observe(c.tcp_time.as_secs_f64());
+            if let Some(t) = c.tls_time {
+                row.phases[ConnectPhase::Tls as usize].observe(t.as_secs_f64());
             }
-            if let Some(ms) = c.http_ms {
-                row.phases[ConnectPhase::Http as usize].observe(ms / 1000.0);
+            if let Some(t) = c.http_time {
+                row.phases[ConnectPhase::Http as usize].observe(t.as_secs_f64());
             }
             // The status of the worst address is the one worth showing.
             if status == 0 || c.reach != Reach::Ok {

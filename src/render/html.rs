@@ -47,7 +47,7 @@ pub fn render(report: Option<&RoundReport>, refresh_secs: u64) -> String {
         "<h1>netprobe: <span id=\"overall\">{}</span></h1><p class=\"muted\">Round started {} &middot; {:.0} ms &middot; {} targets, {} unhealthy &middot; resolvers {} (reachability via {}) &middot; version {}</p>",
         if r.healthy { "all healthy" } else { "findings" },
         escape(&r.started_at),
-        r.duration_ms,
+        crate::report::ms(r.duration),
         r.summary.targets,
         r.summary.unhealthy,
         escape(&r.summary.resolvers.join(", ")),

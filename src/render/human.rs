@@ -15,7 +15,11 @@ pub fn render(report: &RoundReport) -> String {
     let _ = writeln!(
         out,
         "netprobe {} | {} | {} targets, {} unhealthy | {:.0} ms",
-        report.version, report.started_at, s.targets, s.unhealthy, report.duration_ms
+        report.version,
+        report.started_at,
+        s.targets,
+        s.unhealthy,
+        crate::report::ms(report.duration)
     );
     let legend = format!(
         "resolvers: {} (reachability via {}) | * = answer came through the privatelink zone",
@@ -68,13 +72,19 @@ pub fn render(report: &RoundReport) -> String {
             }
         );
     }
+    findings(&mut out, report);
+    out
+}
+
+/// The findings, each with every cause's diagnosis.
+fn findings(out: &mut String, report: &RoundReport) {
     let findings: Vec<&TargetReport> = report.targets.iter().filter(|t| !t.healthy).collect();
     let scoring_bad = report.scoring_service.as_ref().filter(|s| !s.healthy);
     let count = findings.len() + report.findings.len() + usize::from(scoring_bad.is_some());
     out.push('\n');
     if count == 0 {
-        let _ = writeln!(out, "All {} targets healthy.", s.targets);
-        return out;
+        let _ = writeln!(out, "All {} targets healthy.", report.summary.targets);
+        return;
     }
     let _ = writeln!(out, "Findings ({count}):");
     for f in &report.findings {
@@ -105,7 +115,6 @@ pub fn render(report: &RoundReport) -> String {
             }
         }
     }
-    out
 }
 
 fn target_rows(out: &mut String, t: &TargetReport, connect_via: &str) {
@@ -113,7 +122,7 @@ fn target_rows(out: &mut String, t: &TargetReport, connect_via: &str) {
     let slowest = t
         .slowest
         .as_ref()
-        .map(|p| format!("{} {}", p.phase, fmt_ms(p.ms)))
+        .map(|p| format!("{} {}", p.phase, fmt_ms(crate::report::ms(p.duration))))
         .unwrap_or_else(|| "-".into());
     let _ = writeln!(
         out,
