@@ -463,48 +463,27 @@ mod tests {
 
     #[test]
     fn limiter_dedups_per_target_and_caps_the_burst() {
+        use EventReason::{PrivateDnsRecovered as Recovered, PrivateDnsRegression as Regression};
         let mut l = EventLimiter::new(3, Duration::from_secs(600));
         let t0 = Instant::now();
-        assert!(l.allow(&event("a", EventReason::PrivateDnsRegression), t0));
-        assert!(
-            !l.allow(
-                &event("a", EventReason::PrivateDnsRegression),
-                t0 + Duration::from_secs(5)
-            ),
-            "cooldown"
-        );
-        assert!(
-            l.allow(
-                &event("a", EventReason::PrivateDnsRecovered),
-                t0 + Duration::from_secs(6)
-            ),
-            "another reason"
-        );
-        assert!(l.allow(
-            &event("b", EventReason::PrivateDnsRegression),
-            t0 + Duration::from_secs(7)
-        ));
-        assert!(
-            !l.allow(
-                &event("c", EventReason::PrivateDnsRegression),
-                t0 + Duration::from_secs(8)
-            ),
-            "burst of 3 per minute"
-        );
-        assert!(
-            l.allow(
-                &event("c", EventReason::PrivateDnsRegression),
-                t0 + Duration::from_secs(70)
-            ),
-            "a minute later"
-        );
-        assert!(
-            l.allow(
-                &event("a", EventReason::PrivateDnsRegression),
-                t0 + Duration::from_secs(601)
-            ),
-            "after the cooldown"
-        );
+        // (target, reason, seconds after t0, allowed, why)
+        let steps = [
+            ("a", Regression, 0, true, "first"),
+            ("a", Regression, 5, false, "cooldown"),
+            ("a", Recovered, 6, true, "another reason"),
+            ("b", Regression, 7, true, "another target"),
+            ("c", Regression, 8, false, "burst of 3 per minute"),
+            ("c", Regression, 70, true, "a minute later"),
+            ("a", Regression, 601, true, "after the cooldown"),
+        ];
+        for (target, reason, after, allowed, why) in steps {
+            let at = t0 + Duration::from_secs(after);
+            assert_eq!(
+                l.allow(&event(target, reason), at),
+                allowed,
+                "{target} {reason} at +{after}s: {why}"
+            );
+        }
     }
 
     #[test]

@@ -293,27 +293,14 @@ impl TargetReport {
 
     /// A target whose probe task died: reported, never silently dropped.
     pub fn internal_error(target: &Target) -> TargetReport {
-        TargetReport {
-            name: target.name.clone(),
-            fqdn: target.fqdn.clone(),
-            service: target.service,
-            port: target.port,
-            expect: target.expect,
-            privatelink_zone: target.privatelink_zone.clone(),
-            healthy: false,
-            cause: Cause::InternalError,
-            diagnosis: Some(INTERNAL_ERROR.into()),
+        let diagnosis = Diagnosis {
             causes: vec![CauseFinding {
                 cause: Cause::InternalError,
                 resolver: None,
                 diagnosis: INTERNAL_ERROR.into(),
             }],
-            reach: Reach::Skipped,
-            connect_resolver: None,
-            slowest: None,
-            dns: Vec::new(),
-            connect: Vec::new(),
-        }
+        };
+        TargetReport::new(target, &[], &[], &[], &[], Reach::Skipped, None, diagnosis)
     }
 }
 
