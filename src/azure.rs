@@ -1,12 +1,8 @@
 //! Azure naming: per-cloud DNS suffixes and `privatelink` zones (see
-//! `shared/reference/azure-private-dns.md`), and the [`Target`] every service
-//! module (`service::*`) derives from a config section.
-
-use std::net::IpAddr;
+//! `shared/reference/azure-private-dns.md`), from which each service module
+//! (`service::*`) derives its targets.
 
 use serde::{Deserialize, Serialize};
-
-use crate::model::{Expect, Service};
 
 /// An Azure cloud: decides every DNS suffix.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,40 +93,6 @@ impl StorageService {
             StorageService::Table => "table",
             StorageService::Dfs => "dfs",
             StorageService::Web => "web",
-        }
-    }
-}
-
-/// One name to probe, fully derived and validated.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Target {
-    /// Stable, unique name (metric label, report key).
-    pub name: String,
-    /// Lower-case FQDN without the trailing dot.
-    pub fqdn: String,
-    pub service: Service,
-    pub port: u16,
-    pub expect: Expect,
-    /// The private endpoint's NIC addresses, when known.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub expected_ips: Vec<IpAddr>,
-    /// The `privatelink` zone the CNAME chain must pass through; `None` means
-    /// any `privatelink.` name counts (custom targets).
-    pub privatelink_zone: Option<String>,
-}
-
-impl Target {
-    /// A target derived from a resource's name: port 443, expected private,
-    /// through `zone`.
-    pub fn derived(name: String, fqdn: String, service: Service, zone: String) -> Self {
-        Target {
-            name,
-            fqdn,
-            service,
-            port: 443,
-            expect: Expect::Private,
-            expected_ips: Vec::new(),
-            privatelink_zone: Some(zone),
         }
     }
 }

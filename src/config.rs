@@ -13,8 +13,10 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::azure::{Cloud, StorageService, Target};
-use crate::model::{Expect, Service};
+use crate::azure::{Cloud, StorageService};
+use crate::model::Expect;
+use crate::service::Service;
+use crate::service::Target;
 
 /// Default per-phase timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);

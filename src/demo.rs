@@ -11,8 +11,9 @@ use netprobe_sim::pki::{Ca, Validity};
 use netprobe_sim::{SIM_PRIVATE_RANGE, bind_same_port, private_ip, public_ip};
 
 use crate::config::{Config, LoadOptions};
-use crate::model::{Cause, Service};
+use crate::model::Cause;
 use crate::probe::TlsSetup;
+use crate::service::Service;
 
 /// The workspace GUID used by the demo.
 pub const DEMO_WORKSPACE_ID: &str = "3f2c9d1e-8b7a-4c6d-9e0f-1a2b3c4d5e6f";

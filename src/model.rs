@@ -7,12 +7,14 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+/// An enum with a fixed lower-case string per value (`as_str`, `Display`,
+/// serde) and `ALL`, in declaration order. Used for every label vocabulary.
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::serde::Serialize, ::serde::Deserialize)]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($(#[$vmeta])* $variant),+ }
 
@@ -26,24 +28,14 @@ macro_rules! string_enum {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
     };
 }
-
-string_enum! {
-    /// The kind of Azure resource behind a target; decides the HTTP check.
-    Service {
-        Workspace => "workspace",
-        Storage => "storage",
-        Keyvault => "keyvault",
-        Acr => "acr",
-        Custom => "custom",
-    }
-}
+pub(crate) use string_enum;
 
 string_enum! {
     /// What a target's DNS answers must look like.

@@ -7,12 +7,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::azure::Target;
 use crate::config::Config;
 use crate::model::{
-    Cause, ConnectPhase, DnsVerdict, Expect, FindingCode, Phase, Reach, ScoringCause, Service, TcpOutcome, TlsOutcome,
+    Cause, ConnectPhase, DnsVerdict, Expect, FindingCode, Phase, Reach, ScoringCause, TcpOutcome, TlsOutcome,
 };
 use crate::observation::{ConnectObservation, DnsObservation, HttpOutcome};
+use crate::service::Service;
+use crate::service::Target;
 use crate::verdict::{CauseFinding, ConnectView, Diagnosis, DnsView};
 
 #[derive(Clone, Debug, Serialize)]

@@ -58,8 +58,9 @@ pub fn transitions<'a>(previous: Option<&'a RoundReport>, current: &'a RoundRepo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Cause, DnsVerdict, Expect, Reach, Service};
+    use crate::model::{Cause, DnsVerdict, Expect, Reach};
     use crate::report::DnsReport;
+    use crate::service::Service;
     use crate::verdict::CauseFinding;
 
     fn target(name: &str, cause: Cause, reach: Reach, verdict: DnsVerdict) -> TargetReport {

@@ -7,9 +7,11 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Serialize;
 
-use crate::azure::{Target, in_zone};
-use crate::model::{Address, Cause, DnsVerdict, Expect, Reach, Service, TcpOutcome, TlsOutcome};
+use crate::azure::in_zone;
+use crate::model::{Address, Cause, DnsVerdict, Expect, Reach, TcpOutcome, TlsOutcome};
 use crate::observation::{ChainProblem, ConnectObservation, DnsObservation, DnsOutcome, HttpOutcome, Rcode};
+use crate::service::Service;
+use crate::service::Target;
 
 /// One resolver's answer for one target, judged.
 #[derive(Clone, Debug, PartialEq, Eq)]

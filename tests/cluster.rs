@@ -360,8 +360,9 @@ async fn the_agent_records_events_once_per_change() {
 
 #[test]
 fn event_reasons_follow_the_kind_of_change() {
-    use netprobe::model::{Cause, Expect, Reach, Service};
+    use netprobe::model::{Cause, Expect, Reach};
     use netprobe::report::TargetReport;
+    use netprobe::service::Service;
     let t = |healthy: bool, cause: Cause| TargetReport {
         name: "t".into(),
         fqdn: "t.azurecr.io".into(),

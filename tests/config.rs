@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use netprobe::azure::Cloud;
 use netprobe::config::{Config, ResolverSource};
-use netprobe::model::{Expect, Service};
+use netprobe::model::Expect;
+use netprobe::service::Service;
 
 fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata")

@@ -7,10 +7,11 @@ mod common;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use netprobe::azure::{Cloud, Target};
+use netprobe::azure::Cloud;
 use netprobe::model::DnsVerdict;
 use netprobe::observation::DnsOutcome;
 use netprobe::probe::dns::{MAX_QUERIES_PER_LOOKUP, lookup};
+use netprobe::service::Target;
 use netprobe::verdict::assess_dns;
 use netprobe_sim::dns::{Entry, Records};
 

@@ -10,9 +10,9 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::azure::Target;
 use crate::model::{EventReason, FindingCode, ScoringCause};
 use crate::report::RoundReport;
+use crate::service::Target;
 
 mod targets;
 use targets::{Known, Targets};

@@ -13,8 +13,8 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 use tokio_rustls::client::TlsStream;
 
-use crate::model::Service;
 use crate::observation::{HttpObservation, HttpOutcome, HttpResponse};
+use crate::service::Service;
 
 /// At most this many body bytes are read and kept.
 pub const BODY_CAP: usize = 8 * 1024;

@@ -18,11 +18,11 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::azure::Target;
 use crate::config::{Config, ResolverSource};
 use crate::model::TcpOutcome;
 use crate::observation::{ConnectObservation, DnsObservation, DnsOutcome};
 use crate::report::{RoundReport, TargetReport};
+use crate::service::Target;
 use crate::verdict::{self, ReachContext};
 
 pub use tls::{TlsSetup, TlsSetupError};

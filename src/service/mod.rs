@@ -5,19 +5,80 @@
 //! the verdict layer, the report and the demo ask [`of`], never a `match` on
 //! the service.
 //!
-//! Adding a service: a file here implementing the trait, a variant in
-//! `model::Service`, and its line in [`of`].
+//! Adding a service: a file here implementing the trait, and its line in
+//! the registry below, which makes its module, its `Service` value (the
+//! `service:` of a custom target, the `service` label) and its entry in
+//! [`of`]. Deriving its targets from a config section of its own is the
+//! config's part (`config::targets`).
 
-pub mod acr;
-pub mod custom;
-pub mod keyvault;
-pub mod storage;
-pub mod workspace;
+use std::net::IpAddr;
 
 use netprobe_sim::https::Reply;
+use serde::Serialize;
 
-use crate::model::{Reach, Service};
+use crate::model::{Expect, Reach};
 use crate::observation::HttpResponse;
+
+/// Declares the services: each line is `Value => "label": module::Type`.
+macro_rules! registry {
+    ($($variant:ident => $text:literal : $module:ident :: $ty:ident),+ $(,)?) => {
+        $(pub mod $module;)+
+
+        crate::model::string_enum! {
+            /// The kind of Azure resource behind a target; decides the HTTP check.
+            Service { $($variant => $text),+ }
+        }
+
+        /// The registry: each service's module.
+        pub fn of(service: Service) -> &'static dyn AzureService {
+            match service {
+                $(Service::$variant => &$module::$ty),+
+            }
+        }
+    };
+}
+
+registry! {
+    Workspace => "workspace": workspace::Workspace,
+    Storage => "storage": storage::Storage,
+    Keyvault => "keyvault": keyvault::KeyVault,
+    Acr => "acr": acr::Acr,
+    Custom => "custom": custom::Custom,
+}
+
+/// One name to probe, fully derived and validated.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Target {
+    /// Stable, unique name (metric label, report key).
+    pub name: String,
+    /// Lower-case FQDN without the trailing dot.
+    pub fqdn: String,
+    pub service: Service,
+    pub port: u16,
+    pub expect: Expect,
+    /// The private endpoint's NIC addresses, when known.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub expected_ips: Vec<IpAddr>,
+    /// The `privatelink` zone the CNAME chain must pass through; `None` means
+    /// any `privatelink.` name counts (custom targets).
+    pub privatelink_zone: Option<String>,
+}
+
+impl Target {
+    /// A target derived from a resource's name: port 443, expected private,
+    /// through `zone`.
+    pub fn derived(name: String, fqdn: String, service: Service, zone: String) -> Self {
+        Target {
+            name,
+            fqdn,
+            service,
+            port: 443,
+            expect: Expect::Private,
+            expected_ips: Vec::new(),
+            privatelink_zone: Some(zone),
+        }
+    }
+}
 
 /// The request that needs no credentials: `GET path` with these headers.
 #[derive(Clone, Copy, Debug)]
@@ -57,17 +118,6 @@ pub trait AzureService: Sync {
 
     /// The answer of a healthy endpoint in the simulated VNet.
     fn sim_reply(&self, fqdn: &str) -> Reply;
-}
-
-/// The registry: each service's module.
-pub fn of(service: Service) -> &'static dyn AzureService {
-    match service {
-        Service::Workspace => &workspace::Workspace,
-        Service::Storage => &storage::Storage,
-        Service::Keyvault => &keyvault::KeyVault,
-        Service::Acr => &acr::Acr,
-        Service::Custom => &custom::Custom,
-    }
 }
 
 /// The first non-empty line of a body, cut to 160 characters, for messages.

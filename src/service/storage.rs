@@ -6,9 +6,10 @@ use netprobe_sim::https::Reply;
 
 use super::{AzureService, Request, first_line};
 use crate::azure::StorageService;
-use crate::azure::{Cloud, Target};
+use crate::azure::Cloud;
+use crate::service::Target;
 use crate::model::Reach;
-use crate::model::Service;
+use crate::service::Service;
 use crate::observation::HttpResponse;
 
 pub struct Storage;
