@@ -144,7 +144,9 @@ pub fn region_finding(workspace_region: Option<&str>, node: &NodeInfo) -> Option
     (!ws.eq_ignore_ascii_case(node_region)).then(|| Finding {
         code: FindingCode::RegionMismatch,
         message: format!(
-            "the workspace is in {ws} but node {} is in {node_region}: a workspace with a private endpoint requires the AKS cluster in the same region (attaching fails, and traffic would cross regions). Fix: run the cluster in {ws}, or set `region` to the workspace's actual region.",
+            "the workspace is in {ws} but node {} is in {node_region}: a workspace with a private endpoint \
+             requires the AKS cluster in the same region (attaching fails, and traffic would cross regions). \
+             Fix: run the cluster in {ws}, or set `region` to the workspace's actual region.",
             node.name
         ),
     })
@@ -179,7 +181,10 @@ pub fn judge_scoring_service(namespace: &str, name: &str, svc: &Service, ranges:
         (
             ScoringCause::PublicIngress,
             Some(format!(
-                "the AML inference router {namespace}/{name} has public ingress IP(s) {}: scoring requests are exposed outside the VNet. Fix: annotate the Service with {INTERNAL_LB_ANNOTATION}: \"true\" (AML extension setting inferenceRouterServiceType=LoadBalancer with internalLoadBalancerProvider=azure).",
+                "the AML inference router {namespace}/{name} has public ingress IP(s) {}: scoring requests \
+                 are exposed outside the VNet. Fix: annotate the Service with {INTERNAL_LB_ANNOTATION}: \
+                 \"true\" (AML extension setting inferenceRouterServiceType=LoadBalancer with \
+                 internalLoadBalancerProvider=azure).",
                 public.join(", ")
             )),
         )
@@ -187,7 +192,9 @@ pub fn judge_scoring_service(namespace: &str, name: &str, svc: &Service, ranges:
         (
             ScoringCause::InternalLbMissing,
             Some(format!(
-                "the AML inference router {namespace}/{name} (type {}) lacks the annotation {INTERNAL_LB_ANNOTATION}: \"true\", so Azure may give it a public IP. Fix: install the AML extension with internalLoadBalancerProvider=azure.",
+                "the AML inference router {namespace}/{name} (type {}) lacks the annotation \
+                 {INTERNAL_LB_ANNOTATION}: \"true\", so Azure may give it a public IP. Fix: install the AML \
+                 extension with internalLoadBalancerProvider=azure.",
                 if svc_type.is_empty() {
                     "unknown"
                 } else {
@@ -199,7 +206,9 @@ pub fn judge_scoring_service(namespace: &str, name: &str, svc: &Service, ranges:
         (
             ScoringCause::NoIngress,
             Some(format!(
-                "the AML inference router {namespace}/{name} is an internal load balancer without an ingress IP yet: the load balancer was not provisioned. Fix: check the Service's events (subnet, permissions of the cluster identity)."
+                "the AML inference router {namespace}/{name} is an internal load balancer without an ingress \
+                 IP yet: the load balancer was not provisioned. Fix: check the Service's events (subnet, \
+                 permissions of the cluster identity)."
             )),
         )
     } else {

@@ -19,7 +19,18 @@ pub enum Rcode {
     Other(u16),
 }
 
+impl serde::Serialize for Rcode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.as_string())
+    }
+}
+
 impl Rcode {
+    /// A usable answer: the name exists or does not (NOERROR, NXDOMAIN).
+    pub fn usable(self) -> bool {
+        matches!(self, Rcode::NoError | Rcode::NxDomain)
+    }
+
     pub fn as_string(self) -> String {
         match self {
             Rcode::NoError => "NOERROR".into(),

@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::model::{
     Cause, ConnectPhase, DnsVerdict, Expect, FindingCode, Phase, Reach, ScoringCause, TcpOutcome, TlsOutcome,
 };
-use crate::observation::{ConnectObservation, DnsObservation, HttpOutcome};
+use crate::observation::{ConnectObservation, DnsObservation, HttpOutcome, Rcode};
 use crate::service::Service;
 use crate::service::Target;
 use crate::verdict::{CauseFinding, ConnectView, Diagnosis, DnsView};
@@ -107,7 +107,7 @@ pub struct DnsReport {
     /// The server whose answer is reported.
     pub server: Option<String>,
     pub verdict: DnsVerdict,
-    pub rcode: Option<String>,
+    pub rcode: Option<Rcode>,
     /// CNAME targets in order, after the queried name.
     pub cname_chain: Vec<String>,
     pub addresses: Vec<IpAddr>,
@@ -233,7 +233,7 @@ impl TargetReport {
                 resolver: v.resolver.clone(),
                 server: o.server.map(|s| s.to_string()),
                 verdict: v.verdict,
-                rcode: v.rcode.clone(),
+                rcode: v.rcode,
                 cname_chain: v.chain.clone(),
                 addresses: v.addresses.iter().map(|a| a.ip).collect(),
                 privatelink: v.privatelink,
@@ -344,14 +344,11 @@ pub fn resolver_reports(
                 .flat_map(|t| t.dns.iter())
                 .filter(|d| d.resolver == spec.name)
                 .collect();
-            let answered = lookups
-                .iter()
-                .filter(|d| matches!(d.rcode.as_deref(), Some("NOERROR" | "NXDOMAIN")))
-                .count();
+            let answered = lookups.iter().filter(|d| d.rcode.is_some_and(Rcode::usable)).count();
             let detail = match servers {
                 Err(why) => Some(why.clone()),
                 Ok(_) if answered == 0 => lookups.iter().find_map(|d| {
-                    let why = d.detail.clone().or_else(|| d.rcode.clone())?;
+                    let why = d.detail.clone().or_else(|| d.rcode.map(Rcode::as_string))?;
                     Some(match &d.server {
                         Some(s) if !why.contains(s.as_str()) => format!("{s}: {why}"),
                         _ => why,

@@ -21,7 +21,7 @@ pub struct DnsView {
     pub server: Option<SocketAddr>,
     pub verdict: DnsVerdict,
     pub privatelink: bool,
-    pub rcode: Option<String>,
+    pub rcode: Option<Rcode>,
     pub chain: Vec<String>,
     pub addresses: Vec<Address>,
     /// Why the verdict is `error`, or which server timed out.
@@ -128,7 +128,7 @@ pub fn assess_dns(target: &Target, obs: &DnsObservation, ranges: &[IpNet]) -> Dn
             view.unreachable = true;
         }
         DnsOutcome::Answer(ans) => {
-            view.rcode = Some(ans.rcode.as_string());
+            view.rcode = Some(ans.rcode);
             view.chain = ans.chain.clone();
             view.privatelink = ans.chain.iter().any(|n| is_privatelink_name(target, n));
             view.addresses = ans
@@ -446,7 +446,7 @@ fn no_answer_cause(target: &Target, bad: &DnsView, timeout: Duration) -> (Cause,
     }
     let what = match (bad.verdict, &bad.rcode) {
         (DnsVerdict::Error, _) => bad.detail.clone().unwrap_or_else(|| "an unusable answer".into()),
-        (_, Some(rcode)) => rcode.clone(),
+        (_, Some(rcode)) => rcode.as_string(),
         (v, None) => v.to_string(),
     };
     let hint = match bad.verdict {
@@ -863,7 +863,7 @@ mod tests {
             server: Some("10.0.0.10:53".parse().unwrap()),
             verdict,
             privatelink,
-            rcode: Some("NOERROR".into()),
+            rcode: Some(Rcode::NoError),
             chain: if privatelink { vec![PL.into()] } else { vec![] },
             addresses: vec![],
             detail: None,
@@ -1194,11 +1194,11 @@ mod tests {
         let mut v = view(resolver, verdict, answered);
         v.unreachable = code == "unr";
         v.rcode = match code {
-            "srv" => Some("SERVFAIL".into()),
-            "ref" => Some("REFUSED".into()),
-            "nxd" => Some("NXDOMAIN".into()),
+            "srv" => Some(Rcode::ServFail),
+            "ref" => Some(Rcode::Refused),
+            "nxd" => Some(Rcode::NxDomain),
             "tmo" | "unr" => None,
-            _ => Some("NOERROR".into()),
+            _ => Some(Rcode::NoError),
         };
         v.addresses = addrs
             .iter()
