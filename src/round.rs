@@ -9,9 +9,10 @@ use crate::cluster::ClusterContext;
 use crate::probe::Engine;
 use crate::report::{RoundReport, TargetReport};
 
-/// Runs one round: probes, judgement, cluster assessment.
+/// Runs one round: probes, judgement, cluster assessment. The round's
+/// wall-clock start is read here, once.
 pub async fn run(engine: &Engine, cluster: &ClusterContext) -> RoundReport {
-    let report = engine.run_round().await;
+    let report = engine.run_round(std::time::SystemTime::now()).await;
     let (findings, scoring) = cluster.assess(engine.config()).await;
     report.with_cluster(cluster.node.clone(), findings, scoring)
 }

@@ -56,9 +56,9 @@ impl Engine {
         &self.config
     }
 
-    /// Probes every target once and judges the result.
-    pub async fn run_round(&self) -> RoundReport {
-        let started_at = SystemTime::now();
+    /// Probes every target once and judges the result; `started_at` is the
+    /// wall-clock time the caller gives the round.
+    pub async fn run_round(&self, started_at: SystemTime) -> RoundReport {
         let start = Instant::now();
         let servers: Vec<Result<Vec<SocketAddr>, String>> = self
             .config
