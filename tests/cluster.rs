@@ -360,25 +360,20 @@ async fn the_agent_records_events_once_per_change() {
 
 #[test]
 fn event_reasons_follow_the_kind_of_change() {
-    use netprobe::model::{Cause, Expect, Reach};
+    use netprobe::model::{Cause, Reach};
     use netprobe::report::TargetReport;
-    use netprobe::service::Service;
-    let t = |healthy: bool, cause: Cause| TargetReport {
-        name: "t".into(),
-        fqdn: "t.azurecr.io".into(),
-        service: Service::Acr,
-        port: 443,
-        expect: Expect::Private,
-        privatelink_zone: None,
-        healthy,
-        cause,
-        diagnosis: (!healthy).then(|| "why. Fix: this.".to_string()),
-        causes: Vec::new(),
-        reach: Reach::Ok,
-        connect_resolver: None,
-        slowest: None,
-        dns: vec![],
-        connect: vec![],
+    use netprobe::verdict::{CauseFinding, Diagnosis};
+    let t = |healthy: bool, cause: Cause| {
+        let causes = (!healthy)
+            .then(|| CauseFinding {
+                cause,
+                resolver: None,
+                diagnosis: "why. Fix: this.".into(),
+            })
+            .into_iter()
+            .collect();
+        let target = netprobe::service::acr::login(netprobe::azure::Cloud::Public, "t");
+        TargetReport::new(&target, &[], &[], &[], &[], Reach::Ok, None, Diagnosis { causes })
     };
     let ok = t(true, Cause::None);
     let dns = t(false, Cause::ZoneNotLinked);
