@@ -563,30 +563,29 @@ fn workspace_targets(
     cloud: Cloud,
     region: Option<&str>,
 ) -> Result<Vec<Target>, ConfigError> {
-    let mut targets = Vec::new();
-    {
-        check_guid(&ws.id.value).map_err(|m| ctx.err(&ws.id, "workspace.id", m))?;
-        let id = ws.id.value.to_ascii_lowercase();
-        let region = region.ok_or_else(|| {
-            ctx.err(
-                &ws.id,
-                "region",
-                "required when `workspace` is set (the workspace's region, e.g. eastus)",
-            )
-        })?;
-        targets.push(crate::service::workspace::api(cloud, &id, region));
-        targets.push(crate::service::workspace::cert(cloud, &id, region));
-        match (&ws.notebooks_fqdn, &ws.name) {
-            (Some(f), _) => {
-                let fqdn = check_fqdn(&f.value).map_err(|m| ctx.err(f, "workspace.notebooks_fqdn", m))?;
-                targets.push(crate::service::workspace::notebooks_at(cloud, &fqdn));
-            }
-            (None, Some(n)) => {
-                check_workspace_name(&n.value).map_err(|m| ctx.err(n, "workspace.name", m))?;
-                targets.push(crate::service::workspace::notebooks(cloud, &n.value, &id, region));
-            }
-            (None, None) => {}
+    check_guid(&ws.id.value).map_err(|m| ctx.err(&ws.id, "workspace.id", m))?;
+    let id = ws.id.value.to_ascii_lowercase();
+    let region = region.ok_or_else(|| {
+        ctx.err(
+            &ws.id,
+            "region",
+            "required when `workspace` is set (the workspace's region, e.g. eastus)",
+        )
+    })?;
+    let mut targets = vec![
+        crate::service::workspace::api(cloud, &id, region),
+        crate::service::workspace::cert(cloud, &id, region),
+    ];
+    match (&ws.notebooks_fqdn, &ws.name) {
+        (Some(f), _) => {
+            let fqdn = check_fqdn(&f.value).map_err(|m| ctx.err(f, "workspace.notebooks_fqdn", m))?;
+            targets.push(crate::service::workspace::notebooks_at(cloud, &fqdn));
         }
+        (None, Some(n)) => {
+            check_workspace_name(&n.value).map_err(|m| ctx.err(n, "workspace.name", m))?;
+            targets.push(crate::service::workspace::notebooks(cloud, &n.value, &id, region));
+        }
+        (None, None) => {}
     }
     Ok(targets)
 }

@@ -27,22 +27,27 @@ fn acr() -> Target {
     netprobe::service::acr::login(Cloud::Public, "reg01")
 }
 
+/// The queries a server `received` for one lookup: within the budget, and
+/// exactly what the client counted.
+fn assert_within_budget(case: &str, received: u64, obs: &netprobe::observation::DnsObservation) {
+    assert!(
+        received <= u64::from(MAX_QUERIES_PER_LOOKUP),
+        "{case}: {received} queries (budget {MAX_QUERIES_PER_LOOKUP}): {obs:?}"
+    );
+    assert_eq!(
+        received,
+        u64::from(obs.queries),
+        "{case}: client and server count differently: {obs:?}"
+    );
+}
+
 /// One lookup against a sim server holding `records`. Every failure mode that
 /// goes through here also checks the query budget: the server received no
 /// more than [`MAX_QUERIES_PER_LOOKUP`], and exactly what the client counted.
 async fn verdict_of(records: Records, target: &Target) -> (DnsVerdict, netprobe::verdict::DnsView) {
     let server = dns(records).await;
     let obs = lookup("test", &target.fqdn, &[server.addr()], T).await;
-    let received = server.queries();
-    assert!(
-        received <= u64::from(MAX_QUERIES_PER_LOOKUP),
-        "{received} queries for one lookup (budget {MAX_QUERIES_PER_LOOKUP}): {obs:?}"
-    );
-    assert_eq!(
-        received,
-        u64::from(obs.queries),
-        "client and server count differently: {obs:?}"
-    );
+    assert_within_budget("one lookup", server.queries(), &obs);
     let view = assess_dns(target, &obs, &ranges());
     (view.verdict, view)
 }
@@ -211,15 +216,7 @@ async fn every_dns_failure_mode_stays_within_the_query_budget() {
             let servers = vec![server.addr(); copies];
             let obs = lookup("test", "kv01.vault.azure.net", &servers, Duration::from_millis(600)).await;
             let received = server.queries();
-            assert!(
-                received <= u64::from(MAX_QUERIES_PER_LOOKUP),
-                "{what} through {copies} servers: {received} queries: {obs:?}"
-            );
-            assert_eq!(
-                received,
-                u64::from(obs.queries),
-                "{what} through {copies} servers: {obs:?}"
-            );
+            assert_within_budget(&format!("{what} through {copies} servers"), received, &obs);
             if what == "healthy" {
                 assert_eq!(received, 2, "a healthy lookup is A + AAAA");
             }
