@@ -11,6 +11,7 @@
 
 pub mod agent;
 pub mod azure;
+pub mod catalogue;
 pub mod cli;
 pub mod cluster;
 pub mod config;

@@ -8,6 +8,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use crate::azure::in_zone;
+use crate::catalogue::{Facts, Lead, Text, render};
 use crate::model::{Address, Cause, DnsVerdict, Expect, Reach, TcpOutcome, TlsOutcome};
 use crate::observation::{ChainProblem, ConnectObservation, DnsObservation, DnsOutcome, HttpOutcome, Rcode};
 use crate::service::Service;
@@ -318,87 +319,55 @@ pub fn diagnose(target: &Target, views: &[DnsView], connect_via: usize, rc: &Rea
             .map(|(_, v)| v),
     );
     for bad in order.filter(|v| !meets(expect, v.verdict)) {
-        let (cause, text) = dns_cause(target, bad, good, rc.timeout);
-        d.add(cause, Some(&bad.resolver), text);
+        let (text, facts) = dns_cause(target, bad, good, rc.timeout);
+        d.add(text.cause(), Some(&bad.resolver), render(text, &facts));
     }
     if (rc.expected_addresses || d.causes.is_empty())
-        && let Some((cause, text)) = reach_cause(target, views, rc)
+        && let Some((text, facts)) = reach_cause(target, views, rc)
     {
-        let text = match (d.causes.is_empty(), rc.via) {
-            (true, _) if matches!(rc.reach, Reach::Timeout | Reach::Unreachable) => format!("DNS is right, but {text}"),
-            (true, _) | (false, None) => text,
-            (false, Some(via)) => format!("through resolver '{via}''s answer, {text}"),
+        let lead = match (d.causes.is_empty(), rc.via) {
+            (true, _) if matches!(rc.reach, Reach::Timeout | Reach::Unreachable) => Lead::DnsRight,
+            (true, _) | (false, None) => Lead::Plain,
+            (false, Some(_)) => Lead::Through,
         };
-        d.add(cause, None, text);
+        d.add(
+            text.cause(),
+            None,
+            lead.wrap(render(text, &facts), rc.via.unwrap_or("")),
+        );
     }
     d
 }
 
-/// The cause a non-`ok` reach points at, with its explanation.
-fn reach_cause(target: &Target, views: &[DnsView], rc: &ReachContext<'_>) -> Option<(Cause, String)> {
-    let fqdn = &target.fqdn;
-    let port = target.port;
+/// The text a non-`ok` reach points at, with the facts of the case.
+fn reach_cause(target: &Target, views: &[DnsView], rc: &ReachContext<'_>) -> Option<(Text, Facts)> {
     let worst = rc.connects.iter().max_by_key(|c| c.reach);
     let at = worst.map(|c| c.address.to_string()).unwrap_or_default();
     let detail = worst.and_then(|c| c.detail.clone()).unwrap_or_default();
-    let found = match rc.reach {
+    let facts = Facts::new()
+        .with("fqdn", &target.fqdn)
+        .with("port", target.port)
+        .with("at", &at)
+        .with("detail", &detail);
+    let text = match rc.reach {
         Reach::Ok => return None,
-        Reach::Timeout => (
-            Cause::EndpointBlocked,
-            format!(
-                "TCP to {at}:{port} timed out: an NSG, firewall or route drops traffic from this node to the endpoint. \
-                 Fix: allow TCP {port} from the node subnet to {at} (check the NSGs' effective rules and any UDR to a firewall)."
-            ),
-        ),
-        Reach::Unreachable => (
-            Cause::EndpointBlocked,
-            format!(
-                "there is no route to {at}:{port} ({detail}). \
-                 Fix: check the node subnet's route table (UDR) and VNet peering to the endpoint's subnet."
-            ),
-        ),
-        Reach::Refused => (
-            Cause::EndpointStale,
-            format!(
-                "DNS points at {at}, but TCP {port} there is refused: nothing listens at that address \
-                 (private endpoint deleted or its IP reused). Fix: update the record in {} to the current \
-                 private endpoint's NIC address (or recreate the endpoint's DNS zone group).",
-                zone_of(target, views)
-            ),
-        ),
-        Reach::TlsError => {
-            let why = match worst.and_then(|c| c.tls) {
-                Some(TlsOutcome::NameMismatch) => format!(
-                    "the certificate at {at} is not valid for {fqdn}: the address belongs to another service or a proxy. \
-                     Fix: check the A record points at this resource's private endpoint, and always connect with the \
-                     public FQDN, never the privatelink name."
-                ),
-                Some(TlsOutcome::UnknownIssuer) => format!(
-                    "the certificate at {at} is not issued by a trusted CA: a TLS-inspecting firewall or proxy is in \
-                     the path. Fix: exempt {fqdn} from TLS inspection, or trust the proxy's CA (tls.extra_ca_file) if \
-                     inspection is intended."
-                ),
-                Some(TlsOutcome::Expired) => format!(
-                    "the certificate at {at} has expired. Fix: whatever presents it (a proxy, or a wrong endpoint) \
-                     must be fixed; Azure's own certificates do not expire in service."
-                ),
-                Some(TlsOutcome::Timeout) => format!(
-                    "the TLS handshake with {at} did not finish in time: something accepts TCP but does not speak \
-                     TLS, or stalls. Fix: check firewalls and proxies on the path."
-                ),
-                _ => format!(
-                    "the TLS handshake with {at} failed ({detail}). Fix: check for a proxy or firewall on the path."
-                ),
-            };
-            (Cause::TlsMismatch, why)
+        Reach::Timeout => Text::TcpTimeout,
+        Reach::Unreachable => Text::NoRoute,
+        Reach::Refused => return Some((Text::TcpRefused, facts.with("zone", zone_of(target, views)))),
+        Reach::TlsError => match worst.and_then(|c| c.tls) {
+            Some(TlsOutcome::NameMismatch) => Text::TlsNameMismatch,
+            Some(TlsOutcome::UnknownIssuer) => Text::TlsUnknownIssuer,
+            Some(TlsOutcome::Expired) => Text::TlsExpired,
+            Some(TlsOutcome::Timeout) => Text::TlsTimeout,
+            _ => Text::TlsFailed,
+        },
+        Reach::HttpError | Reach::Blocked => {
+            let says = crate::service::of(target.service).rejected(&target.fqdn, &at, &detail);
+            return Some((Text::HttpRejected, facts.with("service_says", says)));
         }
-        Reach::HttpError | Reach::Blocked => (
-            Cause::HttpRejected,
-            crate::service::of(target.service).rejected(&target.fqdn, &at, &detail),
-        ),
-        Reach::Skipped => (Cause::DnsError, "no resolver gave an address to connect to".to_string()),
+        Reach::Skipped => Text::NoAddress,
     };
-    Some(found)
+    Some((text, facts))
 }
 
 /// The port a resolver's server listens on, for messages (53 unless told).
@@ -406,42 +375,37 @@ fn dns_port(v: &DnsView) -> u16 {
     v.server.map_or(53, |s| s.port())
 }
 
-/// The DNS cause of one failing resolver; `good` is a resolver whose answer
+/// The DNS text of one failing resolver; `good` is a resolver whose answer
 /// met the expectation, if any.
-fn dns_cause(target: &Target, bad: &DnsView, good: Option<&DnsView>, timeout: Duration) -> (Cause, String) {
+fn dns_cause(target: &Target, bad: &DnsView, good: Option<&DnsView>, timeout: Duration) -> (Text, Facts) {
+    let facts = Facts::new()
+        .with("resolver", &bad.resolver)
+        .with("fqdn", &target.fqdn)
+        .with("verdict", bad.verdict);
     if no_usable_answer(bad) {
-        no_answer_cause(target, bad, timeout)
+        no_answer_cause(bad, timeout, facts)
     } else {
-        wrong_answer_cause(target, bad, good)
+        wrong_answer_cause(target, bad, good, facts)
     }
 }
 
 /// A resolver that did not answer usably: silence, a closed port, an error
 /// rcode or an unusable answer. What other resolvers say does not matter.
-fn no_answer_cause(target: &Target, bad: &DnsView, timeout: Duration) -> (Cause, String) {
-    let fqdn = &target.fqdn;
-    let r = &bad.resolver;
-    let port = dns_port(bad);
-    let server = bad.server.map_or_else(|| "its servers".to_string(), |s| s.to_string());
+fn no_answer_cause(bad: &DnsView, timeout: Duration, facts: Facts) -> (Text, Facts) {
+    let facts = facts.with("port", dns_port(bad)).with(
+        "server",
+        bad.server.map_or_else(|| "its servers".to_string(), |s| s.to_string()),
+    );
     if bad.unreachable {
-        let why = bad.detail.clone().unwrap_or_default();
         return (
-            Cause::DnsUnreachable,
-            format!(
-                "resolver '{r}' cannot reach its DNS server ({why}): nothing answers on port {port} there, or the \
-                 path is blocked. Fix: check the DNS server and the NSG rules for port {port} from the node subnet."
-            ),
+            Text::DnsServerUnreachable,
+            facts.with("why", bad.detail.clone().unwrap_or_default()),
         );
     }
     if bad.verdict == DnsVerdict::Timeout {
         return (
-            Cause::DnsUnreachable,
-            format!(
-                "resolver '{r}' gave no answer within {} (no answer from {server}): the DNS server is down or \
-                 UDP/TCP {port} to it is blocked. Fix: check the DNS server and the NSG rules for port {port} from \
-                 the node subnet.",
-                humantime::format_duration(timeout)
-            ),
+            Text::DnsTimeout,
+            facts.with("timeout", humantime::format_duration(timeout)),
         );
     }
     let what = match (bad.verdict, &bad.rcode) {
@@ -449,117 +413,51 @@ fn no_answer_cause(target: &Target, bad: &DnsView, timeout: Duration) -> (Cause,
         (_, Some(rcode)) => rcode.as_string(),
         (v, None) => v.to_string(),
     };
-    let hint = match bad.verdict {
-        DnsVerdict::Refused => {
-            "a server that refuses the node's queries: its ACL (allow-query / access-control) does not \
-                 include the node subnet, or it does not recurse for this zone. Fix: allow queries from the node \
-                 subnet on that server"
-        }
-        DnsVerdict::Servfail => {
-            "a server that cannot resolve the name: a forwarder that cannot reach its upstream, or a broken \
-                 zone. Fix: check the DNS server's logs and its forwarders"
-        }
-        _ => "Fix: check the DNS server's logs",
+    let text = match bad.verdict {
+        DnsVerdict::Refused => Text::DnsRefused,
+        DnsVerdict::Servfail => Text::DnsServfail,
+        _ => Text::DnsUnusable,
     };
-    (
-        Cause::DnsError,
-        format!("resolver '{r}' answered {what} from {server} for {fqdn}: {hint}."),
-    )
+    (text, facts.with("what", what))
 }
 
 /// A resolver that answered, but not as the target expects: compared with a
 /// resolver that answered as expected, or judged on its own.
-fn wrong_answer_cause(target: &Target, bad: &DnsView, good: Option<&DnsView>) -> (Cause, String) {
-    let fqdn = &target.fqdn;
-    let r = &bad.resolver;
-    let zone = zone_of(target, std::iter::once(bad).chain(good));
-    let fwd = forward_zone(target);
-    let chain = chain_text(fqdn, bad);
-    let addrs = addr_list(&bad.addresses);
+fn wrong_answer_cause(target: &Target, bad: &DnsView, good: Option<&DnsView>, facts: Facts) -> (Text, Facts) {
+    let mut facts = facts
+        .with("zone", zone_of(target, std::iter::once(bad).chain(good)))
+        .with("public_zone", forward_zone(target))
+        .with("chain", chain_text(&target.fqdn, bad))
+        .with("addresses", addr_list(&bad.addresses));
     if let (Expect::Private, Some(good)) = (target.expect, good) {
-        return (
-            Cause::DnsPathNotForwarding,
-            format!(
-                "resolver '{}' answers private ({}) but resolver '{r}' answers {} ({chain}, {addrs}): the DNS path \
-                 behind '{r}' does not reach Azure DNS for this zone. Fix: on that DNS server, conditionally forward \
-                 {fwd} (the public zone, not {zone}) to 168.63.129.16 or a DNS Private Resolver inbound endpoint.",
-                good.resolver,
-                addr_list(&good.addresses),
-                bad.verdict
-            ),
-        );
+        let facts = facts
+            .with("good", &good.resolver)
+            .with("good_addresses", addr_list(&good.addresses));
+        return (Text::PathNotForwarding, facts);
     }
-    match (target.expect, bad.verdict) {
-        (Expect::Private, DnsVerdict::Public) if bad.privatelink => (
-            Cause::ZoneNotLinked,
-            format!(
-                "resolver '{r}': {chain} ends at public {addrs}: the private DNS zone {zone} is not linked to the \
-                 VNet this DNS path uses, so the public answer wins. The same answer comes from a linked zone \
-                 without a record for this name when the link's fallback to the internet (resolutionPolicy: \
-                 NxDomainRedirect) is on. Fix: link {zone} to the VNet (az network private-dns link vnet create \
-                 --zone-name {zone} ...) and check it holds the record, or forward {fwd} to 168.63.129.16 from the \
-                 custom DNS server."
-            ),
-        ),
-        (Expect::Private, DnsVerdict::Public) => (
-            Cause::NoPrivateEndpoint,
-            format!(
-                "resolver '{r}': {chain} resolves to public {addrs} with no privatelink CNAME: the resource has no \
-                 approved private endpoint. Fix: create a private endpoint for it (or approve the pending \
-                 connection) with a DNS zone group for {zone}."
-            ),
-        ),
-        (_, DnsVerdict::Nxdomain | DnsVerdict::Nodata) if bad.privatelink => (
-            Cause::RecordMissing,
-            format!(
-                "resolver '{r}': {chain} -> {}: the zone {zone} is linked but holds no record for this name \
-                 (endpoint deleted, new replica, or record overwritten by another VNet's endpoint). Fix: add the A \
-                 record for the private endpoint's NIC address to {zone}, or recreate the endpoint's DNS zone group.",
-                if bad.verdict == DnsVerdict::Nxdomain {
-                    "NXDOMAIN"
-                } else {
-                    "no address"
-                }
-            ),
-        ),
-        (_, DnsVerdict::Nxdomain) => (
-            Cause::NameNotFound,
-            format!(
-                "resolver '{r}': {fqdn} does not exist (NXDOMAIN, no privatelink CNAME): wrong resource name in the \
-                 config, or the resource was deleted. Fix: check the name in the Azure portal."
-            ),
-        ),
-        (_, DnsVerdict::Mixed) => (
-            Cause::MixedAnswers,
-            format!(
-                "resolver '{r}': {chain} resolves to private and public addresses ({addrs}): clients may use the \
-                 public one. Fix: remove the extra records so only the private endpoint's address remains in {zone}."
-            ),
-        ),
+    let text = match (target.expect, bad.verdict) {
+        (Expect::Private, DnsVerdict::Public) if bad.privatelink => Text::ZoneNotLinked,
+        (Expect::Private, DnsVerdict::Public) => Text::NoPrivateEndpoint,
+        (_, DnsVerdict::Nxdomain | DnsVerdict::Nodata) if bad.privatelink => {
+            let answer = if bad.verdict == DnsVerdict::Nxdomain {
+                "NXDOMAIN"
+            } else {
+                "no address"
+            };
+            facts = facts.with("answer", answer);
+            Text::RecordMissing
+        }
+        (_, DnsVerdict::Nxdomain) => Text::NameNotFound,
+        (_, DnsVerdict::Mixed) => Text::MixedAnswers,
         (_, DnsVerdict::UnexpectedIp) => {
             let expected: Vec<String> = target.expected_ips.iter().map(|i| i.to_string()).collect();
-            (
-                Cause::UnexpectedIp,
-                format!(
-                    "resolver '{r}': {chain} resolves to {addrs}, not the private endpoint's {}: a stale record, or \
-                     one overwritten by an endpoint in another VNet sharing the zone. Fix: correct the A record in \
-                     {zone}.",
-                    expected.join(", ")
-                ),
-            )
+            facts = facts.with("expected", expected.join(", "));
+            Text::UnexpectedIp
         }
-        (Expect::Public, DnsVerdict::Private) => (
-            Cause::UnexpectedPrivate,
-            format!(
-                "resolver '{r}': {chain} resolves to private {addrs}, but this target is expected to be public. \
-                 Fix: check for a private zone shadowing the public name, or set `expect: public`."
-            ),
-        ),
-        (_, v) => (
-            Cause::DnsError,
-            format!("resolver '{r}' answered {v} for {fqdn}. Fix: check the DNS server's logs."),
-        ),
-    }
+        (Expect::Public, DnsVerdict::Private) => Text::UnexpectedPrivate,
+        _ => Text::DnsOther,
+    };
+    (text, facts)
 }
 
 #[cfg(test)]
@@ -888,7 +786,17 @@ mod tests {
         let d = diagnose(t, views, via, &rc);
         assert_eq!(d.healthy(), d.cause() == Cause::None);
         assert_eq!(d.text().is_some(), !d.healthy());
+        for c in &d.causes {
+            assert_no_hole_left(&c.diagnosis);
+        }
         d.cause()
+    }
+
+    /// Every template hole of a rendered diagnosis was filled by its rule.
+    fn assert_no_hole_left(text: &str) {
+        for name in crate::catalogue::FACT_NAMES {
+            assert!(!text.contains(&format!("{{{name}}}")), "unfilled {{{name}}} in: {text}");
+        }
     }
 
     #[test]

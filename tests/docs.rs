@@ -37,7 +37,7 @@ fn the_cause_table_lists_every_cause() {
     assert_eq!(documented, known, "README.md's cause table and model::Cause differ");
 }
 
-/// The README's cause table is the catalogue in `model::Cause`, row by row.
+/// The README's cause table is the catalogue (`catalogue.rs`), row by row.
 #[test]
 fn the_cause_table_is_the_catalogue() {
     let text = readme();

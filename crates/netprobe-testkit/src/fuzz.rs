@@ -117,4 +117,13 @@ pub fn check_dns_verdict(data: &[u8]) {
     );
     assert_eq!(d.healthy(), d.text().is_none());
     assert_eq!(d.healthy(), d.cause() == netprobe::model::Cause::None);
+    for c in &d.causes {
+        for name in netprobe::catalogue::FACT_NAMES {
+            assert!(
+                !c.diagnosis.contains(&format!("{{{name}}}")),
+                "unfilled {{{name}}}: {}",
+                c.diagnosis
+            );
+        }
+    }
 }

@@ -1,0 +1,356 @@
+//! The cause catalogue, in one place: for every [`Cause`] its layer, when it
+//! holds and the typical fix (the README's cause table, checked by
+//! `tests/docs.rs`), and the templates of the one-line diagnoses the verdict
+//! layer gives, with their `{fact}` holes.
+//!
+//! The verdict rules pick a [`Text`] and gather the [`Facts`] of the case
+//! (resolver, chain, addresses, zone, ...); [`render`] fills the template.
+//! A service's own words for an HTTP rejection live with the service
+//! (`AzureService::rejected`).
+
+use crate::model::{Cause, Layer};
+
+impl Cause {
+    /// The cause catalogue: layer, when the cause holds, and the typical fix.
+    /// The README's cause table is this table (`tests/docs.rs` checks it);
+    /// the verdict layer's diagnoses say the same at length, with the names
+    /// and addresses of the case.
+    pub const fn catalogue(self) -> (Layer, &'static str, &'static str) {
+        match self {
+            Cause::None => (Layer::None, "healthy", "nothing to fix"),
+            Cause::ZoneNotLinked => (
+                Layer::Dns,
+                "privatelink CNAME in the chain, but a public answer",
+                "link the private zone to the VNet, or forward the public zone to 168.63.129.16",
+            ),
+            Cause::NoPrivateEndpoint => (
+                Layer::Dns,
+                "no privatelink CNAME, public answer",
+                "create or approve the private endpoint with a DNS zone group",
+            ),
+            Cause::RecordMissing => (
+                Layer::Dns,
+                "NXDOMAIN (or no address) after the privatelink CNAME",
+                "add the A record or recreate the zone group",
+            ),
+            Cause::NameNotFound => (
+                Layer::Dns,
+                "NXDOMAIN without privatelink: the name does not exist",
+                "check the resource name",
+            ),
+            Cause::DnsPathNotForwarding => (
+                Layer::Dns,
+                "private through one resolver, not through another",
+                "conditionally forward the **public** zone to Azure DNS",
+            ),
+            Cause::DnsUnreachable => (
+                Layer::Dns,
+                "a resolver timed out, or its server's port is closed / has no route",
+                "DNS server down or its port blocked",
+            ),
+            Cause::DnsError => (
+                Layer::Dns,
+                "SERVFAIL, REFUSED, another error rcode, loop, over-long chain, spent query budget",
+                "the server's ACL (REFUSED) or its forwarders (SERVFAIL)",
+            ),
+            Cause::MixedAnswers => (
+                Layer::Dns,
+                "private and public addresses together",
+                "remove the extra records",
+            ),
+            Cause::UnexpectedIp => (
+                Layer::Dns,
+                "private, but not the expected NIC address",
+                "correct the record (stale, or overwritten by another VNet's endpoint)",
+            ),
+            Cause::UnexpectedPrivate => (
+                Layer::Dns,
+                "`expect: public` but the answer is private",
+                "a private zone shadows the name",
+            ),
+            Cause::EndpointBlocked => (
+                Layer::Endpoint,
+                "DNS right, TCP timed out (or no route)",
+                "NSG, firewall or UDR",
+            ),
+            Cause::EndpointStale => (
+                Layer::Endpoint,
+                "DNS right, TCP refused",
+                "the record points at a deleted endpoint",
+            ),
+            Cause::TlsMismatch => (
+                Layer::Endpoint,
+                "certificate wrong name, untrusted issuer (TLS inspection), expired, or a stalled handshake",
+                "fix the record, or exempt the FQDN from inspection",
+            ),
+            Cause::HttpRejected => (
+                Layer::Http,
+                "the service refused (403 firewall, private-link denial) or gave an unexpected answer",
+                "networking settings of the resource",
+            ),
+            Cause::InternalError => (
+                Layer::Internal,
+                "the probe of this target failed inside netprobe (a bug; the log has the panic)",
+                "report it; the other targets are unaffected",
+            ),
+        }
+    }
+
+    pub const fn layer(self) -> Layer {
+        self.catalogue().0
+    }
+}
+
+/// The named values a diagnosis template refers to as `{name}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Facts(Vec<(&'static str, String)>);
+
+impl Facts {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or replaces) one fact.
+    pub fn with(mut self, name: &'static str, value: impl ToString) -> Self {
+        let value = value.to_string();
+        match self.0.iter_mut().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((name, value)),
+        }
+        self
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Fills a template's `{name}` holes from `facts`. A hole without a fact
+/// stays as written (the table tests check that none is left).
+pub fn render(text: Text, facts: &Facts) -> String {
+    let template = text.template();
+    let mut out = String::with_capacity(template.len() + 64);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after.find('}').map(|close| (&after[..close], &after[close + 1..])) {
+            Some((name, tail)) if let Some(value) = facts.get(name) => {
+                out.push_str(value);
+                rest = tail;
+            }
+            _ => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The `{name}` holes of a template, in order.
+pub fn holes(template: &str) -> Vec<&str> {
+    template
+        .split('{')
+        .skip(1)
+        .filter_map(|s| s.split_once('}').map(|(name, _)| name))
+        .collect()
+}
+
+macro_rules! texts {
+    ($( $(#[$doc:meta])* $variant:ident => ($cause:ident, $template:expr), )+) => {
+        /// One diagnosis text of the catalogue.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Text {
+            $( $(#[$doc])* $variant, )+
+        }
+
+        impl Text {
+            pub const ALL: &'static [Text] = &[$(Text::$variant,)+];
+
+            /// The cause this text explains.
+            pub const fn cause(self) -> Cause {
+                match self {
+                    $( Text::$variant => Cause::$cause, )+
+                }
+            }
+
+            /// The template, with `{fact}` holes.
+            pub const fn template(self) -> &'static str {
+                match self {
+                    $( Text::$variant => $template, )+
+                }
+            }
+        }
+    };
+}
+
+texts! {
+    /// The resolver's server port is closed or has no route.
+    DnsServerUnreachable => (DnsUnreachable,
+        "resolver '{resolver}' cannot reach its DNS server ({why}): nothing answers on port {port} there, or the \
+         path is blocked. Fix: check the DNS server and the NSG rules for port {port} from the node subnet."),
+    DnsTimeout => (DnsUnreachable,
+        "resolver '{resolver}' gave no answer within {timeout} (no answer from {server}): the DNS server is down or \
+         UDP/TCP {port} to it is blocked. Fix: check the DNS server and the NSG rules for port {port} from \
+         the node subnet."),
+    DnsRefused => (DnsError,
+        "resolver '{resolver}' answered {what} from {server} for {fqdn}: a server that refuses the node's queries: \
+         its ACL (allow-query / access-control) does not include the node subnet, or it does not recurse for this \
+         zone. Fix: allow queries from the node subnet on that server."),
+    DnsServfail => (DnsError,
+        "resolver '{resolver}' answered {what} from {server} for {fqdn}: a server that cannot resolve the name: a \
+         forwarder that cannot reach its upstream, or a broken zone. Fix: check the DNS server's logs and its \
+         forwarders."),
+    DnsUnusable => (DnsError,
+        "resolver '{resolver}' answered {what} from {server} for {fqdn}: Fix: check the DNS server's logs."),
+    PathNotForwarding => (DnsPathNotForwarding,
+        "resolver '{good}' answers private ({good_addresses}) but resolver '{resolver}' answers {verdict} ({chain}, \
+         {addresses}): the DNS path behind '{resolver}' does not reach Azure DNS for this zone. Fix: on that DNS \
+         server, conditionally forward {public_zone} (the public zone, not {zone}) to 168.63.129.16 or a DNS Private \
+         Resolver inbound endpoint."),
+    ZoneNotLinked => (ZoneNotLinked,
+        "resolver '{resolver}': {chain} ends at public {addresses}: the private DNS zone {zone} is not linked to the \
+         VNet this DNS path uses, so the public answer wins. The same answer comes from a linked zone without a \
+         record for this name when the link's fallback to the internet (resolutionPolicy: NxDomainRedirect) is on. \
+         Fix: link {zone} to the VNet (az network private-dns link vnet create --zone-name {zone} ...) and check it \
+         holds the record, or forward {public_zone} to 168.63.129.16 from the custom DNS server."),
+    NoPrivateEndpoint => (NoPrivateEndpoint,
+        "resolver '{resolver}': {chain} resolves to public {addresses} with no privatelink CNAME: the resource has \
+         no approved private endpoint. Fix: create a private endpoint for it (or approve the pending connection) \
+         with a DNS zone group for {zone}."),
+    RecordMissing => (RecordMissing,
+        "resolver '{resolver}': {chain} -> {answer}: the zone {zone} is linked but holds no record for this name \
+         (endpoint deleted, new replica, or record overwritten by another VNet's endpoint). Fix: add the A record \
+         for the private endpoint's NIC address to {zone}, or recreate the endpoint's DNS zone group."),
+    NameNotFound => (NameNotFound,
+        "resolver '{resolver}': {fqdn} does not exist (NXDOMAIN, no privatelink CNAME): wrong resource name in the \
+         config, or the resource was deleted. Fix: check the name in the Azure portal."),
+    MixedAnswers => (MixedAnswers,
+        "resolver '{resolver}': {chain} resolves to private and public addresses ({addresses}): clients may use the \
+         public one. Fix: remove the extra records so only the private endpoint's address remains in {zone}."),
+    UnexpectedIp => (UnexpectedIp,
+        "resolver '{resolver}': {chain} resolves to {addresses}, not the private endpoint's {expected}: a stale \
+         record, or one overwritten by an endpoint in another VNet sharing the zone. Fix: correct the A record in \
+         {zone}."),
+    UnexpectedPrivate => (UnexpectedPrivate,
+        "resolver '{resolver}': {chain} resolves to private {addresses}, but this target is expected to be public. \
+         Fix: check for a private zone shadowing the public name, or set `expect: public`."),
+    DnsOther => (DnsError,
+        "resolver '{resolver}' answered {verdict} for {fqdn}. Fix: check the DNS server's logs."),
+    TcpTimeout => (EndpointBlocked,
+        "TCP to {at}:{port} timed out: an NSG, firewall or route drops traffic from this node to the endpoint. \
+         Fix: allow TCP {port} from the node subnet to {at} (check the NSGs' effective rules and any UDR to a \
+         firewall)."),
+    NoRoute => (EndpointBlocked,
+        "there is no route to {at}:{port} ({detail}). Fix: check the node subnet's route table (UDR) and VNet \
+         peering to the endpoint's subnet."),
+    TcpRefused => (EndpointStale,
+        "DNS points at {at}, but TCP {port} there is refused: nothing listens at that address (private endpoint \
+         deleted or its IP reused). Fix: update the record in {zone} to the current private endpoint's NIC address \
+         (or recreate the endpoint's DNS zone group)."),
+    TlsNameMismatch => (TlsMismatch,
+        "the certificate at {at} is not valid for {fqdn}: the address belongs to another service or a proxy. \
+         Fix: check the A record points at this resource's private endpoint, and always connect with the public \
+         FQDN, never the privatelink name."),
+    TlsUnknownIssuer => (TlsMismatch,
+        "the certificate at {at} is not issued by a trusted CA: a TLS-inspecting firewall or proxy is in the path. \
+         Fix: exempt {fqdn} from TLS inspection, or trust the proxy's CA (tls.extra_ca_file) if inspection is \
+         intended."),
+    TlsExpired => (TlsMismatch,
+        "the certificate at {at} has expired. Fix: whatever presents it (a proxy, or a wrong endpoint) must be \
+         fixed; Azure's own certificates do not expire in service."),
+    TlsTimeout => (TlsMismatch,
+        "the TLS handshake with {at} did not finish in time: something accepts TCP but does not speak TLS, or \
+         stalls. Fix: check firewalls and proxies on the path."),
+    TlsFailed => (TlsMismatch,
+        "the TLS handshake with {at} failed ({detail}). Fix: check for a proxy or firewall on the path."),
+    /// The service's own words (`AzureService::rejected`) for an HTTP answer.
+    HttpRejected => (HttpRejected, "{service_says}"),
+    NoAddress => (DnsError, "no resolver gave an address to connect to"),
+}
+
+/// How a reachability diagnosis is introduced, given the DNS causes before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lead {
+    /// No DNS cause and the endpoint does not answer: "DNS is right, but ...".
+    DnsRight,
+    /// After DNS causes: the addresses came from resolver `{via}`.
+    Through,
+    /// As is.
+    Plain,
+}
+
+impl Lead {
+    pub fn wrap(self, text: String, via: &str) -> String {
+        match self {
+            Lead::DnsRight => format!("DNS is right, but {text}"),
+            Lead::Through => format!("through resolver '{via}''s answer, {text}"),
+            Lead::Plain => text,
+        }
+    }
+}
+
+/// Every fact name a template may use; `tests` checks each hole against it.
+pub const FACT_NAMES: &[&str] = &[
+    "resolver",
+    "why",
+    "port",
+    "timeout",
+    "server",
+    "what",
+    "fqdn",
+    "good",
+    "good_addresses",
+    "verdict",
+    "chain",
+    "addresses",
+    "public_zone",
+    "zone",
+    "answer",
+    "expected",
+    "at",
+    "detail",
+    "service_says",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_hole_is_a_known_fact_and_every_cause_has_a_text() {
+        for t in Text::ALL {
+            for hole in holes(t.template()) {
+                assert!(FACT_NAMES.contains(&hole), "{t:?} has the unknown hole {{{hole}}}");
+            }
+        }
+        for c in Cause::ALL
+            .iter()
+            .filter(|c| !matches!(c, Cause::None | Cause::InternalError))
+        {
+            assert!(Text::ALL.iter().any(|t| t.cause() == *c), "{c} has no diagnosis text");
+        }
+    }
+
+    #[test]
+    fn render_fills_holes_and_leaves_unknown_ones() {
+        let f = Facts::new().with("at", "10.0.0.5").with("port", 443).with("port", 8443);
+        assert_eq!(
+            render(Text::TcpTimeout, &f),
+            "TCP to 10.0.0.5:8443 timed out: an NSG, firewall or route drops traffic from this node to the \
+             endpoint. Fix: allow TCP 8443 from the node subnet to 10.0.0.5 (check the NSGs' effective rules \
+             and any UDR to a firewall)."
+        );
+        assert_eq!(render(Text::TlsFailed, &Facts::new()).matches("{at}").count(), 1);
+    }
+
+    #[test]
+    fn templates_are_single_lines_without_runs_of_spaces() {
+        for t in Text::ALL {
+            let s = t.template();
+            assert!(!s.contains('\n') && !s.contains("  "), "{t:?}: {s:?}");
+        }
+    }
+}
