@@ -487,7 +487,9 @@ fn region(raw: &raw::File, ctx: &Ctx<'_>) -> Result<(Option<String>, bool), Conf
     let region = match &raw.region {
         Some(r) if r.value == "auto" => match (&ctx.opts.node_region, ctx.opts.allow_unresolved_auto) {
             (Some(node), _) => {
-                check_region(node).map_err(|m| ctx.err(r, "region", format!("auto: the node's region label: {m}")))?;
+                REGION
+                    .check(node)
+                    .map_err(|m| ctx.err(r, "region", format!("auto: the node's region label: {m}")))?;
                 Some(node.clone())
             }
             (None, true) => Some("auto".to_string()),
@@ -500,7 +502,7 @@ fn region(raw: &raw::File, ctx: &Ctx<'_>) -> Result<(Option<String>, bool), Conf
             }
         },
         Some(r) => {
-            check_region(&r.value).map_err(|m| ctx.err(r, "region", m))?;
+            REGION.check(&r.value).map_err(|m| ctx.err(r, "region", m))?;
             Some(r.value.clone())
         }
         None => None,
@@ -582,7 +584,9 @@ fn workspace_targets(
             targets.push(crate::service::workspace::notebooks_at(cloud, &fqdn));
         }
         (None, Some(n)) => {
-            check_workspace_name(&n.value).map_err(|m| ctx.err(n, "workspace.name", m))?;
+            WORKSPACE_NAME
+                .check(&n.value)
+                .map_err(|m| ctx.err(n, "workspace.name", m))?;
             targets.push(crate::service::workspace::notebooks(cloud, &n.value, &id, region));
         }
         (None, None) => {}
@@ -594,7 +598,9 @@ fn storage_targets(raw: &raw::File, ctx: &Ctx<'_>, cloud: Cloud) -> Result<Vec<T
     let mut targets = Vec::new();
     for (i, st) in raw.storage_accounts.iter().enumerate() {
         let field = format!("storage_accounts[{i}].name");
-        check_storage_name(&st.name.value).map_err(|m| ctx.err(&st.name, &field, m))?;
+        STORAGE_NAME
+            .check(&st.name.value)
+            .map_err(|m| ctx.err(&st.name, &field, m))?;
         let services: Vec<StorageService> = match &st.services {
             Some(list) if list.is_empty() => {
                 return Err(ctx.err(&st.name, format!("storage_accounts[{i}].services"), "must not be empty"));
@@ -612,7 +618,9 @@ fn storage_targets(raw: &raw::File, ctx: &Ctx<'_>, cloud: Cloud) -> Result<Vec<T
 fn keyvault_targets(raw: &raw::File, ctx: &Ctx<'_>, cloud: Cloud) -> Result<Vec<Target>, ConfigError> {
     let mut targets = Vec::new();
     for (i, kv) in raw.key_vaults.iter().enumerate() {
-        check_vault_name(&kv.value).map_err(|m| ctx.err(kv, format!("key_vaults[{i}]"), m))?;
+        VAULT_NAME
+            .check(&kv.value)
+            .map_err(|m| ctx.err(kv, format!("key_vaults[{i}]"), m))?;
         targets.push(crate::service::keyvault::target(cloud, &kv.value.to_ascii_lowercase()));
     }
     Ok(targets)
@@ -627,14 +635,17 @@ fn registry_targets(
     let mut targets = Vec::new();
     for (i, reg) in raw.container_registries.iter().enumerate() {
         let field = format!("container_registries[{i}].name");
-        check_registry_name(&reg.name.value).map_err(|m| ctx.err(&reg.name, &field, m))?;
+        REGISTRY_NAME
+            .check(&reg.name.value)
+            .map_err(|m| ctx.err(&reg.name, &field, m))?;
         let name = reg.name.value.to_ascii_lowercase();
         targets.push(crate::service::acr::login(cloud, &name));
         let regions: Vec<String> = match &reg.data_endpoint_regions {
             Some(list) => {
                 let mut out = Vec::new();
                 for (j, r) in list.iter().enumerate() {
-                    check_region(&r.value)
+                    REGION
+                        .check(&r.value)
                         .map_err(|m| ctx.err(r, format!("container_registries[{i}].data_endpoint_regions[{j}]"), m))?;
                     out.push(r.value.clone());
                 }
@@ -675,7 +686,9 @@ fn custom_targets(raw: &raw::File, ctx: &Ctx<'_>) -> Result<Vec<Target>, ConfigE
         };
         let name = match &t.name {
             Some(n) => {
-                check_target_name(&n.value).map_err(|m| ctx.err(n, format!("targets[{i}].name"), m))?;
+                TARGET_NAME
+                    .check(&n.value)
+                    .map_err(|m| ctx.err(n, format!("targets[{i}].name"), m))?;
                 n.value.clone()
             }
             None => fqdn.clone(),
@@ -718,7 +731,9 @@ fn resolvers(raw: &raw::File, ctx: &Ctx<'_>) -> Result<Vec<ResolverSpec>, Config
             let mut out: Vec<ResolverSpec> = Vec::new();
             for (i, r) in list.iter().enumerate() {
                 let field = format!("resolvers[{i}]");
-                check_resolver_name(&r.name.value).map_err(|m| ctx.err(&r.name, format!("{field}.name"), m))?;
+                RESOLVER_NAME
+                    .check(&r.name.value)
+                    .map_err(|m| ctx.err(&r.name, format!("{field}.name"), m))?;
                 if out.iter().any(|o| o.name == r.name.value) {
                     return Err(ctx.err(
                         &r.name,
@@ -950,68 +965,103 @@ fn check_guid(s: &str) -> Result<(), String> {
     }
 }
 
-fn check_region(s: &str) -> Result<(), String> {
-    if !s.is_empty() && s.len() <= 40 && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()) {
-        Ok(())
-    } else {
-        Err(format!(
-            "{} is not an Azure region name (expected lower-case letters and digits, e.g. eastus, westeurope)",
-            Shown(s)
-        ))
+/// A rule for a resource or object name: its length, the characters it may
+/// hold, how it starts and ends, and what the message says is expected.
+struct NameRule {
+    what: &'static str,
+    expected: &'static str,
+    len: std::ops::RangeInclusive<usize>,
+    chars: fn(char) -> bool,
+    first: fn(char) -> bool,
+    last: fn(char) -> bool,
+    single_hyphens: bool,
+}
+
+fn any_char(_: char) -> bool {
+    true
+}
+
+fn lower_or_digit(c: char) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit()
+}
+
+impl NameRule {
+    const BASE: NameRule = NameRule {
+        what: "",
+        expected: "",
+        len: 1..=64,
+        chars: any_char,
+        first: any_char,
+        last: any_char,
+        single_hyphens: false,
+    };
+
+    fn check(&self, s: &str) -> Result<(), String> {
+        let ok = self.len.contains(&s.len())
+            && s.chars().all(self.chars)
+            && s.chars().next().is_some_and(self.first)
+            && s.chars().last().is_some_and(self.last)
+            && !(self.single_hyphens && s.contains("--"));
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("{} is not {} ({})", Shown(s), self.what, self.expected))
+        }
     }
 }
 
-fn check_workspace_name(s: &str) -> Result<(), String> {
-    let ok = (3..=33).contains(&s.len())
-        && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "{} is not a valid workspace name (3-33 letters, digits, '-' or '_', starting with a letter or digit)",
-            Shown(s)
-        ))
-    }
-}
-
-fn check_storage_name(s: &str) -> Result<(), String> {
-    if (3..=24).contains(&s.len()) && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()) {
-        Ok(())
-    } else {
-        Err(format!(
-            "{} is not a valid storage account name (3-24 lower-case letters and digits)",
-            Shown(s)
-        ))
-    }
-}
-
-fn check_vault_name(s: &str) -> Result<(), String> {
-    let ok = (3..=24).contains(&s.len())
-        && s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        && s.chars().last().is_some_and(|c| c.is_ascii_alphanumeric())
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        && !s.contains("--");
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "{} is not a valid key vault name (3-24 letters, digits and single hyphens, starting with a letter, ending with a letter or digit)",
-            Shown(s)
-        ))
-    }
-}
-
-fn check_registry_name(s: &str) -> Result<(), String> {
-    if (5..=50).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric()) {
-        Ok(())
-    } else {
-        Err(format!(
-            "{} is not a valid container registry name (5-50 letters and digits)",
-            Shown(s)
-        ))
-    }
-}
+const REGION: NameRule = NameRule {
+    what: "an Azure region name",
+    expected: "expected lower-case letters and digits, e.g. eastus, westeurope",
+    len: 1..=40,
+    chars: lower_or_digit,
+    ..NameRule::BASE
+};
+const WORKSPACE_NAME: NameRule = NameRule {
+    what: "a valid workspace name",
+    expected: "3-33 letters, digits, '-' or '_', starting with a letter or digit",
+    len: 3..=33,
+    chars: |c| c.is_ascii_alphanumeric() || c == '-' || c == '_',
+    first: |c| c.is_ascii_alphanumeric(),
+    ..NameRule::BASE
+};
+const STORAGE_NAME: NameRule = NameRule {
+    what: "a valid storage account name",
+    expected: "3-24 lower-case letters and digits",
+    len: 3..=24,
+    chars: lower_or_digit,
+    ..NameRule::BASE
+};
+const VAULT_NAME: NameRule = NameRule {
+    what: "a valid key vault name",
+    expected: "3-24 letters, digits and single hyphens, starting with a letter, ending with a letter or digit",
+    len: 3..=24,
+    chars: |c| c.is_ascii_alphanumeric() || c == '-',
+    first: |c| c.is_ascii_alphabetic(),
+    last: |c| c.is_ascii_alphanumeric(),
+    single_hyphens: true,
+};
+const REGISTRY_NAME: NameRule = NameRule {
+    what: "a valid container registry name",
+    expected: "5-50 letters and digits",
+    len: 5..=50,
+    chars: |c| c.is_ascii_alphanumeric(),
+    ..NameRule::BASE
+};
+const TARGET_NAME: NameRule = NameRule {
+    what: "a valid target name",
+    expected: "1-128 letters, digits, '-', '_' or '.'",
+    len: 1..=128,
+    chars: |c| c.is_ascii_alphanumeric() || "-_.".contains(c),
+    ..NameRule::BASE
+};
+const RESOLVER_NAME: NameRule = NameRule {
+    what: "a valid resolver name",
+    expected: "1-64 letters, digits, '-' or '_'",
+    len: 1..=64,
+    chars: |c| c.is_ascii_alphanumeric() || "-_".contains(c),
+    ..NameRule::BASE
+};
 
 /// Validates a DNS name and returns it lower-cased without a trailing dot.
 pub fn check_fqdn(s: &str) -> Result<String, String> {
@@ -1036,28 +1086,6 @@ pub fn check_fqdn(s: &str) -> Result<String, String> {
         }
     }
     Ok(trimmed.to_ascii_lowercase())
-}
-
-fn check_target_name(s: &str) -> Result<(), String> {
-    if !s.is_empty() && s.len() <= 128 && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-        Ok(())
-    } else {
-        Err(format!(
-            "{} is not a valid target name (1-128 letters, digits, '-', '_' or '.')",
-            Shown(s)
-        ))
-    }
-}
-
-fn check_resolver_name(s: &str) -> Result<(), String> {
-    if !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)) {
-        Ok(())
-    } else {
-        Err(format!(
-            "{} is not a valid resolver name (1-64 letters, digits, '-' or '_')",
-            Shown(s)
-        ))
-    }
 }
 
 /// Parses `ip`, `ip:port` or `[v6]:port`; the port defaults to 53.
