@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use crate::azure::{Cloud, StorageService};
-use crate::model::Expect;
+use crate::model::{Expect, MetricSet};
 use crate::service::Service;
 use crate::service::Target;
 
@@ -66,6 +66,8 @@ pub struct Config {
     pub interval: Duration,
     /// Agent mode: the HTTP server's address.
     pub listen: SocketAddr,
+    /// Agent mode: which per-target series `/metrics` carries.
+    pub metrics: MetricSet,
     /// `region: auto` was given (and resolved from the node, if known).
     pub region_auto: bool,
     /// The AML inference router Service to check: (namespace, name).
@@ -142,6 +144,7 @@ mod raw {
         pub tls: Option<Tls>,
         pub interval: Option<S<String>>,
         pub listen: Option<S<String>>,
+        pub metrics: Option<S<MetricSet>>,
         pub scoring_service: Option<ScoringService>,
     }
 
@@ -476,6 +479,7 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
         extra_ca_file,
         interval,
         listen,
+        metrics: raw.metrics.as_ref().map(|m| m.value).unwrap_or_default(),
         region_auto,
         scoring_service,
     })

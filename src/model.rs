@@ -38,6 +38,21 @@ macro_rules! string_enum {
 pub(crate) use string_enum;
 
 string_enum! {
+    /// Which per-target series the agent exports (`metrics:` in the config).
+    #[derive(Default)]
+    MetricSet {
+        /// The default: health, the current cause, reach and DNS verdicts
+        /// (only the current value, as a label), and the last latencies.
+        /// At most 16 series per target with two resolvers.
+        #[default]
+        Compact => "compact",
+        /// Compact plus every state of every state set (zeros included) and
+        /// per-phase latency histograms: about 130 series per target.
+        Full => "full",
+    }
+}
+
+string_enum! {
     /// What a target's DNS answers must look like.
     Expect {
         Private => "private",

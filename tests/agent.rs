@@ -135,31 +135,33 @@ async fn metrics_follow_dns_changes_within_a_round() {
             "{k}={v}\n{m}"
         );
     }
-    // Exactly one verdict is 1, all others exist and are 0.
+    // The compact set (the default): the current verdict only, last latencies, no histograms.
     let dns_series: Vec<&str> = m.lines().filter(|l| l.starts_with("netprobe_dns_verdict{")).collect();
-    assert_eq!(dns_series.len(), netprobe::model::DnsVerdict::ALL.len());
-    assert_eq!(dns_series.iter().filter(|l| l.ends_with(" 1")).count(), 1);
-    assert_eq!(value(&m, "netprobe_dns_privatelink", HEALTHY), Some(1.0));
-    assert_eq!(value(&m, "netprobe_http_status_code", HEALTHY), Some(401.0));
-    assert!(value(&m, "netprobe_tls_cert_expiry_timestamp_seconds", HEALTHY).unwrap() > 1.7e9);
+    assert_eq!(dns_series.len(), 1, "{m}");
+    let system = &[("target", "reg91"), ("resolver", "system")];
+    assert_eq!(value(&m, "netprobe_dns_healthy", system), Some(1.0));
+    assert!(value(&m, "netprobe_dns_lookup_last_seconds", system).unwrap() > 0.0);
     assert!(
         value(
             &m,
-            "netprobe_dns_lookup_duration_seconds_count",
-            &[("target", "reg91"), ("resolver", "system")]
-        )
-        .unwrap()
-            >= 1.0
-    );
-    assert!(
-        value(
-            &m,
-            "netprobe_phase_duration_seconds_count",
+            "netprobe_phase_last_seconds",
             &[("target", "reg91"), ("phase", "tls")]
         )
         .unwrap()
-            >= 1.0
+            > 0.0
     );
+    assert_eq!(value(&m, "netprobe_http_status_code", HEALTHY), Some(401.0));
+    assert!(value(&m, "netprobe_tls_cert_expiry_timestamp_seconds", HEALTHY).unwrap() > 1.7e9);
+    for full_only in [
+        "netprobe_dns_privatelink",
+        "netprobe_phase_duration_seconds",
+        "netprobe_dns_lookup_duration_seconds",
+    ] {
+        assert!(
+            !m.contains(&format!("{full_only}_")) && !m.contains(&format!("{full_only}{{")),
+            "{full_only}\n{m}"
+        );
+    }
     assert!(value(&m, "netprobe_rounds_total", &[]).unwrap() >= 1.0);
     assert!(value(&m, "netprobe_last_round_timestamp_seconds", &[]).unwrap() > 1.7e9);
     assert_eq!(
@@ -194,14 +196,17 @@ async fn metrics_follow_dns_changes_within_a_round() {
         ),
         Some(1.0)
     );
+    // The old verdict's series ends (the compact set carries the current value only).
     assert_eq!(
         value(
             &m,
             "netprobe_dns_verdict",
             &[("target", "reg91"), ("verdict", "private")]
         ),
-        Some(0.0)
+        None
     );
+    let system = &[("target", "reg91"), ("resolver", "system")];
+    assert_eq!(value(&m, "netprobe_dns_healthy", system), Some(0.0));
 
     // The /status document says the same.
     let (code, status) = get(agent.addr, "/status").await;
@@ -230,6 +235,37 @@ async fn metrics_follow_dns_changes_within_a_round() {
         value(&m, "netprobe_target_transitions_total", &[("to", "healthy")]),
         Some(1.0)
     );
+    agent.stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), agent.task)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+/// `metrics: full`: every state of every state set (one at 1) and the histograms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_metric_set_adds_zero_states_and_histograms() {
+    let s = scene().await;
+    let yaml = format!("metrics: full\n{}", agent_yaml(&s, "200ms", ""));
+    let path = write_config(s.ca_file.path(), &yaml);
+    let agent = start_agent(Config::load(&path).unwrap(), &path).await;
+    let m = wait_for(agent.addr, "first healthy round", |m| {
+        value(m, "netprobe_target_healthy", HEALTHY) == Some(1.0)
+    })
+    .await;
+    let dns_series: Vec<&str> = m.lines().filter(|l| l.starts_with("netprobe_dns_verdict{")).collect();
+    assert_eq!(dns_series.len(), netprobe::model::DnsVerdict::ALL.len());
+    assert_eq!(dns_series.iter().filter(|l| l.ends_with(" 1")).count(), 1);
+    let causes = m.lines().filter(|l| l.starts_with("netprobe_target_cause{")).count();
+    assert_eq!(causes, netprobe::model::Cause::ALL.len());
+    assert_eq!(value(&m, "netprobe_dns_privatelink", HEALTHY), Some(1.0));
+    let system = &[("target", "reg91"), ("resolver", "system")];
+    assert!(value(&m, "netprobe_dns_lookup_duration_seconds_count", system).unwrap() >= 1.0);
+    let tls = &[("target", "reg91"), ("phase", "tls")];
+    assert!(value(&m, "netprobe_phase_duration_seconds_count", tls).unwrap() >= 1.0);
+    // The compact series are there too.
+    assert_eq!(value(&m, "netprobe_dns_healthy", system), Some(1.0));
+    assert!(value(&m, "netprobe_phase_last_seconds", tls).unwrap() > 0.0);
     agent.stop.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(5), agent.task)
         .await

@@ -238,6 +238,10 @@ fn errors_speak_the_configs_terms_and_cut_long_values() {
             long_variant.as_str(),
             "(300 characters), expected one of public, usgov, china",
         ),
+        (
+            "key_vaults: [kvone]\nmetrics: fulll\n",
+            "t.yaml:2:10: metrics: unknown variant `fulll`, expected one of compact, full",
+        ),
     ];
     for (yaml, want) in cases {
         let err = Config::from_yaml(yaml, "t.yaml", None).unwrap_err().to_string();

@@ -256,7 +256,16 @@ async fn query(prom: SocketAddr, expr: &str) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn real_prometheus_evaluates_every_panel_and_the_expected_alerts() {
+async fn real_prometheus_evaluates_every_panel_and_the_expected_alerts_with_compact_metrics() {
+    panels_and_alerts_on_a_real_prometheus("compact").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_prometheus_evaluates_every_panel_and_the_expected_alerts_with_full_metrics() {
+    panels_and_alerts_on_a_real_prometheus("full").await;
+}
+
+async fn panels_and_alerts_on_a_real_prometheus(metric_set: &str) {
     // Lab: `good` is healthy; `bad` is private through Azure DNS but public
     // through the pod path, whose public endpoint refuses the node (403).
     let ca = Ca::new("prometheus e2e CA").unwrap();
@@ -286,7 +295,7 @@ async fn real_prometheus_evaluates_every_panel_and_the_expected_alerts() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("ca.pem"), ca.cert_pem()).unwrap();
     let yaml = format!(
-        "interval: 500ms\ntimeout: 1s\nresolvers:\n  - name: system\n    servers: [\"{}\"]\n  - name: azure\n    servers: [\"{}\"]\nprivate_ranges: [127.0.10.0/24]\ntls:\n  extra_ca_file: ca.pem\ntargets:\n  - {{fqdn: good.azurecr.io, name: good, service: acr, port: {port}}}\n  - {{fqdn: bad.azurecr.io, name: bad, service: acr, port: {port}}}\n",
+        "metrics: {metric_set}\ninterval: 500ms\ntimeout: 1s\nresolvers:\n  - name: system\n    servers: [\"{}\"]\n  - name: azure\n    servers: [\"{}\"]\nprivate_ranges: [127.0.10.0/24]\ntls:\n  extra_ca_file: ca.pem\ntargets:\n  - {{fqdn: good.azurecr.io, name: good, service: acr, port: {port}}}\n  - {{fqdn: bad.azurecr.io, name: bad, service: acr, port: {port}}}\n",
         system.addr(),
         azure.addr()
     );

@@ -199,9 +199,12 @@ pub fn jittered(interval: Duration) -> Duration {
 
 fn apply_targets(state: &State, config: &Config) {
     let resolvers: Vec<String> = config.resolvers.iter().map(|r| r.name.clone()).collect();
-    state
-        .metrics
-        .set_targets(&config.targets, &resolvers, config.interval.as_secs_f64());
+    state.metrics.set_targets(
+        &config.targets,
+        &resolvers,
+        config.interval.as_secs_f64(),
+        config.metrics,
+    );
     state
         .refresh_secs
         .store(config.interval.as_secs().clamp(5, 60), Ordering::Relaxed);

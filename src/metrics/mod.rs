@@ -1,7 +1,7 @@
 //! Prometheus metrics: one registry owned here (no global registry, no
-//! registration macros). Label values come from the model's enums; every
-//! state-set series exists for every configured target from the moment the
-//! targets are set, so an absent series never hides a problem.
+//! registration macros). Label values come from the model's enums. The
+//! per-target families come in two sets (`compact`, the default, and `full`;
+//! see `targets.rs`); alert rules and the dashboard read the same in both.
 
 use std::sync::Mutex;
 
@@ -10,7 +10,7 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::model::{EventReason, FindingCode, ScoringCause};
+use crate::model::{EventReason, FindingCode, MetricSet, ScoringCause};
 use crate::report::RoundReport;
 use crate::service::Target;
 
@@ -22,6 +22,9 @@ pub mod names {
     pub const TARGET_HEALTHY: &str = "netprobe_target_healthy";
     pub const DNS_VERDICT: &str = "netprobe_dns_verdict";
     pub const DNS_PRIVATELINK: &str = "netprobe_dns_privatelink";
+    pub const DNS_HEALTHY: &str = "netprobe_dns_healthy";
+    pub const DNS_LOOKUP_LAST: &str = "netprobe_dns_lookup_last_seconds";
+    pub const PHASE_LAST: &str = "netprobe_phase_last_seconds";
     pub const REACH_VERDICT: &str = "netprobe_reach_verdict";
     pub const TARGET_CAUSE: &str = "netprobe_target_cause";
     pub const DNS_LOOKUP_DURATION: &str = "netprobe_dns_lookup_duration_seconds";
@@ -68,7 +71,7 @@ impl Known {
             fqdn: t.fqdn.clone(),
             service: t.service.as_str(),
             port: t.port.to_string(),
-            expect: t.expect.as_str(),
+            expect: t.expect,
             resolvers: resolvers.to_vec(),
         }
     }
@@ -269,11 +272,11 @@ impl Metrics {
 
     /// Declares the configured targets: creates every series for them and
     /// removes the series of targets no longer configured.
-    pub fn set_targets(&self, targets: &[Target], resolvers: &[String], interval_secs: f64) {
+    pub fn set_targets(&self, targets: &[Target], resolvers: &[String], interval_secs: f64, set: MetricSet) {
         self.interval.set(interval_secs);
         let wanted: Vec<Known> = targets.iter().map(|t| Known::new(t, resolvers)).collect();
         if let Ok(mut rows) = self.targets.lock() {
-            rows.set(wanted);
+            rows.set(wanted, set);
         }
         if let Ok(mut known) = self.resolvers.lock() {
             for gone in known.iter().filter(|r| !resolvers.contains(r)) {
@@ -400,7 +403,7 @@ mod tests {
             crate::service::acr::login(Cloud::Public, "reg01"),
             crate::service::keyvault::target(Cloud::Public, "kv01"),
         ];
-        m.set_targets(&targets, &["system".into(), "azure".into()], 30.0);
+        m.set_targets(&targets, &["system".into(), "azure".into()], 30.0, MetricSet::Full);
         let text = m.encode();
         assert_eq!(series(&text, names::DNS_VERDICT).len(), 2 * 2 * DnsVerdict::ALL.len());
         assert_eq!(series(&text, names::REACH_VERDICT).len(), 2 * Reach::ALL.len());
@@ -413,7 +416,7 @@ mod tests {
         )));
 
         // Dropping a target removes all of its series.
-        m.set_targets(&targets[..1], &["system".into(), "azure".into()], 30.0);
+        m.set_targets(&targets[..1], &["system".into(), "azure".into()], 30.0, MetricSet::Full);
         let text = m.encode();
         assert!(!text.contains("kv01"), "{text}");
         assert_eq!(series(&text, names::DNS_VERDICT).len(), 2 * DnsVerdict::ALL.len());

@@ -10,14 +10,26 @@
 //!
 //! The output is the same text format, label order and number formatting as
 //! the crate's `TextEncoder`, so the exposition reads the same as before.
+//!
+//! Two sets (`metrics:` in the config, [`MetricSet`]):
+//! - `compact` (the default) writes a state set's current value only: one
+//!   series `netprobe_target_cause{cause="zone_not_linked"} 1`, not 17 with
+//!   16 zeros. Alerts and panels select `== 1`, which reads the same in both
+//!   sets. The cost is churn: a change of cause (or reach, or a resolver's
+//!   verdict) ends one series and starts another, so a target that flaps
+//!   between two states creates two series per flap; a healthy fleet creates
+//!   none. Latencies are the last round's gauges, no histograms. At most 16
+//!   series per target with two resolvers (`tests/metrics_budget.rs`).
+//! - `full` adds every other state at 0 and the per-phase histograms.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::PHASE_BUCKETS;
 use super::names::*;
-use crate::model::{Cause, ConnectPhase, DnsVerdict, Reach};
+use crate::model::{Cause, ConnectPhase, DnsVerdict, Expect, MetricSet, Reach};
 use crate::report::TargetReport;
+use crate::verdict::meets;
 
 /// The label values that identify one target's series.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,7 +38,7 @@ pub(super) struct Known {
     pub fqdn: String,
     pub service: &'static str,
     pub port: String,
-    pub expect: &'static str,
+    pub expect: Expect,
     pub resolvers: Vec<String>,
 }
 
@@ -60,6 +72,8 @@ struct Row {
     cause: Option<Cause>,
     /// Per connection phase, in `ConnectPhase::ALL` order.
     phases: [Hist; ConnectPhase::ALL.len()],
+    /// The last round's slowest address per phase (seconds), when measured.
+    last_phase: [Option<f64>; ConnectPhase::ALL.len()],
     http_status: u16,
     cert_expiry: Option<i64>,
 }
@@ -69,6 +83,8 @@ struct DnsRow {
     verdict: Option<DnsVerdict>,
     privatelink: bool,
     lookup: Hist,
+    /// The last lookup's duration (seconds).
+    last: Option<f64>,
 }
 
 impl Row {
@@ -80,6 +96,7 @@ impl Row {
             reach: None,
             cause: None,
             phases: Default::default(),
+            last_phase: Default::default(),
             http_status: 0,
             cert_expiry: None,
         }
@@ -90,12 +107,14 @@ impl Row {
 #[derive(Debug, Default)]
 pub(super) struct Targets {
     rows: BTreeMap<String, Row>,
+    set: MetricSet,
 }
 
 impl Targets {
     /// Keeps the rows of targets still configured unchanged, drops the others
     /// and creates rows (every state at 0) for new ones.
-    pub fn set(&mut self, wanted: Vec<Known>) {
+    pub fn set(&mut self, wanted: Vec<Known>, set: MetricSet) {
+        self.set = set;
         let wanted: BTreeMap<String, Known> = wanted.into_iter().map(|k| (k.target.clone(), k)).collect();
         self.rows.retain(|name, row| wanted.get(name) == Some(&row.k));
         for (name, k) in wanted {
@@ -114,17 +133,19 @@ impl Targets {
                 dr.verdict = Some(d.verdict);
                 dr.privatelink = d.privatelink;
                 dr.lookup.observe(d.duration.as_secs_f64());
+                dr.last = Some(d.duration.as_secs_f64());
             }
         }
         let mut status = 0u16;
         let mut expiry: Option<i64> = None;
+        row.last_phase = Default::default();
         for c in &t.connect {
-            row.phases[ConnectPhase::Tcp as usize].observe(c.tcp_time.as_secs_f64());
-            if let Some(t) = c.tls_time {
-                row.phases[ConnectPhase::Tls as usize].observe(t.as_secs_f64());
-            }
-            if let Some(t) = c.http_time {
-                row.phases[ConnectPhase::Http as usize].observe(t.as_secs_f64());
+            let times = [Some(c.tcp_time), c.tls_time, c.http_time];
+            for ((hist, last), time) in row.phases.iter_mut().zip(&mut row.last_phase).zip(times) {
+                if let Some(time) = time.map(|t| t.as_secs_f64()) {
+                    hist.observe(time);
+                    *last = Some(last.map_or(time, |l: f64| l.max(time)));
+                }
             }
             // The status of the worst address is the one worth showing.
             if status == 0 || c.reach != Reach::Ok {
@@ -147,6 +168,7 @@ impl Targets {
     /// Health, the DNS and reach verdicts, the cause.
     fn write_states(&self, out: &mut String) {
         let rows = || self.rows.values();
+        let full = self.set == MetricSet::Full;
         header(
             out,
             TARGET_HEALTHY,
@@ -154,88 +176,128 @@ impl Targets {
             "gauge",
         );
         for r in rows() {
-            gauge(
-                out,
-                TARGET_HEALTHY,
-                &[("fqdn", &r.k.fqdn), ("service", r.k.service), ("target", &r.k.target)],
-                flag(r.healthy),
-            );
+            gauge(out, TARGET_HEALTHY, &r.labels(&[]), flag(r.healthy));
         }
         header(
             out,
             DNS_VERDICT,
-            "DNS verdict per target and resolver (state set: exactly one verdict is 1 after a round).",
+            "DNS verdict per target and resolver (1 for the current verdict; `metrics: full` adds the others at 0).",
             "gauge",
         );
         for r in rows() {
             for (resolver, d) in r.k.resolvers.iter().zip(&r.dns) {
-                for v in DnsVerdict::ALL {
-                    let labels = [
-                        ("fqdn", r.k.fqdn.as_str()),
-                        ("resolver", resolver),
-                        ("service", r.k.service),
-                        ("target", &r.k.target),
-                        ("verdict", v.as_str()),
-                    ];
-                    gauge(out, DNS_VERDICT, &labels, flag(d.verdict == Some(*v)));
+                states(out, DNS_VERDICT, DnsVerdict::ALL, d.verdict, full, |v| {
+                    r.labels(&[("resolver", resolver), ("verdict", v.as_str())])
+                });
+            }
+        }
+        header(
+            out,
+            DNS_HEALTHY,
+            "1 when the resolver's answer meets the target's expectation (after the first round).",
+            "gauge",
+        );
+        for r in rows() {
+            for (resolver, d) in r.k.resolvers.iter().zip(&r.dns) {
+                if let Some(v) = d.verdict {
+                    gauge(
+                        out,
+                        DNS_HEALTHY,
+                        &r.labels(&[("resolver", resolver)]),
+                        flag(meets(r.k.expect, v)),
+                    );
+                }
+            }
+        }
+        if full {
+            header(
+                out,
+                DNS_PRIVATELINK,
+                "1 when the CNAME chain passed through the target's privatelink zone.",
+                "gauge",
+            );
+            for r in rows() {
+                for (resolver, d) in r.k.resolvers.iter().zip(&r.dns) {
+                    gauge(
+                        out,
+                        DNS_PRIVATELINK,
+                        &r.labels(&[("resolver", resolver)]),
+                        flag(d.privatelink),
+                    );
                 }
             }
         }
         header(
             out,
-            DNS_PRIVATELINK,
-            "1 when the CNAME chain passed through the target's privatelink zone.",
-            "gauge",
-        );
-        for r in rows() {
-            for (resolver, d) in r.k.resolvers.iter().zip(&r.dns) {
-                let labels = [
-                    ("fqdn", r.k.fqdn.as_str()),
-                    ("resolver", resolver),
-                    ("service", r.k.service),
-                    ("target", &r.k.target),
-                ];
-                gauge(out, DNS_PRIVATELINK, &labels, flag(d.privatelink));
-            }
-        }
-        header(
-            out,
             REACH_VERDICT,
-            "Reachability verdict per target, worst over its addresses (state set).",
+            "Reachability verdict per target, worst over its addresses (1 for the current verdict).",
             "gauge",
         );
         for r in rows() {
-            for v in Reach::ALL {
-                let labels = [
-                    ("fqdn", r.k.fqdn.as_str()),
-                    ("service", r.k.service),
-                    ("target", &r.k.target),
-                    ("verdict", v.as_str()),
-                ];
-                gauge(out, REACH_VERDICT, &labels, flag(r.reach == Some(*v)));
-            }
+            states(out, REACH_VERDICT, Reach::ALL, r.reach, full, |v| {
+                r.labels(&[("verdict", v.as_str())])
+            });
         }
         header(
             out,
             TARGET_CAUSE,
-            "Likely cause of an unhealthy target (state set; `none` when healthy).",
+            "Primary cause of an unhealthy target (1 for the current cause; `none` when healthy).",
             "gauge",
         );
         for r in rows() {
-            for c in Cause::ALL {
-                let labels = [
-                    ("cause", c.as_str()),
-                    ("fqdn", &r.k.fqdn),
-                    ("service", r.k.service),
-                    ("target", &r.k.target),
-                ];
-                gauge(out, TARGET_CAUSE, &labels, flag(r.cause == Some(*c)));
-            }
+            states(out, TARGET_CAUSE, Cause::ALL, r.cause, full, |c| {
+                r.labels(&[("cause", c.as_str())])
+            });
         }
     }
 
     /// Durations, the HTTP status, certificate expiry, and the target's info.
     fn write_measurements(&self, out: &mut String) {
+        let rows = || self.rows.values();
+        header(
+            out,
+            DNS_LOOKUP_LAST,
+            "Duration of the last DNS lookup (A and AAAA) of a target through one resolver.",
+            "gauge",
+        );
+        for r in rows() {
+            for (resolver, d) in r.k.resolvers.iter().zip(&r.dns) {
+                if let Some(last) = d.last {
+                    gauge(
+                        out,
+                        DNS_LOOKUP_LAST,
+                        &[("resolver", resolver), ("target", &r.k.target)],
+                        last,
+                    );
+                }
+            }
+        }
+        header(
+            out,
+            PHASE_LAST,
+            "Duration of the last round's TCP, TLS and HTTP phases (the slowest address).",
+            "gauge",
+        );
+        for r in rows() {
+            for (phase, last) in ConnectPhase::ALL.iter().zip(&r.last_phase) {
+                if let Some(last) = last {
+                    gauge(
+                        out,
+                        PHASE_LAST,
+                        &[("phase", phase.as_str()), ("target", &r.k.target)],
+                        *last,
+                    );
+                }
+            }
+        }
+        if self.set == MetricSet::Full {
+            self.write_histograms(out);
+        }
+        self.write_facts(out);
+    }
+
+    /// The per-phase latency histograms (`metrics: full`).
+    fn write_histograms(&self, out: &mut String) {
         let rows = || self.rows.values();
         header(
             out,
@@ -264,6 +326,11 @@ impl Targets {
                 histogram(out, PHASE_DURATION, &[("phase", phase), ("target", &r.k.target)], h);
             }
         }
+    }
+
+    /// The HTTP status, certificate expiry, and the target's info.
+    fn write_facts(&self, out: &mut String) {
+        let rows = || self.rows.values();
         header(
             out,
             HTTP_STATUS_CODE,
@@ -294,7 +361,7 @@ impl Targets {
         header(out, TARGET_INFO, "Configured targets (always 1).", "gauge");
         for r in rows() {
             let labels = [
-                ("expect", r.k.expect),
+                ("expect", r.k.expect.as_str()),
                 ("fqdn", &r.k.fqdn),
                 ("port", &r.k.port),
                 ("service", r.k.service),
@@ -302,6 +369,36 @@ impl Targets {
             ];
             gauge(out, TARGET_INFO, &labels, 1.0);
         }
+    }
+}
+
+impl Row {
+    /// The identifying labels (fqdn, service, target) with `extra` merged in
+    /// name order.
+    fn labels<'a>(&'a self, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut labels = vec![
+            ("fqdn", self.k.fqdn.as_str()),
+            ("service", self.k.service),
+            ("target", self.k.target.as_str()),
+        ];
+        labels.extend_from_slice(extra);
+        labels.sort_unstable_by_key(|(name, _)| *name);
+        labels
+    }
+}
+
+/// A state set: with `full`, every state (the current one 1, the others 0);
+/// otherwise only the current state, once there is one.
+fn states<'a, T: Copy + PartialEq + 'a>(
+    out: &mut String,
+    name: &str,
+    all: &[T],
+    current: Option<T>,
+    full: bool,
+    labels: impl Fn(T) -> Vec<(&'a str, &'a str)>,
+) {
+    for v in all.iter().copied().filter(|v| full || current == Some(*v)) {
+        gauge(out, name, &labels(v), flag(current == Some(v)));
     }
 }
 
@@ -413,7 +510,7 @@ mod tests {
             fqdn: fqdn.into(),
             service: "acr",
             port: "443".into(),
-            expect: "private",
+            expect: Expect::Private,
             resolvers: vec!["system".into()],
         }
     }
@@ -421,21 +518,27 @@ mod tests {
     #[test]
     fn set_keeps_unchanged_rows_and_renews_changed_ones() {
         let mut t = Targets::default();
-        t.set(vec![known("a", "a.azurecr.io"), known("b", "b.azurecr.io")]);
+        t.set(
+            vec![known("a", "a.azurecr.io"), known("b", "b.azurecr.io")],
+            MetricSet::Full,
+        );
         for name in ["a", "b"] {
             t.rows.get_mut(name).unwrap().healthy = true;
         }
         // `a` keeps its labels, `b` gets a new FQDN, `c` is new.
-        t.set(vec![
-            known("a", "a.azurecr.io"),
-            known("b", "b2.azurecr.io"),
-            known("c", "c.azurecr.io"),
-        ]);
+        t.set(
+            vec![
+                known("a", "a.azurecr.io"),
+                known("b", "b2.azurecr.io"),
+                known("c", "c.azurecr.io"),
+            ],
+            MetricSet::Full,
+        );
         assert!(t.rows["a"].healthy, "an unchanged target keeps its state");
         assert!(!t.rows["b"].healthy, "a target whose labels changed starts afresh");
         assert_eq!(t.rows["b"].k.fqdn, "b2.azurecr.io");
         assert!(!t.rows["c"].healthy);
-        t.set(vec![known("c", "c.azurecr.io")]);
+        t.set(vec![known("c", "c.azurecr.io")], MetricSet::Compact);
         assert_eq!(t.rows.keys().collect::<Vec<_>>(), ["c"]);
     }
 
