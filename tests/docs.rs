@@ -103,3 +103,31 @@ fn metric_appears_later(name: &str) -> bool {
     .iter()
     .any(|p| name.starts_with(p))
 }
+
+/// Every alert of the rules file has its runbook section, and its
+/// runbook_url points at it.
+#[test]
+fn the_runbook_has_a_section_per_alert() {
+    let runbook = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/runbook.md")).unwrap();
+    let rules = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/prometheus/netprobe-rules.yaml"
+    ))
+    .unwrap();
+    let rules: serde_json::Value = serde_saphyr::from_str(&rules).unwrap();
+    let mut missing = Vec::new();
+    for group in rules["groups"].as_array().unwrap() {
+        for rule in group["rules"].as_array().unwrap() {
+            let Some(alert) = rule["alert"].as_str() else { continue };
+            if !runbook.contains(&format!("\n## {alert}\n")) {
+                missing.push(alert.to_string());
+            }
+            let url = rule["annotations"]["runbook_url"].as_str().unwrap_or("");
+            assert!(
+                url.ends_with(&format!("docs/runbook.md#{}", alert.to_lowercase())),
+                "{alert}: runbook_url {url}"
+            );
+        }
+    }
+    assert!(missing.is_empty(), "alerts without a runbook section: {missing:?}");
+}

@@ -1,0 +1,886 @@
+//! The alert rules, scenario by scenario, with the real promtool:
+//! - every cause of the catalogue leads to an alert (a named case per cause;
+//!   a cause without a case fails `every_cause_has_a_case`);
+//! - one problem, one alert: one failing node gets a node alert, most nodes
+//!   failing get the fleet alert only, a dead resolver alerts once per node
+//!   and resolver, flapping stays quiet, recovery resolves;
+//! - the catch-all's list of covered causes is exactly the causes whose case
+//!   expects a specific alert.
+//!
+//! The input series are written the way the agent's default (`compact`)
+//! metric set writes them: the current value of each state set only, stale
+//! when it changes. `tests/prometheus.rs` checks the same rules against a
+//! real Prometheus scraping a real agent in both metric sets.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::Command;
+
+use netprobe::model::{Cause, DnsVerdict, Expect};
+use netprobe::verdict::meets;
+use serde_json::{Value, json};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn rules() -> Value {
+    let text = std::fs::read_to_string(root().join("deploy/prometheus/netprobe-rules.yaml")).unwrap();
+    serde_saphyr::from_str(&text).unwrap()
+}
+
+/// Every alerting rule: name -> (severity, annotations).
+fn alert_rules() -> BTreeMap<String, (String, BTreeMap<String, String>)> {
+    let mut out = BTreeMap::new();
+    for g in rules()["groups"].as_array().unwrap() {
+        for r in g["rules"].as_array().unwrap() {
+            let Some(name) = r["alert"].as_str() else { continue };
+            let ann = r["annotations"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                .collect();
+            out.insert(
+                name.to_string(),
+                (r["labels"]["severity"].as_str().unwrap().to_string(), ann),
+            );
+        }
+    }
+    out
+}
+
+/// The alerts about targets and resolvers (the agent's own alerts aside).
+const TARGET_ALERTS: &[&str] = &[
+    "NetprobePrivateDNSRegression",
+    "NetprobeDNSFailing",
+    "NetprobeDNSUnexpectedAnswer",
+    "NetprobeDNSPathMismatch",
+    "NetprobePrivateEndpointUnreachable",
+    "NetprobeRegistryEgressBlocked",
+    "NetprobeTargetUnhealthy",
+    "NetprobeResolverDown",
+    "NetprobeFleetDNSFailing",
+    "NetprobeFleetTargetUnhealthy",
+    "NetprobeFleetResolverDown",
+];
+const CATCH_ALL: &str = "NetprobeTargetUnhealthy";
+const RESOLVERS: [&str; 2] = ["system", "azure"];
+
+/// One target's state on one node for one minute.
+#[derive(Clone, Debug)]
+struct State {
+    cause: Cause,
+    reach: &'static str,
+    /// DNS verdict per resolver, in `RESOLVERS` order.
+    dns: [&'static str; 2],
+    /// Whether each resolver answered anything usably this round.
+    resolver_up: [bool; 2],
+}
+
+impl State {
+    fn healthy() -> State {
+        State {
+            cause: Cause::None,
+            reach: "ok",
+            dns: ["private", "private"],
+            resolver_up: [true, true],
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct TargetSpec {
+    name: &'static str,
+    fqdn: &'static str,
+    service: &'static str,
+    expect: Expect,
+}
+
+const KV: TargetSpec = TargetSpec {
+    name: "keyvault-kv01",
+    fqdn: "kv01.vault.azure.net",
+    service: "keyvault",
+    expect: Expect::Private,
+};
+const ACR: TargetSpec = TargetSpec {
+    name: "acr-reg01",
+    fqdn: "reg01.azurecr.io",
+    service: "acr",
+    expect: Expect::Private,
+};
+const PUBLIC_API: TargetSpec = TargetSpec {
+    name: "api-public",
+    fqdn: "api.contoso.example",
+    service: "custom",
+    expect: Expect::Public,
+};
+
+fn node_labels(i: usize) -> Vec<(String, String)> {
+    vec![
+        ("cluster".into(), "aks-prod".into()),
+        ("instance".into(), format!("10.224.0.{}:9469", 4 + i)),
+        ("job".into(), "netprobe".into()),
+        ("node".into(), format!("aks-nodepool1-{i}")),
+    ]
+}
+
+fn target_labels(t: &TargetSpec) -> Vec<(String, String)> {
+    vec![
+        ("fqdn".into(), t.fqdn.into()),
+        ("service".into(), t.service.into()),
+        ("target".into(), t.name.into()),
+    ]
+}
+
+fn selector(name: &str, labels: &[(String, String)]) -> String {
+    let inner: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    format!("{name}{{{}}}", inner.join(","))
+}
+
+fn verdict(s: &str) -> DnsVerdict {
+    *DnsVerdict::ALL
+        .iter()
+        .find(|v| v.as_str() == s)
+        .unwrap_or_else(|| panic!("verdict {s}"))
+}
+
+/// The input series of `nodes` nodes probing `target`, minute by minute: the
+/// compact metric set, each state set's current value only.
+fn input_series(target: &TargetSpec, timeline: &[Vec<State>]) -> Vec<Value> {
+    // selector -> value per minute (None: not exported that minute)
+    let mut series: BTreeMap<String, Vec<Option<f64>>> = BTreeMap::new();
+    let minutes = timeline.len();
+    let mut put = |sel: String, minute: usize, v: f64| {
+        series.entry(sel).or_insert_with(|| vec![None; minutes])[minute] = Some(v);
+    };
+    for (minute, nodes) in timeline.iter().enumerate() {
+        for (i, s) in nodes.iter().enumerate() {
+            let base: Vec<(String, String)> = node_labels(i).into_iter().chain(target_labels(target)).collect();
+            let with = |extra: &[(&str, &str)]| {
+                let mut l = base.clone();
+                l.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+                l.sort();
+                l
+            };
+            let expect = target.expect.as_str();
+            put(
+                selector("netprobe_target_info", &with(&[("expect", expect)])),
+                minute,
+                1.0,
+            );
+            let healthy = s.cause == Cause::None;
+            put(
+                selector("netprobe_target_healthy", &with(&[])),
+                minute,
+                f64::from(u8::from(healthy)),
+            );
+            put(
+                selector("netprobe_target_cause", &with(&[("cause", s.cause.as_str())])),
+                minute,
+                1.0,
+            );
+            put(
+                selector("netprobe_reach_verdict", &with(&[("verdict", s.reach)])),
+                minute,
+                1.0,
+            );
+            for (r, v) in RESOLVERS.iter().zip(s.dns) {
+                put(
+                    selector("netprobe_dns_verdict", &with(&[("resolver", r), ("verdict", v)])),
+                    minute,
+                    1.0,
+                );
+                let ok = meets(target.expect, verdict(v));
+                put(
+                    selector("netprobe_dns_healthy", &with(&[("resolver", r)])),
+                    minute,
+                    f64::from(u8::from(ok)),
+                );
+            }
+            for (r, up) in RESOLVERS.iter().zip(s.resolver_up) {
+                let mut l = node_labels(i);
+                l.push(("resolver".into(), r.to_string()));
+                l.sort();
+                put(selector("netprobe_resolver_up", &l), minute, f64::from(u8::from(up)));
+            }
+        }
+    }
+    series
+        .into_iter()
+        .map(|(sel, values)| {
+            let text: Vec<String> = values
+                .iter()
+                .map(|v| v.map_or_else(|| "stale".to_string(), |v| v.to_string()))
+                .collect();
+            json!({"series": sel, "values": text.join(" ")})
+        })
+        .collect()
+}
+
+/// `{{ $labels.x }}` and `{{ $value }}`, as Prometheus fills them.
+fn render(template: &str, labels: &BTreeMap<String, String>, value: &str) -> String {
+    let mut out = template.replace("{{ $value }}", value);
+    for (k, v) in labels {
+        out = out.replace(&format!("{{{{ $labels.{k} }}}}"), v);
+    }
+    assert!(!out.contains("{{"), "unrendered template: {out}");
+    out
+}
+
+/// One expected alert: its name, its labels besides `alertname` and
+/// `severity`, and its value (for the annotations).
+struct Expected {
+    alert: &'static str,
+    labels: BTreeMap<String, String>,
+    value: String,
+}
+
+fn node_alert(alert: &'static str, node: usize, t: &TargetSpec, cause: Cause, extra: &[(&str, &str)]) -> Expected {
+    let mut labels: BTreeMap<String, String> = node_labels(node).into_iter().chain(target_labels(t)).collect();
+    labels.insert("cause".into(), cause.as_str().into());
+    labels.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Expected {
+        alert,
+        labels,
+        value: "1".into(),
+    }
+}
+
+/// A promtool test group: the series, and at `eval` every target alert is
+/// expected exactly as listed (an alert not listed must not fire).
+fn test_group(name: &str, series: Vec<Value>, eval_minutes: &[(usize, Vec<Expected>)]) -> Value {
+    let rules = alert_rules();
+    let mut checks = Vec::new();
+    for (minute, expected) in eval_minutes {
+        for alert in TARGET_ALERTS {
+            let (severity, annotations) = &rules[*alert];
+            let exp: Vec<Value> = expected
+                .iter()
+                .filter(|e| e.alert == *alert)
+                .map(|e| {
+                    let mut labels = e.labels.clone();
+                    labels.insert("severity".into(), severity.clone());
+                    let ann: BTreeMap<&String, String> = annotations
+                        .iter()
+                        .map(|(k, v)| (k, render(v, &labels, &e.value)))
+                        .collect();
+                    json!({"exp_labels": labels, "exp_annotations": ann})
+                })
+                .collect();
+            checks.push(json!({"eval_time": format!("{minute}m"), "alertname": alert, "exp_alerts": exp}));
+        }
+    }
+    json!({"name": name, "interval": "1m", "input_series": series, "alert_rule_test": checks})
+}
+
+/// Runs promtool on the groups; the failure output names the group.
+fn promtool(groups: Vec<Value>) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = json!({
+        "rule_files": [root().join("deploy/prometheus/netprobe-rules.yaml")],
+        "evaluation_interval": "1m",
+        "tests": groups,
+    });
+    let path = dir.path().join("generated.test.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&file).unwrap()).unwrap();
+    let out = Command::new("promtool")
+        .args(["test", "rules"])
+        .arg(&path)
+        .output()
+        .expect("promtool is required (scripts/test installs it)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "promtool test rules failed:\n{text}");
+}
+
+/// A cause, the state that shows it on one node, and the alerts it raises.
+struct CauseCase {
+    cause: Cause,
+    target: TargetSpec,
+    reach: &'static str,
+    dns: [&'static str; 2],
+    /// (alert, resolver it fires for, or None for a reach/catch-all alert).
+    alerts: &'static [(&'static str, Option<usize>)],
+}
+
+const DNS_REGRESSION: &str = "NetprobePrivateDNSRegression";
+const DNS_FAILING: &str = "NetprobeDNSFailing";
+const DNS_UNEXPECTED: &str = "NetprobeDNSUnexpectedAnswer";
+const PATH_MISMATCH: &str = "NetprobeDNSPathMismatch";
+const UNREACHABLE: &str = "NetprobePrivateEndpointUnreachable";
+const REGISTRY: &str = "NetprobeRegistryEgressBlocked";
+
+fn cause_cases() -> Vec<CauseCase> {
+    let c = |cause, target, reach, dns, alerts| CauseCase {
+        cause,
+        target,
+        reach,
+        dns,
+        alerts,
+    };
+    vec![
+        c(
+            Cause::ZoneNotLinked,
+            KV,
+            "blocked",
+            ["public", "public"],
+            &[(DNS_REGRESSION, Some(0)), (DNS_REGRESSION, Some(1))],
+        ),
+        c(
+            Cause::NoPrivateEndpoint,
+            KV,
+            "ok",
+            ["public", "public"],
+            &[(DNS_REGRESSION, Some(0)), (DNS_REGRESSION, Some(1))],
+        ),
+        c(
+            Cause::RecordMissing,
+            KV,
+            "skipped",
+            ["nxdomain", "nxdomain"],
+            &[(DNS_FAILING, Some(0)), (DNS_FAILING, Some(1))],
+        ),
+        c(
+            Cause::NameNotFound,
+            KV,
+            "skipped",
+            ["nxdomain", "nxdomain"],
+            &[(DNS_FAILING, Some(0)), (DNS_FAILING, Some(1))],
+        ),
+        c(
+            Cause::DnsPathNotForwarding,
+            KV,
+            "blocked",
+            ["public", "private"],
+            &[(DNS_REGRESSION, Some(0)), (PATH_MISMATCH, Some(1))],
+        ),
+        c(
+            Cause::DnsUnreachable,
+            KV,
+            "ok",
+            ["timeout", "private"],
+            &[(DNS_FAILING, Some(0)), (PATH_MISMATCH, Some(1))],
+        ),
+        c(
+            Cause::DnsError,
+            KV,
+            "ok",
+            ["servfail", "private"],
+            &[(DNS_FAILING, Some(0)), (PATH_MISMATCH, Some(1))],
+        ),
+        c(
+            Cause::MixedAnswers,
+            KV,
+            "ok",
+            ["mixed", "mixed"],
+            &[(DNS_REGRESSION, Some(0)), (DNS_REGRESSION, Some(1))],
+        ),
+        c(
+            Cause::UnexpectedIp,
+            KV,
+            "ok",
+            ["unexpected_ip", "unexpected_ip"],
+            &[(DNS_UNEXPECTED, Some(0)), (DNS_UNEXPECTED, Some(1))],
+        ),
+        c(
+            Cause::UnexpectedPrivate,
+            PUBLIC_API,
+            "ok",
+            ["private", "private"],
+            &[(DNS_UNEXPECTED, Some(0)), (DNS_UNEXPECTED, Some(1))],
+        ),
+        c(
+            Cause::EndpointBlocked,
+            ACR,
+            "timeout",
+            ["private", "private"],
+            &[(UNREACHABLE, None), (REGISTRY, None)],
+        ),
+        c(
+            Cause::EndpointStale,
+            KV,
+            "refused",
+            ["private", "private"],
+            &[(UNREACHABLE, None)],
+        ),
+        c(
+            Cause::TlsMismatch,
+            KV,
+            "tls_error",
+            ["private", "private"],
+            &[(UNREACHABLE, None)],
+        ),
+        c(
+            Cause::HttpRejected,
+            KV,
+            "blocked",
+            ["private", "private"],
+            &[(UNREACHABLE, None)],
+        ),
+        c(
+            Cause::InternalError,
+            KV,
+            "skipped",
+            ["private", "private"],
+            &[(CATCH_ALL, None)],
+        ),
+    ]
+}
+
+fn expected_for(case: &CauseCase) -> Vec<Expected> {
+    case.alerts
+        .iter()
+        .map(|(alert, resolver)| match resolver {
+            Some(r) => node_alert(
+                alert,
+                0,
+                &case.target,
+                case.cause,
+                &[("resolver", RESOLVERS[*r]), ("verdict", case.dns[*r])],
+            ),
+            None if *alert == CATCH_ALL => node_alert(alert, 0, &case.target, case.cause, &[]),
+            None => node_alert(alert, 0, &case.target, case.cause, &[("verdict", case.reach)]),
+        })
+        .collect()
+}
+
+#[test]
+fn every_cause_has_a_case() {
+    let covered: BTreeSet<Cause> = cause_cases().iter().map(|c| c.cause).collect();
+    let missing: Vec<&str> = Cause::ALL
+        .iter()
+        .filter(|c| **c != Cause::None && !covered.contains(c))
+        .map(|c| c.as_str())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "causes without an alert case in tests/alerts.rs (and perhaps without an alert): {missing:?}"
+    );
+}
+
+#[test]
+fn every_cause_raises_its_alert_on_one_node() {
+    let groups = cause_cases()
+        .iter()
+        .map(|case| {
+            let state = State {
+                cause: case.cause,
+                reach: case.reach,
+                dns: case.dns,
+                resolver_up: [true, true],
+            };
+            let timeline = vec![vec![state]; 12];
+            test_group(
+                &format!("cause {}", case.cause),
+                input_series(&case.target, &timeline),
+                &[(4, vec![]), (10, expected_for(case))],
+            )
+        })
+        .collect();
+    promtool(groups);
+}
+
+#[test]
+fn the_catch_all_excludes_exactly_the_causes_with_a_specific_alert() {
+    let rules = rules();
+    let expr = rules["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap())
+        .find(|r| r["alert"] == CATCH_ALL)
+        .unwrap()["expr"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let list = expr.split("cause!~\"").nth(1).unwrap().split('"').next().unwrap();
+    let excluded: BTreeSet<&str> = list.split('|').collect();
+    let mut specific: BTreeSet<&str> = cause_cases()
+        .iter()
+        .filter(|c| c.alerts.iter().any(|(a, _)| *a != CATCH_ALL))
+        .map(|c| c.cause.as_str())
+        .collect();
+    specific.insert("none");
+    assert_eq!(excluded, specific, "{CATCH_ALL}'s cause regex");
+}
+
+/// `n` nodes; the nodes in `failing` show `bad` from minute 1 on.
+fn fleet(n: usize, failing: &[usize], bad: &State, minutes: usize) -> Vec<Vec<State>> {
+    (0..minutes)
+        .map(|m| {
+            (0..n)
+                .map(|i| {
+                    if m >= 1 && failing.contains(&i) {
+                        bad.clone()
+                    } else {
+                        State::healthy()
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn unlinked() -> State {
+    State {
+        cause: Cause::ZoneNotLinked,
+        reach: "blocked",
+        dns: ["public", "private"],
+        resolver_up: [true, true],
+    }
+}
+
+fn fleet_alert(alert: &'static str, t: &TargetSpec, resolver: Option<&str>, value: usize) -> Expected {
+    let mut labels: BTreeMap<String, String> = target_labels(t).into_iter().collect();
+    labels.insert("cluster".into(), "aks-prod".into());
+    if let Some(r) = resolver {
+        labels.insert("resolver".into(), r.into());
+    }
+    Expected {
+        alert,
+        labels,
+        value: value.to_string(),
+    }
+}
+
+#[test]
+fn one_problem_one_alert_across_the_fleet() {
+    let regression = |node| {
+        node_alert(
+            DNS_REGRESSION,
+            node,
+            &KV,
+            Cause::ZoneNotLinked,
+            &[("resolver", "system"), ("verdict", "public")],
+        )
+    };
+    let mismatch = |node| {
+        node_alert(
+            PATH_MISMATCH,
+            node,
+            &KV,
+            Cause::ZoneNotLinked,
+            &[("resolver", "azure"), ("verdict", "private")],
+        )
+    };
+    let mut groups = Vec::new();
+
+    // One node of five: that node's alerts, no fleet alert.
+    groups.push(test_group(
+        "one node of five fails",
+        input_series(&KV, &fleet(5, &[2], &unlinked(), 12)),
+        &[(10, vec![regression(2), mismatch(2)])],
+    ));
+
+    // Four of five: one fleet alert without node or instance, no node alert.
+    groups.push(test_group(
+        "most nodes fail",
+        input_series(&KV, &fleet(5, &[0, 1, 2, 4], &unlinked(), 12)),
+        &[(10, vec![fleet_alert("NetprobeFleetDNSFailing", &KV, Some("system"), 4)])],
+    ));
+
+    // An endpoint blocked on three of four nodes: the target's fleet alert.
+    let blocked = State {
+        cause: Cause::EndpointBlocked,
+        reach: "timeout",
+        dns: ["private", "private"],
+        resolver_up: [true, true],
+    };
+    groups.push(test_group(
+        "an endpoint blocked on most nodes",
+        input_series(&ACR, &fleet(4, &[0, 1, 3], &blocked, 12)),
+        &[(10, vec![fleet_alert("NetprobeFleetTargetUnhealthy", &ACR, None, 3)])],
+    ));
+
+    // A dead resolver on one node: one alert for the node and resolver, no
+    // per-target DNS alert.
+    let dead = State {
+        cause: Cause::DnsUnreachable,
+        reach: "ok",
+        dns: ["private", "timeout"],
+        resolver_up: [true, false],
+    };
+    let mut resolver_down = node_alert("NetprobeResolverDown", 1, &KV, Cause::None, &[("resolver", "azure")]);
+    for k in ["cause", "fqdn", "service", "target"] {
+        resolver_down.labels.remove(k);
+    }
+    groups.push(test_group(
+        "a resolver dead on one node",
+        input_series(&KV, &fleet(3, &[1], &dead, 12)),
+        &[(10, vec![resolver_down])],
+    ));
+
+    // ... and on every node: one fleet alert for the resolver, nothing per
+    // target or node.
+    let mut fleet_down = fleet_alert("NetprobeFleetResolverDown", &KV, Some("azure"), 3);
+    for k in ["fqdn", "service", "target"] {
+        fleet_down.labels.remove(k);
+    }
+    groups.push(test_group(
+        "a resolver dead on every node",
+        input_series(&KV, &fleet(3, &[0, 1, 2], &dead, 12)),
+        &[(10, vec![fleet_down])],
+    ));
+
+    // Flapping every minute: never 5 minutes in a row, never fires.
+    let flapping: Vec<Vec<State>> = (0..20)
+        .map(|m| vec![if m % 2 == 1 { unlinked() } else { State::healthy() }, State::healthy()])
+        .collect();
+    groups.push(test_group(
+        "flapping",
+        input_series(&KV, &flapping),
+        &[(8, vec![]), (15, vec![])],
+    ));
+
+    // Recovery at minute 10: firing at 8, resolved from 11 on.
+    let recovering: Vec<Vec<State>> = (0..16)
+        .map(|m| {
+            vec![
+                if (1..10).contains(&m) {
+                    unlinked()
+                } else {
+                    State::healthy()
+                },
+                State::healthy(),
+            ]
+        })
+        .collect();
+    groups.push(test_group(
+        "recovery",
+        input_series(&KV, &recovering),
+        &[(8, vec![regression(0), mismatch(0)]), (11, vec![])],
+    ));
+    promtool(groups);
+}
+
+/// A test of the test: promtool fails when an expected alert is missing.
+#[test]
+#[should_panic(expected = "promtool test rules failed")]
+fn a_missing_alert_fails_promtool() {
+    let state = State::healthy();
+    let series = input_series(&KV, &vec![vec![state]; 12]);
+    let wrong = node_alert(UNREACHABLE, 0, &KV, Cause::None, &[("verdict", "ok")]);
+    promtool(vec![test_group(
+        "healthy, wrongly expected to alert",
+        series,
+        &[(10, vec![wrong])],
+    )]);
+}
+
+// ---------------------------------------------------------------------------
+// The Alertmanager example, against the real Alertmanager.
+
+const AM_EXAMPLE: &str = "deploy/alertmanager/netprobe-example.yaml";
+
+#[test]
+fn alertmanager_example_passes_amtool() {
+    let out = Command::new("amtool")
+        .args(["check-config"])
+        .arg(root().join(AM_EXAMPLE))
+        .output()
+        .expect("amtool is required (scripts/test installs prometheus-alertmanager)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("SUCCESS"), "{text}");
+}
+
+/// Every alert the rules define is named by the example's routes or
+/// inhibitions, and every name it uses exists.
+#[test]
+fn alertmanager_example_names_only_real_alerts() {
+    let text = std::fs::read_to_string(root().join(AM_EXAMPLE)).unwrap();
+    let alerts = alert_rules();
+    let mut used = BTreeSet::new();
+    for token in text.split(|c: char| !c.is_ascii_alphanumeric()) {
+        if token.starts_with("Netprobe") && token.len() > "Netprobe".len() {
+            used.insert(token.to_string());
+        }
+    }
+    let unknown: Vec<&String> = used.iter().filter(|a| !alerts.contains_key(*a)).collect();
+    assert!(
+        unknown.is_empty(),
+        "the example names alerts the rules do not define: {unknown:?}"
+    );
+    for fleet in [
+        "NetprobeFleetDNSFailing",
+        "NetprobeFleetTargetUnhealthy",
+        "NetprobeFleetResolverDown",
+    ] {
+        assert!(used.contains(fleet), "{fleet} inhibits nothing in the example");
+    }
+}
+
+struct Alertmanager {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start_alertmanager() -> Alertmanager {
+    let dir = tempfile::tempdir().unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let child = Command::new("prometheus-alertmanager")
+        .arg(format!("--config.file={}", root().join(AM_EXAMPLE).display()))
+        .arg(format!("--storage.path={}", dir.path().display()))
+        .arg(format!("--web.listen-address={addr}"))
+        // No gossip: a single instance, nothing but loopback.
+        .arg("--cluster.listen-address=")
+        .arg("--log.level=error")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("prometheus-alertmanager is required (scripts/test installs it)");
+    let am = Alertmanager { child, addr, _dir: dir };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while netprobe_testkit::http_get(addr, "/-/ready").await.0 != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "alertmanager did not become ready"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    am
+}
+
+/// POSTs JSON over HTTP/1.0; the status code.
+async fn post_json(addr: std::net::SocketAddr, path: &str, body: &Value) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = body.to_string();
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "POST {path} HTTP/1.0\r\nHost: am\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf);
+    text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+fn am_alert(labels: &[(&str, &str)]) -> Value {
+    let labels: BTreeMap<&str, &str> = labels.iter().copied().collect();
+    json!({"labels": labels, "annotations": {}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alertmanager_example_inhibits_as_documented() {
+    let am = start_alertmanager().await;
+    let node = |i: &'static str| [("cluster", "aks-prod"), ("instance", i), ("job", "netprobe")];
+    let n1 = node("10.224.0.4:9469");
+    let n2 = node("10.224.0.5:9469");
+    let with = |base: &[(&'static str, &'static str)], extra: &[(&'static str, &'static str)]| {
+        let mut v: Vec<(&str, &str)> = base.to_vec();
+        v.extend_from_slice(extra);
+        am_alert(&v)
+    };
+    let kv_system = [("target", "keyvault-kv01"), ("resolver", "system")];
+    let alerts = json!([
+        // The fleet alert for the key vault through `system` ...
+        am_alert(&[
+            ("alertname", "NetprobeFleetDNSFailing"),
+            ("cluster", "aks-prod"),
+            ("target", "keyvault-kv01"),
+            ("resolver", "system")
+        ]),
+        // ... silences node 1's regression for it, but not the registry's.
+        with(
+            &n1,
+            &[
+                ("alertname", "NetprobePrivateDNSRegression"),
+                kv_system[0],
+                kv_system[1]
+            ]
+        ),
+        with(
+            &n1,
+            &[
+                ("alertname", "NetprobePrivateDNSRegression"),
+                ("target", "acr-reg01"),
+                ("resolver", "system")
+            ]
+        ),
+        // A dead resolver on node 2 silences its DNS failures through it.
+        with(&n2, &[("alertname", "NetprobeResolverDown"), ("resolver", "azure")]),
+        with(
+            &n2,
+            &[
+                ("alertname", "NetprobeDNSFailing"),
+                ("target", "acr-reg01"),
+                ("resolver", "azure")
+            ]
+        ),
+        // A specific alert silences the catch-all for the same node and target.
+        with(
+            &n2,
+            &[
+                ("alertname", "NetprobePrivateEndpointUnreachable"),
+                ("target", "storage-st01-blob")
+            ]
+        ),
+        with(
+            &n2,
+            &[
+                ("alertname", "NetprobeTargetUnhealthy"),
+                ("target", "storage-st01-blob")
+            ]
+        ),
+        // The catch-all alone stays active.
+        with(
+            &n1,
+            &[("alertname", "NetprobeTargetUnhealthy"), ("target", "workspace-api")]
+        ),
+    ]);
+    assert_eq!(post_json(am.addr, "/api/v2/alerts", &alerts).await, 200);
+    let expect_suppressed = BTreeSet::from([
+        ("NetprobePrivateDNSRegression", "keyvault-kv01"),
+        ("NetprobeDNSFailing", "acr-reg01"),
+        ("NetprobeTargetUnhealthy", "storage-st01-blob"),
+    ]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let (code, body) = netprobe_testkit::http_get(am.addr, "/api/v2/alerts").await;
+        assert_eq!(code, 200, "{body}");
+        let listed: Vec<Value> = serde_json::from_str(&body).unwrap();
+        let state = |a: &Value| a["status"]["state"].as_str().unwrap_or("").to_string();
+        let suppressed: BTreeSet<(String, String)> = listed
+            .iter()
+            .filter(|a| state(a) == "suppressed")
+            .map(|a| {
+                (
+                    a["labels"]["alertname"].as_str().unwrap().to_string(),
+                    a["labels"]["target"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        let want: BTreeSet<(String, String)> = expect_suppressed
+            .iter()
+            .map(|(a, t)| (a.to_string(), t.to_string()))
+            .collect();
+        if listed.len() == 8 && suppressed == want {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "suppressed {suppressed:?}, want {want:?}; alerts: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
