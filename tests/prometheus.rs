@@ -61,7 +61,14 @@ fn rules_pass_promtool_check_and_unit_tests() {
             .args(["check", "rules", "netprobe-rules.yaml"])
             .current_dir(&dir),
     );
-    assert!(out.contains("SUCCESS: 10 rules found"), "{out}");
+    let rules = yaml_value(&dir.join("netprobe-rules.yaml"));
+    let count: usize = rules["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["rules"].as_array().unwrap().len())
+        .sum();
+    assert!(out.contains(&format!("SUCCESS: {count} rules found")), "{out}");
     let out = run_ok(
         tool("promtool")
             .args(["test", "rules", "netprobe-rules.test.yaml"])
@@ -77,7 +84,7 @@ fn prometheus_rule_and_dashboard_copies_match_their_sources() {
     assert_eq!(wrapped["kind"], "PrometheusRule");
     assert_eq!(
         wrapped["spec"]["groups"], rules["groups"],
-        "regenerate prometheusrule.yaml from the rules file"
+        "run scripts/gen-rules: prometheusrule.yaml differs from the rules file"
     );
     let a = std::fs::read(root().join("dashboards/netprobe.json")).unwrap();
     let b = std::fs::read(root().join("deploy/components/grafana-dashboard/netprobe.json")).unwrap();
@@ -85,6 +92,117 @@ fn prometheus_rule_and_dashboard_copies_match_their_sources() {
         a == b,
         "copy dashboards/netprobe.json to deploy/components/grafana-dashboard/"
     );
+}
+
+/// The generated files are what scripts/gen-rules writes today.
+#[test]
+fn generated_rule_files_are_current() {
+    let text = std::fs::read_to_string(root().join(netprobe_testkit::rules::RULES)).unwrap();
+    for (path, want) in netprobe_testkit::rules::generate(&text).unwrap() {
+        let have = std::fs::read_to_string(root().join(path)).unwrap_or_default();
+        assert!(have == want, "{path} is stale: run scripts/gen-rules");
+    }
+}
+
+/// "PT1H30M" as seconds, read independently of the generator.
+fn iso_seconds(iso: &str) -> u64 {
+    let body = iso.strip_prefix("PT").unwrap_or_else(|| panic!("{iso}"));
+    let (mut total, mut n) = (0, 0);
+    for c in body.chars() {
+        match c {
+            '0'..='9' => n = n * 10 + u64::from(c.to_digit(10).unwrap()),
+            'H' => (total, n) = (total + n * 3600, 0),
+            'M' => (total, n) = (total + n * 60, 0),
+            'S' => (total, n) = (total + n, 0),
+            _ => panic!("{iso}"),
+        }
+    }
+    total
+}
+
+/// "1h30m" as seconds.
+fn prom_seconds(d: &str) -> u64 {
+    let (mut total, mut n) = (0, 0);
+    for c in d.chars() {
+        match c {
+            '0'..='9' => n = n * 10 + u64::from(c.to_digit(10).unwrap()),
+            'h' => (total, n) = (total + n * 3600, 0),
+            'm' => (total, n) = (total + n * 60, 0),
+            's' => (total, n) = (total + n, 0),
+            _ => panic!("{d}"),
+        }
+    }
+    total
+}
+
+/// The Azure Monitor template holds every rule of the rules file, rule by
+/// rule: name, expression, duration, labels, annotations, severity.
+#[test]
+fn azure_monitor_rule_groups_match_the_rules_file() {
+    let rules = yaml_value(&root().join("deploy/prometheus/netprobe-rules.yaml"));
+    let arm: Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("deploy/azure/netprobe-rules.json")).unwrap())
+            .unwrap();
+    let groups = rules["groups"].as_array().unwrap();
+    let resources = arm["resources"].as_array().unwrap();
+    assert_eq!(
+        resources.len(),
+        groups.len(),
+        "one prometheusRuleGroups resource per group"
+    );
+    for k in [
+        "azureMonitorWorkspaceResourceId",
+        "clusterResourceId",
+        "clusterName",
+        "actionGroupResourceId",
+    ] {
+        assert!(arm["parameters"][k].is_object(), "parameter {k}");
+    }
+    for (g, res) in groups.iter().zip(resources) {
+        let name = g["name"].as_str().unwrap();
+        assert_eq!(res["type"], "Microsoft.AlertsManagement/prometheusRuleGroups");
+        assert!(res["name"].as_str().unwrap().contains(name), "{name}");
+        assert_eq!(res["properties"]["clusterName"], "[parameters('clusterName')]");
+        let scopes = res["properties"]["scopes"].as_array().unwrap();
+        assert!(
+            scopes
+                .iter()
+                .any(|s| s == "[parameters('azureMonitorWorkspaceResourceId')]")
+        );
+        let want = g["rules"].as_array().unwrap();
+        let have = res["properties"]["rules"].as_array().unwrap();
+        assert_eq!(want.len(), have.len(), "group {name}: rule count");
+        for (w, h) in want.iter().zip(have) {
+            let id = w["alert"].as_str().or(w["record"].as_str()).unwrap();
+            assert_eq!(h["alert"], w["alert"], "{id}");
+            assert_eq!(h["record"], w["record"], "{id}");
+            assert_eq!(
+                h["expression"].as_str().unwrap().trim(),
+                w["expr"].as_str().unwrap().trim(),
+                "{id}: expression"
+            );
+            match w["for"].as_str() {
+                Some(d) => assert_eq!(iso_seconds(h["for"].as_str().unwrap()), prom_seconds(d), "{id}: for"),
+                None => assert!(h["for"].is_null(), "{id}: for"),
+            }
+            let labels = |v: &Value| v.as_object().cloned().unwrap_or_default();
+            assert_eq!(labels(&h["labels"]), labels(&w["labels"]), "{id}: labels");
+            assert_eq!(
+                labels(&h["annotations"]),
+                labels(&w["annotations"]),
+                "{id}: annotations"
+            );
+            if w["alert"].is_string() {
+                let sev = match w["labels"]["severity"].as_str().unwrap() {
+                    "critical" => 0,
+                    "warning" => 2,
+                    other => panic!("{id}: severity {other}"),
+                };
+                assert_eq!(h["severity"], sev, "{id}: severity");
+                assert_eq!(h["actions"], "[variables('actions')]", "{id}: action group");
+            }
+        }
+    }
 }
 
 #[test]
@@ -160,8 +278,25 @@ fn dashboard_is_importable_and_templated() {
         .collect();
     assert_eq!(vars, ["datasource", "cluster", "node", "service", "target"]);
     let mut ids = BTreeSet::new();
+    // Core Grafana panel types only: Azure Managed Grafana has no plugin of ours.
+    const CORE: &[&str] = &[
+        "row",
+        "stat",
+        "table",
+        "timeseries",
+        "bargauge",
+        "gauge",
+        "text",
+        "state-timeline",
+    ];
     for p in d["panels"].as_array().unwrap() {
         assert!(ids.insert(p["id"].as_u64().unwrap()), "duplicate panel id");
+        let kind = p["type"].as_str().unwrap();
+        assert!(
+            CORE.contains(&kind),
+            "{}: panel type {kind} is not core Grafana",
+            p["title"]
+        );
         if p["type"] == "row" {
             continue;
         }

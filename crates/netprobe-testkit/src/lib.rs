@@ -1,11 +1,13 @@
 //! Test support shared by netprobe's tests, benches and fuzz targets, kept
 //! out of the product library: the fuzz properties, the check that a message
-//! is fit for a person, a raw HTTP GET, and reading one series from a
-//! Prometheus exposition.
+//! is fit for a person, a raw HTTP GET, reading one series from a
+//! Prometheus exposition, and the generator of the deploy/ copies of the
+//! alert rules (`rules`, run by `scripts/gen-rules`).
 
 #![forbid(unsafe_code)]
 
 pub mod fuzz;
+pub mod rules;
 
 use std::net::SocketAddr;
 
