@@ -884,3 +884,51 @@ async fn alertmanager_example_inhibits_as_documented() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// Findings every agent reports alike alert once per cluster.
+#[test]
+fn cluster_findings_alert_once_per_cluster() {
+    let mut series = Vec::new();
+    for i in 0..3 {
+        let mut l = node_labels(i);
+        l.push(("code".into(), "region_mismatch".into()));
+        l.sort();
+        series.push(json!({"series": selector("netprobe_finding", &l), "values": "1x30"}));
+        for (cause, v) in [("none", "0x30"), ("public_ingress", "1x30")] {
+            let mut l = node_labels(i);
+            l.extend([
+                ("cause".to_string(), cause.to_string()),
+                ("name".to_string(), "azureml-fe".to_string()),
+                ("namespace".to_string(), "azureml".to_string()),
+            ]);
+            l.sort();
+            series.push(json!({"series": selector("netprobe_scoring_service_cause", &l), "values": v}));
+        }
+    }
+    let rules = alert_rules();
+    let expect = |alert: &str, labels: &[(&str, &str)], value: &str| {
+        let (severity, annotations) = &rules[alert];
+        let mut labels: BTreeMap<String, String> = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        labels.insert("cluster".into(), "aks-prod".into());
+        labels.insert("severity".into(), severity.clone());
+        let ann: BTreeMap<&String, String> = annotations
+            .iter()
+            .map(|(k, v)| (k, render(v, &labels, value)))
+            .collect();
+        json!({"eval_time": "20m", "alertname": alert, "exp_alerts": [{"exp_labels": labels, "exp_annotations": ann}]})
+    };
+    let group = json!({
+        "name": "cluster findings on three nodes",
+        "interval": "1m",
+        "input_series": series,
+        "alert_rule_test": [
+            expect("NetprobeRegionMismatch", &[("code", "region_mismatch")], "3"),
+            expect(
+                "NetprobeInferenceRouterUnhealthy",
+                &[("cause", "public_ingress"), ("name", "azureml-fe"), ("namespace", "azureml")],
+                "1",
+            ),
+        ],
+    });
+    promtool(vec![group]);
+}
