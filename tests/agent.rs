@@ -505,8 +505,45 @@ async fn binary_logs_transitions_once_and_stops_on_sigterm() {
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
 }
 
-/// The status page in a real browser: the targets render, coloured by
-/// health, and a hostile name from DNS stays inert text.
+/// Runs headless Chromium (with the flags this network needs) on `url`;
+/// `what` is `--dump-dom` or `--screenshot=PATH`.
+async fn chromium(url: String, what: String) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--hide-scrollbars",
+                "--window-size=1280,1400",
+                &format!("--user-data-dir={}", profile.path().display()),
+                "--virtual-time-budget=2000",
+                &what,
+                &url,
+            ])
+            .output()
+            .expect("chromium is required (Debian package `chromium`; scripts/test installs it)")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The status page in a real browser: what matters first (the node, the
+/// count of failing targets, cluster findings, a rejected reload, the age of
+/// the round), failing targets before healthy ones, and a hostile name from
+/// DNS shown as inert text. A screenshot lands in target/test-output/.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_page_renders_in_chromium_and_hostile_names_stay_inert() {
     let s = scene().await;
@@ -520,59 +557,77 @@ async fn status_page_renders_in_chromium_and_hostile_names_stay_inert() {
         Entry::Addrs(vec![IpAddr::from([127, 0, 200, 92])]),
     );
     let extra = "  - fqdn: evil.example.net\n    name: evil\n    port: 9\n";
-    let path = write_config(s.ca_file.path(), &agent_yaml(&s, "500ms", extra));
-    let agent = start_agent(Config::load(&path).unwrap(), &path).await;
-    wait_for(agent.addr, "a round", |m| {
+    let yaml = format!("region: eastus\n{}", agent_yaml(&s, "500ms", extra));
+    let path = write_config(s.ca_file.path(), &yaml);
+    // A node in another region than the config's: a cluster finding.
+    let node = netprobe::report::NodeInfo {
+        name: "aks-nodepool1-0".into(),
+        uid: None,
+        region: Some("westeurope".into()),
+        zone: Some("westeurope-1".into()),
+    };
+    let (stop, rx) = watch::channel(false);
+    let (tx, bound) = tokio::sync::oneshot::channel();
+    let opts = AgentOptions {
+        config_path: path.clone(),
+        listen_override: Some("127.0.0.1:0".parse().unwrap()),
+        on_listen: Some(tx),
+        cluster: netprobe::cluster::ClusterContext {
+            cluster: None,
+            node: Some(node),
+        },
+    };
+    let config = Config::load(&path).unwrap();
+    let task = tokio::spawn(async move { run_until(config, opts, rx).await.unwrap() });
+    let addr = bound.await.unwrap();
+    wait_for(addr, "a round", |m| {
         value(m, "netprobe_rounds_total", &[]).unwrap_or(0.0) >= 1.0
     })
     .await;
-    let (_, status) = get(agent.addr, "/status").await;
+    let (_, status) = get(addr, "/status").await;
     assert!(status.contains("img"), "the hostile chain reached the report: {status}");
-
-    let url = format!("http://{}/", agent.addr);
-    let profile = tempfile::tempdir().unwrap();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("chromium")
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                &format!("--user-data-dir={}", profile.path().display()),
-                "--virtual-time-budget=2000",
-                "--dump-dom",
-                &url,
-            ])
-            .output()
-            .expect("chromium is required (Debian package `chromium`; scripts/test installs it)")
+    // A broken edit of the ConfigMap: rejected, the old configuration runs on.
+    write_config(s.ca_file.path(), "interval: soon\n");
+    wait_for(addr, "the reload rejected", |m| {
+        value(m, "netprobe_config_reload_success", &[]) == Some(0.0)
     })
-    .await
-    .unwrap();
-    let dom = String::from_utf8_lossy(&out.stdout).into_owned();
+    .await;
+
+    let url = format!("http://{addr}/");
+    let dom = chromium(url.clone(), "--dump-dom".into()).await;
+    let out_dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-output");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let shot = out_dir.join("status-page.png");
+    let _ = std::fs::remove_file(&shot);
+    chromium(url, format!("--screenshot={}", shot.display())).await;
+    let png = std::fs::read(&shot).expect("chromium wrote the screenshot");
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{} bytes", png.len());
+    println!("screenshot: {}", shot.display());
+
+    // What matters first.
+    assert!(dom.contains("<span id=\"node\">aks-nodepool1-0"), "{dom}");
     assert!(
-        out.status.success(),
-        "chromium failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // Rendered: the table, both targets, health classes.
-    assert!(dom.contains("<table id=\"targets\""), "{dom}");
-    assert!(
-        dom.contains("data-target=\"reg91\"") && dom.contains("class=\"ok\""),
+        dom.contains("<p id=\"summary\" class=\"fail\">1 of 2 targets failing</p>"),
         "{dom}"
     );
-    assert!(
-        dom.contains("data-target=\"evil\"") && dom.contains("class=\"fail\""),
-        "{dom}"
-    );
+    assert!(dom.contains("data-finding=\"region_mismatch\""), "{dom}");
+    assert!(dom.contains("id=\"reload-error\""), "{dom}");
+    assert!(dom.contains("interval"), "the reload error names the field: {dom}");
+    assert!(dom.contains("<span id=\"age\">completed "), "{dom}");
+    // Failing first.
+    let evil = dom.find("data-target=\"evil\"").expect("the failing target");
+    let reg = dom.find("data-target=\"reg91\"").expect("the healthy target");
+    assert!(evil < reg, "failing targets come first");
+    assert!(dom.contains("class=\"ok\"") && dom.contains("class=\"fail\""), "{dom}");
     // Inert: no <img> element was created and the handler never ran.
     assert!(!dom.contains("<img"), "an element was injected: {dom}");
     assert!(dom.contains("&lt;img"), "the name is shown as text: {dom}");
     assert!(dom.contains("<title>netprobe</title>"), "the title was changed: {dom}");
-    agent.stop.send(true).unwrap();
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 /// A resolver whose server is gone (nothing listens: ICMP port unreachable)

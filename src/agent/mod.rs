@@ -29,6 +29,12 @@ pub const CONFIG_POLL: Duration = Duration::from_secs(2);
 pub struct State {
     pub metrics: Metrics,
     last: RwLock<Option<Arc<RoundReport>>>,
+    /// When `last` was published.
+    published: RwLock<Option<Instant>>,
+    /// The last reload's error while the previous configuration runs on.
+    reload_error: RwLock<Option<String>>,
+    /// The running configuration's interval between rounds.
+    interval: RwLock<Option<Duration>>,
     ready: AtomicBool,
     /// Seconds between status-page refreshes.
     pub refresh_secs: std::sync::atomic::AtomicU64,
@@ -39,6 +45,9 @@ impl State {
         State {
             metrics,
             last: RwLock::new(None),
+            published: RwLock::new(None),
+            reload_error: RwLock::new(None),
+            interval: RwLock::new(None),
             ready: AtomicBool::new(false),
             refresh_secs: std::sync::atomic::AtomicU64::new(10),
         }
@@ -52,9 +61,34 @@ impl State {
         self.last.read().ok().and_then(|g| g.clone())
     }
 
+    /// What the status page shows besides the round, as of now.
+    pub fn page_context(&self) -> crate::render::html::PageContext {
+        crate::render::html::PageContext {
+            refresh_secs: self.refresh_secs.load(Ordering::Relaxed),
+            age: self.published.read().ok().and_then(|g| g.map(|t| t.elapsed())),
+            interval: self.interval.read().ok().and_then(|g| *g),
+            reload_error: self.reload_error.read().ok().and_then(|g| g.clone()),
+        }
+    }
+
+    fn set_reload_error(&self, error: Option<String>) {
+        if let Ok(mut g) = self.reload_error.write() {
+            *g = error;
+        }
+    }
+
+    fn set_interval(&self, interval: Duration) {
+        if let Ok(mut g) = self.interval.write() {
+            *g = Some(interval);
+        }
+    }
+
     fn publish(&self, report: Arc<RoundReport>) {
         if let Ok(mut g) = self.last.write() {
             *g = Some(report);
+        }
+        if let Ok(mut g) = self.published.write() {
+            *g = Some(Instant::now());
         }
         self.ready.store(true, Ordering::Release);
     }
@@ -208,6 +242,7 @@ fn apply_targets(state: &State, config: &Config) {
     state
         .refresh_secs
         .store(config.interval.as_secs().clamp(5, 60), Ordering::Relaxed);
+    state.set_interval(config.interval);
 }
 
 /// Records an Event on the Node for every change that warrants one, within
@@ -250,6 +285,7 @@ fn reload(path: &Path, state: &State, listen: SocketAddr, cluster: &ClusterConte
     match result {
         Ok(engine) => {
             state.metrics.reload_result(true);
+            state.set_reload_error(None);
             if engine.config().listen != listen {
                 tracing::warn!(listen = %engine.config().listen, "`listen` changed; it takes effect on restart");
             }
@@ -258,6 +294,7 @@ fn reload(path: &Path, state: &State, listen: SocketAddr, cluster: &ClusterConte
         }
         Err(e) => {
             state.metrics.reload_result(false);
+            state.set_reload_error(Some(e.clone()));
             tracing::error!(error = %e, "configuration reload rejected; keeping the running configuration");
             None
         }

@@ -4,7 +4,6 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use http_body_util::Full;
@@ -112,7 +111,7 @@ pub fn route_parts(state: &State, method: &Method, path: &str) -> Response<Full<
         },
         _ => {
             let last = state.last();
-            let page = render::html::render(last.as_deref(), state.refresh_secs.load(Ordering::Relaxed));
+            let page = render::html::render(last.as_deref(), &state.page_context());
             let mut r = text(StatusCode::OK, "text/html; charset=utf-8", page);
             r.headers_mut().insert(
                 header::CONTENT_SECURITY_POLICY,

@@ -28,39 +28,149 @@ pub fn escape(s: &str) -> String {
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em;color:#1b1b1b}\
 table{border-collapse:collapse;width:100%}th,td{border:1px solid #ccc;padding:.35em .5em;vertical-align:top;text-align:left;font-size:.9em}\
 th{background:#f2f2f2}tr.ok td.status{background:#d8f5d0}tr.fail td.status{background:#f9d0d0}\
-code{font-size:.85em;word-break:break-all}.muted{color:#666}.diag{max-width:40em}";
+code{font-size:.85em;word-break:break-all}.muted{color:#666}.diag{max-width:40em}\
+#summary{font-size:1.6em;font-weight:bold;padding:.3em .6em;display:inline-block;border-radius:.2em}\
+#summary.ok{background:#d8f5d0}#summary.fail{background:#f9d0d0}\
+.banner{background:#fff3cd;border:1px solid #e0c060;padding:.5em .8em}.stale{color:#b00020;font-weight:bold}\
+ul.findings li.fail{color:#b00020}";
+
+/// What the page shows besides the round: facts the agent knows at the time
+/// of the request.
+#[derive(Clone, Debug, Default)]
+pub struct PageContext {
+    /// Seconds between the page's refreshes.
+    pub refresh_secs: u64,
+    /// How long ago the shown round completed.
+    pub age: Option<std::time::Duration>,
+    /// The round interval: a round older than three of them is stale.
+    pub interval: Option<std::time::Duration>,
+    /// The last configuration reload's error, while the previous
+    /// configuration keeps running.
+    pub reload_error: Option<String>,
+}
 
 /// Renders the page; `report` is `None` before the first round completes.
-pub fn render(report: Option<&RoundReport>, refresh_secs: u64) -> String {
+/// Failing targets come first.
+pub fn render(report: Option<&RoundReport>, page: &PageContext) -> String {
     let mut h = String::new();
     let _ = write!(
         h,
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"{refresh_secs}\">\
-<meta name=\"viewport\" content=\"width=device-width\"><title>netprobe</title><style>{STYLE}</style></head><body>"
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"{}\">\
+<meta name=\"viewport\" content=\"width=device-width\"><title>netprobe</title><style>{STYLE}</style></head><body>",
+        page.refresh_secs
     );
+    if let Some(e) = &page.reload_error {
+        let _ = write!(
+            h,
+            "<p id=\"reload-error\" class=\"banner\"><b>Configuration reload rejected</b>: {}. The previous configuration keeps running.</p>",
+            escape(e)
+        );
+    }
     let Some(r) = report else {
         h.push_str("<h1>netprobe</h1><p id=\"waiting\">Waiting for the first round to complete.</p></body></html>");
         return h;
     };
-    let _ = write!(
-        h,
-        "<h1>netprobe: <span id=\"overall\">{}</span></h1><p class=\"muted\">Round started {} &middot; {:.0} ms &middot; {} targets, {} unhealthy &middot; resolvers {} (reachability via {}) &middot; version {}</p>",
-        if r.healthy { "all healthy" } else { "findings" },
-        escape(&r.started_at),
-        crate::report::ms(r.duration),
-        r.summary.targets,
-        r.summary.unhealthy,
-        escape(&r.summary.resolvers.join(", ")),
-        escape(&r.summary.connect_via),
-        escape(r.version),
-    );
+    header(&mut h, r, page);
+    cluster_section(&mut h, r);
     resolvers_table(&mut h, r);
     h.push_str("<table id=\"targets\"><thead><tr><th>Status</th><th>Target</th><th>Service</th><th>DNS per resolver</th><th>Reach</th><th>Cause and diagnosis</th></tr></thead><tbody>");
-    for t in &r.targets {
+    let failing = r.targets.iter().filter(|t| !t.healthy);
+    let healthy = r.targets.iter().filter(|t| t.healthy);
+    for t in failing.chain(healthy) {
         target_row(&mut h, t, &r.summary.connect_via);
     }
     h.push_str("</tbody></table><p class=\"muted\">JSON: <a href=\"status\">/status</a> &middot; metrics: <a href=\"metrics\">/metrics</a></p></body></html>");
     h
+}
+
+/// The node, the count of failing targets, and the round's age.
+fn header(h: &mut String, r: &RoundReport, page: &PageContext) {
+    let node = r.node.as_ref().map(|n| {
+        let place: Vec<&str> = [n.region.as_deref(), n.zone.as_deref()].into_iter().flatten().collect();
+        if place.is_empty() {
+            escape(&n.name)
+        } else {
+            format!(
+                "{} <span class=\"muted\">({})</span>",
+                escape(&n.name),
+                escape(&place.join(", "))
+            )
+        }
+    });
+    let _ = write!(
+        h,
+        "<h1>netprobe{}</h1>",
+        node.map(|n| format!(" on <span id=\"node\">{n}</span>"))
+            .unwrap_or_default()
+    );
+    let unhealthy = r.summary.unhealthy;
+    let findings = r.findings.len() + r.scoring_service.as_ref().map_or(0, |s| usize::from(!s.healthy));
+    let (class, text) = match (unhealthy, findings) {
+        (0, 0) => ("ok", format!("All {} targets healthy", r.summary.targets)),
+        (0, f) => (
+            "fail",
+            format!("All {} targets healthy; {f} cluster finding(s)", r.summary.targets),
+        ),
+        (u, _) => ("fail", format!("{u} of {} targets failing", r.summary.targets)),
+    };
+    let _ = write!(h, "<p id=\"summary\" class=\"{class}\">{text}</p>");
+    let age = page.age.map(|a| {
+        let stale = page.interval.is_some_and(|i| a > 3 * i);
+        let secs = a.as_secs();
+        if stale {
+            format!(
+                "<span id=\"age\" class=\"stale\">completed {secs} s ago: stale (3 intervals without a round)</span>"
+            )
+        } else {
+            format!("<span id=\"age\">completed {secs} s ago</span>")
+        }
+    });
+    let _ = write!(
+        h,
+        "<p class=\"muted\">Last round started {}{} &middot; took {:.0} ms &middot; resolvers {} (reachability via {}) &middot; version {}</p>",
+        escape(&r.started_at),
+        age.map(|a| format!(", {a}")).unwrap_or_default(),
+        crate::report::ms(r.duration),
+        escape(&r.summary.resolvers.join(", ")),
+        escape(&r.summary.connect_via),
+        escape(r.version),
+    );
+}
+
+/// Findings about the cluster: region mismatch, the inference router.
+fn cluster_section(h: &mut String, r: &RoundReport) {
+    if r.findings.is_empty() && r.scoring_service.is_none() {
+        return;
+    }
+    h.push_str("<h2>Cluster</h2><ul id=\"cluster\" class=\"findings\">");
+    for f in &r.findings {
+        let _ = write!(
+            h,
+            "<li class=\"fail\" data-finding=\"{}\"><b>{}</b>: {}</li>",
+            f.code.as_str(),
+            f.code.as_str(),
+            escape(&f.message)
+        );
+    }
+    if let Some(s) = &r.scoring_service {
+        let _ = write!(
+            h,
+            "<li class=\"{}\" data-finding=\"inference_router\"><b>inference router {}/{}</b>: {}{}</li>",
+            if s.healthy { "ok" } else { "fail" },
+            escape(&s.namespace),
+            escape(&s.name),
+            if s.healthy {
+                "private (internal load balancer)"
+            } else {
+                s.cause.as_str()
+            },
+            s.diagnosis
+                .as_deref()
+                .map(|d| format!(": {}", escape(d)))
+                .unwrap_or_default(),
+        );
+    }
+    h.push_str("</ul>");
 }
 
 /// Each resolver's state this round: servers, up or down (and why), queries.
@@ -164,8 +274,14 @@ mod tests {
 
     #[test]
     fn waiting_page_before_the_first_round() {
-        let page = render(None, 5);
+        let ctx = PageContext {
+            refresh_secs: 5,
+            reload_error: Some("bad <yaml>".into()),
+            ..PageContext::default()
+        };
+        let page = render(None, &ctx);
         assert!(page.contains("Waiting for the first round"));
         assert!(page.contains("content=\"5\""));
+        assert!(page.contains("reload rejected</b>: bad &lt;yaml&gt;"), "{page}");
     }
 }
