@@ -191,6 +191,11 @@ texts! {
     DnsServerUnreachable => (DnsUnreachable,
         "resolver '{resolver}' cannot reach its DNS server ({why}): nothing answers on port {port} there, or the \
          path is blocked. Fix: check the DNS server and the NSG rules for port {port} from the node subnet."),
+    /// The resolver's resolv.conf is missing, unreadable or empty.
+    ResolverWithoutServers => (DnsError,
+        "resolver '{resolver}' has no DNS server to ask: {why}. Fix: check that the file is mounted into the \
+         pod (the node-resolver kustomize component, or `nodeResolver.enabled` in the Helm chart) and lists \
+         `nameserver` lines; netprobe reads it again every round."),
     DnsTimeout => (DnsUnreachable,
         "resolver '{resolver}' gave no answer within {timeout} (no answer from {server}): the DNS server is down or \
          UDP/TCP {port} to it is blocked. Fix: check the DNS server and the NSG rules for port {port} from \

@@ -58,7 +58,9 @@ pub enum Command {
         #[arg(long)]
         listen: Option<String>,
     },
-    /// Validate a configuration file and exit 0 (valid) or 2 (invalid).
+    /// Validate a configuration file and exit 0 (valid) or 2 (invalid). Node
+    /// files it cannot read here (resolv.conf) are warnings: on a node, the
+    /// agent reports them per resolver at every round.
     CheckConfig {
         #[arg(long, short, env = "NETPROBE_CONFIG", default_value = "/etc/netprobe/netprobe.yaml")]
         config: PathBuf,
@@ -133,6 +135,9 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::CheckConfig { config } => {
             let cfg = Config::load_with(&config, &offline())?;
+            for w in cfg.node_file_warnings() {
+                eprintln!("warning: not checked here: {w} (on a node, the agent reports this per round)");
+            }
             out(&format!(
                 "{}: valid, {} targets, {} resolvers\n",
                 config.display(),

@@ -74,6 +74,24 @@ pub struct Config {
     pub scoring_service: Option<(String, String)>,
 }
 
+impl Config {
+    /// The node-local files this configuration reads at every round
+    /// (resolv.conf) that cannot be used here, one message each. On a node
+    /// the agent reports them per resolver; `check-config` run elsewhere
+    /// warns about them instead of failing.
+    pub fn node_file_warnings(&self) -> Vec<String> {
+        self.resolvers
+            .iter()
+            .filter_map(|r| match &r.source {
+                ResolverSource::ResolvConf(paths) => crate::nodefiles::read_first_resolv_conf(paths)
+                    .err()
+                    .map(|e| format!("resolver {:?}: {e}", r.name)),
+                ResolverSource::Servers(_) => None,
+            })
+            .collect()
+    }
+}
+
 /// A named DNS path.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResolverSpec {
@@ -777,12 +795,8 @@ fn resolvers(raw: &raw::File, ctx: &Ctx<'_>) -> Result<Vec<ResolverSpec>, Config
                         if let Some(f) = &r.resolv_conf_fallback {
                             paths.push(ctx.resolve_path(&f.value));
                         }
-                        // At least one candidate must be usable now.
-                        if let Err(m) = crate::nodefiles::read_first_resolv_conf(&paths) {
-                            let at: &S<String> =
-                                r.resolv_conf_fallback.as_ref().or(primary.as_ref()).unwrap_or(&r.name);
-                            return Err(ctx.err(at, format!("{field}.resolv_conf"), m));
-                        }
+                        // The files are the node's state, read at every round: one that
+                        // cannot be used is a finding then, never a configuration error.
                         ResolverSource::ResolvConf(paths)
                     }
                 };

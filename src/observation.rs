@@ -81,6 +81,9 @@ pub enum DnsOutcome {
     Unreachable(String),
     /// Could not ask at all, or the response was unusable (reason given).
     Failed(String),
+    /// The resolver has no server to ask: its resolv.conf is missing,
+    /// unreadable or lists no `nameserver` (the node's state, not a crash).
+    NoServers(String),
 }
 
 /// One target looked up through one resolver.

@@ -29,6 +29,8 @@ pub struct DnsView {
     pub detail: Option<String>,
     /// The resolver's servers could not be reached at all.
     pub unreachable: bool,
+    /// The resolver had no server to ask (its resolv.conf could not be used).
+    pub no_servers: bool,
 }
 
 /// One address of a target, judged.
@@ -113,8 +115,14 @@ pub fn assess_dns(target: &Target, obs: &DnsObservation, ranges: &[IpNet]) -> Dn
         addresses: Vec::new(),
         detail: None,
         unreachable: false,
+        no_servers: false,
     };
     match &obs.outcome {
+        DnsOutcome::NoServers(reason) => {
+            view.verdict = DnsVerdict::Error;
+            view.detail = Some(reason.clone());
+            view.no_servers = true;
+        }
         DnsOutcome::Timeout => {
             view.verdict = DnsVerdict::Timeout;
             view.detail = obs.server.map(|s| format!("no answer from {s}"));
@@ -396,6 +404,12 @@ fn no_answer_cause(bad: &DnsView, timeout: Duration, facts: Facts) -> (Text, Fac
         "server",
         bad.server.map_or_else(|| "its servers".to_string(), |s| s.to_string()),
     );
+    if bad.no_servers {
+        return (
+            Text::ResolverWithoutServers,
+            facts.with("why", bad.detail.clone().unwrap_or_default()),
+        );
+    }
     if bad.unreachable {
         return (
             Text::DnsServerUnreachable,
@@ -766,6 +780,7 @@ mod tests {
             addresses: vec![],
             detail: None,
             unreachable: false,
+            no_servers: false,
         }
     }
 
@@ -857,6 +872,7 @@ mod tests {
             (
                 vec![DnsView {
                     unreachable: true,
+                    no_servers: false,
                     ..view("system", V::Error, false)
                 }],
                 0,

@@ -692,3 +692,50 @@ async fn resolver_up_and_dns_queries_are_counted_per_resolver() {
     agent.stop.send(true).unwrap();
     let _ = agent.task.await;
 }
+
+/// A node whose resolv.conf is missing: the agent starts, keeps serving and
+/// reports the resolver as down at every round; when the file appears, the
+/// next round uses it (no restart).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_resolv_conf_is_reported_while_the_agent_serves() {
+    let s = scene().await;
+    let resolv = s.ca_file.path().join("node-resolv.conf");
+    let yaml = agent_yaml(&s, "200ms", "").replace(
+        "resolvers:\n",
+        &format!("resolvers:\n  - name: node\n    resolv_conf: {}\n", resolv.display()),
+    ) + "connect_via: system\n";
+    let path = write_config(s.ca_file.path(), &yaml);
+    let agent = start_agent(Config::load(&path).unwrap(), &path).await;
+    let node = &[("resolver", "node")];
+    let m = wait_for(agent.addr, "a round", |m| {
+        value(m, "netprobe_resolver_up", node) == Some(0.0)
+    })
+    .await;
+    assert_eq!(value(&m, "netprobe_resolver_up", &[("resolver", "system")]), Some(1.0));
+    assert_eq!(get(agent.addr, "/readyz").await.0, 200);
+    let (_, status) = get(agent.addr, "/status").await;
+    assert!(status.contains("has no DNS server to ask"), "{status}");
+    // The file appears (the mount is fixed): the next rounds use it.
+    std::fs::write(&resolv, format!("nameserver {}\n", s.dns.addr().ip())).unwrap();
+    // The sim server listens on a non-53 port, so the resolver reads a server
+    // but gets no answer on port 53: it has servers now, which is the point.
+    let (_, status) = {
+        let deadline = Instant::now() + Duration::from_secs(8);
+        loop {
+            let (c, body) = get(agent.addr, "/status").await;
+            if !body.contains("has no DNS server to ask") {
+                break (c, body);
+            }
+            assert!(Instant::now() < deadline, "the new resolv.conf was not read: {body}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let node = v["resolvers"].as_array().unwrap().iter().find(|r| r["name"] == "node").unwrap();
+    assert!(node["servers"].as_array().is_some_and(|s| !s.is_empty()), "{node}");
+    agent.stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), agent.task)
+        .await
+        .unwrap()
+        .unwrap();
+}

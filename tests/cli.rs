@@ -83,6 +83,88 @@ fn check_config_exit_codes_and_messages() {
     let o = netprobe(&["check-config", "-c", good.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stdout(&o).contains("valid, 1 targets"));
+
+    // A node's resolv.conf that is not here (check-config off the node): a
+    // warning naming the resolver and the files, not a failure.
+    let node = dir.path().join("node.yaml");
+    std::fs::write(
+        &node,
+        "key_vaults: [kv-one]\nresolvers:\n  - name: node\n    resolv_conf: /host/no/resolv.conf\n    resolv_conf_fallback: /host/no/etc-resolv.conf\n",
+    )
+    .unwrap();
+    let o = netprobe(&["check-config", "-c", node.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("warning: not checked here: resolver \"node\": cannot read /host/no/resolv.conf")
+            && err.contains("/host/no/etc-resolv.conf"),
+        "{err}"
+    );
+    netprobe_testkit::assert_readable(&err);
+}
+
+/// A node whose resolv.conf is missing or empty: `probe --once` reports the
+/// resolver's state as a finding (exit 1, a cause and a fix), never exit 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_resolv_conf_is_a_finding_not_a_crash() {
+    let mut r = Records::new();
+    chain(
+        &mut r,
+        "kvone.vault.azure.net",
+        "kvone.privatelink.vaultcore.azure.net",
+        &[ip("127.0.10.9")],
+    );
+    let server = dns(r).await;
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty-resolv.conf");
+    std::fs::write(&empty, "# no nameserver here\nsearch example\n").unwrap();
+    for (file, says) in [
+        (dir.path().join("missing.conf"), "cannot read"),
+        (empty.clone(), "has no usable `nameserver` line"),
+    ] {
+        let cfg = dir.path().join("netprobe.yaml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "timeout: 500ms\nkey_vaults: [kvone]\nprivate_ranges: [127.0.10.0/24]\nresolvers:\n  - name: azure\n    servers: [\"{}\"]\n  - name: node\n    resolv_conf: {}\nconnect_via: azure\n",
+                server.addr(),
+                file.display()
+            ),
+        )
+        .unwrap();
+        let o = netprobe_async(vec![
+            "probe".into(),
+            "--once".into(),
+            "-o".into(),
+            "json".into(),
+            "-c".into(),
+            cfg.display().to_string(),
+        ])
+        .await;
+        assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        let node = v["resolvers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "node")
+            .unwrap();
+        assert_eq!(node["up"], false, "{node}");
+        let t = &v["targets"][0];
+        let cause = t["causes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["resolver"] == "node")
+            .unwrap();
+        assert_eq!(cause["cause"], "dns_error");
+        let text = cause["diagnosis"].as_str().unwrap();
+        assert!(
+            text.contains("has no DNS server to ask") && text.contains(says),
+            "{text}"
+        );
+        netprobe_testkit::assert_readable(text);
+    }
 }
 
 #[test]

@@ -91,7 +91,7 @@ pub async fn lookup(resolver: &str, fqdn: &str, servers: &[SocketAddr], time: Du
     let start = Instant::now();
     let deadline = start + time;
     let budget = Budget::new();
-    let mut last = (None, DnsOutcome::Failed("no servers".into()), false);
+    let mut last = (None, DnsOutcome::NoServers("no servers".into()), false);
     match absolute_name(fqdn) {
         Err(e) => last.1 = DnsOutcome::Failed(e),
         Ok(name) => {
@@ -106,7 +106,10 @@ pub async fn lookup(resolver: &str, fqdn: &str, servers: &[SocketAddr], time: Du
                 let (outcome, tcp) = resolve_at(*server, fqdn, &name, server_deadline, &budget).await;
                 let retry = match &outcome {
                     DnsOutcome::Answer(ans) => matches!(ans.rcode, Rcode::ServFail | Rcode::Refused),
-                    DnsOutcome::Timeout | DnsOutcome::Unreachable(_) | DnsOutcome::Failed(_) => true,
+                    DnsOutcome::Timeout
+                    | DnsOutcome::Unreachable(_)
+                    | DnsOutcome::Failed(_)
+                    | DnsOutcome::NoServers(_) => true,
                 };
                 last = (Some(*server), outcome, tcp);
                 if !retry || budget.sent() >= MAX_QUERIES_PER_LOOKUP {

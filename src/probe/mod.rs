@@ -122,7 +122,7 @@ async fn probe_target(ctx: &RoundCtx, idx: usize) -> TargetReport {
                 Err(why) => DnsObservation {
                     resolver: spec.name.clone(),
                     server: None,
-                    outcome: DnsOutcome::Failed(why.clone()),
+                    outcome: DnsOutcome::NoServers(why.clone()),
                     duration: std::time::Duration::ZERO,
                     tcp_fallback: false,
                     queries: 0,
