@@ -731,7 +731,12 @@ async fn a_missing_resolv_conf_is_reported_while_the_agent_serves() {
         }
     };
     let v: serde_json::Value = serde_json::from_str(&status).unwrap();
-    let node = v["resolvers"].as_array().unwrap().iter().find(|r| r["name"] == "node").unwrap();
+    let node = v["resolvers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "node")
+        .unwrap();
     assert!(node["servers"].as_array().is_some_and(|s| !s.is_empty()), "{node}");
     agent.stop.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(5), agent.task)

@@ -163,17 +163,129 @@ fn every_variant_renders_and_validates_against_the_kubernetes_schema() {
         "the Role must stay in azureml"
     );
     validate("aml-inference-router", &aml);
-    validate(
-        "job",
-        &std::fs::read_to_string(root().join("deploy/jobs/probe-once.yaml")).unwrap(),
+    let job = kustomize(&root().join("deploy/jobs"));
+    validate("job", &job);
+    // The Job takes its image from the same setting as the DaemonSet.
+    let job_image = docs(&job)[0]["spec"]["template"]["spec"]["containers"][0]["image"].clone();
+    let all = docs(&kustomize(&root().join("deploy")));
+    let ds_image = find(&all, "DaemonSet", "netprobe")["spec"]["template"]["spec"]["containers"][0]["image"].clone();
+    assert_eq!(job_image, ds_image);
+    assert!(
+        ds_image.as_str().unwrap().contains('/'),
+        "a registry image, not the placeholder: {ds_image}"
+    );
+    for f in ["deploy/base/daemonset.yaml", "deploy/jobs/probe-once.yaml"] {
+        let text = std::fs::read_to_string(root().join(f)).unwrap();
+        assert!(
+            !text.contains("ghcr.io"),
+            "{f} hard-codes the image; set it in deploy/components/image"
+        );
+    }
+    // The opt-in node resolver: read-only hostPath mounts that never create
+    // anything on the host, and the namespace relabelled for them.
+    let node = node_resolver_render();
+    validate("node-resolver", &node);
+    let nd = docs(&node);
+    let spec = &find(&nd, "DaemonSet", "netprobe")["spec"]["template"]["spec"];
+    let types: Vec<&str> = spec["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["hostPath"]["type"].as_str())
+        .collect();
+    assert_eq!(types, ["Directory", "File"]);
+    assert_eq!(
+        find(&nd, "Namespace", "netprobe")["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
+        "privileged"
     );
 }
 
+/// deploy/base with the node-resolver component.
+fn node_resolver_render() -> String {
+    let dir = tempfile::Builder::new()
+        .prefix("kz")
+        .tempdir_in(root().join("target"))
+        .unwrap();
+    std::fs::write(
+        dir.path().join("kustomization.yaml"),
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../../deploy/base\ncomponents:\n  - ../../deploy/components/node-resolver\n",
+    )
+    .unwrap();
+    kustomize(dir.path())
+}
+
+/// The default install meets Pod Security "restricted" (no hostPath), and
+/// its namespace enforces "baseline"; no pod spec anywhere in deploy/ breaks
+/// "baseline" but the opt-in node resolver's hostPath.
+#[test]
+fn pod_security_standards() {
+    use netprobe_testkit::pss::{Level, pod_spec, violations};
+    for (label, yaml) in [
+        ("default", kustomize(&root().join("deploy"))),
+        (
+            "prometheus-operator",
+            kustomize(&root().join("deploy/overlays/prometheus-operator")),
+        ),
+        (
+            "azure-monitor",
+            kustomize(&root().join("deploy/overlays/azure-monitor")),
+        ),
+        ("job", kustomize(&root().join("deploy/jobs"))),
+    ] {
+        let all = docs(&yaml);
+        let mut pods = 0;
+        for o in &all {
+            if let Some(spec) = pod_spec(o) {
+                pods += 1;
+                let v = violations(spec, Level::Restricted);
+                assert!(v.is_empty(), "{label}: {} breaks restricted: {v:?}", o["kind"]);
+            }
+        }
+        assert!(pods > 0, "{label}: no pod spec found");
+        if let Some(ns) = all.iter().find(|o| o["kind"] == "Namespace") {
+            assert_eq!(
+                ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"], "baseline",
+                "{label}"
+            );
+        }
+    }
+    let nd = docs(&node_resolver_render());
+    let ds = find(&nd, "DaemonSet", "netprobe");
+    let v = violations(pod_spec(ds).unwrap(), Level::Baseline);
+    assert_eq!(
+        v,
+        ["volume node-resolved: hostPath", "volume node-resolv-conf: hostPath"]
+    );
+}
+
+/// checkov on what gets applied: the rendered variants (the raw files hold
+/// patches and an image placeholder that only make sense rendered).
 #[test]
 fn checkov_finds_no_unjustified_problem() {
+    let dir = tempfile::Builder::new()
+        .prefix("checkov")
+        .tempdir_in(root().join("target"))
+        .unwrap();
+    for (name, yaml) in [
+        ("default", kustomize(&root().join("deploy"))),
+        (
+            "prometheus-operator",
+            kustomize(&root().join("deploy/overlays/prometheus-operator")),
+        ),
+        (
+            "azure-monitor",
+            kustomize(&root().join("deploy/overlays/azure-monitor")),
+        ),
+        ("node-resolver", node_resolver_render()),
+        ("job", kustomize(&root().join("deploy/jobs"))),
+    ] {
+        std::fs::write(dir.path().join(format!("{name}.yaml")), yaml).unwrap();
+    }
     // --skip-download: no calls to Prisma Cloud (this network has none, and tests send nothing outside).
-    for (framework, target) in [("kubernetes", "deploy"), ("dockerfile", "Dockerfile")] {
-        let flag = if framework == "kubernetes" { "-d" } else { "-f" };
+    for (framework, flag, target) in [
+        ("kubernetes", "-d", dir.path().to_str().unwrap()),
+        ("dockerfile", "-f", "Dockerfile"),
+    ] {
         let (ok, text) = output(
             Command::new(venv_tool("checkov"))
                 .args([
@@ -214,7 +326,36 @@ fn daemonset_posture() {
     let spec = &ds["spec"]["template"]["spec"];
     assert_eq!(
         spec["tolerations"][0]["operator"], "Exists",
-        "runs on tainted system and GPU pools"
+        "runs on tainted system, GPU and AML pools"
+    );
+    assert_eq!(
+        spec["nodeSelector"]["kubernetes.io/os"], "linux",
+        "never on Windows pools"
+    );
+    let term = &spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+        [0]["matchExpressions"][0];
+    assert_eq!(
+        (
+            term["key"].as_str(),
+            term["operator"].as_str(),
+            term["values"][0].as_str()
+        ),
+        (Some("type"), Some("NotIn"), Some("virtual-kubelet")),
+        "never on virtual nodes"
+    );
+    assert_eq!(spec["priorityClassName"], "netprobe-node-monitor");
+    let pc = find(&all, "PriorityClass", "netprobe-node-monitor");
+    assert_eq!(pc["preemptionPolicy"], "Never", "the probe never evicts a workload");
+    assert!(
+        pc["value"].as_i64().unwrap() < 1_000_000_000,
+        "below the system classes"
+    );
+    assert!(
+        spec["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v.get("hostPath").is_none())
     );
     assert_eq!(spec["dnsPolicy"], "ClusterFirst");
     assert_eq!(spec["securityContext"]["runAsNonRoot"], true);
@@ -313,7 +454,7 @@ fn the_shipped_example_config_is_valid() {
     let cfg = netprobe::config::Config::from_yaml(&local, "configmap netprobe-config", None)
         .unwrap_or_else(|e| panic!("{e}"));
     let names: Vec<&str> = cfg.resolvers.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(names, ["system", "node", "azure"]);
+    assert_eq!(names, ["system", "azure"]);
     assert_eq!(cfg.targets.len(), 8);
 }
 

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod fuzz;
+pub mod pss;
 pub mod rules;
 
 use std::net::SocketAddr;
