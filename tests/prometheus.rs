@@ -87,11 +87,13 @@ fn prometheus_rule_and_dashboard_copies_match_their_sources() {
         "run scripts/gen-rules: prometheusrule.yaml differs from the rules file"
     );
     let a = std::fs::read(root().join("dashboards/netprobe.json")).unwrap();
-    let b = std::fs::read(root().join("deploy/components/grafana-dashboard/netprobe.json")).unwrap();
-    assert!(
-        a == b,
-        "copy dashboards/netprobe.json to deploy/components/grafana-dashboard/"
-    );
+    for copy in [
+        "deploy/components/grafana-dashboard/netprobe.json",
+        "deploy/helm/netprobe/files/netprobe.json",
+    ] {
+        let b = std::fs::read(root().join(copy)).unwrap();
+        assert!(a == b, "copy dashboards/netprobe.json to {copy}");
+    }
 }
 
 /// The generated files are what scripts/gen-rules writes today.

@@ -12,6 +12,8 @@ pub const RULES: &str = "deploy/prometheus/netprobe-rules.yaml";
 pub const PROMETHEUS_RULE: &str = "deploy/components/prometheus-operator/prometheusrule.yaml";
 /// The generated ARM template.
 pub const ARM_TEMPLATE: &str = "deploy/azure/netprobe-rules.json";
+/// The Helm chart's copy of the rules (a chart reads only its own files).
+pub const CHART_RULES: &str = "deploy/helm/netprobe/files/netprobe-rules.yaml";
 
 /// The `severity` label's Azure Monitor severity (0 Critical .. 4 Verbose).
 pub fn azure_severity(label: &str) -> Result<u8, String> {
@@ -204,6 +206,7 @@ pub fn generate(rules_yaml: &str) -> Result<Vec<(&'static str, String)>, String>
     Ok(vec![
         (PROMETHEUS_RULE, prometheus_rule(rules_yaml)?),
         (ARM_TEMPLATE, arm),
+        (CHART_RULES, rules_yaml.to_string()),
     ])
 }
 

@@ -1,0 +1,91 @@
+{{/* The objects' name: "netprobe" for a release named netprobe. */}}
+{{- define "netprobe.fullname" -}}
+{{- if contains "netprobe" .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-netprobe" .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "netprobe.labels" -}}
+app.kubernetes.io/name: netprobe
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/part-of: netprobe
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "netprobe.agentSelector" -}}
+app.kubernetes.io/name: netprobe
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: agent
+{{- end -}}
+
+{{- define "netprobe.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+
+{{/* The pod's security settings, shared by the agent and the test pod. */}}
+{{- define "netprobe.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "netprobe.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+capabilities:
+  drop: ["ALL"]
+{{- end -}}
+
+{{/* Volume mounts: the config, and the node's resolv.conf files when the node resolver is on. */}}
+{{- define "netprobe.volumeMounts" -}}
+- name: config
+  mountPath: /etc/netprobe
+  readOnly: true
+{{- if .Values.nodeResolver.enabled }}
+- name: node-resolved
+  mountPath: /host/run/systemd/resolve
+  readOnly: true
+- name: node-resolv-conf
+  mountPath: /host/etc/resolv.conf
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "netprobe.volumes" -}}
+- name: config
+  configMap:
+    name: {{ include "netprobe.fullname" . }}-config
+{{- if .Values.nodeResolver.enabled }}
+# hostPath types that check and never create anything on the node.
+- name: node-resolved
+  hostPath:
+    path: /run/systemd/resolve
+    type: Directory
+- name: node-resolv-conf
+  hostPath:
+    path: /etc/resolv.conf
+    type: File
+{{- end }}
+{{- end -}}
+
+{{/* The configuration, with the `node` resolver added when the node resolver is on. */}}
+{{- define "netprobe.config" -}}
+{{- $cfg := deepCopy .Values.config -}}
+{{- if .Values.nodeResolver.enabled -}}
+{{- $resolvers := $cfg.resolvers | default (list (dict "name" "system")) -}}
+{{- $has := false -}}
+{{- range $resolvers -}}{{- if eq .name "node" -}}{{- $has = true -}}{{- end -}}{{- end -}}
+{{- if not $has -}}
+{{- $node := dict "name" "node" "resolv_conf" "/host/run/systemd/resolve/resolv.conf" "resolv_conf_fallback" "/host/etc/resolv.conf" -}}
+{{- $_ := set $cfg "resolvers" (append $resolvers $node) -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $cfg -}}
+{{- end -}}

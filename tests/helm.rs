@@ -1,0 +1,379 @@
+//! The Helm chart (deploy/helm/netprobe) with the real Helm 3 and Helm 4
+//! (scripts/install-helm puts them in target/tools): lint, render with the
+//! defaults and with every feature on, validate every object against the
+//! Kubernetes schema, keep the DaemonSet equal in substance to kustomize's,
+//! keep the default config equal to the kustomize ConfigMap's, reject bad
+//! values through values.schema.json, and meet Pod Security "restricted" by
+//! default.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use netprobe_testkit::pss::{Level, pod_spec, violations};
+use serde_json::Value;
+
+/// The Kubernetes version manifests are validated against (as tests/deploy.rs).
+const K8S_VERSION: &str = "1.32.0";
+const HELMS: [&str; 2] = ["helm3", "helm4"];
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn chart() -> PathBuf {
+    root().join("deploy/helm/netprobe")
+}
+
+fn helm(which: &str) -> Command {
+    let bin = root().join("target/tools").join(which).join("helm");
+    assert!(
+        bin.exists(),
+        "{} is missing: scripts/test installs it (scripts/install-helm)",
+        bin.display()
+    );
+    let mut c = Command::new(bin);
+    // Keep Helm's caches and config inside target/, never in $HOME.
+    let home = root().join("target/tools/helm-home");
+    c.env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_DATA_HOME", home.join("data"));
+    c
+}
+
+fn run(cmd: &mut Command) -> (bool, String, String) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `helm template netprobe <chart> -n netprobe --set ...`.
+fn template(which: &str, sets: &[&str]) -> String {
+    let mut c = helm(which);
+    c.args(["template", "netprobe"])
+        .arg(chart())
+        .args(["--namespace", "netprobe"]);
+    for s in sets {
+        c.args(["--set", s]);
+    }
+    let (ok, out, err) = run(&mut c);
+    assert!(ok, "{which} template {sets:?}: {err}");
+    out
+}
+
+fn docs(yaml: &str) -> Vec<Value> {
+    yaml.split("\n---\n")
+        .map(|d| d.trim_start_matches("---\n"))
+        .filter(|d| {
+            d.lines()
+                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        })
+        .map(|d| serde_saphyr::from_str::<Value>(d).unwrap_or_else(|e| panic!("{e}\n{d}")))
+        .collect()
+}
+
+fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind}/{name}"))
+}
+
+fn kustomize(dir: &Path) -> Vec<Value> {
+    let out = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(dir)
+        .output()
+        .expect("kubectl (with kustomize) is required");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    docs(&String::from_utf8(out.stdout).unwrap())
+}
+
+const EVERYTHING: &[&str] = &[
+    "podMonitor.enabled=true",
+    "prometheusRule.enabled=true",
+    "azureMonitor.podMonitor.enabled=true",
+    "grafanaDashboard.enabled=true",
+    "nodeResolver.enabled=true",
+    "namespace.create=true",
+    "test.nodeName=aks-nodepool1-0",
+];
+
+#[test]
+fn lint_strict_with_helm_3_and_4() {
+    for which in HELMS {
+        for sets in [&[][..], EVERYTHING] {
+            let mut c = helm(which);
+            c.args(["lint", "--strict"]).arg(chart());
+            for s in sets {
+                c.args(["--set", s]);
+            }
+            let (ok, out, err) = run(&mut c);
+            assert!(
+                ok && out.contains("0 chart(s) failed"),
+                "{which} lint {sets:?}:\n{out}{err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_render_validates_against_the_kubernetes_schema() {
+    let venv = root().join("target/tools-venv/bin/kubernetes-validate");
+    assert!(venv.exists(), "kubernetes-validate: scripts/test installs it");
+    let dir = tempfile::tempdir().unwrap();
+    for which in HELMS {
+        for (label, sets) in [("default", &[][..]), ("everything", EVERYTHING)] {
+            let yaml = template(which, sets);
+            let kinds: BTreeSet<String> = docs(&yaml)
+                .iter()
+                .map(|d| d["kind"].as_str().unwrap().to_string())
+                .collect();
+            if label == "everything" {
+                for k in [
+                    "PodMonitor",
+                    "PrometheusRule",
+                    "Namespace",
+                    "Pod",
+                    "ConfigMap",
+                    "PriorityClass",
+                ] {
+                    assert!(kinds.contains(k), "{which} {label}: no {k} in {kinds:?}");
+                }
+            }
+            let file = dir.path().join(format!("{which}-{label}.yaml"));
+            std::fs::write(&file, &yaml).unwrap();
+            let (ok, out, err) = run(Command::new(&venv).args(["-k", K8S_VERSION, "--strict"]).arg(&file));
+            assert!(ok, "{which} {label}: kubernetes-validate:\n{out}{err}");
+            let passed = out.lines().filter(|l| l.contains(" passed for resource ")).count();
+            let core = docs(&yaml)
+                .iter()
+                .filter(|d| {
+                    !d["apiVersion"]
+                        .as_str()
+                        .unwrap_or("")
+                        .ends_with("monitoring.coreos.com/v1")
+                })
+                .count();
+            assert_eq!(passed, core, "{which} {label}: every core object validated:\n{out}");
+        }
+    }
+}
+
+/// Helm 3 and Helm 4 render the same objects.
+#[test]
+fn helm_3_and_4_render_alike() {
+    for sets in [&[][..], EVERYTHING] {
+        assert_eq!(
+            docs(&template("helm3", sets)),
+            docs(&template("helm4", sets)),
+            "{sets:?}"
+        );
+    }
+}
+
+/// The pod spec, the update strategy and the pod annotations, without the
+/// labels and names Helm adds to every object.
+fn substance(ds: &Value) -> Value {
+    let mut spec = ds["spec"]["template"]["spec"].clone();
+    spec["serviceAccountName"] = Value::Null;
+    for v in spec["volumes"].as_array_mut().unwrap() {
+        if v.get("configMap").is_some() {
+            v["configMap"]["name"] = Value::Null;
+        }
+    }
+    // Kustomize's patches put added list items first; order does not matter.
+    let by_name = |a: &Value, b: &Value| a["name"].as_str().cmp(&b["name"].as_str());
+    spec["volumes"].as_array_mut().unwrap().sort_by(by_name);
+    for c in spec["containers"].as_array_mut().unwrap() {
+        c["volumeMounts"].as_array_mut().unwrap().sort_by(by_name);
+    }
+    serde_json::json!({
+        "pod": spec,
+        "updateStrategy": ds["spec"]["updateStrategy"],
+        "annotations": ds["spec"]["template"]["metadata"]["annotations"],
+    })
+}
+
+#[test]
+fn the_daemonset_is_the_kustomize_one_in_substance() {
+    let k = kustomize(&root().join("deploy"));
+    let h = docs(&template("helm3", &[]));
+    assert_eq!(
+        substance(find(&h, "DaemonSet", "netprobe")),
+        substance(find(&k, "DaemonSet", "netprobe")),
+        "the chart's DaemonSet drifted from deploy/base (with the prometheus-annotations component)"
+    );
+    // With the node resolver: the same mounts as the kustomize component.
+    let dir = tempfile::Builder::new()
+        .prefix("kz")
+        .tempdir_in(root().join("target"))
+        .unwrap();
+    std::fs::write(
+        dir.path().join("kustomization.yaml"),
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../../deploy\ncomponents:\n  - ../../deploy/components/node-resolver\n",
+    )
+    .unwrap();
+    let k = kustomize(dir.path());
+    let h = docs(&template("helm3", &["nodeResolver.enabled=true"]));
+    assert_eq!(
+        substance(find(&h, "DaemonSet", "netprobe")),
+        substance(find(&k, "DaemonSet", "netprobe"))
+    );
+    // Cluster-wide objects alike: the PriorityClass and the RBAC rules.
+    let k = kustomize(&root().join("deploy"));
+    let h = docs(&template("helm3", &[]));
+    for (kind, name, field) in [
+        ("PriorityClass", "netprobe-node-monitor", "value"),
+        ("PriorityClass", "netprobe-node-monitor", "preemptionPolicy"),
+        ("ClusterRole", "netprobe", "rules"),
+    ] {
+        assert_eq!(
+            find(&h, kind, name)[field],
+            find(&k, kind, name)[field],
+            "{kind} {field}"
+        );
+    }
+}
+
+#[test]
+fn the_default_config_is_the_kustomize_one() {
+    let k = kustomize(&root().join("deploy"));
+    let h = docs(&template("helm3", &[]));
+    let parse = |v: &Value| serde_saphyr::from_str::<Value>(v["data"]["netprobe.yaml"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        parse(find(&h, "ConfigMap", "netprobe-config")),
+        parse(find(&k, "ConfigMap", "netprobe-config"))
+    );
+    // With the node resolver on, the `node` resolver joins the config, and the
+    // config is valid for netprobe itself.
+    let h = docs(&template("helm4", &["nodeResolver.enabled=true"]));
+    let cfg = find(&h, "ConfigMap", "netprobe-config")["data"]["netprobe.yaml"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let parsed: Value = serde_saphyr::from_str(&cfg).unwrap();
+    let names: Vec<&str> = parsed["resolvers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["system", "azure", "node"]);
+    let loaded =
+        netprobe::config::Config::from_yaml(&cfg, "helm values", None).unwrap_or_else(|e| panic!("{e}\n{cfg}"));
+    assert_eq!(loaded.resolvers.len(), 3);
+}
+
+#[test]
+fn the_schema_rejects_bad_values() {
+    let cases: &[(&str, &str)] = &[
+        ("imageTypo.repository=x", "imageTypo"),
+        ("config.metric=full", "metric"),
+        ("config.metrics=everything", "metrics"),
+        ("config.workspace.id=not-a-guid", "id"),
+        ("nodeResolver.enabled=yes-please", "enabled"),
+        ("podMonitor.interval=soon", "interval"),
+    ];
+    for which in HELMS {
+        for (set, names) in cases {
+            let mut c = helm(which);
+            c.args(["template", "netprobe"])
+                .arg(chart())
+                .args(["--set-string", set]);
+            if set.starts_with("nodeResolver") {
+                c = helm(which);
+                c.args(["template", "netprobe"])
+                    .arg(chart())
+                    .args(["--set-string", set]);
+            }
+            let (ok, _, err) = run(&mut c);
+            assert!(!ok, "{which}: {set} was accepted");
+            assert!(err.contains("schema") && err.contains(names), "{which} {set}: {err}");
+        }
+        // A good value passes.
+        template(which, &["config.metrics=full"]);
+    }
+}
+
+/// The schema's `config` keys are the configuration's top-level keys.
+#[test]
+fn the_schema_knows_every_config_key() {
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(chart().join("values.schema.json")).unwrap()).unwrap();
+    let in_schema: BTreeSet<String> = schema["properties"]["config"]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    let src = std::fs::read_to_string(root().join("src/config.rs")).unwrap();
+    let body = src
+        .split("pub struct File {")
+        .nth(1)
+        .and_then(|s| s.split("\n    }").next())
+        .expect("raw::File in src/config.rs");
+    let in_config: BTreeSet<String> = body
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("pub "))
+        .filter_map(|l| l.split(':').next())
+        .map(str::to_string)
+        .collect();
+    assert!(in_config.len() > 10, "{in_config:?}");
+    assert_eq!(in_schema, in_config, "values.schema.json's config keys");
+}
+
+#[test]
+fn pod_security_and_node_pools() {
+    let h = docs(&template("helm3", &["namespace.create=true"]));
+    let ns = find(&h, "Namespace", "netprobe");
+    assert_eq!(
+        ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
+        "baseline"
+    );
+    for o in &h {
+        if let Some(spec) = pod_spec(o) {
+            let v = violations(spec, Level::Restricted);
+            assert!(v.is_empty(), "{}: {v:?}", o["kind"]);
+            assert_eq!(spec["nodeSelector"]["kubernetes.io/os"], "linux", "{}", o["kind"]);
+        }
+    }
+    let h = docs(&template("helm3", EVERYTHING));
+    let ns = find(&h, "Namespace", "netprobe");
+    assert_eq!(
+        ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
+        "privileged"
+    );
+    let ds = find(&h, "DaemonSet", "netprobe");
+    let v = violations(pod_spec(ds).unwrap(), Level::Baseline);
+    assert_eq!(
+        v,
+        ["volume node-resolved: hostPath", "volume node-resolv-conf: hostPath"]
+    );
+    // `helm test`: the one-shot probe on the chosen node.
+    let pod = find(&h, "Pod", "netprobe-probe-once");
+    assert_eq!(pod["metadata"]["annotations"]["helm.sh/hook"], "test");
+    assert_eq!(pod["spec"]["nodeName"], "aks-nodepool1-0");
+    assert_eq!(pod["spec"]["containers"][0]["args"][1], "--once");
+    assert_eq!(pod["spec"]["containers"][0]["image"], "ghcr.io/netprobe/netprobe:0.1.0");
+}
+
+/// The chart's copies of the rules and the dashboard hold what the
+/// PrometheusRule and the dashboard ConfigMap render.
+#[test]
+fn rules_and_dashboard_render_from_the_chart_files() {
+    let h = docs(&template("helm4", EVERYTHING));
+    let rule = find(&h, "PrometheusRule", "netprobe");
+    let rules: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(root().join("deploy/prometheus/netprobe-rules.yaml")).unwrap())
+            .unwrap();
+    assert_eq!(rule["spec"]["groups"], rules["groups"]);
+    let cm = find(&h, "ConfigMap", "netprobe-dashboard");
+    assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"], "1");
+    let dash: Value = serde_json::from_str(cm["data"]["netprobe.json"].as_str().unwrap()).unwrap();
+    assert_eq!(dash["uid"], "netprobe-private-dns");
+    let az = find(&h, "PodMonitor", "netprobe-azmonitor");
+    assert_eq!(az["apiVersion"], "azmonitoring.coreos.com/v1");
+}
