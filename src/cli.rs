@@ -72,10 +72,24 @@ pub enum Command {
         #[arg(long, short, value_enum, default_value_t = Format::Human)]
         output: Format,
     },
-    /// Run one round against a built-in simulated VNet (no Azure needed).
+    /// Run one round against a built-in simulated VNet (no Azure needed), or
+    /// with --serve the agent over it until SIGTERM.
     Demo {
         #[arg(long, short, value_enum, default_value_t = Format::Human)]
         output: Format,
+        /// Run the agent over the simulated VNet (rounds, /metrics, /status,
+        /// the status page) until SIGTERM; two targets fail and recover in turn.
+        #[arg(long)]
+        serve: bool,
+        /// With --serve: the HTTP address.
+        #[arg(long, default_value = "127.0.0.1:9469", requires = "serve")]
+        listen: String,
+        /// With --serve: time between rounds (e.g. 10s).
+        #[arg(long, default_value = "10s", requires = "serve")]
+        interval: String,
+        /// With --serve: how long each failing or healthy phase of the flapping targets lasts.
+        #[arg(long, default_value = "6m", requires = "serve")]
+        flap: String,
     },
 }
 
@@ -175,7 +189,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
                     None => None,
                 };
                 let opts = crate::agent::AgentOptions {
-                    config_path: config,
+                    config_path: Some(config),
                     listen_override,
                     on_listen: None,
                     cluster,
@@ -187,7 +201,33 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             let report = rt.block_on(crate::round::run(&engine, &cluster));
             Ok(print_report(&report, output))
         }
-        Command::Demo { output } => {
+        Command::Demo {
+            serve: true,
+            listen,
+            interval,
+            flap,
+            ..
+        } => {
+            let duration = |flag: &str, v: &str| {
+                humantime::parse_duration(v)
+                    .ok()
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| anyhow::anyhow!("{flag}: {v:?} is not a duration (e.g. 10s, 6m)"))
+            };
+            let opts = crate::demo::ServeOptions {
+                listen: crate::config::parse_listen(&listen).map_err(|m| anyhow::anyhow!("--listen: {m}"))?,
+                interval: duration("--interval", &interval)?,
+                flap: duration("--flap", &flap)?,
+                on_listen: None,
+            };
+            let rt = runtime()?;
+            rt.block_on(async {
+                let stop = crate::agent::stop_on_signals()?;
+                crate::demo::serve(opts, stop).await
+            })?;
+            Ok(EXIT_HEALTHY)
+        }
+        Command::Demo { output, .. } => {
             let rt = runtime()?;
             let report = rt.block_on(async {
                 let vnet = DemoVnet::start().await?;

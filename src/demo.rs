@@ -445,4 +445,127 @@ impl DemoVnet {
     pub fn tls(&self) -> Result<TlsSetup, SimError> {
         Ok(TlsSetup::new(None, &[self.ca.cert_der()], false)?)
     }
+
+    /// The configuration of `netprobe demo --serve`: the demo's, with the
+    /// agent's interval and the simulation's CA in a file (`ca_file`, which
+    /// the caller writes with [`DemoVnet::ca_pem`]), so that the agent runs
+    /// it exactly as it runs a node's configuration.
+    pub fn agent_config(&self, interval: std::time::Duration, ca_file: &std::path::Path) -> Result<Config, SimError> {
+        let yaml = format!(
+            "{}interval: {}ms\ntls:\n  extra_ca_file: {:?}\n",
+            demo_yaml(self.azure_dns.addr(), self.custom_dns.addr()),
+            interval.as_millis(),
+            ca_file.display().to_string()
+        );
+        let opts = LoadOptions {
+            target_port: Some(self.port),
+            ..LoadOptions::default()
+        };
+        Ok(Config::from_yaml_with(&yaml, "<demo>", None, &opts)?)
+    }
+
+    /// The simulation's CA certificate, PEM.
+    pub fn ca_pem(&self) -> &str {
+        self.ca.cert_pem()
+    }
+
+    /// Puts the flapping sites ([`FLAPPING`]) into their state for `phase`:
+    /// the first fails in odd phases (its record is deleted from the private
+    /// zone: `record_missing`), the second in phases 2, 6, 10, ... (the
+    /// customer DNS server stops answering for it: `dns_unreachable` through
+    /// the pod path); the others are healthy.
+    pub fn flap(&self, phase: u64) {
+        let sites = sites();
+        for (i, target) in FLAPPING.iter().enumerate() {
+            let Some(site) = sites.iter().find(|s| s.target == *target) else {
+                continue;
+            };
+            let DemoDns::Private { alias, ip } = &site.dns else {
+                continue;
+            };
+            let failing = match i {
+                0 => phase % 2 == 1,
+                _ => phase % 4 == 2,
+            };
+            match (i, failing) {
+                (0, true) => {
+                    self.azure_dns.set(alias, Entry::Empty);
+                    self.custom_dns.set(alias, Entry::Empty);
+                }
+                (_, true) => self.custom_dns.set(alias, Entry::Drop),
+                (_, false) => {
+                    self.azure_dns.set(alias, Entry::Addrs(vec![*ip]));
+                    self.custom_dns.set(alias, Entry::Addrs(vec![*ip]));
+                }
+            }
+        }
+    }
+}
+
+/// The healthy targets `netprobe demo --serve` makes fail and recover in
+/// turn (see [`DemoVnet::flap`]).
+pub const FLAPPING: [&str; 2] = ["storage-mlwsstore01-blob", "acr-mlwsacr01"];
+
+/// How `netprobe demo --serve` runs.
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    /// Between rounds.
+    pub interval: std::time::Duration,
+    /// How long each flapping phase lasts ([`DemoVnet::flap`]).
+    pub flap: std::time::Duration,
+    /// Told the bound address once the agent listens (tests use port 0).
+    pub on_listen: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
+}
+
+/// `netprobe demo --serve` could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Sim(#[from] SimError),
+    #[error("cannot write the demo's CA certificate to {path}: {error}")]
+    CaFile { path: String, error: std::io::Error },
+    #[error(transparent)]
+    Agent(#[from] crate::agent::AgentError),
+}
+
+/// The agent (rounds, `/metrics`, `/status`, the status page, `/healthz`,
+/// `/readyz`) over the simulated VNet until `stop`, with the [`FLAPPING`]
+/// targets failing and recovering in turn every `flap`.
+pub async fn serve(opts: ServeOptions, stop: tokio::sync::watch::Receiver<bool>) -> Result<(), ServeError> {
+    let vnet = DemoVnet::start().await?;
+    let ca_file = std::env::temp_dir().join(format!("netprobe-demo-ca-{}.pem", std::process::id()));
+    std::fs::write(&ca_file, vnet.ca_pem()).map_err(|error| ServeError::CaFile {
+        path: ca_file.display().to_string(),
+        error,
+    })?;
+    let config = match vnet.agent_config(opts.interval, &ca_file) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = std::fs::remove_file(&ca_file);
+            return Err(e.into());
+        }
+    };
+    let vnet = std::sync::Arc::new(vnet);
+    let flapper = {
+        let (vnet, mut stop, every) = (vnet.clone(), stop.clone(), opts.flap);
+        tokio::spawn(async move {
+            for phase in 0u64.. {
+                vnet.flap(phase);
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        })
+    };
+    let agent = crate::agent::AgentOptions {
+        config_path: None,
+        listen_override: Some(opts.listen),
+        on_listen: opts.on_listen,
+        cluster: crate::cluster::ClusterContext::default(),
+    };
+    let result = crate::agent::run_until(config, agent, stop).await;
+    flapper.abort();
+    let _ = std::fs::remove_file(&ca_file);
+    Ok(result?)
 }

@@ -32,7 +32,7 @@ async fn start_agent(config: Config, path: &Path) -> Agent {
     let (stop, rx) = watch::channel(false);
     let (tx, bound) = tokio::sync::oneshot::channel();
     let opts = AgentOptions {
-        config_path: path.to_path_buf(),
+        config_path: Some(path.to_path_buf()),
         listen_override: Some("127.0.0.1:0".parse().unwrap()),
         on_listen: Some(tx),
         cluster: Default::default(),
@@ -569,7 +569,7 @@ async fn status_page_renders_in_chromium_and_hostile_names_stay_inert() {
     let (stop, rx) = watch::channel(false);
     let (tx, bound) = tokio::sync::oneshot::channel();
     let opts = AgentOptions {
-        config_path: path.clone(),
+        config_path: Some(path.clone()),
         listen_override: Some("127.0.0.1:0".parse().unwrap()),
         on_listen: Some(tx),
         cluster: netprobe::cluster::ClusterContext {
@@ -741,6 +741,63 @@ async fn a_missing_resolv_conf_is_reported_while_the_agent_serves() {
     agent.stop.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(5), agent.task)
         .await
+        .unwrap()
+        .unwrap();
+}
+
+/// `netprobe demo --serve`: the agent over the simulated VNet, every
+/// endpoint served, the demo's fixed failures reported, and the flapping
+/// targets failing and recovering in turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_serve_runs_the_agent_with_targets_that_fail_and_recover() {
+    let (stop, rx) = watch::channel(false);
+    let (tx, bound) = tokio::sync::oneshot::channel();
+    let opts = netprobe::demo::ServeOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        interval: Duration::from_millis(200),
+        // Longer than a round that waits out the demo's 2 s DNS timeout.
+        flap: Duration::from_millis(2500),
+        on_listen: Some(tx),
+    };
+    let task = tokio::spawn(netprobe::demo::serve(opts, rx));
+    let addr = bound.await.unwrap();
+    let [first, second] = netprobe::demo::FLAPPING;
+    let healthy = |m: &str, t: &str| value(m, "netprobe_target_healthy", &[("target", t)]);
+    // Phase 0: both flapping targets healthy; the demo's fixed failures show.
+    let m = wait_for(addr, "a round", |m| healthy(m, first) == Some(1.0)).await;
+    assert_eq!(healthy(&m, second), Some(1.0));
+    assert_eq!(
+        healthy(&m, "keyvault-mlws-kv-01"),
+        Some(0.0),
+        "a fixed failure of the demo"
+    );
+    // Phase 1: the first fails (its record is gone), then recovers in phase 2
+    // while the second fails.
+    let m = wait_for(addr, "the first flapping target failing", |m| {
+        healthy(m, first) == Some(0.0)
+    })
+    .await;
+    assert_eq!(
+        value(
+            &m,
+            "netprobe_target_cause",
+            &[("target", first), ("cause", "record_missing")]
+        ),
+        Some(1.0)
+    );
+    wait_for(addr, "the first recovered, the second failing", |m| {
+        healthy(m, first) == Some(1.0) && healthy(m, second) == Some(0.0)
+    })
+    .await;
+    for (path, code) in [("/healthz", 200), ("/readyz", 200), ("/status", 200), ("/", 200)] {
+        assert_eq!(get(addr, path).await.0, code, "{path}");
+    }
+    let m = get(addr, "/metrics").await.1;
+    assert!(value(&m, "netprobe_target_transitions_total", &[("to", "healthy")]).unwrap() >= 1.0);
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
         .unwrap()
         .unwrap();
 }

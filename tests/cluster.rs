@@ -310,7 +310,7 @@ async fn the_agent_records_events_once_per_change() {
     let task = tokio::spawn(run_until(
         Config::load(&path).unwrap(),
         AgentOptions {
-            config_path: path.clone(),
+            config_path: Some(path.clone()),
             listen_override: Some("127.0.0.1:0".parse().unwrap()),
             on_listen: None,
             cluster: ctx,

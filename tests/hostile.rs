@@ -235,7 +235,7 @@ async fn slow_clients_do_not_delay_rounds_and_are_cut_off() {
     let task = tokio::spawn(run_until(
         Config::load(&path).unwrap(),
         AgentOptions {
-            config_path: path.clone(),
+            config_path: Some(path.clone()),
             listen_override: Some("127.0.0.1:0".parse().unwrap()),
             on_listen: Some(tx),
             cluster: Default::default(),

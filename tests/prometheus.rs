@@ -444,7 +444,7 @@ async fn panels_and_alerts_on_a_real_prometheus(metric_set: &str) {
     let agent_task = tokio::spawn(run_until(
         cfg,
         AgentOptions {
-            config_path: path.clone(),
+            config_path: Some(path.clone()),
             listen_override: Some("127.0.0.1:0".parse().unwrap()),
             on_listen: Some(tx),
             cluster: Default::default(),

@@ -109,8 +109,9 @@ pub enum AgentError {
 
 /// How the agent is started.
 pub struct AgentOptions {
-    /// The file to reload from (on SIGHUP and on change).
-    pub config_path: PathBuf,
+    /// The file to reload from (on SIGHUP and on change); `None` for a
+    /// configuration that is not a file (the demo), which never reloads.
+    pub config_path: Option<PathBuf>,
     /// `--listen`, which wins over the config's `listen`.
     pub listen_override: Option<SocketAddr>,
     /// Told the bound address once the server listens (port 0 picks one).
@@ -121,6 +122,12 @@ pub struct AgentOptions {
 
 /// Runs until SIGTERM or SIGINT.
 pub async fn run(config: Config, opts: AgentOptions) -> Result<(), AgentError> {
+    let stop = stop_on_signals()?;
+    run_until(config, opts, stop).await
+}
+
+/// A stop signal that turns true on SIGTERM or SIGINT.
+pub fn stop_on_signals() -> Result<watch::Receiver<bool>, AgentError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut term =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(AgentError::Signals)?;
@@ -133,7 +140,7 @@ pub async fn run(config: Config, opts: AgentOptions) -> Result<(), AgentError> {
         }
         let _ = stop_tx.send(true);
     });
-    run_until(config, opts, stop_rx).await
+    Ok(stop_rx)
 }
 
 /// Runs until `stop` turns true (tests drive this directly).
@@ -152,14 +159,18 @@ pub async fn run_until(
         .await
         .map_err(|error| AgentError::Listen { addr, error })?;
     let bound = listener.local_addr().unwrap_or(addr);
-    tracing::info!(listen = %bound, config = %opts.config_path.display(), targets = engine.config().targets.len(), "netprobe agent listening");
+    let source = engine.config().source.clone();
+    tracing::info!(listen = %bound, config = %source, targets = engine.config().targets.len(), "netprobe agent listening");
     if let Some(tx) = opts.on_listen.take() {
         let _ = tx.send(bound);
     }
     let server = tokio::spawn(server::serve(listener, state.clone(), stop.clone()));
 
     let (reload_tx, mut reload_rx) = mpsc::channel(4);
-    let watcher = tokio::spawn(watch_config(opts.config_path.clone(), reload_tx, stop.clone()));
+    let watcher = opts
+        .config_path
+        .clone()
+        .map(|path| tokio::spawn(watch_config(path, reload_tx, stop.clone())));
 
     let mut limiter = EventLimiter::default();
 
@@ -170,7 +181,8 @@ pub async fn run_until(
             tokio::select! {
                 _ = sleep_until(next_start) => break,
                 Some(()) = reload_rx.recv() => {
-                    if let Some(new) = reload(&opts.config_path, &state, engine.config().listen, &opts.cluster) {
+                    let Some(path) = &opts.config_path else { continue };
+                    if let Some(new) = reload(path, &state, engine.config().listen, &opts.cluster) {
                         engine = new;
                         apply_targets(&state, engine.config());
                         next_start = Instant::now();
@@ -219,7 +231,9 @@ pub async fn run_until(
             next_start = started + jittered(interval);
         }
     }
-    watcher.abort();
+    if let Some(w) = watcher {
+        w.abort();
+    }
     // Let the server finish responses in flight, briefly.
     let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
     tracing::info!("netprobe agent stopped");
