@@ -1,11 +1,20 @@
 # syntax=docker/dockerfile:1
-# netprobe image: build with `docker build -t netprobe:0.1.0 .`
-# (not buildable on the development machines, which have no Docker engine).
+# netprobe image. Multi-arch: nothing here is specific to an architecture, and
+# both base images are multi-arch, so it builds for linux/amd64 and
+# linux/arm64 (AKS Arm64 pools) natively or under emulation:
+#   docker buildx build --platform linux/amd64,linux/arm64 -t <registry>/netprobe:0.1.0 --push .
+# Without a Docker engine: `az acr build --platform linux/arm64 ...` per
+# architecture (docs/install.md). Not buildable on the development machines,
+# which have no Docker engine.
 
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
+# The Cargo workspace: the agent and its simulated VNet crate (the demo needs
+# it at run time); the test kit and benches are members or targets Cargo
+# must see, but are not built.
 COPY Cargo.toml Cargo.lock rustfmt.toml ./
 COPY src ./src
+COPY crates ./crates
 COPY benches ./benches
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \

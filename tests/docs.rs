@@ -131,3 +131,56 @@ fn the_runbook_has_a_section_per_alert() {
     }
     assert!(missing.is_empty(), "alerts without a runbook section: {missing:?}");
 }
+
+/// The first ```yaml block after `heading` in `text`.
+fn yaml_block<'a>(text: &'a str, heading: &str) -> &'a str {
+    let after = &text[text.find(heading).unwrap_or_else(|| panic!("no {heading:?}"))..];
+    let start = after.find("```yaml\n").expect("a yaml block") + "```yaml\n".len();
+    let len = after[start..].find("```").unwrap();
+    &after[start..start + len]
+}
+
+/// The README's example configuration is valid, and derives the targets it
+/// promises; docs/configuration.md's full example too.
+#[test]
+fn the_example_configs_are_valid() {
+    let readme = readme();
+    let cfg = netprobe::config::Config::from_yaml(yaml_block(&readme, "## Configure"), "README.md", None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    // workspace api, cert, notebooks; blob, file; the vault; the registry and its data endpoint.
+    assert_eq!(cfg.targets.len(), 8);
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/configuration.md")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    // Any valid PEM certificate stands in for the proxy's CA.
+    let pem = netprobe_sim::pki::Ca::new("docs test CA").unwrap().cert_pem().to_string();
+    std::fs::write(&ca, pem).unwrap();
+    let full = yaml_block(&doc, "# Configuration").replace("/etc/netprobe/ca.pem", ca.to_str().unwrap());
+    let cfg = netprobe::config::Config::from_yaml(&full, "docs/configuration.md", None).unwrap_or_else(|e| panic!("{e}"));
+    assert!(cfg.targets.len() > 8, "{}", cfg.targets.len());
+}
+
+/// Every relative link of the README and docs/ points at a file that exists.
+#[test]
+fn relative_links_resolve() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![root.join("README.md")];
+    for e in std::fs::read_dir(root.join("docs")).unwrap() {
+        files.push(e.unwrap().path());
+    }
+    let mut broken = Vec::new();
+    for f in files.iter().filter(|f| f.extension().is_some_and(|x| x == "md")) {
+        let text = std::fs::read_to_string(f).unwrap();
+        for part in text.split("](").skip(1) {
+            let target = part.split(')').next().unwrap_or("");
+            let path = target.split('#').next().unwrap_or("");
+            if path.is_empty() || path.contains("://") || path.contains(' ') {
+                continue;
+            }
+            if !f.parent().unwrap().join(path).exists() {
+                broken.push(format!("{}: {target}", f.strip_prefix(root).unwrap().display()));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "broken links: {broken:#?}");
+}
