@@ -474,14 +474,23 @@ fn dockerfile_is_multi_stage_non_root_and_smoke_tested() {
     // every path dependency of the agent.
     let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
     for dir in ["src", "crates", "benches"] {
-        assert!(d.contains(&format!("COPY {dir} ./{dir}")), "the Dockerfile does not copy {dir}/");
+        assert!(
+            d.contains(&format!("COPY {dir} ./{dir}")),
+            "the Dockerfile does not copy {dir}/"
+        );
     }
-    assert!(manifest.contains("\"crates/netprobe-sim\""), "members moved: update this test and the Dockerfile");
+    assert!(
+        manifest.contains("\"crates/netprobe-sim\""),
+        "members moved: update this test and the Dockerfile"
+    );
     // Multi-arch: no architecture pinned anywhere.
     for arch in ["amd64", "x86_64", "arm64", "aarch64"] {
         let pinned = d.lines().any(|l| l.starts_with("FROM") && l.contains(arch));
         assert!(!pinned, "a FROM line pins {arch}");
     }
     let ignore = std::fs::read_to_string(root().join(".dockerignore")).unwrap();
-    assert!(ignore.lines().any(|l| l.trim() == "target"), "target/ stays out of the build context");
+    assert!(
+        ignore.lines().any(|l| l.trim() == "target"),
+        "target/ stays out of the build context"
+    );
 }

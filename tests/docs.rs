@@ -153,10 +153,14 @@ fn the_example_configs_are_valid() {
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
     // Any valid PEM certificate stands in for the proxy's CA.
-    let pem = netprobe_sim::pki::Ca::new("docs test CA").unwrap().cert_pem().to_string();
+    let pem = netprobe_sim::pki::Ca::new("docs test CA")
+        .unwrap()
+        .cert_pem()
+        .to_string();
     std::fs::write(&ca, pem).unwrap();
     let full = yaml_block(&doc, "# Configuration").replace("/etc/netprobe/ca.pem", ca.to_str().unwrap());
-    let cfg = netprobe::config::Config::from_yaml(&full, "docs/configuration.md", None).unwrap_or_else(|e| panic!("{e}"));
+    let cfg =
+        netprobe::config::Config::from_yaml(&full, "docs/configuration.md", None).unwrap_or_else(|e| panic!("{e}"));
     assert!(cfg.targets.len() > 8, "{}", cfg.targets.len());
 }
 

@@ -6,7 +6,9 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::service::service_fn;
@@ -58,22 +60,40 @@ pub async fn serve(listener: TcpListener, state: Arc<State>, mut stop: watch::Re
     }
 }
 
-fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(body.into()));
+/// Every answer's body: one or more shared chunks.
+pub type Body = BoxBody<Bytes, Infallible>;
+
+fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
+    chunks(status, content_type, vec![body.into()])
+}
+
+/// A body sent as `parts`, in order, without copying them together.
+fn chunks(status: StatusCode, content_type: &'static str, parts: Vec<Bytes>) -> Response<Body> {
+    let length = parts.iter().map(Bytes::len).sum::<usize>();
+    let body = if parts.len() == 1 {
+        Full::new(parts.into_iter().next().unwrap_or_default()).boxed()
+    } else {
+        StreamBody::new(futures_util::stream::iter(
+            parts.into_iter().map(|b| Ok::<_, Infallible>(Frame::data(b))),
+        ))
+        .boxed()
+    };
+    let mut resp = Response::new(body);
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     resp
 }
 
 /// Answers one request (pure apart from reading the shared state).
-pub fn route(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+pub fn route(state: &State, req: &Request<Incoming>) -> Response<Body> {
     route_parts(state, req.method(), req.uri().path())
 }
 
-pub fn route_parts(state: &State, method: &Method, path: &str) -> Response<Full<Bytes>> {
+pub fn route_parts(state: &State, method: &Method, path: &str) -> Response<Body> {
     let known = matches!(path, "/" | "/metrics" | "/healthz" | "/readyz" | "/status");
     if !known {
         return text(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "not found\n");
@@ -89,10 +109,10 @@ pub fn route_parts(state: &State, method: &Method, path: &str) -> Response<Full<
         return r;
     }
     let mut resp = match path {
-        "/metrics" => text(
+        "/metrics" => chunks(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
-            state.metrics.encode(),
+            state.metrics.exposition().to_vec(),
         ),
         "/healthz" => text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n"),
         "/readyz" if state.ready() => text(StatusCode::OK, "text/plain; charset=utf-8", "ready\n"),
@@ -123,7 +143,7 @@ pub fn route_parts(state: &State, method: &Method, path: &str) -> Response<Full<
         }
     };
     if method == Method::HEAD {
-        *resp.body_mut() = Full::new(Bytes::new());
+        *resp.body_mut() = Full::new(Bytes::new()).boxed();
     }
     resp
 }

@@ -368,18 +368,24 @@ impl Metrics {
             .inc();
     }
 
-    /// The Prometheus text exposition of everything registered.
-    pub fn encode(&self) -> String {
+    /// The Prometheus text exposition in two parts: the registry's families
+    /// (small; rendered per call) and the per-target families (rendered once
+    /// after each round or reload, then shared: concurrent scrapes hold one
+    /// copy between them, not one each).
+    pub fn exposition(&self) -> [bytes::Bytes; 2] {
         let mut buf = Vec::new();
-        let encoder = TextEncoder::new();
-        if encoder.encode(&self.registry.gather(), &mut buf).is_err() {
-            return String::new();
-        }
-        let mut text = String::from_utf8(buf).unwrap_or_default();
-        if let Ok(rows) = self.targets.lock() {
-            rows.write(&mut text);
-        }
-        text
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        let targets = self.targets.lock().map(|mut t| t.rendered()).unwrap_or_default();
+        [bytes::Bytes::from(buf), targets]
+    }
+
+    /// The whole exposition as one string (tests and tools).
+    pub fn encode(&self) -> String {
+        self.exposition()
+            .iter()
+            .map(|b| String::from_utf8_lossy(b))
+            .collect::<Vec<_>>()
+            .concat()
     }
 }
 
@@ -420,5 +426,22 @@ mod tests {
         let text = m.encode();
         assert!(!text.contains("kv01"), "{text}");
         assert_eq!(series(&text, names::DNS_VERDICT).len(), 2 * DnsVerdict::ALL.len());
+    }
+
+    /// Concurrent scrapes share one rendering of the per-target families
+    /// (the same bytes, not copies) until the targets change.
+    #[test]
+    fn scrapes_share_one_rendering_until_a_change() {
+        let m = Metrics::new().unwrap();
+        let targets = vec![crate::service::acr::login(Cloud::Public, "reg01")];
+        m.set_targets(&targets, &["system".into()], 30.0, MetricSet::Compact);
+        let [_, a] = m.exposition();
+        let [_, b] = m.exposition();
+        assert!(!a.is_empty());
+        assert_eq!(a.as_ptr(), b.as_ptr(), "the second scrape re-rendered");
+        m.set_targets(&targets, &["system".into(), "azure".into()], 30.0, MetricSet::Compact);
+        let [_, c] = m.exposition();
+        assert_ne!(a.as_ptr(), c.as_ptr(), "a change must render anew");
+        assert!(String::from_utf8_lossy(&c).contains("netprobe_target_info"));
     }
 }

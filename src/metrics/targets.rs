@@ -108,6 +108,9 @@ impl Row {
 pub(super) struct Targets {
     rows: BTreeMap<String, Row>,
     set: MetricSet,
+    /// The text of every row, rendered once after a change and shared by
+    /// every scrape until the next one (a scrape storm does not multiply it).
+    rendered: Option<bytes::Bytes>,
 }
 
 impl Targets {
@@ -115,6 +118,7 @@ impl Targets {
     /// and creates rows (every state at 0) for new ones.
     pub fn set(&mut self, wanted: Vec<Known>, set: MetricSet) {
         self.set = set;
+        self.rendered = None;
         let wanted: BTreeMap<String, Known> = wanted.into_iter().map(|k| (k.target.clone(), k)).collect();
         self.rows.retain(|name, row| wanted.get(name) == Some(&row.k));
         for (name, k) in wanted {
@@ -123,6 +127,7 @@ impl Targets {
     }
 
     pub fn observe(&mut self, t: &TargetReport) {
+        self.rendered = None;
         let Some(row) = self.rows.get_mut(&t.name) else { return };
         row.healthy = t.healthy;
         row.reach = Some(t.reach);
@@ -163,6 +168,19 @@ impl Targets {
     pub fn write(&self, out: &mut String) {
         self.write_states(out);
         self.write_measurements(out);
+    }
+
+    /// The text of every row: rendered at the first call after a change,
+    /// then the same shared bytes.
+    pub fn rendered(&mut self) -> bytes::Bytes {
+        if let Some(b) = &self.rendered {
+            return b.clone();
+        }
+        let mut out = String::new();
+        self.write(&mut out);
+        let b = bytes::Bytes::from(out);
+        self.rendered = Some(b.clone());
+        b
     }
 
     /// Health, the DNS and reach verdicts, the cause.
