@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub mod load;
+
 /// A running `netprobe probe` and its log lines (parsed JSON).
 pub struct Agent {
     child: Child,

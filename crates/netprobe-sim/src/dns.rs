@@ -54,6 +54,8 @@ pub struct DnsServer {
     records: Arc<RwLock<Records>>,
     /// Queries received (UDP datagrams and TCP messages), answered or not.
     received: Arc<AtomicU64>,
+    /// Added before every answer, in microseconds (a far-away server).
+    delay_us: Arc<AtomicU64>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -82,12 +84,19 @@ impl DnsServer {
                 Ok(tcp) => {
                     let records = Arc::new(RwLock::new(records));
                     let received = Arc::new(AtomicU64::new(0));
-                    let udp_task = tokio::spawn(serve_udp(Arc::new(udp), records.clone(), received.clone()));
-                    let tcp_task = tokio::spawn(serve_tcp(tcp, records.clone(), received.clone()));
+                    let delay_us = Arc::new(AtomicU64::new(0));
+                    let shared = Shared {
+                        records: records.clone(),
+                        received: received.clone(),
+                        delay_us: delay_us.clone(),
+                    };
+                    let udp_task = tokio::spawn(serve_udp(Arc::new(udp), shared.clone()));
+                    let tcp_task = tokio::spawn(serve_tcp(tcp, shared));
                     return Ok(DnsServer {
                         addr,
                         records,
                         received,
+                        delay_us,
                         tasks: vec![udp_task, tcp_task],
                     });
                 }
@@ -113,6 +122,12 @@ impl DnsServer {
         }
     }
 
+    /// Delays every answer by `delay` from now on (answers overlap: a slow
+    /// server, not a serialized one).
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        self.delay_us.store(delay.as_micros() as u64, Ordering::Relaxed);
+    }
+
     /// Removes `name` (it then answers NXDOMAIN).
     pub fn remove(&self, name: &str) {
         if let Ok(mut r) = self.records.write() {
@@ -121,13 +136,27 @@ impl DnsServer {
     }
 }
 
-async fn serve_udp(sock: Arc<UdpSocket>, records: Arc<RwLock<Records>>, received: Arc<AtomicU64>) {
+/// What the UDP and TCP loops share.
+#[derive(Clone)]
+struct Shared {
+    records: Arc<RwLock<Records>>,
+    received: Arc<AtomicU64>,
+    delay_us: Arc<AtomicU64>,
+}
+
+impl Shared {
+    fn delay(&self) -> std::time::Duration {
+        std::time::Duration::from_micros(self.delay_us.load(Ordering::Relaxed))
+    }
+}
+
+async fn serve_udp(sock: Arc<UdpSocket>, shared: Shared) {
     let mut buf = vec![0u8; 4096];
     loop {
         let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
             continue;
         };
-        received.fetch_add(1, Ordering::Relaxed);
+        shared.received.fetch_add(1, Ordering::Relaxed);
         let Ok(req) = Message::from_vec(&buf[..n]) else {
             continue;
         };
@@ -137,7 +166,7 @@ async fn serve_udp(sock: Arc<UdpSocket>, records: Arc<RwLock<Records>>, received
             .map(|e| e.max_payload() as usize)
             .unwrap_or(PLAIN_UDP_LIMIT)
             .max(PLAIN_UDP_LIMIT);
-        let Some(resp) = respond(&records, &req) else {
+        let Some(resp) = respond(&shared.records, &req) else {
             continue;
         };
         let Ok(mut bytes) = resp.to_vec() else {
@@ -149,16 +178,25 @@ async fn serve_udp(sock: Arc<UdpSocket>, records: Arc<RwLock<Records>>, received
             let Ok(b) = cut.to_vec() else { continue };
             bytes = b;
         }
-        let _ = sock.send_to(&bytes, peer).await;
+        let delay = shared.delay();
+        if delay.is_zero() {
+            let _ = sock.send_to(&bytes, peer).await;
+        } else {
+            let sock = sock.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let _ = sock.send_to(&bytes, peer).await;
+            });
+        }
     }
 }
 
-async fn serve_tcp(listener: TcpListener, records: Arc<RwLock<Records>>, received: Arc<AtomicU64>) {
+async fn serve_tcp(listener: TcpListener, shared: Shared) {
     loop {
         let Ok((mut stream, _)) = listener.accept().await else {
             continue;
         };
-        let (records, received) = (records.clone(), received.clone());
+        let shared = shared.clone();
         tokio::spawn(async move {
             loop {
                 let mut len = [0u8; 2];
@@ -169,13 +207,14 @@ async fn serve_tcp(listener: TcpListener, records: Arc<RwLock<Records>>, receive
                 if stream.read_exact(&mut buf).await.is_err() {
                     return;
                 }
-                received.fetch_add(1, Ordering::Relaxed);
+                shared.received.fetch_add(1, Ordering::Relaxed);
                 let Ok(req) = Message::from_vec(&buf) else {
                     return;
                 };
-                let Some(resp) = respond(&records, &req) else {
+                let Some(resp) = respond(&shared.records, &req) else {
                     continue;
                 };
+                tokio::time::sleep(shared.delay()).await;
                 let Ok(bytes) = resp.to_vec() else { return };
                 let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
                 framed.extend_from_slice(&bytes);

@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cgroup;
 pub mod fuzz;
 pub mod pss;
 pub mod rules;
