@@ -653,3 +653,65 @@ async fn tls_failure_details_are_readable() {
     netprobe_testkit::assert_readable(&detail);
     netprobe_testkit::assert_readable(t.diagnosis.as_deref().unwrap());
 }
+
+/// 100 agents started together (a rollout): where their rounds start over
+/// the next rounds, with the agent's own pacing (`agent::next_delay`) and
+/// with a plain ±10% jitter for comparison. Prints the per-second
+/// distribution; fails if any second of the steady state holds more than
+/// 3× the even share of round starts.
+#[test]
+fn a_fleet_started_together_spreads_its_rounds_over_the_interval() {
+    use rand::{RngExt, SeedableRng};
+    use std::time::Duration;
+    const AGENTS: usize = 100;
+    const INTERVAL: f64 = 30.0;
+    const ROUNDS: u64 = 20;
+    let simulate = |pacing: &dyn Fn(u64, f64) -> f64| {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut starts = Vec::new();
+        for _ in 0..AGENTS {
+            let mut t = 0.0;
+            for r in 0..ROUNDS {
+                starts.push(t);
+                t += pacing(r, rng.random::<f64>());
+            }
+        }
+        // Per second, from the end of the second interval (steady state)
+        // over ten intervals.
+        let from = 2.0 * INTERVAL;
+        let mut per_second = vec![0usize; (10.0 * INTERVAL) as usize];
+        for s in starts {
+            let i = (s - from).floor();
+            if i >= 0.0 && (i as usize) < per_second.len() {
+                per_second[i as usize] += 1;
+            }
+        }
+        per_second
+    };
+    let interval = Duration::from_secs_f64(INTERVAL);
+    let ours = simulate(&|r, u| netprobe::agent::next_delay(interval, r, u).as_secs_f64());
+    let plain = simulate(&|_, u| INTERVAL * (0.9 + 0.2 * u));
+    let even = AGENTS as f64 / INTERVAL;
+    let max = |v: &[usize]| *v.iter().max().unwrap();
+    let busiest_share = |v: &[usize]| max(v) as f64 / even;
+    println!(
+        "round starts per second, 100 agents started together, interval 30 s (even share {even:.1}/s):\n  \
+         netprobe pacing: busiest second {} ({:.1}x even), empty seconds {}\n  \
+         plain ±10% jitter: busiest second {} ({:.1}x even), empty seconds {}",
+        max(&ours),
+        busiest_share(&ours),
+        ours.iter().filter(|n| **n == 0).count(),
+        max(&plain),
+        busiest_share(&plain),
+        plain.iter().filter(|n| **n == 0).count(),
+    );
+    assert!(
+        busiest_share(&ours) <= 3.0,
+        "rounds bunch up: {} starts in one second (even share {even:.1})",
+        max(&ours)
+    );
+    assert!(
+        busiest_share(&plain) > busiest_share(&ours),
+        "the comparison shows nothing"
+    );
+}

@@ -175,6 +175,9 @@ pub async fn run_until(
     let mut limiter = EventLimiter::default();
 
     let mut next_start = Instant::now();
+    // Rounds since the start or the last reload: the pacing after the first
+    // one spreads a fleet that started together across the interval.
+    let mut rounds_since_start = 0u64;
     'rounds: loop {
         // Wait for the next round, handling reloads meanwhile.
         loop {
@@ -186,6 +189,9 @@ pub async fn run_until(
                         engine = new;
                         apply_targets(&state, engine.config());
                         next_start = Instant::now();
+                        // A ConfigMap update reaches every node within a minute or
+                        // so: spread the fleet again after the reload's round.
+                        rounds_since_start = 0;
                     }
                 }
                 _ = stop.changed() => break 'rounds,
@@ -198,6 +204,8 @@ pub async fn run_until(
             _ = stop.changed() => break 'rounds,
         };
         let took = started.elapsed();
+        let rounds_before = rounds_since_start;
+        rounds_since_start += 1;
         let completed = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
@@ -228,7 +236,7 @@ pub async fn run_until(
             );
             next_start = Instant::now();
         } else {
-            next_start = started + jittered(interval);
+            next_start = started + next_delay(interval, rounds_before, rand::random::<f64>());
         }
     }
     if let Some(w) = watcher {
@@ -240,9 +248,24 @@ pub async fn run_until(
     Ok(())
 }
 
-/// `interval` ±10%, so that a fleet of nodes does not query DNS in lockstep.
-pub fn jittered(interval: Duration) -> Duration {
-    interval.mul_f64(rand::random_range(0.9..=1.1))
+/// The wait between the start of the round just done and the next, given
+/// the rounds done since the start (or a reload) before it and `unit`, a
+/// random number in [0, 1).
+///
+/// The first round runs at once (readiness waits for it). Nodes started
+/// together (a rollout, a reload of the ConfigMap everywhere) would then
+/// query DNS in lockstep, so the wait after it is anywhere in
+/// [0.5, 1.5) × interval: their phases spread over a whole interval in one
+/// step. Every later wait is interval ±10%, which keeps them spread without
+/// a fixed phase per node. `tests/round.rs` shows the spread over 100
+/// simulated agents.
+pub fn next_delay(interval: Duration, rounds_before: u64, unit: f64) -> Duration {
+    let unit = unit.clamp(0.0, 1.0);
+    if rounds_before == 0 {
+        interval.mul_f64(0.5 + unit)
+    } else {
+        interval.mul_f64(0.9 + 0.2 * unit)
+    }
 }
 
 fn apply_targets(state: &State, config: &Config) {
