@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub mod load;
+pub mod soak;
 
 /// A running `netprobe probe` and its log lines (parsed JSON).
 pub struct Agent {
