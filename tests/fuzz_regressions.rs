@@ -40,6 +40,27 @@ fn config_inputs_hold() {
 }
 
 #[test]
+fn http_judgement_inputs_hold() {
+    assert!(replay("http_judgement", netprobe_testkit::fuzz::check_http_judgement) >= 9);
+}
+
+/// The HTTP seeds are each service's real answers, judged as they should be.
+#[test]
+fn the_http_seeds_mean_what_their_names_say() {
+    use netprobe::model::Reach;
+    for (name, data) in inputs("http_judgement").iter().filter(|(n, _)| n.starts_with("seeds/")) {
+        let (service, response) = netprobe_testkit::fuzz::parse_http_seed(data);
+        let (reach, _) = netprobe::service::of(service).judge(&response);
+        let want = if name.contains("denied") || name.contains("firewall") {
+            Reach::Blocked
+        } else {
+            Reach::Ok
+        };
+        assert_eq!(reach, want, "{name}");
+    }
+}
+
+#[test]
 fn dns_verdict_inputs_hold() {
     assert!(replay("dns_verdict", netprobe_testkit::fuzz::check_dns_verdict) >= 4);
 }
@@ -59,6 +80,23 @@ fn the_dns_seeds_mean_what_their_names_say() {
     let a = netprobe::probe::dns::follow_chain("reg01.azurecr.io", &m.answers);
     assert_eq!(a.chain, vec!["reg01.privatelink.azurecr.io"]);
     assert_eq!(a.addresses.len(), 1);
+    // A long chain through other zones still ends private; one past the
+    // 16-name limit is an error; a CNAME with nothing after it is NODATA.
+    let m = Message::from_vec(&get("long-chain-12-private.bin")).unwrap();
+    let a = netprobe::probe::dns::follow_chain("reg01.azurecr.io", &m.answers);
+    assert_eq!(
+        (a.chain.len(), a.addresses.len(), a.chain_problem.is_none()),
+        (12, 1, true)
+    );
+    let m = Message::from_vec(&get("chain-20-too-long.bin")).unwrap();
+    assert!(
+        netprobe::probe::dns::follow_chain("reg01.azurecr.io", &m.answers)
+            .chain_problem
+            .is_some()
+    );
+    let m = Message::from_vec(&get("dangling-cname.bin")).unwrap();
+    let a = netprobe::probe::dns::follow_chain("reg01.azurecr.io", &m.answers);
+    assert_eq!((a.chain.len(), a.addresses.len()), (1, 0));
     let m = Message::from_vec(&get("loop.bin")).unwrap();
     assert!(
         netprobe::probe::dns::follow_chain("reg01.azurecr.io", &m.answers)

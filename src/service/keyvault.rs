@@ -68,12 +68,16 @@ impl AzureService for KeyVault {
 }
 
 /// The `addr=` field of the network-info header.
+/// The `addr=` of `x-ms-keyvault-network-info`: the client address the vault
+/// saw. Only an IP address is taken; anything else in the header (it comes
+/// from whatever answered) is not reported.
 pub fn addr_of(header: &str) -> Option<String> {
     header
         .split(';')
         .filter_map(|kv| kv.trim().split_once('='))
         .find(|(k, _)| k.trim().eq_ignore_ascii_case("addr"))
-        .map(|(_, v)| v.trim().to_string())
+        .and_then(|(_, v)| v.trim().parse::<std::net::IpAddr>().ok())
+        .map(|ip| ip.to_string())
 }
 
 // ---------------------------------------------------------------------------
@@ -105,5 +109,9 @@ mod tests {
             Some("20.30.40.50")
         );
         assert_eq!(addr_of("conn_type=Ipv4"), None);
+        // Only an address is reported, never whatever else the header holds.
+        assert_eq!(addr_of("addr=<script>;x=1"), None);
+        assert_eq!(addr_of(&format!("addr={}", "9".repeat(5000))), None);
+        assert_eq!(addr_of("addr= 2001:db8::1 ").as_deref(), Some("2001:db8::1"));
     }
 }

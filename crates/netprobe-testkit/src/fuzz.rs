@@ -127,3 +127,62 @@ pub fn check_dns_verdict(data: &[u8]) {
         }
     }
 }
+
+/// One HTTP answer in the seed format of the `http_judgement` target: the
+/// first line names the service (workspace, storage, keyvault, acr, custom),
+/// then `STATUS`, then `name: value` header lines, an empty line and the
+/// body. Arbitrary bytes are read as well as they go.
+pub fn parse_http_seed(data: &[u8]) -> (netprobe::service::Service, netprobe::observation::HttpResponse) {
+    use netprobe::service::Service;
+    let text = String::from_utf8_lossy(data);
+    let mut lines = text.split('\n');
+    let service = lines
+        .next()
+        .and_then(|l| Service::ALL.iter().find(|s| s.as_str() == l.trim()).copied())
+        .unwrap_or(Service::Custom);
+    let status = lines.next().and_then(|l| l.trim().parse::<u16>().ok()).unwrap_or(0);
+    let mut headers = Vec::new();
+    for l in lines.by_ref() {
+        let l = l.trim_end_matches('\r');
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    let body: String = lines.collect::<Vec<_>>().join("\n");
+    (service, netprobe::observation::HttpResponse { status, headers, body })
+}
+
+/// Any HTTP answer, judged by every service: no panic; `ok` carries no
+/// reason and anything else one; the rejection text and the facts a service
+/// extracts are single readable lines.
+pub fn check_http_judgement(data: &[u8]) {
+    use netprobe::service::Service;
+    let (named, response) = parse_http_seed(data);
+    for service in Service::ALL.iter().copied().chain([named]) {
+        let s = netprobe::service::of(service);
+        let (reach, reason) = s.judge(&response);
+        assert!(
+            matches!(reach, Reach::Ok | Reach::Blocked | Reach::HttpError),
+            "{service}: judged {reach}"
+        );
+        assert_eq!(
+            reach == Reach::Ok,
+            reason.is_none(),
+            "{service}: {reach} with {reason:?}"
+        );
+        if let Some(r) = &reason {
+            assert!(!r.contains('\n') && r.chars().count() <= 400, "{service}: reason {r:?}");
+        }
+        // netprobe's own words are readable; the service's words it quotes
+        // (the reason, from the answer) are whatever the answer said, on one line.
+        assert_readable(&s.rejected("x.example.net", "10.0.0.5", "the reason"));
+        let text = s.rejected("x.example.net", "10.0.0.5", reason.as_deref().unwrap_or(""));
+        assert!(!text.contains('\n'), "{service}: {text}");
+        if let Some(seen) = s.seen_address(&response) {
+            assert!(!seen.contains('\n') && seen.len() <= 100, "{service}: seen {seen:?}");
+        }
+    }
+}
