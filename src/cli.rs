@@ -65,6 +65,30 @@ pub enum Command {
         #[arg(long, short, env = "NETPROBE_CONFIG", default_value = "/etc/netprobe/netprobe.yaml")]
         config: PathBuf,
     },
+    /// The whole cluster: every agent's last round through the API server, as
+    /// a nodes x targets view (exit 0: all fine, 1: findings, 2: cannot read).
+    Report {
+        /// Kubeconfig file (default: in-cluster, then $KUBECONFIG or ~/.kube/config).
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        /// Kubeconfig context (default: the current one).
+        #[arg(long)]
+        context: Option<String>,
+        /// The agents' namespace.
+        #[arg(long, short, default_value = "netprobe")]
+        namespace: String,
+        /// The agent pods' label selector.
+        #[arg(long, short = 'l', default_value = "app.kubernetes.io/name=netprobe")]
+        selector: String,
+        /// The agents' HTTP port.
+        #[arg(long, default_value_t = 9469)]
+        port: u16,
+        /// A last round older than this is stale (e.g. 5m).
+        #[arg(long, default_value = "5m")]
+        stale_after: String,
+        #[arg(long, short, value_enum, default_value_t = Format::Human)]
+        output: Format,
+    },
     /// Print the targets a configuration derives.
     Targets {
         #[arg(long, short, env = "NETPROBE_CONFIG", default_value = "/etc/netprobe/netprobe.yaml")]
@@ -160,6 +184,25 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             ));
             Ok(EXIT_HEALTHY)
         }
+        Command::Report {
+            kubeconfig,
+            context,
+            namespace,
+            selector,
+            port,
+            stale_after,
+            output,
+        } => {
+            let opts = crate::fleet::FleetOptions {
+                namespace,
+                selector,
+                port,
+                stale_after: humantime::parse_duration(&stale_after)
+                    .map_err(|_| anyhow::anyhow!("--stale-after: {stale_after:?} is not a duration (e.g. 5m)"))?,
+                ..Default::default()
+            };
+            report(kubeconfig, context, &opts, output)
+        }
         Command::Targets { config, output } => {
             let cfg = Config::load_with(&config, &offline())?;
 
@@ -207,26 +250,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             interval,
             flap,
             ..
-        } => {
-            let duration = |flag: &str, v: &str| {
-                humantime::parse_duration(v)
-                    .ok()
-                    .filter(|d| !d.is_zero())
-                    .ok_or_else(|| anyhow::anyhow!("{flag}: {v:?} is not a duration (e.g. 10s, 6m)"))
-            };
-            let opts = crate::demo::ServeOptions {
-                listen: crate::config::parse_listen(&listen).map_err(|m| anyhow::anyhow!("--listen: {m}"))?,
-                interval: duration("--interval", &interval)?,
-                flap: duration("--flap", &flap)?,
-                on_listen: None,
-            };
-            let rt = runtime()?;
-            rt.block_on(async {
-                let stop = crate::agent::stop_on_signals()?;
-                crate::demo::serve(opts, stop).await
-            })?;
-            Ok(EXIT_HEALTHY)
-        }
+        } => demo_serve(&listen, &interval, &flap),
         Command::Demo { output, .. } => {
             let rt = runtime()?;
             let report = rt.block_on(async {
@@ -244,6 +268,82 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(print_report(&report, output))
         }
     }
+}
+
+/// `netprobe report`: the fleet view, printed; 0 when all is fine, 1 otherwise.
+fn report(
+    kubeconfig: Option<PathBuf>,
+    context: Option<String>,
+    opts: &crate::fleet::FleetOptions,
+    output: Format,
+) -> anyhow::Result<u8> {
+    let rt = runtime()?;
+    let report = rt.block_on(async {
+        let client = kube_client(kubeconfig, context).await?;
+        let (pods, nodes) = crate::fleet::collect(&client, opts).await?;
+        anyhow::Ok(crate::fleet::build(
+            &pods,
+            nodes.as_deref(),
+            std::time::SystemTime::now(),
+            opts.stale_after,
+        ))
+    })?;
+    match output {
+        Format::Json => out(&(serde_json::to_string_pretty(&report).unwrap_or_default() + "\n")),
+        _ => out(&crate::fleet::human(&report)),
+    }
+    Ok(if report.healthy { EXIT_HEALTHY } else { EXIT_FINDINGS })
+}
+
+/// `netprobe demo --serve`: the agent over the simulated VNet until SIGTERM.
+fn demo_serve(listen: &str, interval: &str, flap: &str) -> anyhow::Result<u8> {
+    let duration = |flag: &str, v: &str| {
+        humantime::parse_duration(v)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| anyhow::anyhow!("{flag}: {v:?} is not a duration (e.g. 10s, 6m)"))
+    };
+    let opts = crate::demo::ServeOptions {
+        listen: crate::config::parse_listen(listen).map_err(|m| anyhow::anyhow!("--listen: {m}"))?,
+        interval: duration("--interval", interval)?,
+        flap: duration("--flap", flap)?,
+        on_listen: None,
+    };
+    let rt = runtime()?;
+    rt.block_on(async {
+        let stop = crate::agent::stop_on_signals()?;
+        crate::demo::serve(opts, stop).await
+    })?;
+    Ok(EXIT_HEALTHY)
+}
+
+/// A client for `netprobe report`: the kubeconfig named, or the usual order
+/// (in-cluster, then $KUBECONFIG or ~/.kube/config).
+async fn kube_client(kubeconfig: Option<PathBuf>, context: Option<String>) -> anyhow::Result<kube::Client> {
+    use kube::config::{KubeConfigOptions, Kubeconfig};
+    let options = KubeConfigOptions {
+        context,
+        ..Default::default()
+    };
+    let mut config = match kubeconfig {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(&path)
+                .with_context(|| format!("{}: cannot read the kubeconfig", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &options)
+                .await
+                .with_context(|| format!("{}: cannot use the kubeconfig", path.display()))?
+        }
+        None if options.context.is_some() => kube::Config::from_kubeconfig(&options)
+            .await
+            .context("cannot use the kubeconfig")?,
+        None => kube::Config::infer()
+            .await
+            .context("cannot find a Kubernetes configuration")?,
+    };
+    // A pod that does not answer its proxy is a finding to report at once,
+    // not a transient failure to retry for minutes (kube retries 503s).
+    config.default_retry = false;
+    kube::Client::try_from(config).context("cannot set up the Kubernetes client")
 }
 
 /// Load options for commands that do not contact the cluster.

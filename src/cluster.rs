@@ -51,8 +51,28 @@ fn classify(what: &str, e: KubeError) -> ClusterError {
         KubeError::Api(status) if status.code == 404 => ClusterError::NotFound { what: what.to_string() },
         _ => ClusterError::Api {
             what: what.to_string(),
-            message: e.to_string(),
+            message: kube_message(&e),
         },
+    }
+}
+
+/// A Kubernetes client error in words: the API server's status (code,
+/// reason, message) rather than the library's debug print of it.
+pub fn kube_message(e: &KubeError) -> String {
+    match e {
+        KubeError::Api(status) => {
+            let reason = if status.reason.is_empty() {
+                "error"
+            } else {
+                status.reason.as_str()
+            };
+            if status.message.is_empty() {
+                format!("the API server answered {} {reason}", status.code)
+            } else {
+                format!("the API server answered {} {reason}: {}", status.code, status.message)
+            }
+        }
+        other => other.to_string(),
     }
 }
 

@@ -16,6 +16,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod demo;
+pub mod fleet;
 pub mod metrics;
 pub mod model;
 pub mod nodefiles;

@@ -756,7 +756,7 @@ async fn demo_serve_runs_the_agent_with_targets_that_fail_and_recover() {
         listen: "127.0.0.1:0".parse().unwrap(),
         interval: Duration::from_millis(200),
         // Longer than a round that waits out the demo's 2 s DNS timeout.
-        flap: Duration::from_millis(2500),
+        flap: Duration::from_millis(3000),
         on_listen: Some(tx),
     };
     let task = tokio::spawn(netprobe::demo::serve(opts, rx));
@@ -785,10 +785,19 @@ async fn demo_serve_runs_the_agent_with_targets_that_fail_and_recover() {
         ),
         Some(1.0)
     );
-    wait_for(addr, "the first recovered, the second failing", |m| {
-        healthy(m, first) == Some(1.0) && healthy(m, second) == Some(0.0)
-    })
-    .await;
+    // Phase 2: the first recovers; the second fails (its DNS stops answering
+    // through the pod path), each seen in turn.
+    wait_for(addr, "the first recovered", |m| healthy(m, first) == Some(1.0)).await;
+    let m = wait_for(addr, "the second failing", |m| healthy(m, second) == Some(0.0)).await;
+    assert_eq!(
+        value(
+            &m,
+            "netprobe_target_cause",
+            &[("target", second), ("cause", "dns_unreachable")]
+        ),
+        Some(1.0),
+        "{m}"
+    );
     for (path, code) in [("/healthz", 200), ("/readyz", 200), ("/status", 200), ("/", 200)] {
         assert_eq!(get(addr, path).await.0, code, "{path}");
     }

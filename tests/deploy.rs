@@ -165,6 +165,10 @@ fn every_variant_renders_and_validates_against_the_kubernetes_schema() {
     validate("aml-inference-router", &aml);
     let job = kustomize(&root().join("deploy/jobs"));
     validate("job", &job);
+    validate(
+        "report-rbac",
+        &std::fs::read_to_string(root().join("deploy/rbac/netprobe-report.yaml")).unwrap(),
+    );
     // The Job takes its image from the same setting as the DaemonSet.
     let job_image = docs(&job)[0]["spec"]["template"]["spec"]["containers"][0]["image"].clone();
     let all = docs(&kustomize(&root().join("deploy")));

@@ -206,26 +206,7 @@ pub async fn run_until(
         let took = started.elapsed();
         let rounds_before = rounds_since_start;
         rounds_since_start += 1;
-        let completed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
-        let previous = state.last();
-        let changes = transitions(previous.as_deref(), &report);
-        // Counted before the new verdicts show, so a scrape never sees a new
-        // state without the change that led to it.
-        state.metrics.transitions(&changes);
-        state.metrics.observe_round(&report, completed);
-        state.metrics.observe_cluster(&report);
-        log_transitions(&changes);
-        send_events(&opts.cluster, &state, &mut limiter, &changes);
-        tracing::debug!(
-            targets = report.summary.targets,
-            unhealthy = report.summary.unhealthy,
-            ms = crate::report::ms(report.duration),
-            "round complete"
-        );
-        state.publish(Arc::new(report));
+        project(&state, &opts.cluster, &mut limiter, report);
         let interval = engine.config().interval;
         if took > interval {
             state.metrics.round_overrun();
@@ -246,6 +227,32 @@ pub async fn run_until(
     let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
     tracing::info!("netprobe agent stopped");
     Ok(())
+}
+
+/// Projects a finished round onto every output: the transitions (counter,
+/// log lines, Events), the metrics, and the published report behind
+/// `/status` and the status page.
+fn project(state: &Arc<State>, cluster: &ClusterContext, limiter: &mut EventLimiter, report: RoundReport) {
+    let completed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let previous = state.last();
+    let changes = transitions(previous.as_deref(), &report);
+    // Counted before the new verdicts show, so a scrape never sees a new
+    // state without the change that led to it.
+    state.metrics.transitions(&changes);
+    state.metrics.observe_round(&report, completed);
+    state.metrics.observe_cluster(&report);
+    log_transitions(&changes);
+    send_events(cluster, state, limiter, &changes);
+    tracing::debug!(
+        targets = report.summary.targets,
+        unhealthy = report.summary.unhealthy,
+        ms = crate::report::ms(report.duration),
+        "round complete"
+    );
+    state.publish(Arc::new(report));
 }
 
 /// The wait between the start of the round just done and the next, given

@@ -86,6 +86,18 @@ impl Reply {
 }
 
 /// A running endpoint; stops when dropped.
+/// A request as a routed server sees it.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    pub authorization: Option<String>,
+}
+
+/// How a routed server answers.
+pub type Route = Arc<dyn Fn(&Seen) -> Reply + Send + Sync>;
+
 pub struct HttpsServer {
     addr: SocketAddr,
     task: JoinHandle<()>,
@@ -104,6 +116,13 @@ impl HttpsServer {
 
     /// Serves `reply` over TLS with `leaf` on `listener`.
     pub fn serve(listener: TcpListener, leaf: &Leaf, reply: Reply) -> std::io::Result<HttpsServer> {
+        let reply = Arc::new(reply);
+        Self::serve_with(listener, leaf, Arc::new(move |_: &Seen| (*reply).clone()))
+    }
+
+    /// Serves over TLS with `leaf` on `listener`, answering each request with
+    /// `route(request)`: a small fake API server, for instance.
+    pub fn serve_with(listener: TcpListener, leaf: &Leaf, route: Route) -> std::io::Result<HttpsServer> {
         let addr = listener.local_addr()?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = ServerConfig::builder_with_provider(provider)
@@ -113,20 +132,28 @@ impl HttpsServer {
             .with_single_cert(leaf.chain.clone(), leaf.clone_key())
             .map_err(std::io::Error::other)?;
         let acceptor = TlsAcceptor::from(Arc::new(config));
-        let reply = Arc::new(reply);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((tcp, peer)) = listener.accept().await else {
                     continue;
                 };
                 let acceptor = acceptor.clone();
-                let reply = reply.clone();
+                let route = route.clone();
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(tcp).await else {
                         return;
                     };
-                    let service = service_fn(move |_req| {
-                        let reply = reply.clone();
+                    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let seen = Seen {
+                            method: req.method().to_string(),
+                            path: req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default(),
+                            authorization: req
+                                .headers()
+                                .get("authorization")
+                                .and_then(|v| v.to_str().ok())
+                                .map(str::to_string),
+                        };
+                        let reply = route(&seen);
                         async move { Ok::<_, Infallible>(build(&reply, peer.ip())) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()

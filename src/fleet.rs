@@ -1,0 +1,463 @@
+//! `netprobe report`: the whole cluster at once. Lists the agent pods through
+//! the API server, reads each one's `/status` through the API server's pod
+//! proxy, and builds a nodes × targets view: per target how many nodes fail
+//! and with which causes, per node what differs from the rest, and the
+//! agents that are not ready, unreachable, stale or missing.
+//!
+//! `collect` does the I/O (bounded concurrency, a timeout per request, one
+//! unreachable pod is reported, never fatal); `build` is pure and
+//! table-tested on recorded answers.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime};
+
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::Client;
+use kube::api::{Api, ListParams};
+use serde::{Deserialize, Serialize};
+
+use crate::model::string_enum;
+
+/// What `netprobe report` reads, and how.
+#[derive(Clone, Debug)]
+pub struct FleetOptions {
+    pub namespace: String,
+    pub selector: String,
+    pub port: u16,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// Per request.
+    pub timeout: Duration,
+    /// A last round older than this is stale.
+    pub stale_after: Duration,
+}
+
+impl Default for FleetOptions {
+    fn default() -> Self {
+        FleetOptions {
+            namespace: "netprobe".into(),
+            selector: "app.kubernetes.io/name=netprobe".into(),
+            port: 9469,
+            concurrency: 16,
+            timeout: Duration::from_secs(10),
+            stale_after: Duration::from_secs(300),
+        }
+    }
+}
+
+string_enum! {
+    /// An agent's state as the report sees it.
+    AgentState {
+        Ok => "ok",
+        /// The pod is not Ready (starting, crash-looping).
+        NotReady => "not_ready",
+        /// Its `/status` could not be read through the API server.
+        Unreachable => "unreachable",
+        /// Its last round is older than `stale_after`.
+        Stale => "stale",
+        /// A Linux node without an agent pod.
+        Missing => "missing",
+    }
+}
+
+/// One target on one node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeTarget {
+    pub name: String,
+    #[serde(default)]
+    pub fqdn: String,
+    pub healthy: bool,
+    pub cause: String,
+}
+
+/// One node's agent and what it last saw.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NodeView {
+    pub node: String,
+    pub pod: Option<String>,
+    pub healthy: bool,
+    pub state: AgentState,
+    /// Why the state is not `ok`.
+    pub detail: Option<String>,
+    pub targets: Vec<NodeTarget>,
+    /// Targets that fail here but pass on most nodes that report them.
+    pub differs: Vec<String>,
+}
+
+/// One target across the nodes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TargetView {
+    pub name: String,
+    pub fqdn: String,
+    pub failing_nodes: usize,
+    pub total_nodes: usize,
+    pub causes: BTreeMap<String, usize>,
+}
+
+/// The whole report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FleetReport {
+    pub healthy: bool,
+    pub nodes: Vec<NodeView>,
+    pub targets: Vec<TargetView>,
+    /// What could not be checked (e.g. listing nodes was forbidden).
+    pub notes: Vec<String>,
+}
+
+/// What one agent pod answered (the parts of `/status` the report reads).
+#[derive(Clone, Debug, Deserialize)]
+pub struct AgentStatus {
+    pub started_at: String,
+    pub targets: Vec<NodeTarget>,
+}
+
+/// One agent pod as found.
+#[derive(Clone, Debug)]
+pub struct PodSeen {
+    pub pod: String,
+    pub node: String,
+    pub ready: bool,
+    /// Its `/status`, or why it could not be read.
+    pub status: Result<AgentStatus, String>,
+}
+
+/// `netprobe report` could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    #[error("cannot list the agent pods in namespace {namespace} (selector {selector}): {message}")]
+    ListPods {
+        namespace: String,
+        selector: String,
+        message: String,
+    },
+}
+
+/// Builds the report from what was found: pure.
+pub fn build(pods: &[PodSeen], linux_nodes: Option<&[String]>, now: SystemTime, stale_after: Duration) -> FleetReport {
+    let mut nodes: Vec<NodeView> = pods.iter().map(|p| node_view(p, now, stale_after)).collect();
+    let mut notes = Vec::new();
+    match linux_nodes {
+        Some(all) => {
+            let with_agent: BTreeSet<&str> = pods.iter().map(|p| p.node.as_str()).collect();
+            for n in all.iter().filter(|n| !with_agent.contains(n.as_str())) {
+                nodes.push(NodeView {
+                    node: n.clone(),
+                    pod: None,
+                    healthy: false,
+                    state: AgentState::Missing,
+                    detail: Some("no netprobe pod on this Linux node".into()),
+                    targets: Vec::new(),
+                    differs: Vec::new(),
+                });
+            }
+        }
+        None => notes.push("nodes could not be listed: agents missing from a node are not reported".into()),
+    }
+    nodes.sort_by(|a, b| a.node.cmp(&b.node));
+    let targets = target_views(&nodes);
+    for n in &mut nodes {
+        n.differs = n
+            .targets
+            .iter()
+            .filter(|t| !t.healthy)
+            .filter(|t| {
+                targets
+                    .iter()
+                    .find(|v| v.name == t.name)
+                    .is_some_and(|v| 2 * v.failing_nodes < v.total_nodes)
+            })
+            .map(|t| t.name.clone())
+            .collect();
+    }
+    FleetReport {
+        healthy: nodes.iter().all(|n| n.healthy),
+        nodes,
+        targets,
+        notes,
+    }
+}
+
+fn node_view(p: &PodSeen, now: SystemTime, stale_after: Duration) -> NodeView {
+    let (state, detail, targets) = match (&p.status, p.ready) {
+        (Err(why), false) => (AgentState::NotReady, Some(format!("pod not ready; {why}")), Vec::new()),
+        (Err(why), true) => (AgentState::Unreachable, Some(why.clone()), Vec::new()),
+        (Ok(s), ready) => {
+            let age = humantime::parse_rfc3339_weak(&s.started_at)
+                .ok()
+                .and_then(|t| now.duration_since(t).ok());
+            match age {
+                Some(a) if a > stale_after => (
+                    AgentState::Stale,
+                    Some(format!(
+                        "last round {} ago",
+                        humantime::format_duration(Duration::from_secs(a.as_secs()))
+                    )),
+                    s.targets.clone(),
+                ),
+                _ if !ready => (AgentState::NotReady, Some("pod not ready".into()), s.targets.clone()),
+                _ => (AgentState::Ok, None, s.targets.clone()),
+            }
+        }
+    };
+    NodeView {
+        node: p.node.clone(),
+        pod: Some(p.pod.clone()),
+        healthy: state == AgentState::Ok && targets.iter().all(|t| t.healthy),
+        state,
+        detail,
+        targets,
+        differs: Vec::new(),
+    }
+}
+
+fn target_views(nodes: &[NodeView]) -> Vec<TargetView> {
+    let mut by_name: BTreeMap<&str, TargetView> = BTreeMap::new();
+    for t in nodes.iter().flat_map(|n| &n.targets) {
+        let v = by_name.entry(&t.name).or_insert_with(|| TargetView {
+            name: t.name.clone(),
+            fqdn: t.fqdn.clone(),
+            failing_nodes: 0,
+            total_nodes: 0,
+            causes: BTreeMap::new(),
+        });
+        v.total_nodes += 1;
+        if !t.healthy {
+            v.failing_nodes += 1;
+            *v.causes.entry(t.cause.clone()).or_insert(0) += 1;
+        }
+    }
+    by_name.into_values().collect()
+}
+
+fn pod_ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Lists the agents and reads each one's `/status`, `opts.concurrency` at a
+/// time, each within `opts.timeout`.
+pub async fn collect(client: &Client, opts: &FleetOptions) -> Result<(Vec<PodSeen>, Option<Vec<String>>), FleetError> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &opts.namespace);
+    let list = tokio::time::timeout(opts.timeout, pods.list(&ListParams::default().labels(&opts.selector)))
+        .await
+        .unwrap_or_else(|_| Err(kube::Error::Service("timed out".into())))
+        .map_err(|error| FleetError::ListPods {
+            namespace: opts.namespace.clone(),
+            selector: opts.selector.clone(),
+            message: crate::cluster::kube_message(&error),
+        })?;
+    let found = futures_util::stream::iter(list.items.into_iter().map(|p| read_pod(client, opts, p)))
+        .buffer_unordered(opts.concurrency.max(1))
+        .collect::<Vec<_>>()
+        .await;
+    let nodes: Api<Node> = Api::all(client.clone());
+    let linux = tokio::time::timeout(
+        opts.timeout,
+        nodes.list(&ListParams::default().labels("kubernetes.io/os=linux")),
+    )
+    .await
+    .ok()
+    .and_then(Result::ok)
+    .map(|l| l.items.into_iter().filter_map(|n| n.metadata.name).collect());
+    Ok((found, linux))
+}
+
+async fn read_pod(client: &Client, opts: &FleetOptions, pod: Pod) -> PodSeen {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let node = pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
+    let ready = pod_ready(&pod);
+    let path = format!(
+        "/api/v1/namespaces/{}/pods/{}:{}/proxy/status",
+        opts.namespace, name, opts.port
+    );
+    let status = match hyper::Request::get(&path).body(Vec::new()) {
+        Err(e) => Err(e.to_string()),
+        Ok(req) => match tokio::time::timeout(opts.timeout, client.request_text(req)).await {
+            Err(_) => Err(format!("no answer within {}", humantime::format_duration(opts.timeout))),
+            Ok(Err(e)) => Err(format!(
+                "reading /status through the API server: {}",
+                crate::cluster::kube_message(&e)
+            )),
+            Ok(Ok(body)) => {
+                serde_json::from_str::<AgentStatus>(&body).map_err(|e| format!("/status is not a netprobe report: {e}"))
+            }
+        },
+    };
+    PodSeen {
+        pod: name,
+        node,
+        ready,
+        status,
+    }
+}
+
+/// The report for a person: targets first (how many nodes fail each, and
+/// why), then the nodes that are not fine and what differs on them.
+pub fn human(r: &FleetReport) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let ok_nodes = r.nodes.iter().filter(|n| n.healthy).count();
+    let _ = writeln!(
+        s,
+        "netprobe report: {} nodes, {} fine; {} targets",
+        r.nodes.len(),
+        ok_nodes,
+        r.targets.len()
+    );
+    let _ = writeln!(s, "\nTARGET                                   FAILING  CAUSES");
+    for t in &r.targets {
+        let causes: Vec<String> = t.causes.iter().map(|(c, n)| format!("{c} ({n})")).collect();
+        let _ = writeln!(
+            s,
+            "{:<40} {:>3}/{:<4} {}",
+            t.name,
+            t.failing_nodes,
+            t.total_nodes,
+            if causes.is_empty() {
+                "-".into()
+            } else {
+                causes.join(", ")
+            }
+        );
+    }
+    let odd: Vec<&NodeView> = r.nodes.iter().filter(|n| !n.healthy).collect();
+    if !odd.is_empty() {
+        let _ = writeln!(s, "\nNODES NOT FINE");
+        for n in odd {
+            let failing: Vec<String> = n
+                .targets
+                .iter()
+                .filter(|t| !t.healthy)
+                .map(|t| format!("{} [{}]", t.name, t.cause))
+                .collect();
+            let _ = writeln!(
+                s,
+                "{} ({}){}{}",
+                n.node,
+                n.state,
+                n.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default(),
+                if failing.is_empty() {
+                    String::new()
+                } else {
+                    format!("\n  failing: {}", failing.join(", "))
+                }
+            );
+            if !n.differs.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "  differs from most nodes: {} (check this node pool's NSG, route table and DNS settings)",
+                    n.differs.join(", ")
+                );
+            }
+        }
+    }
+    for note in &r.notes {
+        let _ = writeln!(s, "\nnote: {note}");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(started: &str, targets: &[(&str, bool, &str)]) -> Result<AgentStatus, String> {
+        Ok(AgentStatus {
+            started_at: started.into(),
+            targets: targets
+                .iter()
+                .map(|(n, h, c)| NodeTarget {
+                    name: n.to_string(),
+                    fqdn: format!("{n}.example"),
+                    healthy: *h,
+                    cause: c.to_string(),
+                })
+                .collect(),
+        })
+    }
+
+    fn pod(node: &str, ready: bool, status: Result<AgentStatus, String>) -> PodSeen {
+        PodSeen {
+            pod: format!("netprobe-{node}"),
+            node: node.into(),
+            ready,
+            status,
+        }
+    }
+
+    #[test]
+    fn nodes_by_targets_with_what_differs_and_every_agent_state() {
+        let now = humantime::parse_rfc3339("2026-11-28T08:00:00Z").unwrap();
+        let fresh = "2026-11-28T07:59:40.000Z";
+        let pods = vec![
+            pod(
+                "n1",
+                true,
+                status(fresh, &[("kv", true, "none"), ("acr", true, "none")]),
+            ),
+            pod(
+                "n2",
+                true,
+                status(fresh, &[("kv", true, "none"), ("acr", false, "endpoint_blocked")]),
+            ),
+            pod(
+                "n3",
+                true,
+                status(fresh, &[("kv", true, "none"), ("acr", true, "none")]),
+            ),
+            pod(
+                "n4",
+                true,
+                status("2026-11-28T07:00:00Z", &[("kv", true, "none"), ("acr", true, "none")]),
+            ),
+            pod("n5", true, Err("no answer within 10s".into())),
+            pod("n6", false, Err("503".into())),
+        ];
+        let linux: Vec<String> = (1..=7).map(|i| format!("n{i}")).collect();
+        let r = build(&pods, Some(&linux), now, Duration::from_secs(300));
+        let states: Vec<(&str, AgentState)> = r.nodes.iter().map(|n| (n.node.as_str(), n.state)).collect();
+        assert_eq!(
+            states,
+            [
+                ("n1", AgentState::Ok),
+                ("n2", AgentState::Ok),
+                ("n3", AgentState::Ok),
+                ("n4", AgentState::Stale),
+                ("n5", AgentState::Unreachable),
+                ("n6", AgentState::NotReady),
+                ("n7", AgentState::Missing),
+            ]
+        );
+        assert!(!r.healthy);
+        let acr = r.targets.iter().find(|t| t.name == "acr").unwrap();
+        assert_eq!((acr.failing_nodes, acr.total_nodes), (1, 4));
+        assert_eq!(acr.causes, BTreeMap::from([("endpoint_blocked".to_string(), 1)]));
+        let n2 = r.nodes.iter().find(|n| n.node == "n2").unwrap();
+        assert_eq!(n2.differs, ["acr"]);
+        assert!(!n2.healthy);
+        let text = human(&r);
+        assert!(
+            text.contains("acr") && text.contains("1/4") && text.contains("differs from most nodes: acr"),
+            "{text}"
+        );
+        // Without the node list: no `missing`, and a note says so.
+        let r = build(&pods, None, now, Duration::from_secs(300));
+        assert!(r.nodes.iter().all(|n| n.state != AgentState::Missing));
+        assert_eq!(r.notes.len(), 1);
+    }
+
+    #[test]
+    fn a_failure_on_most_nodes_is_not_a_node_difference() {
+        let now = humantime::parse_rfc3339("2026-11-28T08:00:00Z").unwrap();
+        let t = "2026-11-28T07:59:59Z";
+        let pods: Vec<PodSeen> = (1..=3)
+            .map(|i| pod(&format!("n{i}"), true, status(t, &[("kv", false, "zone_not_linked")])))
+            .collect();
+        let r = build(&pods, None, now, Duration::from_secs(300));
+        assert!(r.nodes.iter().all(|n| n.differs.is_empty()));
+        assert_eq!(r.targets[0].failing_nodes, 3);
+    }
+}

@@ -1,0 +1,219 @@
+//! `netprobe report` end to end against a small fake API server over HTTPS
+//! (certificate from a CA the test makes, a bearer token), reached through a
+//! kubeconfig, answering with recorded API responses
+//! (tests/testdata/k8s/pods-netprobe.json, nodes-linux.json) and, through
+//! the pod proxy, with real `/status` documents of a round over the
+//! simulated VNet.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use netprobe::demo::DemoVnet;
+use netprobe_sim::https::{HttpsServer, Reply, Seen};
+use netprobe_sim::pki::{Ca, Validity};
+use serde_json::Value;
+
+const TOKEN: &str = "test-token-123";
+
+fn testdata(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/tests/testdata/k8s/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+fn base64(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn json(status: u16, body: String) -> Reply {
+    Reply::new(status, &body).header("content-type", "application/json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_reads_every_agent_through_the_api_server() {
+    // Real /status documents: one round over the simulated VNet (it has
+    // healthy and failing targets); a second node where one more target fails.
+    let vnet = DemoVnet::start().await.unwrap();
+    let round = common::round(vnet.config().unwrap(), vnet.tls().unwrap()).await;
+    let status = netprobe::render::json::render(&round);
+    let mut odd: Value = serde_json::from_str(&status).unwrap();
+    let t = odd["targets"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|t| t["name"] == "acr-mlwsacr01")
+        .unwrap();
+    t["healthy"] = Value::Bool(false);
+    t["cause"] = Value::String("endpoint_blocked".into());
+    let odd = odd.to_string();
+
+    // The fake API server.
+    let ca = Ca::new("fake API server CA").unwrap();
+    let leaf = ca.leaf(&["localhost"], Validity::Current).unwrap();
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let log = seen.clone();
+    let route = Arc::new(move |req: &Seen| {
+        log.lock().unwrap().push(req.clone());
+        if req.authorization.as_deref() != Some(&format!("Bearer {TOKEN}")) {
+            return json(
+                401,
+                r#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"Unauthorized","code":401}"#.into(),
+            );
+        }
+        let path = req.path.as_str();
+        if path.starts_with("/api/v1/namespaces/netprobe/pods?") {
+            json(200, testdata("pods-netprobe.json"))
+        } else if path.starts_with("/api/v1/nodes?") {
+            json(200, testdata("nodes-linux.json"))
+        } else if path == "/api/v1/namespaces/netprobe/pods/netprobe-7xk2p:9469/proxy/status"
+            || path == "/api/v1/namespaces/netprobe/pods/netprobe-m2zt8:9469/proxy/status"
+        {
+            json(200, status.clone())
+        } else if path == "/api/v1/namespaces/netprobe/pods/netprobe-b9rq4:9469/proxy/status" {
+            json(200, odd.clone())
+        } else if path.ends_with(":9469/proxy/status") {
+            // The API server's answer when the pod does not answer.
+            json(503, r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"error trying to reach service: dial tcp 10.244.2.4:9469: connect: connection refused","reason":"ServiceUnavailable","code":503}"#.into())
+        } else {
+            json(
+                404,
+                r#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}"#.into(),
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let _api = HttpsServer::serve_with(listener, &leaf, route).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: test\nclusters:\n- name: test\n  cluster:\n    server: https://localhost:{port}\n    certificate-authority-data: {}\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: sre\nusers:\n- name: sre\n  user:\n    token: {TOKEN}\n",
+            base64(ca.cert_pem().as_bytes())
+        ),
+    )
+    .unwrap();
+
+    let run = |args: &[&str]| {
+        let kc = kubeconfig.clone();
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_netprobe"))
+                .arg("report")
+                .arg("--kubeconfig")
+                .arg(&kc)
+                .args(&args)
+                .env_remove("KUBECONFIG")
+                .env("HOME", "/nonexistent")
+                .output()
+                .unwrap()
+        })
+    };
+    let o = run(&["-o", "json", "--stale-after", "1h"]).await.unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    let states: BTreeMap<String, String> = v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["node"].as_str().unwrap().to_string(),
+                n["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        BTreeMap::from([
+            ("aks-gpupool-87654321-vmss000000".into(), "ok".into()),
+            ("aks-gpupool-87654321-vmss000001".into(), "not_ready".into()),
+            ("aks-nodepool1-12345678-vmss000000".into(), "ok".into()),
+            ("aks-nodepool1-12345678-vmss000001".into(), "ok".into()),
+            ("aks-nodepool1-12345678-vmss000002".into(), "missing".into()),
+            ("aks-nodepool1-12345678-vmss000003".into(), "unreachable".into()),
+        ])
+    );
+    let acr = v["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "acr-mlwsacr01")
+        .unwrap();
+    assert_eq!(
+        (acr["failing_nodes"].as_u64(), acr["total_nodes"].as_u64()),
+        (Some(1), Some(3))
+    );
+    assert_eq!(acr["causes"]["endpoint_blocked"], 1);
+    // Every request carried the token; the proxy paths were used.
+    let paths: Vec<String> = seen.lock().unwrap().iter().map(|s| s.path.clone()).collect();
+    assert!(
+        paths
+            .iter()
+            .any(|p| p.contains("labelSelector=app.kubernetes.io%2Fname%3Dnetprobe")),
+        "{paths:?}"
+    );
+    assert!(
+        paths.iter().any(|p| p.ends_with("netprobe-7xk2p:9469/proxy/status")),
+        "{paths:?}"
+    );
+
+    // The human form names the node that differs and the unreachable agent.
+    let o = run(&["--stale-after", "1h"]).await.unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text.contains("aks-nodepool1-12345678-vmss000001") && text.contains("differs from most nodes"),
+        "{text}"
+    );
+    assert!(
+        text.contains("unreachable") && text.contains("connection refused"),
+        "{text}"
+    );
+
+    // A wrong token: the API server refuses, netprobe says so and exits 2.
+    let bad = dir.path().join("bad-kubeconfig");
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(&kubeconfig).unwrap().replace(TOKEN, "wrong"),
+    )
+    .unwrap();
+    let o = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_netprobe"))
+            .args(["report", "--kubeconfig"])
+            .arg(&bad)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("cannot list the agent pods in namespace netprobe"),
+        "{err}"
+    );
+    netprobe_testkit::assert_readable(&err);
+}
