@@ -28,6 +28,17 @@ struct Agent {
     task: tokio::task::JoinHandle<()>,
 }
 
+impl Agent {
+    /// Stops the agent and waits (at most 5 s) for it to finish cleanly.
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), self.task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
+
 async fn start_agent(config: Config, path: &Path) -> Agent {
     let (stop, rx) = watch::channel(false);
     let (tx, bound) = tokio::sync::oneshot::channel();
@@ -235,11 +246,7 @@ async fn metrics_follow_dns_changes_within_a_round() {
         value(&m, "netprobe_target_transitions_total", &[("to", "healthy")]),
         Some(1.0)
     );
-    agent.stop.send(true).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), agent.task)
-        .await
-        .unwrap()
-        .unwrap();
+    agent.stop().await;
 }
 
 /// `metrics: full`: every state of every state set (one at 1) and the histograms.
@@ -266,11 +273,7 @@ async fn full_metric_set_adds_zero_states_and_histograms() {
     // The compact series are there too.
     assert_eq!(value(&m, "netprobe_dns_healthy", system), Some(1.0));
     assert!(value(&m, "netprobe_phase_last_seconds", tls).unwrap() > 0.0);
-    agent.stop.send(true).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), agent.task)
-        .await
-        .unwrap()
-        .unwrap();
+    agent.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -738,11 +741,7 @@ async fn a_missing_resolv_conf_is_reported_while_the_agent_serves() {
         .find(|r| r["name"] == "node")
         .unwrap();
     assert!(node["servers"].as_array().is_some_and(|s| !s.is_empty()), "{node}");
-    agent.stop.send(true).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), agent.task)
-        .await
-        .unwrap()
-        .unwrap();
+    agent.stop().await;
 }
 
 /// `netprobe demo --serve`: the agent over the simulated VNet, every

@@ -3,10 +3,8 @@
 //! Kubernetes schema (kubernetes-validate, pinned version), checkov finds
 //! nothing unjustified, and the DaemonSet has the posture the README promises.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-
-use serde_json::Value;
 
 /// The Kubernetes version manifests are validated against.
 const K8S_VERSION: &str = "1.32.0";
@@ -37,33 +35,7 @@ fn output(cmd: &mut Command) -> (bool, String) {
     )
 }
 
-fn kustomize(dir: &Path) -> String {
-    let out = Command::new("kubectl")
-        .args(["kustomize"])
-        .arg(dir)
-        .output()
-        .expect("kubectl (with kustomize) is required");
-    assert!(
-        out.status.success(),
-        "kustomize {}: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn docs(yaml: &str) -> Vec<Value> {
-    yaml.split("\n---\n")
-        .filter(|d| !d.trim().is_empty())
-        .map(|d| serde_saphyr::from_str::<Value>(d).unwrap())
-        .collect()
-}
-
-fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
-    docs.iter()
-        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
-        .unwrap_or_else(|| panic!("no {kind}/{name}"))
-}
+use netprobe_testkit::k8s::{docs, find, kustomize, kustomize_with};
 
 #[test]
 fn rendered_all_in_one_file_is_current() {
@@ -142,21 +114,7 @@ fn every_variant_renders_and_validates_against_the_kubernetes_schema() {
         &kustomize(&root().join("deploy/overlays/azure-monitor")),
     );
     // The optional AML inference-router component on top of the base.
-    let dir = tempfile::Builder::new()
-        .prefix("kz")
-        .tempdir_in(root().join("target"))
-        .unwrap();
-    let rel = |p: &str| format!("../../{p}");
-    std::fs::write(
-        dir.path().join("kustomization.yaml"),
-        format!(
-            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - {}\ncomponents:\n  - {}\n",
-            rel("deploy/base"),
-            rel("deploy/components/aml-inference-router")
-        ),
-    )
-    .unwrap();
-    let aml = kustomize(dir.path());
+    let aml = kustomize_with(&root(), &["deploy/base"], &["deploy/components/aml-inference-router"]);
     let role = find(&docs(&aml), "Role", "netprobe-read-inference-router").clone();
     assert_eq!(
         role["metadata"]["namespace"], "azureml",
@@ -206,16 +164,7 @@ fn every_variant_renders_and_validates_against_the_kubernetes_schema() {
 
 /// deploy/base with the node-resolver component.
 fn node_resolver_render() -> String {
-    let dir = tempfile::Builder::new()
-        .prefix("kz")
-        .tempdir_in(root().join("target"))
-        .unwrap();
-    std::fs::write(
-        dir.path().join("kustomization.yaml"),
-        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../../deploy/base\ncomponents:\n  - ../../deploy/components/node-resolver\n",
-    )
-    .unwrap();
-    kustomize(dir.path())
+    kustomize_with(&root(), &["deploy/base"], &["deploy/components/node-resolver"])
 }
 
 /// The default install meets Pod Security "restricted" (no hostPath), and

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use netprobe_testkit::k8s::{docs, find};
 use netprobe_testkit::pss::{Level, pod_spec, violations};
 use serde_json::Value;
 
@@ -64,31 +65,8 @@ fn template(which: &str, sets: &[&str]) -> String {
     out
 }
 
-fn docs(yaml: &str) -> Vec<Value> {
-    yaml.split("\n---\n")
-        .map(|d| d.trim_start_matches("---\n"))
-        .filter(|d| {
-            d.lines()
-                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
-        })
-        .map(|d| serde_saphyr::from_str::<Value>(d).unwrap_or_else(|e| panic!("{e}\n{d}")))
-        .collect()
-}
-
-fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
-    docs.iter()
-        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
-        .unwrap_or_else(|| panic!("no {kind}/{name}"))
-}
-
 fn kustomize(dir: &Path) -> Vec<Value> {
-    let out = Command::new("kubectl")
-        .arg("kustomize")
-        .arg(dir)
-        .output()
-        .expect("kubectl (with kustomize) is required");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    docs(&String::from_utf8(out.stdout).unwrap())
+    docs(&netprobe_testkit::k8s::kustomize(dir))
 }
 
 const EVERYTHING: &[&str] = &[
@@ -207,16 +185,11 @@ fn the_daemonset_is_the_kustomize_one_in_substance() {
         "the chart's DaemonSet drifted from deploy/base (with the prometheus-annotations component)"
     );
     // With the node resolver: the same mounts as the kustomize component.
-    let dir = tempfile::Builder::new()
-        .prefix("kz")
-        .tempdir_in(root().join("target"))
-        .unwrap();
-    std::fs::write(
-        dir.path().join("kustomization.yaml"),
-        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../../deploy\ncomponents:\n  - ../../deploy/components/node-resolver\n",
-    )
-    .unwrap();
-    let k = kustomize(dir.path());
+    let k = docs(&netprobe_testkit::k8s::kustomize_with(
+        &root(),
+        &["deploy"],
+        &["deploy/components/node-resolver"],
+    ));
     let h = docs(&template("helm3", &["nodeResolver.enabled=true"]));
     assert_eq!(
         substance(find(&h, "DaemonSet", "netprobe")),

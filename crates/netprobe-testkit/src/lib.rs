@@ -8,6 +8,7 @@
 
 pub mod cgroup;
 pub mod fuzz;
+pub mod k8s;
 pub mod pss;
 pub mod rules;
 

@@ -1,0 +1,64 @@
+//! Rendering and reading Kubernetes manifests in tests: `kubectl kustomize`,
+//! a kustomization assembled from resources and components, and the
+//! objects of a multi-document YAML.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+/// `kubectl kustomize dir`.
+pub fn kustomize(dir: &Path) -> String {
+    let out = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(dir)
+        .output()
+        .expect("kubectl (with kustomize) is required");
+    assert!(
+        out.status.success(),
+        "kustomize {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Renders a kustomization of `resources` and `components` (paths relative
+/// to `root`), written to a temporary folder under `root/target` (kustomize
+/// takes only relative paths to components).
+pub fn kustomize_with(root: &Path, resources: &[&str], components: &[&str]) -> String {
+    let dir = tempfile::Builder::new()
+        .prefix("kz")
+        .tempdir_in(root.join("target"))
+        .unwrap();
+    let list = |items: &[&str]| items.iter().map(|i| format!("  - ../../{i}\n")).collect::<String>();
+    std::fs::write(
+        dir.path().join("kustomization.yaml"),
+        format!(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n{}components:\n{}",
+            list(resources),
+            list(components)
+        ),
+    )
+    .unwrap();
+    kustomize(dir.path())
+}
+
+/// The objects of a multi-document YAML (empty and comment-only documents skipped).
+pub fn docs(yaml: &str) -> Vec<Value> {
+    yaml.split("\n---\n")
+        .map(|d| d.trim_start_matches("---\n"))
+        .filter(|d| {
+            d.lines()
+                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        })
+        .map(|d| serde_saphyr::from_str::<Value>(d).unwrap_or_else(|e| panic!("{e}\n{d}")))
+        .collect()
+}
+
+/// The object of `kind` named `name`.
+pub fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind}/{name}"))
+}
