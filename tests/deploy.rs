@@ -6,9 +6,6 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The Kubernetes version manifests are validated against.
-const K8S_VERSION: &str = "1.32.0";
-
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -48,35 +45,7 @@ fn rendered_all_in_one_file_is_current() {
 }
 
 fn validate(label: &str, yaml: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join(format!("{label}.yaml"));
-    std::fs::write(&file, yaml).unwrap();
-    let (ok, text) = output(
-        Command::new(venv_tool("kubernetes-validate"))
-            .args(["-k", K8S_VERSION, "--strict"])
-            .arg(&file),
-    );
-    assert!(ok, "{label}: kubernetes-validate failed:\n{text}");
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let crd = line.contains("Couldn't find schema for kind PodMonitor with api version monitoring.coreos.com/v1")
-            || line.contains("Couldn't find schema for kind PodMonitor with api version azmonitoring.coreos.com/v1")
-            || line.contains("Couldn't find schema for kind PrometheusRule with api version monitoring.coreos.com/v1");
-        assert!(
-            line.starts_with("INFO") && line.contains(" passed for resource ") || crd,
-            "{label}: {line}"
-        );
-    }
-    let passed = text.lines().filter(|l| l.contains(" passed for resource ")).count();
-    let objects = docs(yaml)
-        .iter()
-        .filter(|d| {
-            !d["apiVersion"]
-                .as_str()
-                .unwrap_or("")
-                .ends_with("monitoring.coreos.com/v1")
-        })
-        .count();
-    assert_eq!(passed, objects, "{label}: every core object must be validated:\n{text}");
+    netprobe_testkit::k8s::validate(&root(), label, yaml);
 }
 
 #[test]

@@ -14,8 +14,6 @@ use netprobe_testkit::k8s::{docs, find};
 use netprobe_testkit::pss::{Level, pod_spec, violations};
 use serde_json::Value;
 
-/// The Kubernetes version manifests are validated against (as tests/deploy.rs).
-const K8S_VERSION: &str = "1.32.0";
 const HELMS: [&str; 2] = ["helm3", "helm4"];
 
 fn root() -> PathBuf {
@@ -99,9 +97,6 @@ fn lint_strict_with_helm_3_and_4() {
 
 #[test]
 fn every_render_validates_against_the_kubernetes_schema() {
-    let venv = root().join("target/tools-venv/bin/kubernetes-validate");
-    assert!(venv.exists(), "kubernetes-validate: scripts/test installs it");
-    let dir = tempfile::tempdir().unwrap();
     for which in HELMS {
         for (label, sets) in [("default", &[][..]), ("everything", EVERYTHING)] {
             let yaml = template(which, sets);
@@ -121,21 +116,7 @@ fn every_render_validates_against_the_kubernetes_schema() {
                     assert!(kinds.contains(k), "{which} {label}: no {k} in {kinds:?}");
                 }
             }
-            let file = dir.path().join(format!("{which}-{label}.yaml"));
-            std::fs::write(&file, &yaml).unwrap();
-            let (ok, out, err) = run(Command::new(&venv).args(["-k", K8S_VERSION, "--strict"]).arg(&file));
-            assert!(ok, "{which} {label}: kubernetes-validate:\n{out}{err}");
-            let passed = out.lines().filter(|l| l.contains(" passed for resource ")).count();
-            let core = docs(&yaml)
-                .iter()
-                .filter(|d| {
-                    !d["apiVersion"]
-                        .as_str()
-                        .unwrap_or("")
-                        .ends_with("monitoring.coreos.com/v1")
-                })
-                .count();
-            assert_eq!(passed, core, "{which} {label}: every core object validated:\n{out}");
+            netprobe_testkit::k8s::validate(&root(), &format!("{which}-{label}"), &yaml);
         }
     }
 }
