@@ -106,24 +106,9 @@ fn generated_rule_files_are_current() {
     }
 }
 
-/// "PT1H30M" as seconds, read independently of the generator.
-fn iso_seconds(iso: &str) -> u64 {
-    let body = iso.strip_prefix("PT").unwrap_or_else(|| panic!("{iso}"));
-    let (mut total, mut n) = (0, 0);
-    for c in body.chars() {
-        match c {
-            '0'..='9' => n = n * 10 + u64::from(c.to_digit(10).unwrap()),
-            'H' => (total, n) = (total + n * 3600, 0),
-            'M' => (total, n) = (total + n * 60, 0),
-            'S' => (total, n) = (total + n, 0),
-            _ => panic!("{iso}"),
-        }
-    }
-    total
-}
-
-/// "1h30m" as seconds.
-fn prom_seconds(d: &str) -> u64 {
+/// A Prometheus duration ("1h30m") as seconds, read independently of the
+/// generator; an ISO 8601 one ("PT1H30M") reads the same once lower-cased.
+fn seconds(d: &str) -> u64 {
     let (mut total, mut n) = (0, 0);
     for c in d.chars() {
         match c {
@@ -135,6 +120,14 @@ fn prom_seconds(d: &str) -> u64 {
         }
     }
     total
+}
+
+fn iso_seconds(iso: &str) -> u64 {
+    seconds(
+        &iso.strip_prefix("PT")
+            .unwrap_or_else(|| panic!("{iso}"))
+            .to_ascii_lowercase(),
+    )
 }
 
 /// The Azure Monitor template holds every rule of the rules file, rule by
@@ -184,7 +177,7 @@ fn azure_monitor_rule_groups_match_the_rules_file() {
                 "{id}: expression"
             );
             match w["for"].as_str() {
-                Some(d) => assert_eq!(iso_seconds(h["for"].as_str().unwrap()), prom_seconds(d), "{id}: for"),
+                Some(d) => assert_eq!(iso_seconds(h["for"].as_str().unwrap()), seconds(d), "{id}: for"),
                 None => assert!(h["for"].is_null(), "{id}: for"),
             }
             let labels = |v: &Value| v.as_object().cloned().unwrap_or_default();
@@ -209,44 +202,21 @@ fn azure_monitor_rule_groups_match_the_rules_file() {
 
 #[test]
 fn kustomize_renders_the_components() {
-    let dir = tempfile::tempdir().unwrap();
-    // kustomize accepts only relative paths to components.
-    let rel = |p: &str| relative(dir.path(), &root().join(p)).display().to_string();
-    std::fs::write(
-        dir.path().join("kustomization.yaml"),
-        format!(
-            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\ncomponents:\n  - {}\n  - {}\n",
-            rel("deploy/components/grafana-dashboard"),
-            rel("deploy/components/prometheus-operator")
-        ),
-    )
-    .unwrap();
-    let out = run_ok(tool("kubectl").args(["kustomize", dir.path().to_str().unwrap()]));
-    let docs: Vec<Value> = out
-        .split("\n---\n")
-        .map(|d| serde_saphyr::from_str::<Value>(d).unwrap())
-        .collect();
+    let out = netprobe_testkit::k8s::kustomize_with(
+        &root(),
+        &[],
+        &[
+            "deploy/components/grafana-dashboard",
+            "deploy/components/prometheus-operator",
+        ],
+    );
+    let docs = netprobe_testkit::k8s::docs(&out);
     let kinds: BTreeSet<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, BTreeSet::from(["ConfigMap", "PodMonitor", "PrometheusRule"]));
     let cm = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap();
     assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"], "1");
     let embedded: Value = serde_json::from_str(cm["data"]["netprobe.json"].as_str().unwrap()).unwrap();
     assert_eq!(embedded["uid"], "netprobe-private-dns");
-}
-
-/// `to` relative to `from` (both absolute).
-fn relative(from: &Path, to: &Path) -> PathBuf {
-    let from: Vec<_> = from.components().collect();
-    let to: Vec<_> = to.components().collect();
-    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
-    let mut out = PathBuf::new();
-    for _ in common..from.len() {
-        out.push("..");
-    }
-    for c in &to[common..] {
-        out.push(c);
-    }
-    out
 }
 
 fn dashboard() -> Value {

@@ -31,13 +31,19 @@ pub fn kustomize_with(root: &Path, resources: &[&str], components: &[&str]) -> S
         .prefix("kz")
         .tempdir_in(root.join("target"))
         .unwrap();
-    let list = |items: &[&str]| items.iter().map(|i| format!("  - ../../{i}\n")).collect::<String>();
+    let section = |key: &str, items: &[&str]| {
+        if items.is_empty() {
+            return String::new();
+        }
+        let list: String = items.iter().map(|i| format!("  - ../../{i}\n")).collect();
+        format!("{key}:\n{list}")
+    };
     std::fs::write(
         dir.path().join("kustomization.yaml"),
         format!(
-            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n{}components:\n{}",
-            list(resources),
-            list(components)
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n{}{}",
+            section("resources", resources),
+            section("components", components)
         ),
     )
     .unwrap();
