@@ -7,7 +7,6 @@ pub mod server;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -28,16 +27,12 @@ pub const CONFIG_POLL: Duration = Duration::from_secs(2);
 /// What the agent shares with its HTTP server.
 pub struct State {
     pub metrics: Metrics,
-    last: RwLock<Option<Arc<RoundReport>>>,
-    /// When `last` was published.
-    published: RwLock<Option<Instant>>,
+    /// The last round and when it was published; ready once there is one.
+    last: RwLock<Option<(Arc<RoundReport>, Instant)>>,
     /// The last reload's error while the previous configuration runs on.
     reload_error: RwLock<Option<String>>,
     /// The running configuration's interval between rounds.
     interval: RwLock<Option<Duration>>,
-    ready: AtomicBool,
-    /// Seconds between status-page refreshes.
-    pub refresh_secs: std::sync::atomic::AtomicU64,
 }
 
 impl State {
@@ -45,28 +40,28 @@ impl State {
         State {
             metrics,
             last: RwLock::new(None),
-            published: RwLock::new(None),
             reload_error: RwLock::new(None),
             interval: RwLock::new(None),
-            ready: AtomicBool::new(false),
-            refresh_secs: std::sync::atomic::AtomicU64::new(10),
         }
     }
 
+    /// Ready once the first round has completed.
     pub fn ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+        self.last.read().is_ok_and(|g| g.is_some())
     }
 
     pub fn last(&self) -> Option<Arc<RoundReport>> {
-        self.last.read().ok().and_then(|g| g.clone())
+        self.last.read().ok().and_then(|g| g.as_ref().map(|(r, _)| r.clone()))
     }
 
-    /// What the status page shows besides the round, as of now.
+    /// What the status page shows besides the round, as of now. It
+    /// refreshes itself every interval, within 5 to 60 s.
     pub fn page_context(&self) -> crate::render::html::PageContext {
+        let interval = self.interval.read().ok().and_then(|g| *g);
         crate::render::html::PageContext {
-            refresh_secs: self.refresh_secs.load(Ordering::Relaxed),
-            age: self.published.read().ok().and_then(|g| g.map(|t| t.elapsed())),
-            interval: self.interval.read().ok().and_then(|g| *g),
+            refresh_secs: interval.map_or(10, |i| i.as_secs().clamp(5, 60)),
+            age: self.last.read().ok().and_then(|g| g.as_ref().map(|(_, t)| t.elapsed())),
+            interval,
             reload_error: self.reload_error.read().ok().and_then(|g| g.clone()),
         }
     }
@@ -85,12 +80,8 @@ impl State {
 
     fn publish(&self, report: Arc<RoundReport>) {
         if let Ok(mut g) = self.last.write() {
-            *g = Some(report);
+            *g = Some((report, Instant::now()));
         }
-        if let Ok(mut g) = self.published.write() {
-            *g = Some(Instant::now());
-        }
-        self.ready.store(true, Ordering::Release);
     }
 }
 
@@ -283,9 +274,6 @@ fn apply_targets(state: &State, config: &Config) {
         config.interval.as_secs_f64(),
         config.metrics,
     );
-    state
-        .refresh_secs
-        .store(config.interval.as_secs().clamp(5, 60), Ordering::Relaxed);
     state.set_interval(config.interval);
 }
 
