@@ -11,16 +11,7 @@
 //! are counted from the log, not by scraping; one scrape of the full
 //! exposition is measured at the end, on its own.
 
-use std::net::IpAddr;
-
 mod common;
-
-use netprobe_sim::bind_same_port;
-use netprobe_sim::dns::{DnsServer, Entry, Records};
-use netprobe_sim::https::{HttpsServer, Reply};
-use netprobe_sim::pki::{Ca, Validity};
-
-const ENDPOINT_IPS: u8 = 20;
 
 struct Row {
     targets: usize,
@@ -34,37 +25,8 @@ struct Row {
 }
 
 async fn run(targets: usize, rounds: usize, interval: &str) -> Row {
-    let ca = Ca::new("bench CA").unwrap();
-    let ips: Vec<IpAddr> = (1..=ENDPOINT_IPS).map(|h| IpAddr::from([127, 0, 10, h])).collect();
-    let (port, listeners) = bind_same_port(&ips).await.unwrap();
-    let leaf = ca.leaf(&["*.azurecr.io"], Validity::Current).unwrap();
-    let _servers: Vec<HttpsServer> = listeners
-        .into_iter()
-        .map(|l| HttpsServer::serve(l, &leaf, Reply::acr_challenge("bench.azurecr.io")).unwrap())
-        .collect();
-    let mut records = Records::new();
-    for i in 0..targets {
-        let ip = ips[i % ips.len()];
-        records.insert(
-            format!("t{i}.azurecr.io"),
-            Entry::Cname(format!("t{i}.privatelink.azurecr.io")),
-        );
-        records.insert(format!("t{i}.privatelink.azurecr.io"), Entry::Addrs(vec![ip]));
-    }
-    let dns = DnsServer::start(records).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("ca.pem"), ca.cert_pem()).unwrap();
-    let mut y = format!(
-        "interval: {interval}\ntimeout: 5s\nresolvers:\n  - name: system\n    servers: [\"{}\"]\nprivate_ranges: [127.0.10.0/24]\ntls:\n  extra_ca_file: ca.pem\ntargets:\n",
-        dns.addr()
-    );
-    for i in 0..targets {
-        y.push_str(&format!(
-            "  - fqdn: t{i}.azurecr.io\n    service: acr\n    port: {port}\n"
-        ));
-    }
-    let cfg = dir.path().join("netprobe.yaml");
-    std::fs::write(&cfg, y).unwrap();
+    let w = common::load::workload(targets, 1, std::time::Duration::ZERO, interval).await;
+    let cfg = w.cfg.clone();
 
     // Rounds are counted from the agent's own log, so that measuring does not
     // add scrapes (a scrape of 1,000 targets is large; it is measured apart).

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_holds_its_limits_under_load() {
-    let w = bench::load::workload(200, Duration::from_millis(50), "1s").await;
+    let w = bench::load::workload(200, 2, Duration::from_millis(50), "1s").await;
     let run = bench::load::run_under_limits(env!("CARGO_BIN_EXE_netprobe"), &w, 3, 50, false)
         .await
         .unwrap_or_else(|e| panic!("{e}"));

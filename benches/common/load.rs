@@ -21,7 +21,9 @@ pub const CPU_MILLIS: u64 = 200;
 pub const MEMORY_BYTES: u64 = 64 * 1024 * 1024;
 const ENDPOINT_IPS: u8 = 20;
 
-/// Loopback DNS and TLS servers and a config for `targets` targets.
+/// Loopback DNS and TLS servers and a config for `targets` ACR targets,
+/// each resolving (CNAME to `privatelink`, then a private address) to one of
+/// 20 TLS endpoints that answer the `/v2/` challenge.
 pub struct Workload {
     _dir: tempfile::TempDir,
     pub cfg: PathBuf,
@@ -30,7 +32,9 @@ pub struct Workload {
     pub targets: usize,
 }
 
-pub async fn workload(targets: usize, dns_delay: Duration, interval: &str) -> Workload {
+/// `resolvers` (1 or 2: `system`, then `azure`) each ask their own DNS
+/// server, which answers `dns_delay` late.
+pub async fn workload(targets: usize, resolvers: usize, dns_delay: Duration, interval: &str) -> Workload {
     let ca = Ca::new("limits CA").unwrap();
     let ips: Vec<IpAddr> = (1..=ENDPOINT_IPS).map(|h| IpAddr::from([127, 0, 10, h])).collect();
     let (port, listeners) = bind_same_port(&ips).await.unwrap();
@@ -51,18 +55,16 @@ pub async fn workload(targets: usize, dns_delay: Duration, interval: &str) -> Wo
         );
     }
     let mut dns = Vec::new();
-    for _ in 0..2 {
+    let mut y = format!("interval: {interval}\ntimeout: 5s\nresolvers:\n");
+    for name in ["system", "azure"].iter().take(resolvers) {
         let d = DnsServer::start(records.clone()).await.unwrap();
         d.set_delay(dns_delay);
+        y.push_str(&format!("  - name: {name}\n    servers: [\"{}\"]\n", d.addr()));
         dns.push(d);
     }
+    y.push_str("private_ranges: [127.0.10.0/24]\ntls:\n  extra_ca_file: ca.pem\ntargets:\n");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("ca.pem"), ca.cert_pem()).unwrap();
-    let mut y = format!(
-        "interval: {interval}\ntimeout: 5s\nresolvers:\n  - name: system\n    servers: [\"{}\"]\n  - name: azure\n    servers: [\"{}\"]\nprivate_ranges: [127.0.10.0/24]\ntls:\n  extra_ca_file: ca.pem\ntargets:\n",
-        dns[0].addr(),
-        dns[1].addr()
-    );
     for i in 0..targets {
         y.push_str(&format!(
             "  - fqdn: t{i}.azurecr.io\n    service: acr\n    port: {port}\n"
