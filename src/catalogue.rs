@@ -68,6 +68,11 @@ impl Cause {
                 "`expect: public` but the answer is private",
                 "a private zone shadows the name",
             ),
+            Cause::OutsideServiceTag => (
+                Layer::Dns,
+                "a public answer outside every range of the service's tag (with `service_tags_file`)",
+                "check for a DNS hijack or a wrong CNAME; refresh the service tags file",
+            ),
             Cause::EndpointBlocked => (
                 Layer::Endpoint,
                 "DNS right, TCP timed out (or no route)",
@@ -248,6 +253,16 @@ texts! {
         "TCP to {at}:{port} timed out: an NSG, firewall or route drops traffic from this node to the endpoint. \
          Fix: allow TCP {port} from the node subnet to {at} (check the NSGs' effective rules and any UDR to a \
          firewall)."),
+    /// A public address in a known service tag timed out: name the tag.
+    TcpTimeoutTagged => (EndpointBlocked,
+        "TCP to {at}:{port} timed out: an NSG, firewall or route drops traffic from this node to this public \
+         address, which is in service tag {tag}. Fix: allow outbound TCP {port} to service tag {tag} in the NSG \
+         and the firewall (or route) the node subnet uses."),
+    OutsideServiceTag => (OutsideServiceTag,
+        "{fqdn} resolves to public {addresses}, in no range of {services} in the service tags file: the answer \
+         does not lead to Azure's {services} (a DNS hijack, a wrong CNAME or a proxy's record), or the file is \
+         older than the address. Fix: check the CNAME chain against the service's documented names, and \
+         refresh the service tags file (scripts/trim-service-tags)."),
     NoRoute => (EndpointBlocked,
         "there is no route to {at}:{port} ({detail}). Fix: check the node subnet's route table (UDR) and VNet \
          peering to the endpoint's subnet."),
@@ -318,6 +333,8 @@ pub const FACT_NAMES: &[&str] = &[
     "at",
     "detail",
     "service_says",
+    "tag",
+    "services",
 ];
 
 #[cfg(test)]

@@ -220,11 +220,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             let cluster = rt.block_on(crate::cluster::ClusterContext::discover(
                 std::env::var("NODE_NAME").ok(),
             ));
-            let load = crate::config::LoadOptions {
-                node_region: cluster.node_region(),
-                allow_unresolved_auto: false,
-                target_port: None,
-            };
+            let load = crate::config::LoadOptions::on_node(cluster.node_region());
             let cfg = Config::load_with(&config, &load)?;
             if !once {
                 let listen_override = match listen {
@@ -351,7 +347,7 @@ fn offline() -> crate::config::LoadOptions {
     crate::config::LoadOptions {
         node_region: None,
         allow_unresolved_auto: true,
-        target_port: None,
+        ..Default::default()
     }
 }
 

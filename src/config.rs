@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -17,6 +18,7 @@ use crate::azure::{Cloud, StorageService};
 use crate::model::{Expect, MetricSet};
 use crate::service::Service;
 use crate::service::Target;
+use crate::servicetags::ServiceTags;
 
 /// Default per-phase timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -72,6 +74,10 @@ pub struct Config {
     pub region_auto: bool,
     /// The AML inference router Service to check: (namespace, name).
     pub scoring_service: Option<(String, String)>,
+    /// `service_tags_file`, parsed and indexed at (re)load.
+    pub service_tags: Option<Arc<ServiceTags>>,
+    /// The CA that the API server target's certificate is verified against.
+    pub api_server_ca_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -151,7 +157,7 @@ mod raw {
         #[serde(default)]
         pub storage_accounts: Vec<Storage>,
         #[serde(default)]
-        pub key_vaults: Vec<S<String>>,
+        pub key_vaults: Vec<S<VaultEntry>>,
         #[serde(default)]
         pub container_registries: Vec<Registry>,
         #[serde(default)]
@@ -164,6 +170,10 @@ mod raw {
         pub listen: Option<S<String>>,
         pub metrics: Option<S<MetricSet>>,
         pub scoring_service: Option<ScoringService>,
+        pub service_tags_file: Option<S<String>>,
+        pub aml_extension: Option<S<bool>>,
+        pub api_server_fqdn: Option<S<String>>,
+        pub api_server_ca_file: Option<S<String>>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -188,6 +198,7 @@ mod raw {
     pub struct Storage {
         pub name: S<String>,
         pub services: Option<Vec<S<StorageService>>>,
+        pub expect: Option<S<Expect>>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -195,6 +206,50 @@ mod raw {
     pub struct Registry {
         pub name: S<String>,
         pub data_endpoint_regions: Option<Vec<S<String>>>,
+        pub expect: Option<S<Expect>>,
+    }
+
+    /// A key vault: its name, or `{name, expect}`.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Vault {
+        pub name: String,
+        pub expect: Option<Expect>,
+    }
+
+    impl Vault {
+        /// A string is the name; a mapping is read field by field, so that
+        /// its errors name the field (an untagged enum would only say that
+        /// no variant matched).
+        pub fn deserialize_either<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Vault, D::Error> {
+            struct Either;
+            impl<'de> serde::de::Visitor<'de> for Either {
+                type Value = Vault;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a key vault name, or a mapping with `name` and `expect`")
+                }
+                fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Vault, E> {
+                    Ok(Vault {
+                        name: v.to_string(),
+                        expect: None,
+                    })
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Vault, A::Error> {
+                    Vault::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                }
+            }
+            de.deserialize_any(Either)
+        }
+    }
+
+    /// [`Vault`] through [`Vault::deserialize_either`], for `Spanned<Vault>`.
+    #[derive(Debug)]
+    pub struct VaultEntry(pub Vault);
+
+    impl<'de> Deserialize<'de> for VaultEntry {
+        fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+            Vault::deserialize_either(de).map(VaultEntry)
+        }
     }
 
     #[derive(Debug, Deserialize)]
@@ -267,6 +322,42 @@ pub struct LoadOptions {
     /// Every target's port, whatever the file says: the demo's simulated
     /// endpoints all listen on one unprivileged port.
     pub target_port: Option<u16>,
+    /// `KUBERNETES_SERVICE_HOST` and `_PORT` when the host is a DNS name
+    /// (AKS sets the API server's FQDN in pods that ask for it): probed as
+    /// the `api-server` target unless `api_server_fqdn` says otherwise.
+    pub api_server_host: Option<(String, u16)>,
+}
+
+impl LoadOptions {
+    /// What an agent on a node knows: the node's region, and the API
+    /// server's name from the environment.
+    pub fn on_node(node_region: Option<String>) -> LoadOptions {
+        LoadOptions {
+            node_region,
+            allow_unresolved_auto: false,
+            target_port: None,
+            api_server_host: api_server_from_env(
+                std::env::var("KUBERNETES_SERVICE_HOST").ok().as_deref(),
+                std::env::var("KUBERNETES_SERVICE_PORT").ok().as_deref(),
+            ),
+        }
+    }
+}
+
+/// The API server's name and port from `KUBERNETES_SERVICE_HOST` /
+/// `_PORT`; `None` when the host is an IP address (the in-cluster Service,
+/// not a name to resolve) or not a valid DNS name.
+pub fn api_server_from_env(host: Option<&str>, port: Option<&str>) -> Option<(String, u16)> {
+    let host = host?.trim();
+    if host.parse::<IpAddr>().is_ok() {
+        return None;
+    }
+    let fqdn = check_fqdn(host).ok()?;
+    let port = port
+        .and_then(|p| p.trim().parse::<u16>().ok())
+        .filter(|p| *p > 0)
+        .unwrap_or(443);
+    Some((fqdn, port))
 }
 
 impl Config {
@@ -484,6 +575,8 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
     let connect_via = connect_via(&raw, ctx, &resolvers)?;
     let private_ranges = private_ranges(&raw, ctx)?;
     let extra_ca_file = extra_ca_file(&raw, ctx)?;
+    let service_tags = service_tags(&raw, ctx)?;
+    let api_server_ca_file = api_server_ca_file(&raw, ctx);
     Ok(Config {
         source: ctx.path.to_string(),
         cloud,
@@ -500,6 +593,8 @@ fn validate(raw: raw::File, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
         metrics: raw.metrics.as_ref().map(|m| m.value).unwrap_or_default(),
         region_auto,
         scoring_service,
+        service_tags,
+        api_server_ca_file,
     })
 }
 
@@ -558,6 +653,8 @@ fn targets(raw: &raw::File, ctx: &Ctx<'_>, cloud: Cloud, region: Option<&str>) -
     targets.extend(keyvault_targets(raw, ctx, cloud)?);
     targets.extend(registry_targets(raw, ctx, cloud, region)?);
     targets.extend(custom_targets(raw, ctx)?);
+    targets.extend(egress_targets(raw, ctx, cloud, region)?);
+    targets.extend(api_server_target(raw, ctx, region)?);
     if let Some(port) = ctx.opts.target_port {
         for t in &mut targets {
             t.port = port;
@@ -631,7 +728,9 @@ fn storage_targets(raw: &raw::File, ctx: &Ctx<'_>, cloud: Cloud) -> Result<Vec<T
             None => vec![StorageService::Blob, StorageService::File],
         };
         for svc in services {
-            targets.push(crate::service::storage::target(cloud, &st.name.value, svc));
+            let mut t = crate::service::storage::target(cloud, &st.name.value, svc);
+            t.expect = expect_of(st.expect.as_ref());
+            targets.push(t);
         }
     }
     Ok(targets)
@@ -640,10 +739,13 @@ fn storage_targets(raw: &raw::File, ctx: &Ctx<'_>, cloud: Cloud) -> Result<Vec<T
 fn keyvault_targets(raw: &raw::File, ctx: &Ctx<'_>, cloud: Cloud) -> Result<Vec<Target>, ConfigError> {
     let mut targets = Vec::new();
     for (i, kv) in raw.key_vaults.iter().enumerate() {
+        let vault = &kv.value.0;
         VAULT_NAME
-            .check(&kv.value)
+            .check(&vault.name)
             .map_err(|m| ctx.err(kv, format!("key_vaults[{i}]"), m))?;
-        targets.push(crate::service::keyvault::target(cloud, &kv.value.to_ascii_lowercase()));
+        let mut t = crate::service::keyvault::target(cloud, &vault.name.to_ascii_lowercase());
+        t.expect = vault.expect.unwrap_or(Expect::Private);
+        targets.push(t);
     }
     Ok(targets)
 }
@@ -661,6 +763,8 @@ fn registry_targets(
             .check(&reg.name.value)
             .map_err(|m| ctx.err(&reg.name, &field, m))?;
         let name = reg.name.value.to_ascii_lowercase();
+        let expect = expect_of(reg.expect.as_ref());
+        let first = targets.len();
         targets.push(crate::service::acr::login(cloud, &name));
         let regions: Vec<String> = match &reg.data_endpoint_regions {
             Some(list) => {
@@ -687,8 +791,83 @@ fn registry_targets(
         for r in regions {
             targets.push(crate::service::acr::data(cloud, &name, &r));
         }
+        for t in &mut targets[first..] {
+            t.expect = expect;
+        }
     }
     Ok(targets)
+}
+
+/// A resource section's `expect` (private unless told).
+fn expect_of(expect: Option<&S<Expect>>) -> Expect {
+    expect.map_or(Expect::Private, |e| e.value)
+}
+
+/// `aml_extension: true`: the extension's public endpoints for the cloud and region.
+fn egress_targets(
+    raw: &raw::File,
+    ctx: &Ctx<'_>,
+    cloud: Cloud,
+    region: Option<&str>,
+) -> Result<Vec<Target>, ConfigError> {
+    let Some(on) = raw.aml_extension.as_ref().filter(|a| a.value) else {
+        return Ok(Vec::new());
+    };
+    let region = region.ok_or_else(|| {
+        ctx.err(
+            on,
+            "region",
+            "required when `aml_extension` is set (its endpoints are regional, e.g. eastus.data.mcr.microsoft.com)",
+        )
+    })?;
+    Ok(crate::service::egress::targets(cloud, region))
+}
+
+/// The `api-server` target: `api_server_fqdn`, else the environment's
+/// `KUBERNETES_SERVICE_HOST` when it is a name.
+fn api_server_target(raw: &raw::File, ctx: &Ctx<'_>, region: Option<&str>) -> Result<Option<Target>, ConfigError> {
+    let (fqdn, port) = match &raw.api_server_fqdn {
+        Some(f) => {
+            let (host, port) = match f.value.rsplit_once(':') {
+                Some((h, p)) if !h.is_empty() && p.chars().all(|c| c.is_ascii_digit()) => {
+                    let port =
+                        p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+                            ctx.err(f, "api_server_fqdn", format!("{p:?} is not a TCP port (1-65535)"))
+                        })?;
+                    (h, port)
+                }
+                _ => (f.value.as_str(), 443),
+            };
+            (check_fqdn(host).map_err(|m| ctx.err(f, "api_server_fqdn", m))?, port)
+        }
+        None => match &ctx.opts.api_server_host {
+            Some((host, port)) => (host.clone(), *port),
+            None => return Ok(None),
+        },
+    };
+    let port = ctx.opts.target_port.unwrap_or(port);
+    Ok(Some(crate::service::apiserver::target(&fqdn, port, region)))
+}
+
+/// `service_tags_file`, read and indexed now: a file that cannot be used is
+/// a configuration error naming it.
+fn service_tags(raw: &raw::File, ctx: &Ctx<'_>) -> Result<Option<Arc<ServiceTags>>, ConfigError> {
+    let Some(p) = &raw.service_tags_file else {
+        return Ok(None);
+    };
+    let path = ctx.resolve_path(&p.value);
+    let tags = ServiceTags::load(&path, &path.display().to_string())
+        .map_err(|e| ctx.err(p, "service_tags_file", e.to_string()))?;
+    Ok(Some(Arc::new(tags)))
+}
+
+/// `api_server_ca_file`, or the pod's service account CA. Not read here:
+/// a missing in-cluster CA is the pod's state, reported by the probe.
+fn api_server_ca_file(raw: &raw::File, ctx: &Ctx<'_>) -> Option<PathBuf> {
+    match &raw.api_server_ca_file {
+        Some(p) => Some(ctx.resolve_path(&p.value)),
+        None => Some(PathBuf::from(crate::service::apiserver::IN_CLUSTER_CA)),
+    }
 }
 
 fn custom_targets(raw: &raw::File, ctx: &Ctx<'_>) -> Result<Vec<Target>, ConfigError> {
@@ -735,6 +914,7 @@ fn custom_targets(raw: &raw::File, ctx: &Ctx<'_>) -> Result<Vec<Target>, ConfigE
             expect: t.expect.as_ref().map(|e| e.value).unwrap_or(Expect::Private),
             expected_ips,
             privatelink_zone: None,
+            tag_services: crate::service::of(service).tag_services(),
         });
     }
     Ok(targets)

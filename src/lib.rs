@@ -26,4 +26,5 @@ pub mod render;
 pub mod report;
 pub mod round;
 pub mod service;
+pub mod servicetags;
 pub mod verdict;

@@ -119,6 +119,9 @@ string_enum! {
         UnexpectedIp => "unexpected_ip",
         /// A target expected public resolved to a private address.
         UnexpectedPrivate => "unexpected_private",
+        /// A public answer outside every range of the service's tag
+        /// (`service_tags_file`): not Azure's address for this service.
+        OutsideServiceTag => "outside_service_tag",
         /// TCP connect timed out or had no route.
         EndpointBlocked => "endpoint_blocked",
         /// TCP connection refused: nothing listens at the address.

@@ -142,6 +142,9 @@ pub struct ConnectReport {
     /// For Key Vault: the client address the vault saw (`addr=` of
     /// `x-ms-keyvault-network-info`); private means the private endpoint was used.
     pub keyvault_seen_addr: Option<String>,
+    /// The Azure service tag of a public address (`service_tags_file`), e.g.
+    /// `AzureContainerRegistry.EastUS`: what an NSG or firewall rule allows.
+    pub service_tag: Option<String>,
     pub detail: Option<String>,
 }
 
@@ -268,6 +271,7 @@ impl TargetReport {
                     http_status: response.map(|r| r.status),
                     http_time: o.http.as_ref().map(|h| h.duration),
                     keyvault_seen_addr: response.and_then(|r| crate::service::of(target.service).seen_address(r)),
+                    service_tag: v.service_tag.clone(),
                     detail: v.detail.clone(),
                 }
             })

@@ -37,6 +37,8 @@ pub struct DnsView {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConnectView {
     pub address: IpAddr,
+    /// The service tag of a public address (`service_tags_file`).
+    pub service_tag: Option<String>,
     pub reach: Reach,
     pub tls: Option<TlsOutcome>,
     pub detail: Option<String>,
@@ -139,7 +141,11 @@ pub fn assess_dns(target: &Target, obs: &DnsObservation, ranges: &[IpNet]) -> Dn
         DnsOutcome::Answer(ans) => {
             view.rcode = Some(ans.rcode);
             view.chain = ans.chain.clone();
-            view.privatelink = ans.chain.iter().any(|n| is_privatelink_name(target, n));
+            // The queried name counts too: a private AKS cluster's API server
+            // name lies in `privatelink.<region>.azmk8s.io` itself.
+            view.privatelink = std::iter::once(&target.fqdn)
+                .chain(&ans.chain)
+                .any(|n| is_privatelink_name(target, n));
             view.addresses = ans
                 .addresses
                 .iter()
@@ -205,6 +211,7 @@ pub fn meets(expect: Expect, verdict: DnsVerdict) -> bool {
 pub fn assess_connect(service: Service, obs: &ConnectObservation) -> ConnectView {
     let mut view = ConnectView {
         address: obs.address,
+        service_tag: None,
         reach: Reach::Ok,
         tls: obs.tls.as_ref().map(|t| t.outcome),
         detail: None,
@@ -296,6 +303,9 @@ pub struct ReachContext<'a> {
     pub expected_addresses: bool,
     /// The resolver whose addresses were tried, when there were any.
     pub via: Option<&'a str>,
+    /// Public answers in no range of the target's service tags, and those
+    /// tags' services (`service_tags_file`); empty when not checked.
+    pub outside_tag: Option<(Vec<IpAddr>, &'a [&'a str])>,
 }
 
 /// A verdict that says the resolver did not answer usably: an error rcode, an
@@ -330,6 +340,16 @@ pub fn diagnose(target: &Target, views: &[DnsView], connect_via: usize, rc: &Rea
         let (text, facts) = dns_cause(target, bad, good, rc.timeout);
         d.add(text.cause(), Some(&bad.resolver), render(text, &facts));
     }
+    if let Some((addrs, services)) = &rc.outside_tag
+        && !addrs.is_empty()
+    {
+        let addresses: Vec<String> = addrs.iter().map(IpAddr::to_string).collect();
+        let facts = Facts::new()
+            .with("fqdn", &target.fqdn)
+            .with("addresses", addresses.join(", "))
+            .with("services", services.join(" or "));
+        d.add(Cause::OutsideServiceTag, None, render(Text::OutsideServiceTag, &facts));
+    }
     if (rc.expected_addresses || d.causes.is_empty())
         && let Some((text, facts)) = reach_cause(target, views, rc)
     {
@@ -359,7 +379,10 @@ fn reach_cause(target: &Target, views: &[DnsView], rc: &ReachContext<'_>) -> Opt
         .with("detail", &detail);
     let text = match rc.reach {
         Reach::Ok => return None,
-        Reach::Timeout => Text::TcpTimeout,
+        Reach::Timeout => match worst.and_then(|c| c.service_tag.as_deref()) {
+            Some(tag) => return Some((Text::TcpTimeoutTagged, facts.with("tag", tag))),
+            None => Text::TcpTimeout,
+        },
         Reach::Unreachable => Text::NoRoute,
         Reach::Refused => return Some((Text::TcpRefused, facts.with("zone", zone_of(target, views)))),
         Reach::TlsError => match worst.and_then(|c| c.tls) {
@@ -489,6 +512,7 @@ mod tests {
             timeout: Duration::from_secs(5),
             expected_addresses,
             via,
+            outside_tag: None,
         }
     }
 
@@ -603,6 +627,7 @@ mod tests {
             expect: Expect::Private,
             expected_ips: vec![],
             privatelink_zone: None,
+            tag_services: &[],
         };
         let v = assess_dns(
             &t,
@@ -756,6 +781,7 @@ mod tests {
     #[test]
     fn worst_reach_picks_the_most_severe() {
         let v = |r| ConnectView {
+            service_tag: None,
             address: "10.0.0.1".parse().unwrap(),
             reach: r,
             tls: None,
@@ -786,6 +812,7 @@ mod tests {
 
     fn cause_of(t: &Target, views: &[DnsView], via: usize, reach: Reach, tls: Option<TlsOutcome>) -> Cause {
         let connects = [ConnectView {
+            service_tag: None,
             address: "10.1.2.3".parse().unwrap(),
             reach,
             tls,
@@ -797,6 +824,7 @@ mod tests {
             timeout: Duration::from_secs(5),
             expected_addresses: true,
             via: views.get(via).map(|v| v.resolver.as_str()),
+            outside_tag: None,
         };
         let d = diagnose(t, views, via, &rc);
         assert_eq!(d.healthy(), d.cause() == Cause::None);
@@ -1077,6 +1105,7 @@ mod tests {
             expect: Expect::Private,
             expected_ips: vec![],
             privatelink_zone: None,
+            tag_services: &[],
         };
         let mut bad = view("system", DnsVerdict::Public, true);
         bad.chain = vec![
@@ -1226,9 +1255,68 @@ mod tests {
     }
 
     #[test]
+    fn a_blocked_public_address_names_its_tag_and_a_foreign_answer_is_a_cause() {
+        let mut t = acr();
+        t.expect = Expect::Public;
+        let public = |resolver: &str| DnsView {
+            addresses: vec![Address {
+                ip: "198.51.100.7".parse().unwrap(),
+                private: false,
+            }],
+            ..view(resolver, DnsVerdict::Public, false)
+        };
+        let connects = [ConnectView {
+            service_tag: Some("AzureContainerRegistry.WestEurope".into()),
+            address: "198.51.100.7".parse().unwrap(),
+            reach: Reach::Timeout,
+            tls: None,
+            detail: None,
+        }];
+        let mut rc = ReachContext {
+            reach: Reach::Timeout,
+            connects: &connects,
+            timeout: Duration::from_secs(2),
+            expected_addresses: true,
+            via: Some("system"),
+            outside_tag: None,
+        };
+        let d = diagnose(&t, &[public("system")], 0, &rc);
+        assert_eq!(d.cause(), Cause::EndpointBlocked);
+        let text = d.text().unwrap();
+        assert!(
+            text.starts_with("DNS is right, but TCP to 198.51.100.7:443 timed out")
+                && text.contains("allow outbound TCP 443 to service tag AzureContainerRegistry.WestEurope"),
+            "{text}"
+        );
+        assert_no_hole_left(text);
+        // Untagged, the generic text.
+        let untagged = [ConnectView {
+            service_tag: None,
+            ..connects[0].clone()
+        }];
+        rc.connects = &untagged;
+        let text = diagnose(&t, &[public("system")], 0, &rc).text().unwrap().to_string();
+        assert!(!text.contains("service tag"), "{text}");
+        // Outside the service's ranges: a cause of its own, before reachability.
+        let services: &[&str] = &["AzureContainerRegistry"];
+        rc.outside_tag = Some((vec!["198.51.100.7".parse().unwrap()], services));
+        let d = diagnose(&t, &[public("system")], 0, &rc);
+        let causes: Vec<Cause> = d.causes.iter().map(|c| c.cause).collect();
+        assert_eq!(causes, [Cause::OutsideServiceTag, Cause::EndpointBlocked]);
+        assert_no_hole_left(d.text().unwrap());
+        assert!(d.text().unwrap().contains("in no range of AzureContainerRegistry"));
+        rc.outside_tag = Some((vec![], services));
+        assert_eq!(
+            diagnose(&t, &[public("system")], 0, &rc).cause(),
+            Cause::EndpointBlocked
+        );
+    }
+
+    #[test]
     fn a_dead_dns_path_and_a_stale_endpoint_are_both_named() {
         let t = acr();
         let connects = [ConnectView {
+            service_tag: None,
             address: "10.1.2.3".parse().unwrap(),
             reach: Reach::Refused,
             tls: None,
@@ -1240,6 +1328,7 @@ mod tests {
             timeout: Duration::from_secs(2),
             expected_addresses: true,
             via: Some("azure"),
+            outside_tag: None,
         };
         let d = diagnose(&t, &[state("system", "tmo"), state("azure", "priv")], 0, &rc);
         let codes: Vec<Cause> = d.causes.iter().map(|c| c.cause).collect();
@@ -1257,6 +1346,7 @@ mod tests {
             reach: Reach::Blocked,
             expected_addresses: false,
             via: Some("system"),
+            outside_tag: None,
             ..rc
         };
         let d = diagnose(&t, &[state("system", "pub")], 0, &rc);

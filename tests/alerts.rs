@@ -422,6 +422,13 @@ fn cause_cases() -> Vec<CauseCase> {
             &[(UNREACHABLE, None)],
         ),
         c(
+            Cause::OutsideServiceTag,
+            PUBLIC_API,
+            "ok",
+            ["public", "public"],
+            &[(CATCH_ALL, None)],
+        ),
+        c(
             Cause::InternalError,
             KV,
             "skipped",
@@ -930,5 +937,48 @@ fn cluster_findings_alert_once_per_cluster() {
             ),
         ],
     });
-    promtool(vec![group]);
+    promtool(vec![group, service_tags_group()]);
+}
+
+/// A service tags file published 31 days before the test's clock starts on
+/// one node, a fresh one on another: one alert for the cluster, with the
+/// oldest file's age. A file 29 days old stays quiet.
+fn service_tags_group() -> Value {
+    let day = 86_400i64;
+    let mut series = Vec::new();
+    for (i, published) in [(0, -31 * day), (1, 0), (2, -29 * day)] {
+        let mut l = node_labels(i);
+        let cloud = if i == 2 { "AzureGovernment" } else { "Public" };
+        l.push(("cloud".into(), cloud.into()));
+        l.sort();
+        series.push(json!({
+            "series": selector("netprobe_service_tags_published_timestamp_seconds", &l),
+            "values": format!("{published}x180"),
+        }));
+    }
+    let (severity, annotations) = &alert_rules()["NetprobeServiceTagsStale"];
+    let labels: BTreeMap<String, String> = [
+        ("cluster", "aks-prod"),
+        ("cloud", "Public"),
+        ("severity", severity.as_str()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    // At 90 minutes: 31 days and 5,400 seconds, in days.
+    let value = ((31 * day + 5_400) as f64 / day as f64).to_string();
+    let ann: BTreeMap<&String, String> = annotations
+        .iter()
+        .map(|(k, v)| (k, render(v, &labels, &value)))
+        .collect();
+    json!({
+        "name": "a stale service tags file",
+        "interval": "1m",
+        "input_series": series,
+        "alert_rule_test": [
+            {"eval_time": "30m", "alertname": "NetprobeServiceTagsStale", "exp_alerts": []},
+            {"eval_time": "90m", "alertname": "NetprobeServiceTagsStale",
+             "exp_alerts": [{"exp_labels": labels, "exp_annotations": ann}]},
+        ],
+    })
 }

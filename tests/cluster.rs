@@ -139,7 +139,7 @@ async fn region_auto_takes_the_node_region_and_mismatches_are_findings() {
     let opts = LoadOptions {
         node_region: ctx.node_region(),
         allow_unresolved_auto: false,
-        target_port: None,
+        ..LoadOptions::default()
     };
     let cfg = config("region: auto\ncontainer_registries:\n  - name: regone01\n", &opts);
     assert!(
@@ -171,7 +171,7 @@ async fn region_auto_takes_the_node_region_and_mismatches_are_findings() {
     let offline = LoadOptions {
         node_region: None,
         allow_unresolved_auto: true,
-        target_port: None,
+        ..LoadOptions::default()
     };
     assert!(Config::from_yaml_with("region: auto\nkey_vaults: [kv-one]\n", "t.yaml", None, &offline).is_ok());
 }

@@ -86,7 +86,7 @@ fn the_metrics_table_lists_every_metric() {
 }
 
 /// Metrics that exist only once there is something to say (a node, a
-/// scoring service, an Event, a target, a round).
+/// scoring service, an Event, a target, a round, a service tags file).
 fn metric_appears_later(name: &str) -> bool {
     [
         "netprobe_target_",
@@ -99,6 +99,7 @@ fn metric_appears_later(name: &str) -> bool {
         "netprobe_scoring_service_",
         "netprobe_events_total",
         "netprobe_resolver_up",
+        "netprobe_service_tags_",
     ]
     .iter()
     .any(|p| name.starts_with(p))
@@ -158,10 +159,23 @@ fn the_example_configs_are_valid() {
         .cert_pem()
         .to_string();
     std::fs::write(&ca, pem).unwrap();
-    let full = yaml_block(&doc, "# Configuration").replace("/etc/netprobe/ca.pem", ca.to_str().unwrap());
+    let tags = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/testdata/service-tags/ServiceTags_Public_20261102.json"
+    );
+    let full = yaml_block(&doc, "# Configuration")
+        .replace("/etc/netprobe/ca.pem", ca.to_str().unwrap())
+        .replace("/etc/netprobe/service-tags/service-tags.json", tags);
     let cfg =
         netprobe::config::Config::from_yaml(&full, "docs/configuration.md", None).unwrap_or_else(|e| panic!("{e}"));
     assert!(cfg.targets.len() > 8, "{}", cfg.targets.len());
+    assert!(cfg.service_tags.is_some());
+    assert!(cfg.targets.iter().any(|t| t.name == "egress-mcr-data"));
+    assert!(
+        cfg.targets
+            .iter()
+            .any(|t| t.name == "acr-mlwspublicacr" && t.expect == netprobe::model::Expect::Public)
+    );
 }
 
 /// Every relative link of the README and docs/ points at a file that exists.

@@ -40,6 +40,11 @@ fn config_inputs_hold() {
 }
 
 #[test]
+fn service_tags_inputs_hold() {
+    assert!(replay("service_tags", netprobe_testkit::fuzz::check_service_tags) >= 4);
+}
+
+#[test]
 fn http_judgement_inputs_hold() {
     assert!(replay("http_judgement", netprobe_testkit::fuzz::check_http_judgement) >= 9);
 }

@@ -73,6 +73,7 @@ const EVERYTHING: &[&str] = &[
     "azureMonitor.podMonitor.enabled=true",
     "grafanaDashboard.enabled=true",
     "nodeResolver.enabled=true",
+    "serviceTags.configMap=netprobe-service-tags",
     "namespace.create=true",
     "test.nodeName=aks-nodepool1-0",
 ];
@@ -219,6 +220,25 @@ fn the_default_config_is_the_kustomize_one() {
     let loaded =
         netprobe::config::Config::from_yaml(&cfg, "helm values", None).unwrap_or_else(|e| panic!("{e}\n{cfg}"));
     assert_eq!(loaded.resolvers.len(), 3);
+    // A service tags ConfigMap is mounted and named in the config.
+    let h = docs(&template("helm3", &["serviceTags.configMap=netprobe-service-tags"]));
+    let ds = find(&h, "DaemonSet", "netprobe");
+    let volumes = ds["spec"]["template"]["spec"]["volumes"].as_array().unwrap();
+    assert!(
+        volumes
+            .iter()
+            .any(|v| v["configMap"]["name"] == "netprobe-service-tags"),
+        "{volumes:?}"
+    );
+    let cfg = find(&h, "ConfigMap", "netprobe-config")["data"]["netprobe.yaml"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let parsed: Value = serde_saphyr::from_str(&cfg).unwrap();
+    assert_eq!(
+        parsed["service_tags_file"],
+        "/etc/netprobe-service-tags/service-tags.json"
+    );
 }
 
 #[test]

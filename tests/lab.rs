@@ -594,10 +594,17 @@ fn check(s: &Scenario, t: &Value) -> Vec<String> {
     bad
 }
 
+/// The causes `lab_service_tags_egress_and_the_api_server` shows.
+const EGRESS_LAB_CAUSES: &[Cause] = &[Cause::OutsideServiceTag, Cause::EndpointBlocked];
+
 #[test]
 fn lab_scenarios_cover_every_cause() {
     let all = scenarios();
-    let covered: BTreeSet<Cause> = all.iter().map(|s| s.cause).collect();
+    let covered: BTreeSet<Cause> = all
+        .iter()
+        .map(|s| s.cause)
+        .chain(EGRESS_LAB_CAUSES.iter().copied())
+        .collect();
     // `internal_error` is netprobe's own failure, not a state of the network.
     let missing: Vec<&str> = Cause::ALL
         .iter()
@@ -795,4 +802,134 @@ fn lab_queries_per_scenario_stay_within_the_budget() {
     }
     println!("{}", rows.join("\n"));
     assert!(failures.is_empty(), "{}\n{}", failures.join("\n"), rows.join("\n"));
+}
+
+/// What one target of the egress lab must show: its cause, reach, and the
+/// service tag of its (only) address.
+struct Egress {
+    target: &'static str,
+    cause: Cause,
+    reach: Reach,
+    tag: &'static str,
+}
+
+/// Public resources, the AML extension's endpoints and a private cluster's
+/// API server, with the service tags fixture (tests/testdata/service-tags):
+/// a public registry behind an NSG that drops its range is `endpoint_blocked`
+/// with the tag to allow; a registry whose public answer lies outside the
+/// registry's ranges is `outside_service_tag`; the extension's endpoints
+/// answer from "the internet" with their tags, Entra ID's range dropped; the
+/// API server resolves through its linked privatelink zone and its
+/// certificate is verified against the cluster CA, which no other target
+/// trusts.
+#[test]
+fn lab_service_tags_egress_and_the_api_server() {
+    let drop = |d: u8| ip(198, 51, 100, d);
+    let api = "aks-lab-1a2b.5e6f.privatelink.westeurope.azmk8s.io";
+    let any = || Reply::new(404, "");
+    let sites = vec![
+        Site::public_only("crlabpublic.azurecr.io", drop(7)),
+        Site::public_serving(
+            "crlabhijack.azurecr.io",
+            pb(60),
+            Reply::acr_challenge("crlabhijack.azurecr.io"),
+        ),
+        Site::public_serving("mcr.microsoft.com", pb(70), any()),
+        Site::public_serving("westeurope.data.mcr.microsoft.com", pb(73), any()),
+        Site::public_serving("westeurope.dp.kubernetesconfiguration.azure.com", pb(120), any()),
+        Site::public_serving("westeurope.api.azureml.ms", pb(81), any()),
+        Site::public_serving("westeurope.experiments.azureml.net", pb(82), any()),
+        Site::public_only("login.microsoftonline.com", drop(21)),
+        Site::public_serving("management.azure.com", pb(89), Reply::new(400, "")),
+        Site::private_zone_only(api, pv(50), Endpoint::Intercepted(Reply::new(401, ""))),
+    ];
+    let lab = Lab::start(&sites, Duration::ZERO);
+    let tags = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/testdata/service-tags/ServiceTags_Public_20261102.json"
+    );
+    let yaml = format!(
+        "region: westeurope\ntimeout: 2s\ntls:\n  extra_ca_file: {}\nresolvers:\n{RESOLVERS}\
+         service_tags_file: {tags}\naml_extension: true\napi_server_fqdn: {api}\napi_server_ca_file: {}\n\
+         container_registries:\n  - {{name: crlabpublic, expect: public, data_endpoint_regions: []}}\n  \
+         - {{name: crlabhijack, expect: public, data_endpoint_regions: []}}\n",
+        lab.ca_file().display(),
+        lab.other_ca_file().display()
+    );
+    let path = lab.dir.path().join("egress.yaml");
+    std::fs::write(&path, &yaml).unwrap();
+    let out = lab
+        .netprobe()
+        .args(["probe", "--once", "--output", "json", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    use Cause as C;
+    use Reach as R;
+    let e = |target, cause, reach, tag| Egress {
+        target,
+        cause,
+        reach,
+        tag,
+    };
+    let want = [
+        e(
+            "acr-crlabpublic",
+            C::EndpointBlocked,
+            R::Timeout,
+            "AzureContainerRegistry.WestEurope",
+        ),
+        e("acr-crlabhijack", C::OutsideServiceTag, R::Ok, "AzureCloud.westeurope"),
+        e("egress-mcr", C::None, R::Ok, "MicrosoftContainerRegistry.WestEurope"),
+        e("egress-mcr-data", C::None, R::Ok, "AzureFrontDoor.FirstParty"),
+        e("egress-extensions", C::None, R::Ok, "AzureCloud.westeurope"),
+        e("egress-aml-api", C::None, R::Ok, "AzureMachineLearning.WestEurope"),
+        e(
+            "egress-aml-experiments",
+            C::None,
+            R::Ok,
+            "AzureMachineLearning.WestEurope",
+        ),
+        e("egress-entra", C::EndpointBlocked, R::Timeout, "AzureActiveDirectory"),
+        e("egress-arm", C::None, R::Ok, "AzureResourceManager"),
+    ];
+    let mut failures = Vec::new();
+    let find = |name: &str| {
+        report["targets"]
+            .as_array()
+            .and_then(|a| a.iter().find(|t| t["name"] == name))
+            .unwrap_or_else(|| panic!("no target {name} in {report}"))
+    };
+    for w in &want {
+        let t = find(w.target);
+        let got = (
+            t["cause"].as_str().unwrap_or("?"),
+            t["reach"].as_str().unwrap_or("?"),
+            t["connect"][0]["service_tag"].as_str().unwrap_or("(none)"),
+        );
+        if got != (w.cause.as_str(), w.reach.as_str(), w.tag) {
+            failures.push(format!(
+                "{}: {got:?}, want ({}, {}, {})\n    {t}",
+                w.target, w.cause, w.reach, w.tag
+            ));
+        }
+        if w.cause == C::EndpointBlocked {
+            let text = t["diagnosis"].as_str().unwrap_or_default();
+            if !text.contains(&format!("allow outbound TCP 443 to service tag {}", w.tag)) {
+                failures.push(format!("{}: the diagnosis does not name the tag: {text}", w.target));
+            }
+        }
+    }
+    let api = find("api-server");
+    if api["healthy"] != true || api["connect"][0]["http_status"] != 401 {
+        failures.push(format!("api-server: {api}"));
+    }
+    for d in api["dns"].as_array().unwrap() {
+        if d["verdict"] != "private" || d["privatelink"] != true {
+            failures.push(format!("api-server through {}: {d}", d["resolver"]));
+        }
+    }
+    assert!(failures.is_empty(), "{}\n{}", failures.join("\n"), lab.logs());
 }

@@ -243,6 +243,7 @@ async fn unbound_and_dnsmasq_in_front_of_azure_dns() {
                     timeout: Duration::from_secs(2),
                     expected_addresses: false,
                     via: None,
+                    outside_tag: None,
                 },
             );
             let case = format!("{kind:?} {name}");

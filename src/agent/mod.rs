@@ -274,6 +274,7 @@ fn apply_targets(state: &State, config: &Config) {
         config.interval.as_secs_f64(),
         config.metrics,
     );
+    state.metrics.set_service_tags(config.service_tags.as_deref());
     state.set_interval(config.interval);
 }
 
@@ -306,11 +307,7 @@ fn send_events(cluster: &ClusterContext, state: &Arc<State>, limiter: &mut Event
 /// Loads the file again; on failure logs, counts, and keeps the old config.
 /// `listen` is the running configuration's, which a reload cannot change.
 fn reload(path: &Path, state: &State, listen: SocketAddr, cluster: &ClusterContext) -> Option<Engine> {
-    let opts = LoadOptions {
-        node_region: cluster.node_region(),
-        allow_unresolved_auto: false,
-        target_port: None,
-    };
+    let opts = LoadOptions::on_node(cluster.node_region());
     let result = Config::load_with(path, &opts)
         .map_err(|e| e.to_string())
         .and_then(|cfg| Engine::new(cfg).map_err(|e| format!("{}: cannot set up TLS: {e}", path.display())));

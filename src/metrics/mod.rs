@@ -48,6 +48,8 @@ pub mod names {
     pub const DNS_QUERIES_TOTAL: &str = "netprobe_dns_queries_total";
     pub const RESOLVER_UP: &str = "netprobe_resolver_up";
     pub const TRANSITIONS_TOTAL: &str = "netprobe_target_transitions_total";
+    pub const SERVICE_TAGS_INFO: &str = "netprobe_service_tags_info";
+    pub const SERVICE_TAGS_PUBLISHED: &str = "netprobe_service_tags_published_timestamp_seconds";
 }
 
 /// Latency buckets for DNS and connection phases (seconds).
@@ -94,6 +96,8 @@ pub struct Metrics {
     dns_queries_total: IntCounterVec,
     resolver_up: IntGaugeVec,
     transitions_total: IntCounterVec,
+    service_tags_info: IntGaugeVec,
+    service_tags_published: IntGaugeVec,
     /// The resolvers whose series exist (the configured ones).
     resolvers: Mutex<Vec<String>>,
     targets: Mutex<Targets>,
@@ -246,6 +250,18 @@ impl Metrics {
             &["to"],
             &["healthy", "unhealthy"],
         )?;
+        let service_tags_info = gauge_vec(
+            &r,
+            SERVICE_TAGS_INFO,
+            "The loaded service_tags_file (always 1; absent without one): its cloud, changeNumber, and where its date comes from (file, file_name, mtime).",
+            &["cloud", "change_number", "published_from"],
+        )?;
+        let service_tags_published = gauge_vec(
+            &r,
+            SERVICE_TAGS_PUBLISHED,
+            "When the loaded service_tags_file was published, Unix seconds (absent without one).",
+            &["cloud"],
+        )?;
         #[cfg(target_os = "linux")]
         r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
         Ok(Metrics {
@@ -261,6 +277,8 @@ impl Metrics {
             dns_queries_total,
             resolver_up,
             transitions_total,
+            service_tags_info,
+            service_tags_published,
             resolvers: Mutex::new(Vec::new()),
             targets: Mutex::new(Targets::default()),
         })
@@ -288,6 +306,21 @@ impl Metrics {
                 let _ = self.dns_queries_total.with_label_values(&[r]);
             }
             *known = resolvers.to_vec();
+        }
+    }
+
+    /// Declares the loaded Service Tags file (or none).
+    pub fn set_service_tags(&self, tags: Option<&crate::servicetags::ServiceTags>) {
+        self.service_tags_info.reset();
+        self.service_tags_published.reset();
+        if let Some(t) = tags {
+            let change = t.change_number.to_string();
+            self.service_tags_info
+                .with_label_values(&[t.cloud.as_str(), change.as_str(), t.published.1.as_str()])
+                .set(1);
+            self.service_tags_published
+                .with_label_values(&[t.cloud.as_str()])
+                .set(t.published.0);
         }
     }
 
@@ -430,6 +463,32 @@ mod tests {
 
     /// Concurrent scrapes share one rendering of the per-target families
     /// (the same bytes, not copies) until the targets change.
+    #[test]
+    fn the_service_tags_file_is_exported_while_loaded() {
+        let m = Metrics::new().unwrap();
+        let data = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/testdata/service-tags/ServiceTags_Public_20261102.json"
+        ))
+        .unwrap();
+        let tags =
+            crate::servicetags::ServiceTags::parse(&data, "t", "ServiceTags_Public_20261102.json", None).unwrap();
+        m.set_service_tags(Some(&tags));
+        let text = m.encode();
+        assert_eq!(
+            series(&text, names::SERVICE_TAGS_INFO),
+            ["netprobe_service_tags_info{change_number=\"420\",cloud=\"Public\",published_from=\"file_name\"} 1"]
+        );
+        assert_eq!(
+            series(&text, names::SERVICE_TAGS_PUBLISHED),
+            ["netprobe_service_tags_published_timestamp_seconds{cloud=\"Public\"} 1793577600"]
+        );
+        m.set_service_tags(None);
+        let text = m.encode();
+        assert!(series(&text, names::SERVICE_TAGS_INFO).is_empty(), "{text}");
+        assert!(series(&text, names::SERVICE_TAGS_PUBLISHED).is_empty());
+    }
+
     #[test]
     fn scrapes_share_one_rendering_until_a_change() {
         let m = Metrics::new().unwrap();

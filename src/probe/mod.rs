@@ -19,10 +19,10 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::config::{Config, ResolverSource};
-use crate::model::TcpOutcome;
-use crate::observation::{ConnectObservation, DnsObservation, DnsOutcome};
+use crate::model::{TcpOutcome, TlsOutcome};
+use crate::observation::{ConnectObservation, DnsObservation, DnsOutcome, TlsObservation};
 use crate::report::{RoundReport, TargetReport};
-use crate::service::Target;
+use crate::service::{Service, Target};
 use crate::verdict::{self, ReachContext};
 
 pub use tls::{TlsSetup, TlsSetupError};
@@ -35,6 +35,9 @@ pub const MAX_ADDRESSES_PER_TARGET: usize = 8;
 pub struct Engine {
     config: Arc<Config>,
     tls: TlsSetup,
+    /// The trust store of the `api-server` target (the cluster CA), or why
+    /// it could not be built: the pod's state, reported on that target.
+    api_tls: Result<TlsSetup, String>,
 }
 
 impl Engine {
@@ -46,9 +49,11 @@ impl Engine {
 
     /// Uses a prepared trust store (the demo and tests trust their own CA).
     pub fn with_tls(config: Config, tls: TlsSetup) -> Engine {
+        let api_tls = api_server_tls(&config);
         Engine {
             config: Arc::new(config),
             tls,
+            api_tls,
         }
     }
 
@@ -72,6 +77,7 @@ impl Engine {
         let ctx = Arc::new(RoundCtx {
             config: self.config.clone(),
             tls: self.tls.clone(),
+            api_tls: self.api_tls.clone(),
             servers,
             permits: Semaphore::new(self.config.concurrency),
         });
@@ -109,6 +115,7 @@ impl Engine {
 struct RoundCtx {
     config: Arc<Config>,
     tls: TlsSetup,
+    api_tls: Result<TlsSetup, String>,
     /// Each resolver's servers for this round, or why there are none.
     servers: Vec<Result<Vec<SocketAddr>, String>>,
     permits: Semaphore,
@@ -158,10 +165,33 @@ async fn probe_target(ctx: &RoundCtx, idx: usize) -> TargetReport {
         connect_one(ctx, target, ip).await
     });
     let connect_obs: Vec<ConnectObservation> = join_all(connects).await;
+    let tags = cfg.service_tags.as_deref();
+    let region = cfg.region.as_deref();
     let connect_views: Vec<_> = connect_obs
         .iter()
-        .map(|o| verdict::assess_connect(target.service, o))
+        .map(|o| {
+            let mut v = verdict::assess_connect(target.service, o);
+            if !verdict::is_private(o.address, &cfg.private_ranges) {
+                v.service_tag = tags
+                    .and_then(|t| t.tag_for(o.address, target.tag_services, region))
+                    .map(|t| t.name.clone());
+            }
+            v
+        })
         .collect();
+    let outside_tag = tags
+        .filter(|t| !target.tag_services.is_empty() && t.knows_any(target.tag_services))
+        .map(|t| {
+            let mut outside: Vec<IpAddr> = views
+                .iter()
+                .flat_map(|v| &v.addresses)
+                .filter(|a| !a.private && !t.in_services(a.ip, target.tag_services))
+                .map(|a| a.ip)
+                .collect();
+            outside.sort();
+            outside.dedup();
+            (outside, target.tag_services)
+        });
     let reach = verdict::worst_reach(&connect_views);
     let diagnosis = verdict::diagnose(
         target,
@@ -173,6 +203,7 @@ async fn probe_target(ctx: &RoundCtx, idx: usize) -> TargetReport {
             timeout: cfg.timeout,
             expected_addresses: via.is_some_and(|i| verdict::meets(target.expect, views[i].verdict)),
             via: via.map(|i| views[i].resolver.as_str()),
+            outside_tag,
         },
     );
     let via_name = via.map(|i| views[i].resolver.clone());
@@ -186,6 +217,22 @@ async fn probe_target(ctx: &RoundCtx, idx: usize) -> TargetReport {
         via_name,
         diagnosis,
     )
+}
+
+/// The cluster CA's trust store for the `api-server` target; an error
+/// message when the file cannot be used (checked only when the target exists).
+fn api_server_tls(config: &Config) -> Result<TlsSetup, String> {
+    if !config.targets.iter().any(|t| t.service == Service::ApiServer) {
+        return Err("no api-server target".into());
+    }
+    let Some(path) = config.api_server_ca_file.as_deref() else {
+        return Err("no cluster CA file configured (api_server_ca_file)".into());
+    };
+    TlsSetup::new(Some(path), &[], false).map_err(|e| {
+        let why = format!("cannot use the cluster CA {}: {e}", path.display());
+        tracing::warn!(%why, "the api-server target's TLS cannot be verified");
+        why
+    })
 }
 
 /// Whose addresses reachability uses: `connect_via`'s, or when it gave none
@@ -213,7 +260,21 @@ async fn connect_one(ctx: &RoundCtx, target: &Target, ip: IpAddr) -> ConnectObse
     };
     let Some(stream) = tcp.stream else { return obs };
     debug_assert_eq!(obs.tcp, TcpOutcome::Ok);
-    let (tls_obs, tls_stream) = tls::handshake(&ctx.tls, stream, &target.fqdn, limit).await;
+    let trust = match (target.service, &ctx.api_tls) {
+        (Service::ApiServer, Ok(api)) => api,
+        (Service::ApiServer, Err(why)) => {
+            obs.tls = Some(TlsObservation {
+                outcome: TlsOutcome::Failed,
+                duration: std::time::Duration::ZERO,
+                detail: Some(why.clone()),
+                cert_not_after: None,
+                version: None,
+            });
+            return obs;
+        }
+        _ => &ctx.tls,
+    };
+    let (tls_obs, tls_stream) = tls::handshake(trust, stream, &target.fqdn, limit).await;
     obs.tls = Some(tls_obs);
     let Some(tls_stream) = tls_stream else {
         return obs;

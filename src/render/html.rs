@@ -244,7 +244,20 @@ fn target_row(h: &mut String, t: &TargetReport, connect_via: &str) {
         }
         _ => String::new(),
     };
-    let _ = write!(h, "</td><td>{}{via}</td><td class=\"diag\">", t.reach.as_str());
+    let tags: String = t
+        .connect
+        .iter()
+        .filter_map(|c| {
+            c.service_tag.as_ref().map(|tag| {
+                format!(
+                    "<br><span class=\"muted\">{} in <b>{}</b></span>",
+                    c.address,
+                    escape(tag)
+                )
+            })
+        })
+        .collect();
+    let _ = write!(h, "</td><td>{}{via}{tags}</td><td class=\"diag\">", t.reach.as_str());
     if t.causes.is_empty() {
         h.push_str("<b>none</b>");
     }

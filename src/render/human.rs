@@ -171,6 +171,14 @@ fn target_rows(out: &mut String, t: &TargetReport, connect_via: &str) {
     for l in wrap(&line, WIDTH - 7) {
         let _ = writeln!(out, "{:7}{}", "", l);
     }
+    let tagged: Vec<String> = t
+        .connect
+        .iter()
+        .filter_map(|c| c.service_tag.as_ref().map(|tag| format!("{} in {tag}", c.address)))
+        .collect();
+    if !tagged.is_empty() {
+        let _ = writeln!(out, "{:7}service tag: {}", "", tagged.join(", "));
+    }
     if let Some(via) = t.connect_resolver.as_deref().filter(|v| *v != connect_via) {
         let _ = writeln!(
             out,

@@ -13,6 +13,10 @@ use crate::observation::HttpResponse;
 pub struct Acr;
 
 impl AzureService for Acr {
+    fn tag_services(&self) -> &'static [&'static str] {
+        &["AzureContainerRegistry"]
+    }
+
     fn request(&self) -> Request {
         Request {
             path: "/v2/",
@@ -75,12 +79,17 @@ pub fn login(cloud: Cloud, registry: &str) -> Target {
 }
 
 /// A dedicated data endpoint; its records live in the login server's zone.
+/// Which service tag covers a data endpoint's public addresses is not
+/// documented: registry or Storage ranges both count.
 pub fn data(cloud: Cloud, registry: &str, region: &str) -> Target {
     let z = cloud.zones();
-    Target::derived(
-        format!("acr-{registry}-data-{region}"),
-        format!("{registry}.{region}.data.{}", z.acr),
-        Service::Acr,
-        format!("privatelink.{}", z.acr),
-    )
+    Target {
+        tag_services: &["AzureContainerRegistry", "AzureStorage"],
+        ..Target::derived(
+            format!("acr-{registry}-data-{region}"),
+            format!("{registry}.{region}.data.{}", z.acr),
+            Service::Acr,
+            format!("privatelink.{}", z.acr),
+        )
+    }
 }

@@ -16,6 +16,10 @@ pub struct KeyVault;
 const NETWORK_INFO: &str = "x-ms-keyvault-network-info";
 
 impl AzureService for KeyVault {
+    fn tag_services(&self) -> &'static [&'static str] {
+        &["AzureKeyVault"]
+    }
+
     fn request(&self) -> Request {
         Request {
             path: "/healthstatus",

@@ -44,6 +44,8 @@ registry! {
     Keyvault => "keyvault": keyvault::KeyVault,
     Acr => "acr": acr::Acr,
     Custom => "custom": custom::Custom,
+    Egress => "egress": egress::Egress,
+    ApiServer => "apiserver": apiserver::ApiServer,
 }
 
 /// One name to probe, fully derived and validated.
@@ -62,6 +64,10 @@ pub struct Target {
     /// The `privatelink` zone the CNAME chain must pass through; `None` means
     /// any `privatelink.` name counts (custom targets).
     pub privatelink_zone: Option<String>,
+    /// The Service Tags `systemService`s whose ranges a public address of
+    /// this target lies in (empty: not known, nothing is checked).
+    #[serde(skip)]
+    pub tag_services: &'static [&'static str],
 }
 
 impl Target {
@@ -76,6 +82,7 @@ impl Target {
             expect: Expect::Private,
             expected_ips: Vec::new(),
             privatelink_zone: Some(zone),
+            tag_services: of(service).tag_services(),
         }
     }
 }
@@ -111,6 +118,12 @@ pub trait AzureService: Sync {
     /// The client address the service saw, when its answer says (Key Vault).
     fn seen_address(&self, _response: &HttpResponse) -> Option<String> {
         None
+    }
+
+    /// The Service Tags `systemService`s of its public addresses
+    /// (`servicetags`); empty when not known.
+    fn tag_services(&self) -> &'static [&'static str] {
+        &[]
     }
 
     /// The diagnosis when the service rejected the request at `at`.

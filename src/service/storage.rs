@@ -19,6 +19,10 @@ pub struct Storage;
 pub const STORAGE_API_VERSION: &str = "2021-08-06";
 
 impl AzureService for Storage {
+    fn tag_services(&self) -> &'static [&'static str] {
+        &["AzureStorage"]
+    }
+
     fn request(&self) -> Request {
         Request {
             path: "/?comp=list",

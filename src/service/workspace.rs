@@ -21,6 +21,10 @@ const DENIALS: &[&str] = &[
 ];
 
 impl AzureService for Workspace {
+    fn tag_services(&self) -> &'static [&'static str] {
+        &["AzureMachineLearning"]
+    }
+
     fn judge(&self, r: &HttpResponse) -> (Reach, Option<String>) {
         let body = r.body.to_ascii_lowercase();
         if DENIALS.iter().any(|d| body.contains(d)) {

@@ -20,7 +20,9 @@
 //!   - 10.0.0.11 is a second customer DNS server whose host is up but whose
 //!     DNS service is not (port unreachable);
 //!   - 10.0.3.0/24 is dropped silently (a blackhole route: an NSG that
-//!     drops), 10.0.4.0/24 answers "no route" (an `unreachable` route).
+//!     drops), 10.0.4.0/24 answers "no route" (an `unreachable` route);
+//!   - 198.51.100.0/24 is a public range an NSG drops (the node's egress to
+//!     a service tag that no rule allows).
 
 //! - The **link** between the two is a userspace relay between two TUN
 //!   devices, with an optional one-way delay (this kernel has no `netem`).
@@ -56,10 +58,23 @@ pub const DEAD_DNS: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 11);
 pub const DROPPED: &str = "10.0.3.0/24";
 /// "No route to host" in the VNet (an `unreachable` route).
 pub const NO_ROUTE: &str = "10.0.4.0/24";
+/// A public range whose traffic from the node is dropped (an NSG without a
+/// rule for its service tag). Nothing in the lab holds these addresses.
+pub const PUBLIC_DROPPED: &str = "198.51.100.0/24";
+
+fn publicly_dropped(ip: Ipv4Addr) -> bool {
+    ip.octets()[..3] == [198, 51, 100]
+}
 
 /// Public zones on the internet's DNS.
 pub const PUBLIC_ZONES: &[&str] = &[
     "api.azureml.ms",
+    // The AML extension's public endpoints (`aml_extension: true`).
+    "mcr.microsoft.com",
+    "kubernetesconfiguration.azure.com",
+    "experiments.azureml.net",
+    "microsoftonline.com",
+    "management.azure.com",
     "notebooks.azure.net",
     "blob.core.windows.net",
     "file.core.windows.net",
@@ -84,6 +99,8 @@ pub const LINKED_ZONES: &[&str] = &[
     "privatelink.table.core.windows.net",
     "privatelink.vaultcore.azure.net",
     "privatelink.azurecr.io",
+    // A private AKS cluster's API server.
+    "privatelink.westeurope.azmk8s.io",
 ];
 /// Private DNS zones that exist but are not linked to the VNet.
 pub const UNLINKED_ZONES: &[&str] = &["privatelink.file.core.windows.net"];
@@ -98,6 +115,9 @@ pub const CUSTOMER_FORWARDS: &[&str] = &[
     "vault.azure.net",
     "vaultcore.azure.net",
     "azurecr.io",
+    // "Conditional forwarding doesn't support subdomains": the private
+    // cluster's zone itself.
+    "privatelink.westeurope.azmk8s.io",
 ];
 
 /// Why the lab cannot run on this machine, if it cannot.
@@ -326,13 +346,19 @@ fn link(node: &Netns, vnet: &Netns, rt: &NsRuntime, delay: Duration) -> Arc<Rela
     });
     node.ip("link set np0 up");
     node.ip(&format!("addr add {NODE_IP}/32 dev np0"));
-    for net in ["10.0.0.0/16", &format!("{AZURE_DNS}/32"), "203.0.113.0/24"] {
+    for net in [
+        "10.0.0.0/16",
+        &format!("{AZURE_DNS}/32"),
+        "203.0.113.0/24",
+        PUBLIC_DROPPED,
+    ] {
         node.ip(&format!("route add {net} dev np0 src {NODE_IP}"));
     }
     vnet.ip("link set vn0 up");
     vnet.ip("route add 10.224.0.0/16 dev vn0");
     vnet.ip(&format!("route add blackhole {DROPPED}"));
     vnet.ip(&format!("route add unreachable {NO_ROUTE}"));
+    vnet.ip(&format!("route add blackhole {PUBLIC_DROPPED}"));
     // The VNet routes: without forwarding, the kernel drops packets for the
     // `unreachable` subnet silently instead of answering "no route".
     vnet.on_thread(|| {
@@ -493,6 +519,29 @@ impl Site {
         }
     }
 
+    /// A public name whose front end answers `reply` (a public resource, or
+    /// one of the AML extension's endpoints).
+    pub fn public_serving(fqdn: &str, public: Ipv4Addr, reply: Reply) -> Site {
+        Site {
+            endpoint: Endpoint::Serves(reply),
+            ..Site::public_only(fqdn, public)
+        }
+    }
+
+    /// A name that exists only in a linked private zone (a private AKS
+    /// cluster's API server), at `private`.
+    pub fn private_zone_only(fqdn: &str, private: Ipv4Addr, endpoint: Endpoint) -> Site {
+        Site {
+            fqdn: fqdn.into(),
+            privatelink: Some(fqdn.into()),
+            public: None,
+            private: vec![private],
+            endpoint,
+            private_no_address: false,
+            refused_by_customer: false,
+        }
+    }
+
     /// A name that does not exist anywhere.
     pub fn nowhere(fqdn: &str) -> Site {
         Site {
@@ -546,7 +595,14 @@ impl ZoneData {
             map.get_mut(zone).unwrap().push_str(&line);
         };
         for s in sites {
-            let Some(public) = s.public else { continue };
+            let Some(public) = s.public else {
+                if let Some(name) = &s.privatelink {
+                    for ip in &s.private {
+                        add(&mut z.private, &private_zones, format!("{name}. IN A {ip}\n"));
+                    }
+                }
+                continue;
+            };
             match (&s.privatelink, s.frontend()) {
                 (Some(pl), Some(fe)) => {
                     add(&mut z.public, &public_zones, format!("{}. IN CNAME {pl}.\n", s.fqdn));
@@ -644,7 +700,7 @@ impl Lab {
         let mut local: Vec<Ipv4Addr> = vec![CUSTOMER_DNS, AZURE_DNS, PUBLIC_DNS, DEAD_DNS];
 
         for s in sites {
-            local.extend(s.public);
+            local.extend(s.public.filter(|ip| !publicly_dropped(*ip)));
             if !matches!(s.endpoint, Endpoint::Absent) {
                 local.extend(s.private.iter().copied());
             }
@@ -658,11 +714,19 @@ impl Lab {
         let ca = Ca::new("netprobe lab CA").unwrap();
         std::fs::write(dir.path().join("ca.pem"), ca.cert_pem()).unwrap();
         let rogue = Ca::new("TLS inspection proxy CA").unwrap();
+        // The CA the node does not trust also signs the API server's
+        // certificate: it stands for the cluster CA.
+        std::fs::write(dir.path().join("other-ca.pem"), rogue.cert_pem()).unwrap();
+        // Public front ends of public resources answer as the service does.
+        let mut front_replies: BTreeMap<Ipv4Addr, Reply> = BTreeMap::new();
         let mut plans: Vec<(IpAddr, netprobe_sim::pki::Leaf, Reply)> = Vec::new();
         let mut fronts: BTreeMap<Ipv4Addr, Vec<String>> = BTreeMap::new();
         for s in sites {
-            if let Some(ip) = s.public {
+            if let Some(ip) = s.public.filter(|ip| !publicly_dropped(*ip)) {
                 fronts.entry(ip).or_default().push(s.fqdn.clone());
+                if let (None, Endpoint::Serves(r)) = (&s.privatelink, &s.endpoint) {
+                    front_replies.insert(ip, r.clone());
+                }
             }
             let leaf_for = |names: &[&str], ca: &Ca| ca.leaf(names, Validity::Current).unwrap();
             let (leaf, reply) = match &s.endpoint {
@@ -681,8 +745,11 @@ impl Lab {
         }
         for (ip, names) in fronts {
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
-            // A public front end with public network access disabled.
-            let reply = Reply::new(403, "public network access is disabled for this resource");
+            // A public front end with public network access disabled, unless
+            // the resource is public.
+            let reply = front_replies
+                .remove(&ip)
+                .unwrap_or_else(|| Reply::new(403, "public network access is disabled for this resource"));
             plans.push((IpAddr::V4(ip), ca.leaf(&names, Validity::Current).unwrap(), reply));
         }
         let servers = vnet_rt.block(async move {
@@ -763,6 +830,12 @@ impl Lab {
     /// Every `named` log, for failure messages.
     pub fn logs(&self) -> String {
         self.named.iter().map(Named::log).collect()
+    }
+
+    /// The certificate file of the CA the node does not trust (the TLS
+    /// inspection proxy's, and the API server's "cluster CA").
+    pub fn other_ca_file(&self) -> PathBuf {
+        self.dir.path().join("other-ca.pem")
     }
 
     /// The lab CA's certificate file, for `tls.extra_ca_file`.

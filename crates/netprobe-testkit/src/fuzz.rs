@@ -22,7 +22,7 @@ pub fn check_config(data: &[u8]) {
     let opts = LoadOptions {
         node_region: Some("eastus".into()),
         allow_unresolved_auto: true,
-        target_port: None,
+        ..LoadOptions::default()
     };
     match Config::from_yaml_with(text, "fuzz.yaml", None, &opts) {
         Ok(cfg) => assert!(!cfg.targets.is_empty()),
@@ -113,6 +113,7 @@ pub fn check_dns_verdict(data: &[u8]) {
             timeout: Duration::from_secs(1),
             expected_addresses: false,
             via: None,
+            outside_tag: None,
         },
     );
     assert_eq!(d.healthy(), d.text().is_none());
@@ -183,6 +184,53 @@ pub fn check_http_judgement(data: &[u8]) {
         assert!(!text.contains('\n'), "{service}: {text}");
         if let Some(seen) = s.seen_address(&response) {
             assert!(!seen.contains('\n') && seen.len() <= 100, "{service}: seen {seen:?}");
+        }
+    }
+}
+
+/// The Service Tags parser on arbitrary bytes: Ok, or one readable line
+/// naming the file; never a panic. On Ok, every lookup holds the index's
+/// invariants: the tag named for an address contains it, and an address is
+/// "in" a service exactly when some tag of that service holds it.
+pub fn check_service_tags(data: &[u8]) {
+    use netprobe::servicetags::ServiceTags;
+    use std::net::IpAddr;
+    match ServiceTags::parse(data, "tags.json", "tags.json", None) {
+        Err(e) => {
+            let msg = e.to_string();
+            assert!(msg.starts_with("tags.json: "), "{msg}");
+            assert!(!msg.contains('\n'), "{msg}");
+            assert!(msg.chars().count() <= MAX_CONFIG_ERROR, "{msg}");
+        }
+        Ok(tags) => {
+            // Addresses from the input's own bytes, and fixed ones.
+            let mut ips: Vec<IpAddr> = vec!["0.0.0.0".parse().unwrap(), "255.255.255.255".parse().unwrap()];
+            ips.push("::".parse().unwrap());
+            for chunk in data.chunks(4).take(32) {
+                if let [a, b, c, d] = *chunk {
+                    ips.push(IpAddr::from([a, b, c, d]));
+                }
+            }
+            for ip in ips {
+                let named = tags.tag_for(ip, &["AzureContainerRegistry"], Some("eastus"));
+                if let Some(t) = named {
+                    let svc = t.system_service.clone();
+                    if !svc.is_empty() {
+                        assert!(
+                            tags.in_services(ip, &[svc.as_str()]),
+                            "{ip} named {} but not in it",
+                            t.name
+                        );
+                    }
+                }
+                let in_acr = tags.in_services(ip, &["AzureContainerRegistry"]);
+                assert!(!in_acr || tags.knows_any(&["AzureContainerRegistry"]));
+                if in_acr {
+                    // The service's own tag outranks any other.
+                    let t = named.expect("an address in a service has a tag");
+                    assert!(t.system_service.eq_ignore_ascii_case("AzureContainerRegistry"), "{t:?}");
+                }
+            }
         }
     }
 }

@@ -56,6 +56,11 @@ capabilities:
   mountPath: /host/etc/resolv.conf
   readOnly: true
 {{- end }}
+{{- if .Values.serviceTags.configMap }}
+- name: service-tags
+  mountPath: /etc/netprobe-service-tags
+  readOnly: true
+{{- end }}
 {{- end -}}
 
 {{- define "netprobe.volumes" -}}
@@ -73,6 +78,11 @@ capabilities:
     path: /etc/resolv.conf
     type: File
 {{- end }}
+{{- if .Values.serviceTags.configMap }}
+- name: service-tags
+  configMap:
+    name: {{ .Values.serviceTags.configMap }}
+{{- end }}
 {{- end -}}
 
 {{/* The configuration, with the `node` resolver added when the node resolver is on. */}}
@@ -86,6 +96,9 @@ capabilities:
 {{- $node := dict "name" "node" "resolv_conf" "/host/run/systemd/resolve/resolv.conf" "resolv_conf_fallback" "/host/etc/resolv.conf" -}}
 {{- $_ := set $cfg "resolvers" (append $resolvers $node) -}}
 {{- end -}}
+{{- end -}}
+{{- if and .Values.serviceTags.configMap (not (hasKey $cfg "service_tags_file")) -}}
+{{- $_ := set $cfg "service_tags_file" (printf "/etc/netprobe-service-tags/%s" .Values.serviceTags.key) -}}
 {{- end -}}
 {{- toYaml $cfg -}}
 {{- end -}}

@@ -1,0 +1,63 @@
+//! The cluster's API server, by its FQDN: the AML inference router must
+//! resolve and reach it, and a private cluster's name resolves through
+//! `privatelink.<region>.azmk8s.io`. `GET /readyz` without credentials
+//! answers 200 (anonymous health checks allowed), 401 or 403: each is a live
+//! API server. The certificate is verified against the cluster CA.
+
+use netprobe_sim::https::Reply;
+
+use super::{AzureService, Request, Target, first_line};
+use crate::model::{Expect, Reach};
+use crate::observation::HttpResponse;
+use crate::service::Service;
+
+pub struct ApiServer;
+
+/// Where a pod finds the cluster CA.
+pub const IN_CLUSTER_CA: &str = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
+
+impl AzureService for ApiServer {
+    fn request(&self) -> Request {
+        Request {
+            path: "/readyz",
+            headers: &[],
+        }
+    }
+
+    fn judge(&self, r: &HttpResponse) -> (Reach, Option<String>) {
+        match r.status {
+            200 | 401 | 403 => (Reach::Ok, None),
+            s => (
+                Reach::HttpError,
+                Some(format!("HTTP {s} from /readyz: {}", first_line(&r.body))),
+            ),
+        }
+    }
+
+    fn rejected(&self, fqdn: &str, at: &str, detail: &str) -> String {
+        format!(
+            "{at}: {detail}. The API server {fqdn} answers, but not as a ready API server does (200, 401 or 403). \
+             Fix: check the cluster's health in the Azure portal (or `az aks show`), and that no proxy answers \
+             in its place."
+        )
+    }
+
+    fn sim_reply(&self, _fqdn: &str) -> Reply {
+        Reply::new(401, "{\"kind\":\"Status\",\"status\":\"Failure\",\"reason\":\"Unauthorized\",\"code\":401}")
+    }
+}
+
+/// The API server target: any answer (public, or private for a private
+/// cluster), through `privatelink.<region>.azmk8s.io` when the region is known.
+pub fn target(fqdn: &str, port: u16, region: Option<&str>) -> Target {
+    Target {
+        name: "api-server".into(),
+        fqdn: fqdn.to_string(),
+        service: Service::ApiServer,
+        port,
+        expect: Expect::Any,
+        expected_ips: Vec::new(),
+        privatelink_zone: region.map(|r| format!("privatelink.{r}.azmk8s.io")),
+        tag_services: &[],
+    }
+}
