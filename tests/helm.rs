@@ -351,3 +351,28 @@ fn rules_and_dashboard_render_from_the_chart_files() {
     let az = find(&h, "PodMonitor", "netprobe-azmonitor");
     assert_eq!(az["apiVersion"], "azmonitoring.coreos.com/v1");
 }
+
+/// Every pod that runs netprobe (the agent, the one-shot Job, the Helm test
+/// pod) asks AKS for the API server's FQDN in KUBERNETES_SERVICE_HOST, so
+/// that each probes the `api-server` target alike.
+#[test]
+fn every_netprobe_pod_asks_for_the_api_server_fqdn() {
+    let mut all = kustomize(&root().join("deploy"));
+    all.extend(kustomize(&root().join("deploy/jobs")));
+    all.extend(docs(&template("helm3", &["test.nodeName=aks-nodepool1-0"])));
+    let mut checked = 0;
+    for d in &all {
+        let meta = match d["kind"].as_str() {
+            Some("Pod") => &d["metadata"],
+            Some("DaemonSet" | "Job") => &d["spec"]["template"]["metadata"],
+            _ => continue,
+        };
+        assert_eq!(
+            meta["annotations"]["kubernetes.azure.com/set-kube-service-host-fqdn"], "true",
+            "{} {}",
+            d["kind"], d["metadata"]["name"]
+        );
+        checked += 1;
+    }
+    assert!(checked >= 4, "{checked} pods checked");
+}
