@@ -846,6 +846,9 @@ fn api_server_target(raw: &raw::File, ctx: &Ctx<'_>, region: Option<&str>) -> Re
         },
     };
     let port = ctx.opts.target_port.unwrap_or(port);
+    // The cluster's region names its private zone; the node's region is the
+    // cluster's, where the config's may be the workspace's.
+    let region = ctx.opts.node_region.as_deref().or(region);
     Ok(Some(crate::service::apiserver::target(&fqdn, port, region)))
 }
 

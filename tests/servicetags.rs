@@ -147,6 +147,18 @@ fn the_api_server_comes_from_the_environment_only_as_a_name() {
     .unwrap();
     let api = cfg.targets.iter().find(|t| t.service == Service::ApiServer).unwrap();
     assert_eq!((api.fqdn.as_str(), api.port), ("aks-2.hcp.eastus.azmk8s.io", 6443));
+    // The node's region (the cluster's) names the private zone, not the
+    // workspace's region of the config.
+    let on_node = LoadOptions {
+        node_region: Some("westeurope".into()),
+        ..opts
+    };
+    let cfg = Config::from_yaml_with("region: eastus\nkey_vaults: [kv-one]\n", "t.yaml", None, &on_node).unwrap();
+    let api = cfg.targets.iter().find(|t| t.service == Service::ApiServer).unwrap();
+    assert_eq!(
+        api.privatelink_zone.as_deref(),
+        Some("privatelink.westeurope.azmk8s.io")
+    );
 }
 
 /// A tags file for loopback: 127.0.200.0/28 is the registry's in West Europe,
