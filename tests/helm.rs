@@ -375,4 +375,19 @@ fn every_netprobe_pod_asks_for_the_api_server_fqdn() {
         checked += 1;
     }
     assert!(checked >= 4, "{checked} pods checked");
+    // `apiServer.probe=false` leaves the annotation out (AKS reads its
+    // presence, not its value), with and without the Prometheus ones.
+    for extra in ["prometheusAnnotations.enabled=true", "prometheusAnnotations.enabled=false"] {
+        let off = docs(&template(
+            "helm4",
+            &["apiServer.probe=false", "test.nodeName=aks-nodepool1-0", extra],
+        ));
+        for d in &off {
+            let text = serde_json::to_string(d).unwrap();
+            assert!(!text.contains("set-kube-service-host-fqdn"), "{extra}: {text}");
+        }
+        let ds = find(&off, "DaemonSet", "netprobe");
+        let prometheus = &ds["spec"]["template"]["metadata"]["annotations"]["prometheus.io/scrape"];
+        assert_eq!(prometheus == "true", extra.ends_with("true"), "{extra}");
+    }
 }
