@@ -377,7 +377,10 @@ fn every_netprobe_pod_asks_for_the_api_server_fqdn() {
     assert!(checked >= 4, "{checked} pods checked");
     // `apiServer.probe=false` leaves the annotation out (AKS reads its
     // presence, not its value), with and without the Prometheus ones.
-    for extra in ["prometheusAnnotations.enabled=true", "prometheusAnnotations.enabled=false"] {
+    for extra in [
+        "prometheusAnnotations.enabled=true",
+        "prometheusAnnotations.enabled=false",
+    ] {
         let off = docs(&template(
             "helm4",
             &["apiServer.probe=false", "test.nodeName=aks-nodepool1-0", extra],
