@@ -77,7 +77,7 @@ pub struct Config {
     /// `service_tags_file`, parsed and indexed at (re)load.
     pub service_tags: Option<Arc<ServiceTags>>,
     /// The CA that the API server target's certificate is verified against.
-    pub api_server_ca_file: Option<PathBuf>,
+    pub api_server_ca_file: PathBuf,
 }
 
 impl Config {
@@ -866,10 +866,10 @@ fn service_tags(raw: &raw::File, ctx: &Ctx<'_>) -> Result<Option<Arc<ServiceTags
 
 /// `api_server_ca_file`, or the pod's service account CA. Not read here:
 /// a missing in-cluster CA is the pod's state, reported by the probe.
-fn api_server_ca_file(raw: &raw::File, ctx: &Ctx<'_>) -> Option<PathBuf> {
+fn api_server_ca_file(raw: &raw::File, ctx: &Ctx<'_>) -> PathBuf {
     match &raw.api_server_ca_file {
-        Some(p) => Some(ctx.resolve_path(&p.value)),
-        None => Some(PathBuf::from(crate::service::apiserver::IN_CLUSTER_CA)),
+        Some(p) => ctx.resolve_path(&p.value),
+        None => PathBuf::from(crate::service::apiserver::IN_CLUSTER_CA),
     }
 }
 

@@ -67,6 +67,9 @@ pub struct ServiceTags {
     /// When the file was published (Unix seconds), and how that is known.
     pub published: (i64, PublishedFrom),
     tags: Vec<Tag>,
+    /// Every `systemService` of the file, lower case: whether the file
+    /// knows a service is asked per target and round.
+    services: std::collections::BTreeSet<String>,
     /// The prefixes, per address family (IPv4 in the low bits of a u128).
     v4: Index,
     v6: Index,
@@ -234,6 +237,7 @@ impl ServiceTags {
             cloud: file.cloud,
             published,
             tags: Vec::with_capacity(file.values.len()),
+            services: Default::default(),
             v4: Index::default(),
             v6: Index::default(),
         };
@@ -265,6 +269,11 @@ impl ServiceTags {
                 system_service: value.properties.system_service,
             });
         }
+        tags.services = tags
+            .tags
+            .iter()
+            .map(|t| t.system_service.to_ascii_lowercase())
+            .collect();
         tags.v4.finish();
         tags.v6.finish();
         Ok(tags)
@@ -301,9 +310,7 @@ impl ServiceTags {
     /// True when some entry belongs to one of `services`: only then can an
     /// address be said to lie outside them.
     pub fn knows_any(&self, services: &[&str]) -> bool {
-        self.tags
-            .iter()
-            .any(|t| services.iter().any(|s| s.eq_ignore_ascii_case(&t.system_service)))
+        services.iter().any(|s| self.services.contains(&s.to_ascii_lowercase()))
     }
 
     /// True when `ip` lies in a range of one of `services`.
