@@ -22,6 +22,8 @@ struct Row {
     scrape_kib: f64,
     scrape_cpu_ms: f64,
     peak_after_scrape_mib: f64,
+    threads: usize,
+    by_mapping: Vec<(String, u64)>,
 }
 
 async fn run(targets: usize, rounds: usize, interval: &str) -> Row {
@@ -41,6 +43,8 @@ async fn run(targets: usize, rounds: usize, interval: &str) -> Row {
     }
     let cpu1 = common::cpu_seconds(pid);
     let peak = common::status_kib(pid, "VmHWM:") / 1024.0;
+    let by_mapping = common::rss_by_mapping(pid);
+    let threads = common::threads(pid);
     let scrape_cpu0 = common::cpu_seconds(pid);
     let text = common::metrics(agent.addr).await;
     let scrape_cpu = common::cpu_seconds(pid) - scrape_cpu0;
@@ -55,6 +59,8 @@ async fn run(targets: usize, rounds: usize, interval: &str) -> Row {
         scrape_kib: text.len() as f64 / 1024.0,
         scrape_cpu_ms: scrape_cpu * 1000.0,
         peak_after_scrape_mib: peak_after_scrape,
+        threads,
+        by_mapping,
     }
 }
 
@@ -77,9 +83,9 @@ async fn main() {
         "{:>8} {:>7} {:>13} {:>13} {:>9} | {:>11} {:>10} {:>19}",
         "targets", "rounds", "peak RSS MiB", "CPU ms/round", "round ms", "scrape KiB", "scrape ms", "peak after scrape"
     );
-    for r in rows {
+    for r in &rows {
         println!(
-            "{:>8} {:>7} {:>13.1} {:>13.1} {:>9.1} | {:>11.0} {:>10.1} {:>15.1} MiB",
+            "{:>8} {:>7} {:>13.2} {:>13.1} {:>9.1} | {:>11.0} {:>10.1} {:>15.2} MiB",
             r.targets,
             r.rounds,
             r.peak_rss_mib,
@@ -88,6 +94,21 @@ async fn main() {
             r.scrape_kib,
             r.scrape_cpu_ms,
             r.peak_after_scrape_mib
+        );
+    }
+    // Where the RSS is, after the measured rounds (current RSS, not the peak).
+    for r in &rows {
+        let parts: Vec<String> = r
+            .by_mapping
+            .iter()
+            .take(8)
+            .map(|(name, kib)| format!("{name} {:.2}", *kib as f64 / 1024.0))
+            .collect();
+        println!(
+            "{:>8} targets, {} threads, RSS MiB by mapping: {}",
+            r.targets,
+            r.threads,
+            parts.join(", ")
         );
     }
 }

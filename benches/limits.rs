@@ -25,7 +25,7 @@ async fn main() {
     let mut broken = Vec::new();
     for (targets, rounds) in [(10, 10), (100, 5), (1000, 3)] {
         let w = workload(targets, 2, Duration::from_millis(50), "1s").await;
-        match run_under_limits(env!("CARGO_BIN_EXE_netprobe"), &w, rounds, 50, true).await {
+        match run_under_limits(&common::agent_binary().to_string_lossy(), &w, rounds, 50, true).await {
             Ok(run) => {
                 println!("{}", run.row());
                 broken.extend(

@@ -23,7 +23,7 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
-    let run = common::soak::soak(env!("CARGO_BIN_EXE_netprobe"), rounds, 100).await;
+    let run = common::soak::soak(&common::agent_binary().to_string_lossy(), rounds, 100).await;
     println!("{}", run.report());
     let failed = run.violations();
     if !failed.is_empty() {

@@ -14,6 +14,12 @@ use serde_json::Value;
 pub mod load;
 pub mod soak;
 
+/// The agent binary the benches run: this build's, or `$NETPROBE_BIN` (to
+/// measure a binary built otherwise, such as with other linker flags).
+pub fn agent_binary() -> std::ffi::OsString {
+    std::env::var_os("NETPROBE_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_netprobe").into())
+}
+
 /// A running `netprobe probe` and its log lines (parsed JSON).
 pub struct Agent {
     child: Child,
@@ -25,7 +31,7 @@ pub struct Agent {
 impl Agent {
     /// Starts the agent on `cfg` with JSON logs at `rust_log`; returns once it listens.
     pub fn spawn(cfg: &Path, rust_log: &str) -> Agent {
-        Agent::spawn_with(Command::new(env!("CARGO_BIN_EXE_netprobe")), cfg, rust_log)
+        Agent::spawn_with(Command::new(agent_binary()), cfg, rust_log)
     }
 
     /// As `spawn`, through `command` (e.g. `ip netns exec <ns> netprobe`),
@@ -126,4 +132,47 @@ pub async fn metrics(addr: SocketAddr) -> String {
 /// The value of an unlabelled series (0 when absent).
 pub fn metric(text: &str, name: &str) -> f64 {
     netprobe_testkit::metric_value(text, name, &[]).unwrap_or(0.0)
+}
+
+/// Resident KiB per mapping group from /proc/<pid>/smaps, largest first:
+/// a file's base name (the binary, libc.so.6, ...), `[heap]`, `[stack]`, or
+/// `anon` for the rest (thread stacks, allocator arenas, relocated data).
+/// The `Anonymous:` part of file mappings (pages written, such as relocated
+/// `.data.rel.ro`) is listed apart as `<file> (written)`.
+pub fn rss_by_mapping(pid: u32) -> Vec<(String, u64)> {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut groups = std::collections::BTreeMap::<String, u64>::new();
+    let mut current = String::new();
+    let kib = |l: &str, field: &str| -> Option<u64> {
+        l.strip_prefix(field)?.trim().trim_end_matches("kB").trim().parse().ok()
+    };
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            let path = line.split_whitespace().nth(5).unwrap_or("");
+            current = match path {
+                "" => "anon".to_string(),
+                p if p.starts_with('[') => p.to_string(),
+                p => p.rsplit('/').next().unwrap_or(p).to_string(),
+            };
+        } else if let Some(v) = kib(line, "Rss:") {
+            *groups.entry(current.clone()).or_default() += v;
+        } else if let Some(v) = kib(line, "Anonymous:")
+            && v > 0
+            && !current.starts_with('[')
+            && current != "anon"
+        {
+            *groups.entry(format!("{current} (written)")).or_default() += v;
+        }
+    }
+    let mut v: Vec<_> = groups.into_iter().filter(|(_, k)| *k > 0).collect();
+    v.sort_by_key(|g| std::cmp::Reverse(g.1));
+    v
+}
+
+/// Threads of a process.
+pub fn threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
