@@ -45,6 +45,15 @@ fn service_tags_inputs_hold() {
 }
 
 #[test]
+fn cert_not_after_inputs_hold() {
+    assert!(replay("cert_not_after", netprobe_testkit::fuzz::check_cert_not_after) >= 2);
+    // The seeds are real certificates (openssl), so the property compares dates, not just "no panic".
+    for (name, data) in inputs("cert_not_after").iter().filter(|(n, _)| n.starts_with("seeds/")) {
+        assert!(netprobe::probe::cert::not_after(data).is_some(), "{name}");
+    }
+}
+
+#[test]
 fn http_judgement_inputs_hold() {
     assert!(replay("http_judgement", netprobe_testkit::fuzz::check_http_judgement) >= 9);
 }

@@ -4,6 +4,7 @@
 //! the configured timeout, so a round takes about as long as its slowest
 //! target.
 
+pub mod cert;
 pub mod dns;
 pub mod http;
 pub mod tcp;

@@ -163,7 +163,11 @@ pub async fn handshake(
     };
     let result = timeout(limit, connector.connect(server_name, tcp)).await;
     let duration = start.elapsed();
-    let cert_not_after = recorder.seen.lock().ok().and_then(|s| s.as_ref().and_then(not_after));
+    let cert_not_after = recorder
+        .seen
+        .lock()
+        .ok()
+        .and_then(|s| s.as_ref().and_then(|der| super::cert::not_after(der.as_ref())));
     match result {
         Err(_) => (
             TlsObservation {
@@ -281,12 +285,6 @@ fn humanize(text: &str) -> String {
         }
     }
     out
-}
-
-/// The certificate's notAfter as Unix seconds.
-fn not_after(der: &CertificateDer<'_>) -> Option<i64> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
-    Some(cert.validity().not_after.timestamp())
 }
 
 #[cfg(test)]

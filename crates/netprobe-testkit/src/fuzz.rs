@@ -254,3 +254,18 @@ pub fn check_service_tags(data: &[u8]) {
         }
     }
 }
+
+/// The certificate expiry reader on arbitrary bytes (a TLS peer sends any):
+/// never a panic, and where a full X.509 parser reads the same bytes as a
+/// certificate, the same `notAfter` or none at all (netprobe reads only the
+/// RFC 5280 forms; x509-parser also takes looser ones).
+pub fn check_cert_not_after(data: &[u8]) {
+    let ours = netprobe::probe::cert::not_after(data);
+    if let (Some(ours), Ok((_, cert))) = (ours, x509_parser::parse_x509_certificate(data)) {
+        assert_eq!(
+            ours,
+            cert.validity().not_after.timestamp(),
+            "notAfter differs from x509-parser's"
+        );
+    }
+}
