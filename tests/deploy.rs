@@ -391,7 +391,19 @@ fn dockerfile_is_multi_stage_non_root_and_smoke_tested() {
         "smoke step"
     );
     assert!(d.contains("org.opencontainers.image.source"), "OCI labels");
-    assert!(d.contains("--locked"), "reproducible dependency set");
+    // The binary is the one scripts/build-release makes (tests/static_binary.rs
+    // runs that link without a C library), so the final image needs none.
+    assert!(
+        d.contains("scripts/build-release /netprobe"),
+        "built by scripts/build-release"
+    );
+    let build = std::fs::read_to_string(root().join("scripts/build-release")).unwrap();
+    assert!(build.contains("--locked"), "reproducible dependency set");
+    assert!(build.contains("+crt-static"), "statically linked");
+    assert!(
+        d.contains("FROM gcr.io/distroless/static-"),
+        "no C library in the final image"
+    );
     // The whole Cargo workspace is in the build context: every member and
     // every path dependency of the agent.
     let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
