@@ -891,6 +891,9 @@ pub fn http_get(port: u16, path: &str) -> String {
     response
 }
 
+/// The netprobe binary the lab runs: this build's, or `$NETPROBE_BIN` (the
+/// image's static link, say: `NETPROBE_BIN=$(scripts/build-release) cargo test --test lab`).
 pub fn netprobe_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_netprobe")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| std::env::var("NETPROBE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_netprobe").to_string()))
 }
