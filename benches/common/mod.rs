@@ -138,7 +138,8 @@ pub fn metric(text: &str, name: &str) -> f64 {
 /// a file's base name (the binary, libc.so.6, ...), `[heap]`, `[stack]`, or
 /// `anon` for the rest (thread stacks, allocator arenas, relocated data).
 /// The `Anonymous:` part of file mappings (pages written, such as relocated
-/// `.data.rel.ro`) is listed apart as `<file> (written)`.
+/// `.data.rel.ro`) is also listed as `<file> (written)`: a part of that
+/// file's figure, not in addition to it.
 pub fn rss_by_mapping(pid: u32) -> Vec<(String, u64)> {
     let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
     let mut groups = std::collections::BTreeMap::<String, u64>::new();
