@@ -314,24 +314,10 @@ fn demo_shows_each_failure_mode_with_its_cause() {
     let o = netprobe(&["demo", "--output", "json"]);
     assert_eq!(o.status.code(), Some(1), "the demo has findings: {}", stderr(&o));
     let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
-    let causes: Vec<(String, String)> = v["targets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            (
-                t["name"].as_str().unwrap().to_string(),
-                t["cause"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
     // The demo's own table says what each site must show.
-    let want: Vec<(String, String)> = netprobe::demo::sites()
-        .iter()
-        .map(|s| (s.target.to_string(), s.cause.as_str().to_string()))
-        .collect();
+    let want = common::demo_causes();
     assert_eq!(want.len(), 11);
-    assert_eq!(causes, want);
+    assert_eq!(common::causes(&v), want);
 
     let human = netprobe(&["demo"]);
     assert_eq!(human.status.code(), Some(1));

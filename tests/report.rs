@@ -9,11 +9,9 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 
 use netprobe::demo::DemoVnet;
-use netprobe_sim::https::{HttpsServer, Reply, Seen};
-use netprobe_sim::pki::{Ca, Validity};
+use netprobe_sim::https::{Reply, Seen};
 use serde_json::Value;
 
 const TOKEN: &str = "test-token-123";
@@ -62,12 +60,7 @@ async fn report_reads_every_agent_through_the_api_server() {
     let odd = odd.to_string();
 
     // The fake API server.
-    let ca = Ca::new("fake API server CA").unwrap();
-    let leaf = ca.leaf(&["localhost"], Validity::Current).unwrap();
-    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-    let log = seen.clone();
-    let route = Arc::new(move |req: &Seen| {
-        log.lock().unwrap().push(req.clone());
+    let api = common::fake_api("localhost", move |req: &Seen| {
         if req.authorization.as_deref() != Some(&format!("Bearer {TOKEN}")) {
             return json(
                 401,
@@ -94,10 +87,9 @@ async fn report_reads_every_agent_through_the_api_server() {
                 r#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}"#.into(),
             )
         }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let _api = HttpsServer::serve_with(listener, &leaf, route).unwrap();
+    })
+    .await;
+    let port = api.port;
 
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
@@ -105,7 +97,7 @@ async fn report_reads_every_agent_through_the_api_server() {
         &kubeconfig,
         format!(
             "apiVersion: v1\nkind: Config\ncurrent-context: test\nclusters:\n- name: test\n  cluster:\n    server: https://localhost:{port}\n    certificate-authority-data: {}\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: sre\nusers:\n- name: sre\n  user:\n    token: {TOKEN}\n",
-            base64(ca.cert_pem().as_bytes())
+            base64(api.ca.cert_pem().as_bytes())
         ),
     )
     .unwrap();
@@ -168,7 +160,7 @@ async fn report_reads_every_agent_through_the_api_server() {
     );
     assert_eq!(acr["causes"]["endpoint_blocked"], 1);
     // Every request carried the token; the proxy paths were used.
-    let paths: Vec<String> = seen.lock().unwrap().iter().map(|s| s.path.clone()).collect();
+    let paths: Vec<String> = api.seen.lock().unwrap().iter().map(|s| s.path.clone()).collect();
     assert!(
         paths
             .iter()

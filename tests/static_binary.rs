@@ -11,14 +11,15 @@
 //! `set-kube-service-host-fqdn`). Needs root (chroot); fails, never skips,
 //! without it.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 
-use netprobe_sim::https::{HttpsServer, Reply, Seen};
-use netprobe_sim::pki::{Ca, Validity};
+use netprobe_sim::https::Reply;
 
-fn root_dir() -> PathBuf {
+fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -27,9 +28,9 @@ fn root_dir() -> PathBuf {
 fn static_binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let o = Command::new(root_dir().join("scripts/build-release"))
+        let o = Command::new(root().join("scripts/build-release"))
             .args(["--profile", "dev"])
-            .env("CARGO_TARGET_DIR", root_dir().join("target/static-binary"))
+            .env("CARGO_TARGET_DIR", root().join("target/static-binary"))
             .env_remove("RUSTFLAGS")
             .output()
             .expect("scripts/build-release");
@@ -159,36 +160,20 @@ fn the_probe_path_works_without_a_c_library() {
     let o = chrooted(root.path(), &["demo", "--output", "json"]);
     assert_eq!(o.status.code(), Some(1), "the demo has findings: {}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let causes: Vec<(String, String)> = v["targets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| (t["name"].as_str().unwrap().into(), t["cause"].as_str().unwrap().into()))
-        .collect();
-    let want: Vec<(String, String)> = netprobe::demo::sites()
-        .iter()
-        .map(|s| (s.target.to_string(), s.cause.as_str().to_string()))
-        .collect();
-    assert_eq!(causes, want);
+    assert_eq!(common::causes(&v), common::demo_causes());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kubernetes_client_finds_the_api_server_by_name_in_etc_hosts() {
-    let ca = Ca::new("static binary test CA").unwrap();
-    let leaf = ca.leaf(&["apiserver.netprobe.test"], Validity::Current).unwrap();
-    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-    let log = seen.clone();
-    let route = Arc::new(move |req: &Seen| {
-        log.lock().unwrap().push(req.clone());
+    let api = common::fake_api("apiserver.netprobe.test", |_| {
         Reply::new(200, r#"{"kind":"PodList","apiVersion":"v1","metadata":{},"items":[]}"#)
             .header("content-type", "application/json")
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let _api = HttpsServer::serve_with(listener, &leaf, route).unwrap();
+    })
+    .await;
+    let (port, seen) = (api.port, api.seen.clone());
 
     let bin = static_binary().to_path_buf();
-    let ca_pem = ca.cert_pem().to_string();
+    let ca_pem = api.ca.cert_pem().to_string();
     let run = move |hosts: &'static str| {
         let bin = bin.clone();
         let ca_pem = ca_pem.clone();

@@ -150,3 +150,59 @@ pub fn a_response(req: &Message, ips: &[[u8; 4]]) -> Message {
     }
     resp
 }
+
+/// A fake Kubernetes API server over HTTPS on loopback: a certificate for
+/// `host` from its own CA, every request recorded in `seen`, answered by
+/// `route`. Stops when dropped.
+pub struct FakeApi {
+    pub ca: Ca,
+    pub port: u16,
+    pub seen: std::sync::Arc<std::sync::Mutex<Vec<netprobe_sim::https::Seen>>>,
+    _server: HttpsServer,
+}
+
+pub async fn fake_api(
+    host: &str,
+    route: impl Fn(&netprobe_sim::https::Seen) -> Reply + Send + Sync + 'static,
+) -> FakeApi {
+    let ca = Ca::new("fake API server CA").unwrap();
+    let leaf = ca.leaf(&[host], Validity::Current).unwrap();
+    let seen = std::sync::Arc::<std::sync::Mutex<Vec<netprobe_sim::https::Seen>>>::default();
+    let log = seen.clone();
+    let route = std::sync::Arc::new(move |req: &netprobe_sim::https::Seen| {
+        log.lock().unwrap().push(req.clone());
+        route(req)
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = HttpsServer::serve_with(listener, &leaf, route).unwrap();
+    FakeApi {
+        ca,
+        port,
+        seen,
+        _server: server,
+    }
+}
+
+/// `(target, cause)` of each target in a JSON report, in order.
+pub fn causes(report: &serde_json::Value) -> Vec<(String, String)> {
+    report["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().to_string(),
+                t["cause"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// What the demo's own table says each site must show, as `causes` reads it.
+pub fn demo_causes() -> Vec<(String, String)> {
+    netprobe::demo::sites()
+        .iter()
+        .map(|s| (s.target.to_string(), s.cause.as_str().to_string()))
+        .collect()
+}
