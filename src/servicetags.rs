@@ -224,7 +224,7 @@ impl ServiceTags {
         let file: raw::File = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let at = printable(&e.path().to_string());
             let inner = e.into_inner();
-            let what = printable(&first_clause(&inner.to_string()));
+            let what = printable(first_clause(&inner.to_string()));
             if at.is_empty() || at == "." {
                 err(format!("not a Service Tags JSON file: {what}"))
             } else {
