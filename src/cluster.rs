@@ -453,28 +453,32 @@ impl ClusterContext {
         self.node.as_ref().and_then(|n| n.region.clone())
     }
 
-    /// Cluster-level findings and the scoring-service check for `config`.
-    pub async fn assess(&self, config: &crate::config::Config) -> (Vec<Finding>, Option<ScoringServiceReport>) {
-        let mut findings = Vec::new();
-        if let Some(node) = &self.node
-            && !config.region_auto
-            && let Some(f) = region_finding(config.region.as_deref(), node)
-        {
-            findings.push(f);
-        }
-        let scoring = match (&config.scoring_service, &self.cluster) {
+    /// What the cluster tells about `config` this round: the Node read at
+    /// start, and the inference router Service when one is configured (and
+    /// the API can be read). Observations only: `judge::cluster_findings`
+    /// decides.
+    pub async fn observe(&self, config: &crate::config::Config) -> ClusterObservation {
+        let scoring_service = match (&config.scoring_service, &self.cluster) {
             (None, _) => None,
             (Some((ns, name)), None) => {
                 tracing::debug!(namespace = %ns, name = %name, "no Kubernetes API access: scoring_service check skipped");
                 None
             }
-            (Some((ns, name)), Some(c)) => Some(match c.service(ns, name).await {
-                Ok(svc) => judge_scoring_service(ns, name, &svc, &config.private_ranges),
-                Err(e) => scoring_service_unavailable(ns, name, &e),
-            }),
+            (Some((ns, name)), Some(c)) => Some((ns.clone(), name.clone(), c.service(ns, name).await)),
         };
-        (findings, scoring)
+        ClusterObservation {
+            node: self.node.clone(),
+            scoring_service,
+        }
     }
+}
+
+/// What the cluster reader saw in one round.
+#[derive(Debug, Default)]
+pub struct ClusterObservation {
+    pub node: Option<NodeInfo>,
+    /// The inference router Service (namespace, name, what reading it gave).
+    pub scoring_service: Option<(String, String, Result<Service, ClusterError>)>,
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod fleet;
+pub mod judge;
 pub mod metrics;
 pub mod model;
 pub mod nodefiles;

@@ -154,3 +154,41 @@ pub struct ConnectObservation {
     pub tls: Option<TlsObservation>,
     pub http: Option<HttpObservation>,
 }
+
+/// Everything the engine saw of one target in one round: its lookups (one
+/// per resolver, in configuration order), whose addresses it connected to,
+/// and what each connection saw. No judgement: `judge` turns it into a
+/// `TargetReport`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetObservation {
+    pub dns: Vec<DnsObservation>,
+    /// Index into `dns` of the resolver whose addresses were connected to:
+    /// `connect_via`, or the first other resolver that gave addresses.
+    pub connect_resolver: Option<usize>,
+    pub connects: Vec<ConnectObservation>,
+}
+
+impl DnsObservation {
+    /// The addresses of the answer, if one arrived.
+    pub fn addresses(&self) -> &[IpAddr] {
+        match &self.outcome {
+            DnsOutcome::Answer(a) => &a.addresses,
+            _ => &[],
+        }
+    }
+}
+
+/// Each resolver's servers for a round, or why it had none (an unreadable
+/// resolv.conf): the node's state, read once per round.
+pub type ResolverServers = Vec<Result<Vec<SocketAddr>, String>>;
+
+/// One round as the engine saw it: when it ran, each resolver's servers and
+/// every target's observation in configuration order (`None` when the
+/// target's probe task died: reported as `internal_error`).
+#[derive(Clone, Debug)]
+pub struct RoundObservation {
+    pub started_at: std::time::SystemTime,
+    pub duration: Duration,
+    pub servers: ResolverServers,
+    pub targets: Vec<Option<TargetObservation>>,
+}

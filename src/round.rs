@@ -1,6 +1,6 @@
-//! One owner of a round. [`run`] probes every target (the engine's
-//! observations, judged by the pure verdict layer) and adds what Kubernetes
-//! tells; `probe --once`, `demo` and the agent all call it, and every output
+//! One owner of a round. [`run`] gathers the engine's observations of every
+//! target and what Kubernetes tells, and hands both to `judge`, which
+//! builds the report; `probe --once`, `demo` and the agent all call it, and every output
 //! (JSON, human, HTML, metrics, logs, Events) is a projection of the
 //! [`RoundReport`] it returns. [`transitions`] is the one rule for "what
 //! changed since the last round".
@@ -9,12 +9,12 @@ use crate::cluster::ClusterContext;
 use crate::probe::Engine;
 use crate::report::{RoundReport, TargetReport};
 
-/// Runs one round: probes, judgement, cluster assessment. The round's
-/// wall-clock start is read here, once.
+/// Runs one round: the engine's observations and the cluster's, then the
+/// judgement. The round's wall-clock start is read here, once.
 pub async fn run(engine: &Engine, cluster: &ClusterContext) -> RoundReport {
-    let report = engine.run_round(std::time::SystemTime::now()).await;
-    let (findings, scoring) = cluster.assess(engine.config()).await;
-    report.with_cluster(cluster.node.clone(), findings, scoring)
+    let observed = engine.run_round(std::time::SystemTime::now()).await;
+    let cluster = cluster.observe(engine.config()).await;
+    crate::judge::round(engine.config(), &observed, &cluster)
 }
 
 /// A target whose state changed since the previous round.

@@ -96,13 +96,35 @@ fn cycle_from(graph: &BTreeMap<String, BTreeSet<String>>, start: &str) -> Option
 fn the_library_has_no_import_cycle() {
     let graph = module_graph();
     assert!(graph.len() > 10, "too few modules found: {graph:?}");
-    assert!(graph["probe"].contains("verdict"), "the scan finds edges: {graph:?}");
+    assert!(graph["judge"].contains("verdict"), "the scan finds edges: {graph:?}");
     let cycles: Vec<String> = graph
         .keys()
         .filter_map(|m| cycle_from(&graph, m))
         .map(|c| c.join(" -> "))
         .collect();
     assert!(cycles.is_empty(), "import cycles:\n{}", cycles.join("\n"));
+}
+
+/// The engine observes, the judge decides: nothing under `probe/` (nor the
+/// cluster reader) may name the judgement or the report, so a new input to
+/// diagnosis touches an observation and the judge, never the engine.
+#[test]
+fn the_probe_observes_and_never_judges() {
+    let graph = module_graph();
+    for observer in ["probe", "observation"] {
+        let judged: Vec<&String> = graph[observer]
+            .iter()
+            .filter(|m| ["verdict", "report", "judge", "render", "catalogue"].contains(&m.as_str()))
+            .collect();
+        assert!(
+            judged.is_empty(),
+            "`{observer}` imports {judged:?}: it must only observe"
+        );
+    }
+    assert!(
+        graph["round"].contains("judge"),
+        "the round owner hands observations to the judge"
+    );
 }
 
 #[test]

@@ -147,12 +147,12 @@ async fn region_auto_takes_the_node_region_and_mismatches_are_findings() {
             .iter()
             .any(|t| t.fqdn == "regone01.westeurope.data.azurecr.io")
     );
-    let (findings, _) = ctx.assess(&cfg).await;
+    let (findings, _) = netprobe::judge::cluster_findings(&cfg, &ctx.observe(&cfg).await);
     assert!(findings.is_empty(), "auto cannot mismatch: {findings:?}");
 
     // An explicit workspace region that differs is a finding.
     let cfg = config("region: eastus\n", &opts);
-    let (findings, _) = ctx.assess(&cfg).await;
+    let (findings, _) = netprobe::judge::cluster_findings(&cfg, &ctx.observe(&cfg).await);
     assert_eq!(findings.len(), 1);
     assert_eq!(findings[0].code.as_str(), "region_mismatch");
     assert!(findings[0].message.contains(NODE));
@@ -200,7 +200,7 @@ async fn inference_router_must_be_an_internal_load_balancer_with_private_ips() {
             node: None,
         };
         let cfg = config("scoring_service: {}\n", &opts);
-        let (_, scoring) = ctx.assess(&cfg).await;
+        let (_, scoring) = netprobe::judge::cluster_findings(&cfg, &ctx.observe(&cfg).await);
         let s = scoring.expect("checked");
         assert_eq!((s.healthy, s.cause.as_str()), (healthy, cause), "{s:?}");
         assert_eq!(s.healthy, s.diagnosis.is_none());
@@ -234,7 +234,7 @@ async fn without_a_cluster_everything_is_off_and_nothing_fails() {
         "region: eastus\nscoring_service: {namespace: azureml, name: azureml-fe}\n",
         &LoadOptions::default(),
     );
-    let (findings, scoring) = ctx.assess(&cfg).await;
+    let (findings, scoring) = netprobe::judge::cluster_findings(&cfg, &ctx.observe(&cfg).await);
     assert!(findings.is_empty() && scoring.is_none());
 }
 

@@ -151,7 +151,7 @@ async fn extra_ca_file_is_trusted_on_top_of_system_roots() {
     y.push_str("tls:\n  extra_ca_file: ca.pem\n");
     let cfg = netprobe::config::Config::from_yaml(&y, "test.yaml", Some(dir.path())).unwrap();
     let engine = netprobe::probe::Engine::new(cfg).unwrap();
-    let rep = engine.run_round(std::time::SystemTime::now()).await;
+    let rep = netprobe::round::run(&engine, &netprobe::cluster::ClusterContext::default()).await;
     assert!(rep.healthy, "{:#?}", rep.targets);
 
     // Without the file the same endpoint is untrusted.
@@ -162,7 +162,7 @@ async fn extra_ca_file_is_trusted_on_top_of_system_roots() {
         "2s",
     );
     let engine = netprobe::probe::Engine::new(config(&y)).unwrap();
-    let rep = engine.run_round(std::time::SystemTime::now()).await;
+    let rep = netprobe::round::run(&engine, &netprobe::cluster::ClusterContext::default()).await;
     assert_eq!(rep.targets[0].connect[0].tls, Some(TlsOutcome::UnknownIssuer));
 }
 

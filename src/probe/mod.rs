@@ -21,10 +21,11 @@ use tokio::time::Instant;
 
 use crate::config::{Config, ResolverSource};
 use crate::model::{TcpOutcome, TlsOutcome};
-use crate::observation::{ConnectObservation, DnsObservation, DnsOutcome, TlsObservation};
-use crate::report::{RoundReport, TargetReport};
+use crate::observation::{
+    ConnectObservation, DnsObservation, DnsOutcome, ResolverServers, RoundObservation, TargetObservation,
+    TlsObservation,
+};
 use crate::service::{Service, Target};
-use crate::verdict::{self, ReachContext};
 
 pub use tls::{TlsSetup, TlsSetupError};
 
@@ -62,11 +63,11 @@ impl Engine {
         &self.config
     }
 
-    /// Probes every target once and judges the result; `started_at` is the
-    /// wall-clock time the caller gives the round.
-    pub async fn run_round(&self, started_at: SystemTime) -> RoundReport {
+    /// Probes every target once; `started_at` is the wall-clock time the
+    /// caller gives the round. Observations only: `judge` decides.
+    pub async fn run_round(&self, started_at: SystemTime) -> RoundObservation {
         let start = Instant::now();
-        let servers: Vec<Result<Vec<SocketAddr>, String>> = self
+        let servers: ResolverServers = self
             .config
             .resolvers
             .iter()
@@ -89,7 +90,7 @@ impl Engine {
         let mut tasks = JoinSet::new();
         let mut next = 0;
         let total = self.config.targets.len();
-        let mut slots: Vec<Option<TargetReport>> = vec![None; total];
+        let mut slots: Vec<Option<TargetObservation>> = vec![None; total];
         loop {
             while next < total && tasks.len() < self.config.concurrency.max(1) {
                 let (ctx, idx) = (ctx.clone(), next);
@@ -98,18 +99,18 @@ impl Engine {
             }
             let Some(joined) = tasks.join_next().await else { break };
             match joined {
-                Ok((idx, report)) => slots[idx] = Some(report),
-                // A panicking target task must not take the round down; it is
-                // reported as an error on that target below.
+                Ok((idx, obs)) => slots[idx] = Some(obs),
+                // A panicking target task must not take the round down; its
+                // slot stays empty and the judge reports it as an error.
                 Err(e) => tracing::error!(error = %e, "target task failed"),
             }
         }
-        let targets: Vec<TargetReport> = slots
-            .into_iter()
-            .enumerate()
-            .map(|(idx, r)| r.unwrap_or_else(|| TargetReport::internal_error(&self.config.targets[idx])))
-            .collect();
-        RoundReport::new(&self.config, started_at, start.elapsed(), &ctx.servers, targets)
+        RoundObservation {
+            started_at,
+            duration: start.elapsed(),
+            servers: ctx.servers.clone(),
+            targets: slots,
+        }
     }
 }
 
@@ -118,11 +119,11 @@ struct RoundCtx {
     tls: TlsSetup,
     api_tls: Result<TlsSetup, String>,
     /// Each resolver's servers for this round, or why there are none.
-    servers: Vec<Result<Vec<SocketAddr>, String>>,
+    servers: ResolverServers,
     permits: Semaphore,
 }
 
-async fn probe_target(ctx: &RoundCtx, idx: usize) -> TargetReport {
+async fn probe_target(ctx: &RoundCtx, idx: usize) -> TargetObservation {
     let cfg = &ctx.config;
     let target = &cfg.targets[idx];
     let lookups = cfg
@@ -145,19 +146,15 @@ async fn probe_target(ctx: &RoundCtx, idx: usize) -> TargetReport {
                 },
             }
         });
-    let dns_obs: Vec<DnsObservation> = join_all(lookups).await;
-    let views: Vec<_> = dns_obs
-        .iter()
-        .map(|o| verdict::assess_dns(target, o, &cfg.private_ranges))
-        .collect();
-    let via = connect_resolver(&views, cfg.connect_via);
+    let dns: Vec<DnsObservation> = join_all(lookups).await;
+    let via = connect_resolver(&dns, cfg.connect_via);
     let addrs: Vec<IpAddr> = via
         .map(|i| {
-            views[i]
-                .addresses
+            dns[i]
+                .addresses()
                 .iter()
                 .take(MAX_ADDRESSES_PER_TARGET)
-                .map(|a| a.ip)
+                .copied()
                 .collect()
         })
         .unwrap_or_default();
@@ -165,59 +162,11 @@ async fn probe_target(ctx: &RoundCtx, idx: usize) -> TargetReport {
         let _permit = ctx.permits.acquire().await.ok();
         connect_one(ctx, target, ip).await
     });
-    let connect_obs: Vec<ConnectObservation> = join_all(connects).await;
-    let tags = cfg.service_tags.as_deref();
-    let region = cfg.region.as_deref();
-    let connect_views: Vec<_> = connect_obs
-        .iter()
-        .map(|o| {
-            let mut v = verdict::assess_connect(target.service, o);
-            if !verdict::is_private(o.address, &cfg.private_ranges) {
-                v.service_tag = tags
-                    .and_then(|t| t.tag_for(o.address, target.tag_services, region))
-                    .map(|t| t.name.clone());
-            }
-            v
-        })
-        .collect();
-    let outside_tag = tags
-        .filter(|t| !target.tag_services.is_empty() && t.knows_any(target.tag_services))
-        .map(|t| {
-            let mut outside: Vec<IpAddr> = views
-                .iter()
-                .flat_map(|v| &v.addresses)
-                .filter(|a| !a.private && !t.in_services(a.ip, target.tag_services))
-                .map(|a| a.ip)
-                .collect();
-            outside.sort();
-            outside.dedup();
-            (outside, target.tag_services)
-        });
-    let reach = verdict::worst_reach(&connect_views);
-    let diagnosis = verdict::diagnose(
-        target,
-        &views,
-        cfg.connect_via,
-        &ReachContext {
-            reach,
-            connects: &connect_views,
-            timeout: cfg.timeout,
-            expected_addresses: via.is_some_and(|i| verdict::meets(target.expect, views[i].verdict)),
-            via: via.map(|i| views[i].resolver.as_str()),
-            outside_tag,
-        },
-    );
-    let via_name = via.map(|i| views[i].resolver.clone());
-    TargetReport::new(
-        target,
-        &dns_obs,
-        &views,
-        &connect_obs,
-        &connect_views,
-        reach,
-        via_name,
-        diagnosis,
-    )
+    TargetObservation {
+        connects: join_all(connects).await,
+        connect_resolver: via,
+        dns,
+    }
 }
 
 /// The cluster CA's trust store for the `api-server` target; an error
@@ -237,10 +186,10 @@ fn api_server_tls(config: &Config) -> Result<TlsSetup, String> {
 /// Whose addresses reachability uses: `connect_via`'s, or when it gave none
 /// (a dead or failing DNS path), the first other resolver's that did, so that
 /// a broken endpoint behind a broken DNS path shows in the same round.
-pub fn connect_resolver(views: &[verdict::DnsView], connect_via: usize) -> Option<usize> {
-    let has = |i: &usize| views.get(*i).is_some_and(|v| !v.addresses.is_empty());
+pub fn connect_resolver(lookups: &[DnsObservation], connect_via: usize) -> Option<usize> {
+    let has = |i: &usize| lookups.get(*i).is_some_and(|o| !o.addresses().is_empty());
     std::iter::once(connect_via)
-        .chain((0..views.len()).filter(|i| *i != connect_via))
+        .chain((0..lookups.len()).filter(|i| *i != connect_via))
         .find(has)
 }
 

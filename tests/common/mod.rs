@@ -52,9 +52,8 @@ pub fn trust(ca: &Ca) -> TlsSetup {
 /// connection details) is checked to be readable (no library internals), and
 /// every lookup to have stayed within the query budget.
 pub async fn round(config: Config, tls: TlsSetup) -> RoundReport {
-    let report = Engine::with_tls(config, tls)
-        .run_round(std::time::SystemTime::now())
-        .await;
+    let engine = Engine::with_tls(config, tls);
+    let report = netprobe::round::run(&engine, &netprobe::cluster::ClusterContext::default()).await;
     for t in &report.targets {
         for d in &t.dns {
             assert!(

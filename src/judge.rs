@@ -1,0 +1,176 @@
+//! The judge: a round's observations in, the typed [`RoundReport`] out.
+//! The one place that decides: DNS and reachability verdicts and causes
+//! (through the pure `verdict` rules), the Service Tags judgement, and what
+//! Kubernetes told (region, inference router). No I/O and no clock: the
+//! engine (`probe`) and the cluster reader (`cluster`) only observe.
+//!
+//! A new input to diagnosis (a proxy, LocalDNS, TCP 53, an SOA) is a field
+//! of an observation and a rule here or in `verdict`; the engine only
+//! gathers it.
+
+use std::net::IpAddr;
+
+use crate::cluster::{ClusterObservation, judge_scoring_service, region_finding, scoring_service_unavailable};
+use crate::config::Config;
+use crate::observation::{RoundObservation, TargetObservation};
+use crate::report::{Finding, RoundReport, ScoringServiceReport, TargetReport};
+use crate::service::Target;
+use crate::verdict::{self, ConnectView, DnsView, ReachContext};
+
+/// Judges a whole round: every target, then what the cluster told.
+pub fn round(config: &Config, obs: &RoundObservation, cluster: &ClusterObservation) -> RoundReport {
+    let targets: Vec<TargetReport> = config
+        .targets
+        .iter()
+        .zip(&obs.targets)
+        .map(|(t, o)| match o {
+            Some(o) => target(config, t, o),
+            None => TargetReport::internal_error(t),
+        })
+        .collect();
+    let (findings, scoring) = cluster_findings(config, cluster);
+    RoundReport::new(config, obs.started_at, obs.duration, &obs.servers, targets).with_cluster(
+        cluster.node.clone(),
+        findings,
+        scoring,
+    )
+}
+
+/// Judges one target's observations.
+pub fn target(cfg: &Config, target: &Target, obs: &TargetObservation) -> TargetReport {
+    let views: Vec<DnsView> = obs
+        .dns
+        .iter()
+        .map(|o| verdict::assess_dns(target, o, &cfg.private_ranges))
+        .collect();
+    let tags = cfg.service_tags.as_deref();
+    let region = cfg.region.as_deref();
+    let connect_views: Vec<ConnectView> = obs
+        .connects
+        .iter()
+        .map(|o| {
+            let mut v = verdict::assess_connect(target.service, o);
+            if !verdict::is_private(o.address, &cfg.private_ranges) {
+                v.service_tag = tags
+                    .and_then(|t| t.tag_for(o.address, target.tag_services, region))
+                    .map(|t| t.name.clone());
+            }
+            v
+        })
+        .collect();
+    let outside_tag = tags
+        .filter(|t| !target.tag_services.is_empty() && t.knows_any(target.tag_services))
+        .map(|t| {
+            let mut outside: Vec<IpAddr> = views
+                .iter()
+                .flat_map(|v| &v.addresses)
+                .filter(|a| !a.private && !t.in_services(a.ip, target.tag_services))
+                .map(|a| a.ip)
+                .collect();
+            outside.sort();
+            outside.dedup();
+            (outside, target.tag_services)
+        });
+    let via = obs.connect_resolver.filter(|i| *i < views.len());
+    let reach = verdict::worst_reach(&connect_views);
+    let diagnosis = verdict::diagnose(
+        target,
+        &views,
+        cfg.connect_via,
+        &ReachContext {
+            reach,
+            connects: &connect_views,
+            timeout: cfg.timeout,
+            expected_addresses: via.is_some_and(|i| verdict::meets(target.expect, views[i].verdict)),
+            via: via.map(|i| views[i].resolver.as_str()),
+            outside_tag,
+        },
+    );
+    let via_name = via.map(|i| views[i].resolver.clone());
+    TargetReport::new(
+        target,
+        &obs.dns,
+        &views,
+        &obs.connects,
+        &connect_views,
+        reach,
+        via_name,
+        diagnosis,
+    )
+}
+
+/// Cluster-level findings (the node's region against the workspace's) and
+/// the inference router's judgement, from what the cluster reader saw.
+pub fn cluster_findings(config: &Config, cluster: &ClusterObservation) -> (Vec<Finding>, Option<ScoringServiceReport>) {
+    let mut findings = Vec::new();
+    if let Some(node) = &cluster.node
+        && !config.region_auto
+        && let Some(f) = region_finding(config.region.as_deref(), node)
+    {
+        findings.push(f);
+    }
+    let scoring = cluster.scoring_service.as_ref().map(|(ns, name, read)| match read {
+        Ok(svc) => judge_scoring_service(ns, name, svc, &config.private_ranges),
+        Err(e) => scoring_service_unavailable(ns, name, e),
+    });
+    (findings, scoring)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::model::{Cause, DnsVerdict, Reach};
+    use crate::observation::{DnsAnswer, DnsObservation, DnsOutcome, Rcode};
+
+    fn config() -> Config {
+        Config::from_yaml("key_vaults: [kvone, kvtwo]\n", "t.yaml", None).unwrap()
+    }
+
+    fn public_answer(resolver: &str) -> DnsObservation {
+        DnsObservation {
+            resolver: resolver.into(),
+            server: None,
+            outcome: DnsOutcome::Answer(DnsAnswer {
+                rcode: Rcode::NoError,
+                chain: vec![],
+                addresses: vec!["20.1.2.3".parse().unwrap()],
+                chain_problem: None,
+                negative_soa: false,
+            }),
+            duration: Duration::from_millis(1),
+            tcp_fallback: false,
+            queries: 1,
+        }
+    }
+
+    /// The judge alone decides: a target whose task died is an
+    /// `internal_error`, the others are judged from their observations,
+    /// and a resolver index the observation cannot back is ignored.
+    #[test]
+    fn a_round_is_judged_from_observations_alone() {
+        let cfg = config();
+        let obs = RoundObservation {
+            started_at: SystemTime::UNIX_EPOCH,
+            duration: Duration::ZERO,
+            servers: vec![Ok(vec![])],
+            targets: vec![
+                None,
+                Some(TargetObservation {
+                    dns: vec![public_answer("system")],
+                    connect_resolver: Some(7),
+                    connects: vec![],
+                }),
+            ],
+        };
+        let report = round(&cfg, &obs, &ClusterObservation::default());
+        assert_eq!(report.targets[0].cause, Cause::InternalError);
+        let kv = &report.targets[1];
+        assert_eq!(kv.dns[0].verdict, DnsVerdict::Public);
+        assert_eq!(kv.cause, Cause::NoPrivateEndpoint);
+        assert_eq!((kv.reach, kv.connect_resolver.as_deref()), (Reach::Skipped, None));
+        assert!(!report.healthy);
+        assert_eq!(report.resolvers[0].lookups, 1);
+    }
+}
