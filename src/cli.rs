@@ -250,7 +250,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             let cluster = rt.block_on(crate::cluster::ClusterContext::discover(
                 std::env::var("NODE_NAME").ok(),
             ));
-            let load = crate::config::LoadOptions::on_node(cluster.node_region());
+            let load = cluster.load_options();
             let cfg = Config::load_with(&config, &load)?;
             if !once {
                 let listen_override = match listen {

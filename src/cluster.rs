@@ -153,6 +153,22 @@ impl Cluster {
     }
 }
 
+/// The API server's name and port from `KUBERNETES_SERVICE_HOST` /
+/// `_PORT`; `None` when the host is an IP address (the in-cluster Service,
+/// not a name to resolve) or not a valid DNS name.
+pub fn api_server_from_env(host: Option<&str>, port: Option<&str>) -> Option<(String, u16)> {
+    let host = host?.trim();
+    if host.parse::<IpAddr>().is_ok() {
+        return None;
+    }
+    let fqdn = crate::input::check_fqdn(host).ok()?;
+    let port = port
+        .and_then(|p| p.trim().parse::<u16>().ok())
+        .filter(|p| *p > 0)
+        .unwrap_or(443);
+    Some((fqdn, port))
+}
+
 // ---------------------------------------------------------------------------
 // Findings about the cluster as a whole.
 
@@ -420,6 +436,9 @@ impl Default for EventLimiter {
 pub struct ClusterContext {
     pub cluster: Option<Cluster>,
     pub node: Option<NodeInfo>,
+    /// The API server's name and port from the pod's environment, when the
+    /// host is a name ([`api_server_from_env`]).
+    pub api_server_host: Option<(String, u16)>,
 }
 
 impl ClusterContext {
@@ -428,7 +447,23 @@ impl ClusterContext {
     /// leaves the feature off.
     pub async fn discover(node_name: Option<String>) -> ClusterContext {
         let cluster = Cluster::connect(node_name).await;
-        ClusterContext::with_cluster(cluster).await
+        ClusterContext {
+            api_server_host: api_server_from_env(
+                std::env::var("KUBERNETES_SERVICE_HOST").ok().as_deref(),
+                std::env::var("KUBERNETES_SERVICE_PORT").ok().as_deref(),
+            ),
+            ..ClusterContext::with_cluster(cluster).await
+        }
+    }
+
+    /// What the configuration is loaded with on this node: the node's
+    /// region and the API server's name from the environment.
+    pub fn load_options(&self) -> crate::config::LoadOptions {
+        crate::config::LoadOptions {
+            node_region: self.node_region(),
+            allow_unresolved_auto: false,
+            api_server_host: self.api_server_host.clone(),
+        }
     }
 
     /// Reads the Node through `cluster`.
@@ -446,7 +481,11 @@ impl ClusterContext {
                 }
             },
         };
-        ClusterContext { cluster, node }
+        ClusterContext {
+            cluster,
+            node,
+            api_server_host: None,
+        }
     }
 
     pub fn node_region(&self) -> Option<String> {

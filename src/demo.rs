@@ -10,7 +10,7 @@ use netprobe_sim::https::{HttpsServer, Reply};
 use netprobe_sim::pki::{Ca, Validity};
 use netprobe_sim::{SIM_PRIVATE_RANGE, bind_same_port, private_ip, public_ip};
 
-use crate::config::{Config, LoadOptions};
+use crate::config::Config;
 use crate::model::Cause;
 use crate::probe::TlsSetup;
 use crate::service::Service;
@@ -434,11 +434,16 @@ impl DemoVnet {
     /// the one unprivileged port the simulated endpoints listen on.
     pub fn config(&self) -> Result<Config, SimError> {
         let yaml = demo_yaml(self.azure_dns.addr(), self.custom_dns.addr());
-        let opts = LoadOptions {
-            target_port: Some(self.port),
-            ..LoadOptions::default()
-        };
-        Ok(Config::from_yaml_with(&yaml, "<demo>", None, &opts)?)
+        self.on_port(Config::from_yaml(&yaml, "<demo>", None)?)
+    }
+
+    /// Every target on the one unprivileged port the simulated endpoints
+    /// listen on, whatever the configuration says.
+    fn on_port(&self, mut config: Config) -> Result<Config, SimError> {
+        for t in &mut config.targets {
+            t.port = self.port;
+        }
+        Ok(config)
     }
 
     /// A trust store holding only the simulation's CA.
@@ -457,11 +462,7 @@ impl DemoVnet {
             interval.as_millis(),
             ca_file.display().to_string()
         );
-        let opts = LoadOptions {
-            target_port: Some(self.port),
-            ..LoadOptions::default()
-        };
-        Ok(Config::from_yaml_with(&yaml, "<demo>", None, &opts)?)
+        self.on_port(Config::from_yaml(&yaml, "<demo>", None)?)
     }
 
     /// The simulation's CA certificate, PEM.

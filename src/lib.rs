@@ -15,8 +15,10 @@ pub mod catalogue;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+#[cfg(feature = "sim")]
 pub mod demo;
 pub mod fleet;
+pub mod input;
 pub mod judge;
 pub mod metrics;
 pub mod model;

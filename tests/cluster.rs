@@ -198,6 +198,7 @@ async fn inference_router_must_be_an_internal_load_balancer_with_private_ips() {
         let ctx = ClusterContext {
             cluster: Some(cluster),
             node: None,
+            api_server_host: None,
         };
         let cfg = config("scoring_service: {}\n", &opts);
         let (_, scoring) = netprobe::judge::cluster_findings(&cfg, &ctx.observe(&cfg).await);

@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use netprobe::config::{Config, LoadOptions};
+use netprobe::config::Config;
 use netprobe::demo::{DemoVnet, demo_yaml};
 use netprobe::metrics::Metrics;
 use netprobe::model::MetricSet;
@@ -61,11 +61,10 @@ fn demo_config(vnet: &DemoVnet, resolvers: usize) -> Config {
         );
         yaml = yaml.replacen("connect_via:", &third, 1);
     }
-    let opts = LoadOptions {
-        target_port: Some(vnet.port),
-        ..LoadOptions::default()
-    };
-    let config = Config::from_yaml_with(&yaml, "<demo>", None, &opts).unwrap();
+    let mut config = Config::from_yaml(&yaml, "<demo>", None).unwrap();
+    for t in &mut config.targets {
+        t.port = vnet.port;
+    }
     assert_eq!(config.resolvers.len(), resolvers);
     config
 }

@@ -10,7 +10,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use netprobe::config::{Config, LoadOptions, api_server_from_env};
+use netprobe::cluster::api_server_from_env;
+use netprobe::config::{Config, LoadOptions};
 use netprobe::model::{Cause, Expect, Reach};
 use netprobe::service::Service;
 use netprobe::servicetags::{PublishedFrom, ServiceTags};
@@ -222,11 +223,13 @@ async fn a_round_names_the_tag_flags_a_foreign_answer_and_trusts_the_cluster_ca(
             dns.addr()
         )
     };
-    let opts = LoadOptions {
-        target_port: Some(port),
-        ..LoadOptions::default()
+    let load = |y: &str| {
+        let mut config = Config::from_yaml(y, "t.yaml", None).unwrap_or_else(|e| panic!("{e}"));
+        for t in &mut config.targets {
+            t.port = port;
+        }
+        config
     };
-    let load = |y: &str| Config::from_yaml_with(y, "t.yaml", None, &opts).unwrap_or_else(|e| panic!("{e}"));
     let ca_line = format!("api_server_ca_file: {}\n", cluster_ca_file.display());
     let report = round(load(&yaml(&ca_line)), trust(&ca)).await;
 

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep, sleep_until};
 
 use crate::cluster::{ClusterContext, EventLimiter, event_for_change};
-use crate::config::{Config, LoadOptions};
+use crate::config::Config;
 use crate::metrics::{Metrics, MetricsError};
 use crate::probe::{Engine, TlsSetupError};
 use crate::report::{RoundReport, TargetReport};
@@ -307,8 +307,7 @@ fn send_events(cluster: &ClusterContext, state: &Arc<State>, limiter: &mut Event
 /// Loads the file again; on failure logs, counts, and keeps the old config.
 /// `listen` is the running configuration's, which a reload cannot change.
 fn reload(path: &Path, state: &State, listen: SocketAddr, cluster: &ClusterContext) -> Option<Engine> {
-    let opts = LoadOptions::on_node(cluster.node_region());
-    let result = Config::load_with(path, &opts)
+    let result = Config::load_with(path, &cluster.load_options())
         .map_err(|e| e.to_string())
         .and_then(|cfg| Engine::new(cfg).map_err(|e| format!("{}: cannot set up TLS: {e}", path.display())));
     match result {

@@ -1,14 +1,19 @@
 //! Azure Container Registry: `GET /v2/` answers an anonymous client with a
 //! `401` and a `Bearer realm=` challenge.
 
+#[cfg(feature = "sim")]
 use netprobe_sim::https::Reply;
 
-use super::{AzureService, Request, first_line};
+use serde::Deserialize;
+
+use super::{AzureService, Request, SectionCtx, first_line};
 use crate::azure::Cloud;
-use crate::service::Target;
+use crate::input::{ConfigError, NameRule, REGION, S, expect_of};
+use crate::model::Expect;
 use crate::model::Reach;
-use crate::service::Service;
 use crate::observation::HttpResponse;
+use crate::service::Service;
+use crate::service::Target;
 
 pub struct Acr;
 
@@ -59,6 +64,7 @@ impl AzureService for Acr {
         )
     }
 
+    #[cfg(feature = "sim")]
     fn sim_reply(&self, fqdn: &str) -> Reply {
         Reply::acr_challenge(fqdn)
     }
@@ -93,3 +99,72 @@ pub fn data(cloud: Cloud, registry: &str, region: &str) -> Target {
         )
     }
 }
+
+// ---------------------------------------------------------------------------
+// Its configuration section: `container_registries`.
+
+/// One entry of `container_registries:` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registry {
+    pub name: S<String>,
+    pub data_endpoint_regions: Option<Vec<S<String>>>,
+    pub expect: Option<S<Expect>>,
+}
+
+/// The `container_registries` key.
+pub type Section = Vec<Registry>;
+
+/// Each registry's login server and its data endpoints (one per region:
+/// `data_endpoint_regions`, else `region`).
+pub fn targets(section: &Section, ctx: &SectionCtx<'_>) -> Result<Vec<Target>, ConfigError> {
+    let input = ctx.input;
+    let mut targets = Vec::new();
+    for (i, reg) in section.iter().enumerate() {
+        let field = format!("container_registries[{i}].name");
+        REGISTRY_NAME
+            .check(&reg.name.value)
+            .map_err(|m| input.err(&reg.name, &field, m))?;
+        let name = reg.name.value.to_ascii_lowercase();
+        let expect = expect_of(reg.expect.as_ref());
+        let first = targets.len();
+        targets.push(login(ctx.cloud, &name));
+        let regions: Vec<String> = match &reg.data_endpoint_regions {
+            Some(list) => {
+                let mut out = Vec::new();
+                for (j, r) in list.iter().enumerate() {
+                    REGION.check(&r.value).map_err(|m| {
+                        input.err(r, format!("container_registries[{i}].data_endpoint_regions[{j}]"), m)
+                    })?;
+                    out.push(r.value.clone());
+                }
+                out
+            }
+            None => match ctx.region {
+                Some(r) => vec![r.to_string()],
+                None => {
+                    return Err(input.err(
+                        &reg.name,
+                        format!("container_registries[{i}].data_endpoint_regions"),
+                        "no region to derive the data endpoint from: set `region` or list `data_endpoint_regions` ([] for none)",
+                    ));
+                }
+            },
+        };
+        for r in regions {
+            targets.push(data(ctx.cloud, &name, &r));
+        }
+        for t in &mut targets[first..] {
+            t.expect = expect;
+        }
+    }
+    Ok(targets)
+}
+
+const REGISTRY_NAME: NameRule = NameRule {
+    what: "a valid container registry name",
+    expected: "5-50 letters and digits",
+    len: 5..=50,
+    chars: |c| c.is_ascii_alphanumeric(),
+    ..NameRule::BASE
+};

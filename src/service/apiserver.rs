@@ -4,9 +4,11 @@
 //! answers 200 (anonymous health checks allowed), 401 or 403: each is a live
 //! API server. The certificate is verified against the cluster CA.
 
+#[cfg(feature = "sim")]
 use netprobe_sim::https::Reply;
 
-use super::{AzureService, Request, Target, first_line};
+use super::{AzureService, Request, SectionCtx, Target, first_line};
+use crate::input::{ConfigError, S, check_fqdn};
 use crate::model::{Expect, Reach};
 use crate::observation::HttpResponse;
 use crate::service::Service;
@@ -42,8 +44,12 @@ impl AzureService for ApiServer {
         )
     }
 
+    #[cfg(feature = "sim")]
     fn sim_reply(&self, _fqdn: &str) -> Reply {
-        Reply::new(401, "{\"kind\":\"Status\",\"status\":\"Failure\",\"reason\":\"Unauthorized\",\"code\":401}")
+        Reply::new(
+            401,
+            "{\"kind\":\"Status\",\"status\":\"Failure\",\"reason\":\"Unauthorized\",\"code\":401}",
+        )
     }
 }
 
@@ -60,4 +66,37 @@ pub fn target(fqdn: &str, port: u16, region: Option<&str>) -> Target {
         privatelink_zone: region.map(|r| format!("privatelink.{r}.azmk8s.io")),
         tag_services: &[],
     }
+}
+
+/// The `api_server_fqdn` key: the API server's name (`host` or `host:port`).
+pub type Section = Option<S<String>>;
+
+/// The `api-server` target: `api_server_fqdn`, else the environment's
+/// `KUBERNETES_SERVICE_HOST` when it is a name.
+pub fn targets(section: &Section, ctx: &SectionCtx<'_>) -> Result<Vec<Target>, ConfigError> {
+    let (fqdn, port) = match section {
+        Some(f) => {
+            let err = |m: String| ctx.input.err(f, "api_server_fqdn", m);
+            let (host, port) = match f.value.rsplit_once(':') {
+                Some((h, p)) if !h.is_empty() && p.chars().all(|c| c.is_ascii_digit()) => {
+                    let port = p
+                        .parse::<u16>()
+                        .ok()
+                        .filter(|p| *p > 0)
+                        .ok_or_else(|| err(format!("{p:?} is not a TCP port (1-65535)")))?;
+                    (h, port)
+                }
+                _ => (f.value.as_str(), 443),
+            };
+            (check_fqdn(host).map_err(err)?, port)
+        }
+        None => match ctx.api_server_host {
+            Some((host, port)) => (host.clone(), *port),
+            None => return Ok(Vec::new()),
+        },
+    };
+    // The cluster's region names its private zone; the node's region is the
+    // cluster's, where the config's may be the workspace's.
+    let region = ctx.node_region.or(ctx.region);
+    Ok(vec![target(&fqdn, port, region)])
 }

@@ -13,10 +13,12 @@
 //!   clusters" (outbound-rules-control-egress), "Cluster extensions" and
 //!   the per-cloud required FQDN tables.
 
+#[cfg(feature = "sim")]
 use netprobe_sim::https::Reply;
 
-use super::{AzureService, Target};
+use super::{AzureService, SectionCtx, Target};
 use crate::azure::Cloud;
+use crate::input::{ConfigError, S};
 use crate::model::{Expect, Reach};
 use crate::observation::HttpResponse;
 use crate::service::Service;
@@ -32,6 +34,7 @@ impl AzureService for Egress {
         format!("{at}: {detail}.")
     }
 
+    #[cfg(feature = "sim")]
     fn sim_reply(&self, _fqdn: &str) -> Reply {
         Reply::new(404, "")
     }
@@ -53,7 +56,12 @@ const AML: &[&str] = &["AzureMachineLearning"];
 const ENTRA: &[&str] = &["AzureActiveDirectory"];
 const ARM: &[&str] = &["AzureResourceManager"];
 
-const fn ep(name: &'static str, fqdn: &'static str, tag_services: &'static [&'static str], documented: bool) -> Endpoint {
+const fn ep(
+    name: &'static str,
+    fqdn: &'static str,
+    tag_services: &'static [&'static str],
+    documented: bool,
+) -> Endpoint {
     Endpoint {
         name,
         fqdn,
@@ -74,32 +82,50 @@ pub fn endpoints(cloud: Cloud) -> &'static [Endpoint] {
 }
 
 const PUBLIC: &[Endpoint] = &[
-            ep("mcr", "mcr.microsoft.com", MCR, true),
-            ep("mcr-data", "{region}.data.mcr.microsoft.com", MCR, true),
-            ep("extensions", "{region}.dp.kubernetesconfiguration.azure.com", &[], true),
-            ep("aml-api", "{region}.api.azureml.ms", AML, true),
-            ep("aml-experiments", "{region}.experiments.azureml.net", AML, true),
-            ep("entra", "login.microsoftonline.com", ENTRA, true),
-            ep("arm", "management.azure.com", ARM, true),
+    ep("mcr", "mcr.microsoft.com", MCR, true),
+    ep("mcr-data", "{region}.data.mcr.microsoft.com", MCR, true),
+    ep("extensions", "{region}.dp.kubernetesconfiguration.azure.com", &[], true),
+    ep("aml-api", "{region}.api.azureml.ms", AML, true),
+    ep("aml-experiments", "{region}.experiments.azureml.net", AML, true),
+    ep("entra", "login.microsoftonline.com", ENTRA, true),
+    ep("arm", "management.azure.com", ARM, true),
 ];
 const USGOV: &[Endpoint] = &[
-            ep("mcr", "mcr.microsoft.com", MCR, true),
-            ep("mcr-data", "{region}.data.mcr.microsoft.com", MCR, true),
-            ep("extensions", "{region}.dp.kubernetesconfiguration.azure.us", &[], true),
-            ep("aml-api", "{region}.api.ml.azure.us", AML, false),
-            ep("entra", "login.microsoftonline.us", ENTRA, true),
-            ep("arm", "management.usgovcloudapi.net", ARM, true),
+    ep("mcr", "mcr.microsoft.com", MCR, true),
+    ep("mcr-data", "{region}.data.mcr.microsoft.com", MCR, true),
+    ep("extensions", "{region}.dp.kubernetesconfiguration.azure.us", &[], true),
+    ep("aml-api", "{region}.api.ml.azure.us", AML, false),
+    ep("entra", "login.microsoftonline.us", ENTRA, true),
+    ep("arm", "management.usgovcloudapi.net", ARM, true),
 ];
 const CHINA: &[Endpoint] = &[
-            ep("mcr", "mcr.microsoft.com", MCR, true),
-            ep("mcr-data", "{region}.data.mcr.microsoft.com", MCR, true),
-            ep("aml-api", "{region}.api.ml.azure.cn", AML, false),
-            ep("entra", "login.chinacloudapi.cn", ENTRA, true),
-            ep("arm", "management.chinacloudapi.cn", ARM, true),
+    ep("mcr", "mcr.microsoft.com", MCR, true),
+    ep("mcr-data", "{region}.data.mcr.microsoft.com", MCR, true),
+    ep("aml-api", "{region}.api.ml.azure.cn", AML, false),
+    ep("entra", "login.chinacloudapi.cn", ENTRA, true),
+    ep("arm", "management.chinacloudapi.cn", ARM, true),
 ];
 
+/// The `aml_extension` key: `true` probes the extension's public endpoints.
+pub type Section = Option<S<bool>>;
+
+/// `aml_extension: true`: the extension's public endpoints for the cloud and region.
+pub fn targets(section: &Section, ctx: &SectionCtx<'_>) -> Result<Vec<Target>, ConfigError> {
+    let Some(on) = section.as_ref().filter(|a| a.value) else {
+        return Ok(Vec::new());
+    };
+    let region = ctx.region.ok_or_else(|| {
+        ctx.input.err(
+            on,
+            "region",
+            "required when `aml_extension` is set (its endpoints are regional, e.g. eastus.data.mcr.microsoft.com)",
+        )
+    })?;
+    Ok(in_region(ctx.cloud, region))
+}
+
 /// The egress targets of the AML extension in `region`.
-pub fn targets(cloud: Cloud, region: &str) -> Vec<Target> {
+pub fn in_region(cloud: Cloud, region: &str) -> Vec<Target> {
     endpoints(cloud)
         .iter()
         .map(|e| Target {
@@ -127,7 +153,7 @@ mod tests {
                 assert!(names.contains(&want), "{cloud:?} lacks {want}");
             }
         }
-        let t = targets(Cloud::Public, "westeurope");
+        let t = in_region(Cloud::Public, "westeurope");
         let fqdns: Vec<&str> = t.iter().map(|t| t.fqdn.as_str()).collect();
         assert_eq!(
             fqdns,
@@ -141,6 +167,9 @@ mod tests {
                 "management.azure.com",
             ]
         );
-        assert!(t.iter().all(|t| t.expect == Expect::Any && t.service == Service::Egress));
+        assert!(
+            t.iter()
+                .all(|t| t.expect == Expect::Any && t.service == Service::Egress)
+        );
     }
 }

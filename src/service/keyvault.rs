@@ -2,14 +2,21 @@
 //! `x-ms-keyvault-network-info` header says which client address it saw
 //! (private means the private endpoint was used).
 
+#[cfg(feature = "sim")]
 use netprobe_sim::https::Reply;
 
-use super::{AzureService, Request, first_line};
+use std::fmt;
+
+use serde::Deserialize;
+
+use super::{AzureService, Request, SectionCtx, first_line};
 use crate::azure::Cloud;
-use crate::service::Target;
+use crate::input::{ConfigError, NameRule, S};
+use crate::model::Expect;
 use crate::model::Reach;
-use crate::service::Service;
 use crate::observation::HttpResponse;
+use crate::service::Service;
+use crate::service::Target;
 
 pub struct KeyVault;
 
@@ -66,6 +73,7 @@ impl AzureService for KeyVault {
         )
     }
 
+    #[cfg(feature = "sim")]
     fn sim_reply(&self, _fqdn: &str) -> Reply {
         Reply::keyvault_health()
     }
@@ -97,6 +105,80 @@ pub fn target(cloud: Cloud, vault: &str) -> Target {
         z.keyvault_privatelink.to_string(),
     )
 }
+
+// ---------------------------------------------------------------------------
+// Its configuration section: `key_vaults`.
+
+/// A key vault: its name, or `{name, expect}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vault {
+    pub name: String,
+    pub expect: Option<Expect>,
+}
+
+impl Vault {
+    /// A string is the name; a mapping is read field by field, so that
+    /// its errors name the field (an untagged enum would only say that
+    /// no variant matched).
+    pub fn deserialize_either<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Vault, D::Error> {
+        struct Either;
+        impl<'de> serde::de::Visitor<'de> for Either {
+            type Value = Vault;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key vault name, or a mapping with `name` and `expect`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Vault, E> {
+                Ok(Vault {
+                    name: v.to_string(),
+                    expect: None,
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Vault, A::Error> {
+                Vault::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        de.deserialize_any(Either)
+    }
+}
+
+/// [`Vault`] through [`Vault::deserialize_either`], for `Spanned<Vault>`.
+#[derive(Debug)]
+pub struct VaultEntry(pub Vault);
+
+impl<'de> Deserialize<'de> for VaultEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        Vault::deserialize_either(de).map(VaultEntry)
+    }
+}
+
+/// The `key_vaults` key.
+pub type Section = Vec<S<VaultEntry>>;
+
+/// One target per vault.
+pub fn targets(section: &Section, ctx: &SectionCtx<'_>) -> Result<Vec<Target>, ConfigError> {
+    let mut targets = Vec::new();
+    for (i, kv) in section.iter().enumerate() {
+        let vault = &kv.value.0;
+        VAULT_NAME
+            .check(&vault.name)
+            .map_err(|m| ctx.input.err(kv, format!("key_vaults[{i}]"), m))?;
+        let mut t = target(ctx.cloud, &vault.name.to_ascii_lowercase());
+        t.expect = vault.expect.unwrap_or(Expect::Private);
+        targets.push(t);
+    }
+    Ok(targets)
+}
+
+const VAULT_NAME: NameRule = NameRule {
+    what: "a valid key vault name",
+    expected: "3-24 letters, digits and single hyphens, starting with a letter, ending with a letter or digit",
+    len: 3..=24,
+    chars: |c| c.is_ascii_alphanumeric() || c == '-',
+    first: |c| c.is_ascii_alphabetic(),
+    last: |c| c.is_ascii_alphanumeric(),
+    single_hyphens: true,
+};
 
 #[cfg(test)]
 mod tests {

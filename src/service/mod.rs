@@ -5,25 +5,55 @@
 //! the verdict layer, the report and the demo ask [`of`], never a `match` on
 //! the service.
 //!
-//! Adding a service: a file here implementing the trait, and its line in
-//! the registry below, which makes its module, its `Service` value (the
-//! `service:` of a custom target, the `service` label) and its entry in
-//! [`of`]. Deriving its targets from a config section of its own is the
-//! config's part (`config::targets`).
+//! Adding a service: a file here implementing the trait, its `mod` line and
+//! its line in [`services!`], which makes its `Service` value (the
+//! `service:` of a custom target, the `service` label), its entry in [`of`]
+//! and, when the line names a key (`{ cosmos_accounts }`), that key of the
+//! configuration file: the module then has `Section` (the key's value as
+//! written, `Default` when absent) and `targets(&Section, &SectionCtx)`.
 
 use std::net::IpAddr;
 
+#[cfg(feature = "sim")]
 use netprobe_sim::https::Reply;
 use serde::Serialize;
 
+use crate::azure::Cloud;
+use crate::input::Ctx;
 use crate::model::{Expect, Reach};
 use crate::observation::HttpResponse;
 
-/// Declares the services: each line is `Value => "label": module::Type`.
-macro_rules! registry {
-    ($($variant:ident => $text:literal : $module:ident :: $ty:ident),+ $(,)?) => {
-        $(pub mod $module;)+
+pub mod acr;
+pub mod apiserver;
+pub mod custom;
+pub mod egress;
+pub mod keyvault;
+pub mod storage;
+pub mod workspace;
 
+/// The services, one line each: `Value => "label": module::Type`, and
+/// `{ key }` when the service derives targets from a configuration key of
+/// its own. Lines are in the order the file's targets are derived. The
+/// registry is expanded twice: here (the `Service` enum and [`of`]) and in
+/// `config` (the file's keys and their targets).
+macro_rules! services {
+    ($then:ident) => {
+        $then! {
+            Workspace => "workspace": workspace::Workspace { workspace },
+            Storage => "storage": storage::Storage { storage_accounts },
+            Keyvault => "keyvault": keyvault::KeyVault { key_vaults },
+            Acr => "acr": acr::Acr { container_registries },
+            Custom => "custom": custom::Custom { targets },
+            Egress => "egress": egress::Egress { aml_extension },
+            ApiServer => "apiserver": apiserver::ApiServer { api_server_fqdn },
+        }
+    };
+}
+pub(crate) use services;
+
+/// The `Service` enum and [`of`], from [`services!`].
+macro_rules! registry {
+    ($($variant:ident => $text:literal : $module:ident :: $ty:ident $({ $key:ident })?),+ $(,)?) => {
         crate::model::string_enum! {
             /// The kind of Azure resource behind a target; decides the HTTP check.
             Service { $($variant => $text),+ }
@@ -38,14 +68,20 @@ macro_rules! registry {
     };
 }
 
-registry! {
-    Workspace => "workspace": workspace::Workspace,
-    Storage => "storage": storage::Storage,
-    Keyvault => "keyvault": keyvault::KeyVault,
-    Acr => "acr": acr::Acr,
-    Custom => "custom": custom::Custom,
-    Egress => "egress": egress::Egress,
-    ApiServer => "apiserver": apiserver::ApiServer,
+services!(registry);
+
+/// What a service's configuration section is derived with.
+pub struct SectionCtx<'a> {
+    /// The file, for messages that name file, line, column and field.
+    pub input: &'a Ctx<'a>,
+    pub cloud: Cloud,
+    /// `region` (the workspace's), when given.
+    pub region: Option<&'a str>,
+    /// The node's region (the cluster's own), when known.
+    pub node_region: Option<&'a str>,
+    /// The API server's name and port from the pod's environment
+    /// (`KUBERNETES_SERVICE_HOST` when it is a name).
+    pub api_server_host: Option<&'a (String, u16)>,
 }
 
 /// One name to probe, fully derived and validated.
@@ -130,6 +166,7 @@ pub trait AzureService: Sync {
     fn rejected(&self, fqdn: &str, at: &str, detail: &str) -> String;
 
     /// The answer of a healthy endpoint in the simulated VNet.
+    #[cfg(feature = "sim")]
     fn sim_reply(&self, fqdn: &str) -> Reply;
 }
 

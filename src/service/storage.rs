@@ -2,15 +2,20 @@
 //! `401 NoAuthenticationInformation` (or 400/404); the storage firewall
 //! answers `403 AuthorizationFailure`.
 
+#[cfg(feature = "sim")]
 use netprobe_sim::https::Reply;
 
-use super::{AzureService, Request, first_line};
-use crate::azure::StorageService;
+use serde::Deserialize;
+
+use super::{AzureService, Request, SectionCtx, first_line};
 use crate::azure::Cloud;
-use crate::service::Target;
+use crate::azure::StorageService;
+use crate::input::{ConfigError, NameRule, S, expect_of, lower_or_digit};
+use crate::model::Expect;
 use crate::model::Reach;
-use crate::service::Service;
 use crate::observation::HttpResponse;
+use crate::service::Service;
+use crate::service::Target;
 
 pub struct Storage;
 
@@ -51,6 +56,7 @@ impl AzureService for Storage {
         )
     }
 
+    #[cfg(feature = "sim")]
     fn sim_reply(&self, _fqdn: &str) -> Reply {
         Reply::storage_anonymous()
     }
@@ -70,3 +76,52 @@ pub fn target(cloud: Cloud, account: &str, svc: StorageService) -> Target {
         format!("privatelink.{s}.{}", z.storage),
     )
 }
+
+// ---------------------------------------------------------------------------
+// Its configuration section: `storage_accounts`.
+
+/// One entry of `storage_accounts:` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Account {
+    pub name: S<String>,
+    pub services: Option<Vec<S<StorageService>>>,
+    pub expect: Option<S<Expect>>,
+}
+
+/// The `storage_accounts` key.
+pub type Section = Vec<Account>;
+
+/// One target per account and storage service (blob and file unless told).
+pub fn targets(section: &Section, ctx: &SectionCtx<'_>) -> Result<Vec<Target>, ConfigError> {
+    let mut targets = Vec::new();
+    for (i, st) in section.iter().enumerate() {
+        let field = format!("storage_accounts[{i}].name");
+        STORAGE_NAME
+            .check(&st.name.value)
+            .map_err(|m| ctx.input.err(&st.name, &field, m))?;
+        let services: Vec<StorageService> = match &st.services {
+            Some(list) if list.is_empty() => {
+                return Err(ctx
+                    .input
+                    .err(&st.name, format!("storage_accounts[{i}].services"), "must not be empty"));
+            }
+            Some(list) => list.iter().map(|s| s.value).collect(),
+            None => vec![StorageService::Blob, StorageService::File],
+        };
+        for svc in services {
+            let mut t = target(ctx.cloud, &st.name.value, svc);
+            t.expect = expect_of(st.expect.as_ref());
+            targets.push(t);
+        }
+    }
+    Ok(targets)
+}
+
+const STORAGE_NAME: NameRule = NameRule {
+    what: "a valid storage account name",
+    expected: "3-24 lower-case letters and digits",
+    len: 3..=24,
+    chars: lower_or_digit,
+    ..NameRule::BASE
+};

@@ -1,14 +1,19 @@
 //! The Azure ML workspace API: any answer is the workspace, except its
 //! private-link denial.
 
+#[cfg(feature = "sim")]
 use netprobe_sim::https::Reply;
 
 use super::{AzureService, first_line};
+use serde::Deserialize;
+
+use super::SectionCtx;
 use crate::azure::Cloud;
-use crate::service::Target;
+use crate::input::{ConfigError, NameRule, S, Shown, check_fqdn};
 use crate::model::Reach;
-use crate::service::Service;
 use crate::observation::HttpResponse;
+use crate::service::Service;
+use crate::service::Target;
 
 pub struct Workspace;
 
@@ -48,6 +53,7 @@ impl AzureService for Workspace {
         )
     }
 
+    #[cfg(feature = "sim")]
     fn sim_reply(&self, _fqdn: &str) -> Reply {
         Reply::workspace_unauthorized()
     }
@@ -117,3 +123,77 @@ pub fn notebooks_at(cloud: Cloud, fqdn: &str) -> Target {
         format!("privatelink.{}", z.notebooks),
     )
 }
+
+// ---------------------------------------------------------------------------
+// Its configuration section: `workspace`.
+
+/// `workspace:` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceSection {
+    pub id: S<String>,
+    pub name: Option<S<String>>,
+    /// The notebooks FQDN as shown on the private endpoint's NIC, when
+    /// the derived one does not match.
+    pub notebooks_fqdn: Option<S<String>>,
+}
+
+/// The `workspace` key.
+pub type Section = Option<WorkspaceSection>;
+
+/// The workspace's API, certificate API and (with a name or an FQDN) notebooks targets.
+pub fn targets(section: &Section, ctx: &SectionCtx<'_>) -> Result<Vec<Target>, ConfigError> {
+    let Some(ws) = section else { return Ok(Vec::new()) };
+    let (cloud, input) = (ctx.cloud, ctx.input);
+    check_guid(&ws.id.value).map_err(|m| input.err(&ws.id, "workspace.id", m))?;
+    let id = ws.id.value.to_ascii_lowercase();
+    let region = ctx.region.ok_or_else(|| {
+        input.err(
+            &ws.id,
+            "region",
+            "required when `workspace` is set (the workspace's region, e.g. eastus)",
+        )
+    })?;
+    let mut targets = vec![api(cloud, &id, region), cert(cloud, &id, region)];
+    match (&ws.notebooks_fqdn, &ws.name) {
+        (Some(f), _) => {
+            let fqdn = check_fqdn(&f.value).map_err(|m| input.err(f, "workspace.notebooks_fqdn", m))?;
+            targets.push(notebooks_at(cloud, &fqdn));
+        }
+        (None, Some(n)) => {
+            WORKSPACE_NAME
+                .check(&n.value)
+                .map_err(|m| input.err(n, "workspace.name", m))?;
+            targets.push(notebooks(cloud, &n.value, &id, region));
+        }
+        (None, None) => {}
+    }
+    Ok(targets)
+}
+
+fn check_guid(s: &str) -> Result<(), String> {
+    let groups: Vec<&str> = s.split('-').collect();
+    let lens = [8, 4, 4, 4, 12];
+    let ok = groups.len() == 5
+        && groups
+            .iter()
+            .zip(lens)
+            .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} is not a workspace GUID (expected xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx, the workspace's `workspaceId`)",
+            Shown(s)
+        ))
+    }
+}
+
+const WORKSPACE_NAME: NameRule = NameRule {
+    what: "a valid workspace name",
+    expected: "3-33 letters, digits, '-' or '_', starting with a letter or digit",
+    len: 3..=33,
+    chars: |c| c.is_ascii_alphanumeric() || c == '-' || c == '_',
+    first: |c| c.is_ascii_alphanumeric(),
+    ..NameRule::BASE
+};
