@@ -9,7 +9,6 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
-use crate::demo::DemoVnet;
 use crate::probe::Engine;
 use crate::render::{self, Format};
 use crate::report::RoundReport;
@@ -98,6 +97,7 @@ pub enum Command {
     },
     /// Run one round against a built-in simulated VNet (no Azure needed), or
     /// with --serve the agent over it until SIGTERM.
+    #[cfg(feature = "sim")]
     Demo {
         #[arg(long, short, value_enum, default_value_t = Format::Human)]
         output: Format,
@@ -270,6 +270,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             let report = rt.block_on(crate::round::run(&engine, &cluster));
             Ok(print_report(&report, output))
         }
+        #[cfg(feature = "sim")]
         Command::Demo {
             serve: true,
             listen,
@@ -277,23 +278,28 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             flap,
             ..
         } => demo_serve(&listen, &interval, &flap),
-        Command::Demo { output, .. } => {
-            let rt = runtime()?;
-            let report = rt.block_on(async {
-                let vnet = DemoVnet::start().await?;
-                let engine = Engine::with_tls(vnet.config()?, vnet.tls()?);
-                anyhow::Ok(crate::round::run(&engine, &crate::cluster::ClusterContext::default()).await)
-            })?;
-            if output == Format::Human {
-                out(
-                    "Simulated VNet on loopback: 127.0.10.0/24 plays the private endpoints' subnet and\n\
-                     127.0.200.0/24 the public internet. Resolver 'azure' stands in for Azure DNS\n\
-                     (168.63.129.16), 'system' for the customer DNS server that pods use.\n\n",
-                );
-            }
-            Ok(print_report(&report, output))
-        }
+        #[cfg(feature = "sim")]
+        Command::Demo { output, .. } => demo_round(output),
     }
+}
+
+/// `netprobe demo`: one round over the simulated VNet, with its report.
+#[cfg(feature = "sim")]
+fn demo_round(output: Format) -> anyhow::Result<u8> {
+    let rt = runtime()?;
+    let report = rt.block_on(async {
+        let vnet = crate::demo::DemoVnet::start().await?;
+        let engine = Engine::with_tls(vnet.config()?, vnet.tls()?);
+        anyhow::Ok(crate::round::run(&engine, &crate::cluster::ClusterContext::default()).await)
+    })?;
+    if output == Format::Human {
+        out(
+            "Simulated VNet on loopback: 127.0.10.0/24 plays the private endpoints' subnet and\n\
+             127.0.200.0/24 the public internet. Resolver 'azure' stands in for Azure DNS\n\
+             (168.63.129.16), 'system' for the customer DNS server that pods use.\n\n",
+        );
+    }
+    Ok(print_report(&report, output))
 }
 
 /// `netprobe report`: the fleet view, printed; 0 when all is fine, 1 otherwise.
@@ -322,6 +328,7 @@ fn report(
 }
 
 /// `netprobe demo --serve`: the agent over the simulated VNet until SIGTERM.
+#[cfg(feature = "sim")]
 fn demo_serve(listen: &str, interval: &str, flap: &str) -> anyhow::Result<u8> {
     let duration = |flag: &str, v: &str| {
         humantime::parse_duration(v)

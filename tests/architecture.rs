@@ -172,7 +172,15 @@ fn rustfmt_visits_every_source_file() {
     let mut visited = BTreeSet::new();
     for manifest in ["Cargo.toml", "fuzz/Cargo.toml"] {
         let out = std::process::Command::new("cargo")
-            .args(["fmt", "--all", "--manifest-path", manifest, "--", "--check", "--verbose"])
+            .args([
+                "fmt",
+                "--all",
+                "--manifest-path",
+                manifest,
+                "--",
+                "--check",
+                "--verbose",
+            ])
             .current_dir(root)
             .output()
             .expect("cargo fmt runs");

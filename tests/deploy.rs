@@ -380,6 +380,44 @@ fn the_shipped_example_config_is_valid() {
     assert_eq!(cfg.targets.len(), 8);
 }
 
+/// The names of the packages the `netprobe` binary links with these cargo
+/// feature arguments (normal dependencies only, this machine's target).
+fn linked_packages(features: &[&str]) -> Vec<String> {
+    let o = std::process::Command::new("cargo")
+        .args(["tree", "--locked", "-p", "netprobe", "-e", "normal", "--prefix", "none"])
+        .args(features)
+        .current_dir(root())
+        .output()
+        .expect("cargo tree");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
+/// A node has no use for a simulated VNet or a certificate generator: the
+/// image's build (scripts/build-release, no default features) links
+/// neither; the default build (`cargo run -- demo`) does.
+#[test]
+fn the_image_binary_links_no_simulation() {
+    let build = std::fs::read_to_string(root().join("scripts/build-release")).unwrap();
+    assert!(
+        build.contains("--no-default-features"),
+        "the image is built without `sim`"
+    );
+    let image = linked_packages(&["--no-default-features"]);
+    assert!(image.iter().any(|p| p == "tokio"), "the tree is read: {image:?}");
+    for absent in ["netprobe-sim", "rcgen"] {
+        assert!(!image.iter().any(|p| p == absent), "the image links {absent}");
+    }
+    let default = linked_packages(&[]);
+    assert!(
+        default.iter().any(|p| p == "netprobe-sim"),
+        "the demo build links the simulation"
+    );
+}
+
 #[test]
 fn dockerfile_is_multi_stage_non_root_and_smoke_tested() {
     let d = std::fs::read_to_string(root().join("Dockerfile")).unwrap();

@@ -29,7 +29,9 @@ fn static_binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let o = Command::new(root().join("scripts/build-release"))
-            .args(["--profile", "dev"])
+            // `sim` adds `netprobe demo`, which the image's binary lacks:
+            // the probe path is checked through it; the link is the image's.
+            .args(["--profile", "dev", "--features", "sim"])
             .env("CARGO_TARGET_DIR", root().join("target/static-binary"))
             .env_remove("RUSTFLAGS")
             .output()
