@@ -2,7 +2,7 @@
 # netprobe image. Multi-arch: nothing here is specific to an architecture, and
 # both base images are multi-arch, so it builds for linux/amd64 and
 # linux/arm64 (AKS Arm64 pools) natively or under emulation:
-#   docker buildx build --platform linux/amd64,linux/arm64 -t <registry>/netprobe:0.1.0 --push .
+#   docker buildx build --platform linux/amd64,linux/arm64 -t <registry>/netprobe:<version> --push .
 # Without a Docker engine: `az acr build --platform linux/arm64 ...` per
 # architecture (docs/install.md). Not buildable on the development machines,
 # which have no Docker engine.

@@ -104,6 +104,27 @@ impl Cause {
     pub const fn layer(self) -> Layer {
         self.catalogue().0
     }
+
+    /// The alert rule (deploy/prometheus/netprobe-rules.yaml) that covers
+    /// a target with this cause; `None`: the catch-all
+    /// `NetprobeTargetUnhealthy` does, whose cause filter is generated from
+    /// this table (`scripts/gen`).
+    pub const fn alert(self) -> Option<&'static str> {
+        match self {
+            Cause::None | Cause::OutsideServiceTag | Cause::InternalError => None,
+            Cause::ZoneNotLinked | Cause::NoPrivateEndpoint | Cause::MixedAnswers => {
+                Some("NetprobePrivateDNSRegression")
+            }
+            Cause::RecordMissing | Cause::NameNotFound | Cause::DnsUnreachable | Cause::DnsError => {
+                Some("NetprobeDNSFailing")
+            }
+            Cause::UnexpectedIp | Cause::UnexpectedPrivate => Some("NetprobeDNSUnexpectedAnswer"),
+            Cause::DnsPathNotForwarding => Some("NetprobeDNSPathMismatch"),
+            Cause::EndpointBlocked | Cause::EndpointStale | Cause::TlsMismatch | Cause::HttpRejected => {
+                Some("NetprobePrivateEndpointUnreachable")
+            }
+        }
+    }
 }
 
 /// The named values a diagnosis template refers to as `{name}`.

@@ -331,7 +331,10 @@ fn pod_security_and_node_pools() {
     assert_eq!(pod["metadata"]["annotations"]["helm.sh/hook"], "test");
     assert_eq!(pod["spec"]["nodeName"], "aks-nodepool1-0");
     assert_eq!(pod["spec"]["containers"][0]["args"][1], "--once");
-    assert_eq!(pod["spec"]["containers"][0]["image"], "ghcr.io/netprobe/netprobe:0.1.0");
+    assert_eq!(
+        pod["spec"]["containers"][0]["image"],
+        format!("ghcr.io/netprobe/netprobe:{}", env!("CARGO_PKG_VERSION")).as_str()
+    );
 }
 
 /// The chart's copies of the rules and the dashboard hold what the

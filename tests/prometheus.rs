@@ -84,7 +84,7 @@ fn prometheus_rule_and_dashboard_copies_match_their_sources() {
     assert_eq!(wrapped["kind"], "PrometheusRule");
     assert_eq!(
         wrapped["spec"]["groups"], rules["groups"],
-        "run scripts/gen-rules: prometheusrule.yaml differs from the rules file"
+        "run scripts/gen: prometheusrule.yaml differs from the rules file"
     );
     let a = std::fs::read(root().join("dashboards/netprobe.json")).unwrap();
     for copy in [
@@ -96,14 +96,33 @@ fn prometheus_rule_and_dashboard_copies_match_their_sources() {
     }
 }
 
-/// The generated files are what scripts/gen-rules writes today.
+/// Every generated file (the version stamps, the catch-all's cause filter,
+/// the rules' and the dashboard's copies) is what scripts/gen writes today.
 #[test]
-fn generated_rule_files_are_current() {
-    let text = std::fs::read_to_string(root().join(netprobe_testkit::rules::RULES)).unwrap();
-    for (path, want) in netprobe_testkit::rules::generate(&text).unwrap() {
-        let have = std::fs::read_to_string(root().join(path)).unwrap_or_default();
-        assert!(have == want, "{path} is stale: run scripts/gen-rules");
+fn generated_files_are_current() {
+    let generated = xtask::generate(&root()).unwrap();
+    assert!(generated.len() >= 9, "{generated:?}");
+    let stale = xtask::stale(&root()).unwrap();
+    assert!(stale.is_empty(), "stale (run scripts/gen): {stale:?}");
+}
+
+/// Each cause's alert (`Cause::alert`, which generates the catch-all's
+/// filter) is an alert of the rules file, and the chart's version is the
+/// crate's.
+#[test]
+fn the_catalogue_names_alerts_that_exist() {
+    let rules = std::fs::read_to_string(root().join(xtask::rules::RULES)).unwrap();
+    for c in netprobe::model::Cause::ALL {
+        if let Some(alert) = c.alert() {
+            assert!(
+                rules.contains(&format!("- alert: {alert}\n")),
+                "{}: no alert {alert}",
+                c.as_str()
+            );
+        }
     }
+    let chart = std::fs::read_to_string(root().join("deploy/helm/netprobe/Chart.yaml")).unwrap();
+    assert!(chart.contains(&format!("appVersion: \"{}\"", env!("CARGO_PKG_VERSION"))));
 }
 
 /// A Prometheus duration ("1h30m") as seconds, read independently of the

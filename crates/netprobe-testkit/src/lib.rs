@@ -1,8 +1,7 @@
 //! Test support shared by netprobe's tests, benches and fuzz targets, kept
 //! out of the product library: the fuzz properties, the check that a message
-//! is fit for a person, a raw HTTP GET, reading one series from a
-//! Prometheus exposition, and the generator of the deploy/ copies of the
-//! alert rules (`rules`, run by `scripts/gen-rules`).
+//! is fit for a person, a raw HTTP GET, and reading one series from a
+//! Prometheus exposition. (Generated files are `crates/xtask`'s.)
 
 #![forbid(unsafe_code)]
 
@@ -10,7 +9,6 @@ pub mod cgroup;
 pub mod fuzz;
 pub mod k8s;
 pub mod pss;
-pub mod rules;
 
 use std::net::SocketAddr;
 

@@ -1,7 +1,7 @@
 //! The one rules file (deploy/prometheus/netprobe-rules.yaml) and its
 //! generated copies: the Prometheus Operator's `PrometheusRule` and the Azure
 //! Monitor managed Prometheus ARM template (`prometheusRuleGroups`, one per
-//! rule group). `scripts/gen-rules` writes them; tests fail when they are
+//! rule group). `scripts/gen` writes them; tests fail when they are
 //! stale.
 
 use serde_json::{Map, Value, json};
@@ -60,7 +60,7 @@ pub fn prometheus_rule(rules_yaml: &str) -> Result<String, String> {
         .map(|i| i + 1)
         .ok_or("the rules file has no top-level `groups:`")?;
     let mut out = String::from(
-        "# Generated from deploy/prometheus/netprobe-rules.yaml by scripts/gen-rules;\n\
+        "# Generated from deploy/prometheus/netprobe-rules.yaml by scripts/gen;\n\
          # do not edit (tests fail when it is stale).\n\
          apiVersion: monitoring.coreos.com/v1\n\
          kind: PrometheusRule\n\
@@ -167,7 +167,7 @@ pub fn arm_template(rules_yaml: &str) -> Result<Value, String> {
         "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
         "contentVersion": "1.0.0.0",
         "metadata": {
-            "description": format!("netprobe's alert and recording rules for Azure Monitor managed Prometheus. Generated from {RULES} by scripts/gen-rules; do not edit."),
+            "description": format!("netprobe's alert and recording rules for Azure Monitor managed Prometheus. Generated from {RULES} by scripts/gen; do not edit."),
         },
         "parameters": {
             "azureMonitorWorkspaceResourceId": {

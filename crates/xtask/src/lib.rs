@@ -1,0 +1,169 @@
+//! One source for each fact, and the files that repeat it, generated:
+//!
+//! - the version (the root `Cargo.toml`) into the chart's `version` and
+//!   `appVersion`, the kustomize image tag and the Dockerfile's label;
+//! - the catch-all alert's cause filter from the cause catalogue
+//!   (`Cause::alert`);
+//! - the alert rules' copies (`rules`: the PrometheusRule, the Azure Monitor
+//!   ARM template, the chart's copy);
+//! - the dashboard's copies (the chart's and the kustomize component's).
+//!
+//! [`generate`] is pure: the repository's files in, every generated file's
+//! wanted text out. `cargo run -p xtask -- gen` (`scripts/gen`) writes them;
+//! a test fails on any stale one. `deploy/netprobe.yaml` is the kustomize
+//! rendering of `deploy/` (its own test says how to regenerate it).
+
+#![forbid(unsafe_code)]
+
+pub mod rules;
+
+use std::path::Path;
+
+use netprobe::model::Cause;
+
+/// The dashboard, and its copies (a chart reads only its own files; a
+/// kustomize component only files below it).
+pub const DASHBOARD: &str = "dashboards/netprobe.json";
+pub const DASHBOARD_COPIES: &[&str] = &[
+    "deploy/helm/netprobe/files/netprobe.json",
+    "deploy/components/grafana-dashboard/netprobe.json",
+];
+
+/// The files that carry the version, and how each line that does starts.
+const VERSIONED: &[(&str, &[(&str, &str)])] = &[
+    (
+        "deploy/helm/netprobe/Chart.yaml",
+        &[("version: ", ""), ("appVersion: \"", "\"")],
+    ),
+    ("deploy/components/image/kustomization.yaml", &[("    newTag: ", "")]),
+    ("Dockerfile", &[("      org.opencontainers.image.version=\"", "\" \\")]),
+];
+
+/// The catch-all alert's cause filter, as it stands in the rules file.
+const CATCH_ALL: &str = "netprobe_target_cause{cause!~\"";
+
+/// Every generated file: (path relative to `root`, wanted text).
+pub fn generate(root: &Path) -> Result<Vec<(String, String)>, String> {
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).map_err(|e| format!("{p}: {e}"));
+    let version = package_version(&read("Cargo.toml")?)?;
+    let mut out = Vec::new();
+    for (path, lines) in VERSIONED {
+        out.push((path.to_string(), stamp(&read(path)?, lines, &version, path)?));
+    }
+    let rules = catch_all(&read(rules::RULES)?)?;
+    out.push((rules::RULES.to_string(), rules.clone()));
+    for (path, text) in rules::generate(&rules)? {
+        out.push((path.to_string(), text));
+    }
+    let dashboard = read(DASHBOARD)?;
+    for copy in DASHBOARD_COPIES {
+        out.push((copy.to_string(), dashboard.clone()));
+    }
+    Ok(out)
+}
+
+/// The generated files whose text differs from what is on disk.
+pub fn stale(root: &Path) -> Result<Vec<String>, String> {
+    Ok(generate(root)?
+        .into_iter()
+        .filter(|(path, want)| std::fs::read_to_string(root.join(path)).ok().as_ref() != Some(want))
+        .map(|(path, _)| path)
+        .collect())
+}
+
+/// `version = "…"` of the `[package]` table.
+pub fn package_version(manifest: &str) -> Result<String, String> {
+    let package = manifest
+        .split("\n[")
+        .find(|t| t.starts_with("[package]") || t.starts_with("package]"))
+        .ok_or("Cargo.toml: no [package] table")?;
+    package
+        .lines()
+        .find_map(|l| l.strip_prefix("version = \"")?.strip_suffix('"'))
+        .map(str::to_string)
+        .ok_or_else(|| "Cargo.toml: [package] has no version".to_string())
+}
+
+/// `text` with each line that starts with one of `lines`' prefixes set to
+/// `prefix + version + suffix`; every prefix must be found.
+fn stamp(text: &str, lines: &[(&str, &str)], version: &str, path: &str) -> Result<String, String> {
+    let mut found = vec![false; lines.len()];
+    let out: Vec<String> = text
+        .split('\n')
+        .map(|line| {
+            for (i, (prefix, suffix)) in lines.iter().enumerate() {
+                if line.starts_with(prefix) {
+                    found[i] = true;
+                    return format!("{prefix}{version}{suffix}");
+                }
+            }
+            line.to_string()
+        })
+        .collect();
+    match found.iter().position(|f| !f) {
+        Some(i) => Err(format!("{path}: no line starts with {:?}", lines[i].0)),
+        None => Ok(out.join("\n")),
+    }
+}
+
+/// The causes no specific alert covers are the catch-all's: its filter
+/// excludes `none` and every cause with an alert of its own.
+pub fn catch_all_filter() -> String {
+    std::iter::once("none")
+        .chain(Cause::ALL.iter().filter(|c| c.alert().is_some()).map(|c| c.as_str()))
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
+/// The rules text with the catch-all's cause filter generated.
+fn catch_all(rules: &str) -> Result<String, String> {
+    let start = rules
+        .find(CATCH_ALL)
+        .ok_or_else(|| format!("{}: no catch-all filter `{CATCH_ALL}`", rules::RULES))?
+        + CATCH_ALL.len();
+    let end = start
+        + rules[start..]
+            .find('"')
+            .ok_or_else(|| format!("{}: the catch-all filter is not closed", rules::RULES))?;
+    Ok(format!("{}{}{}", &rules[..start], catch_all_filter(), &rules[end..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_version_is_read_from_the_package_table_only() {
+        let manifest = "[workspace]\nversion = \"9\"\n\n[package]\nname = \"x\"\nversion = \"1.2.3\"\n\n[dependencies]\nversion = \"4\"\n";
+        assert_eq!(package_version(manifest).as_deref(), Ok("1.2.3"));
+        assert!(package_version("[dependencies]\n").is_err());
+    }
+
+    #[test]
+    fn stamping_replaces_every_named_line_and_fails_on_a_missing_one() {
+        let lines: &[(&str, &str)] = &[("version: ", ""), ("appVersion: \"", "\"")];
+        let got = stamp("a: 1\nversion: 0.0.1\nappVersion: \"0.0.1\"\n", lines, "2.0.0", "C").unwrap();
+        assert_eq!(got, "a: 1\nversion: 2.0.0\nappVersion: \"2.0.0\"\n");
+        assert!(
+            stamp("version: 1\n", lines, "2", "C")
+                .unwrap_err()
+                .contains("appVersion")
+        );
+    }
+
+    #[test]
+    fn the_catch_all_excludes_exactly_the_causes_with_an_alert() {
+        let filter = catch_all_filter();
+        let listed: Vec<&str> = filter.split('|').collect();
+        assert_eq!(listed[0], "none");
+        for c in Cause::ALL {
+            let excluded = listed.contains(&c.as_str());
+            assert_eq!(excluded, *c == Cause::None || c.alert().is_some(), "{}", c.as_str());
+        }
+        let rules = format!("x\n  ({CATCH_ALL}old|list\"}} == 1)\ny\n");
+        assert_eq!(
+            catch_all(&rules).unwrap(),
+            format!("x\n  ({CATCH_ALL}{filter}\"}} == 1)\ny\n")
+        );
+    }
+}
