@@ -29,6 +29,10 @@ pub struct Zones {
     pub keyvault_privatelink: &'static str,
     /// Container registry (`<reg>.<acr>`).
     pub acr: &'static str,
+    /// The AKS API server's public zone below the region
+    /// (`<region>.azmk8s.io`); `None` where no source confirms it (US
+    /// Government, China): then any `privatelink` name in the chain counts.
+    pub aks: Option<&'static str>,
 }
 
 impl Cloud {
@@ -41,6 +45,7 @@ impl Cloud {
                 keyvault: "vault.azure.net",
                 keyvault_privatelink: "privatelink.vaultcore.azure.net",
                 acr: "azurecr.io",
+                aks: Some("azmk8s.io"),
             },
             Cloud::Usgov => &Zones {
                 aml_api: "api.ml.azure.us",
@@ -49,6 +54,7 @@ impl Cloud {
                 keyvault: "vault.usgovcloudapi.net",
                 keyvault_privatelink: "privatelink.vaultcore.usgovcloudapi.net",
                 acr: "azurecr.us",
+                aks: None,
             },
             // The China ACR zone is not listed by Microsoft; `azurecr.cn` follows
             // the pattern of the other clouds (marked unsure in the reference).
@@ -59,6 +65,7 @@ impl Cloud {
                 keyvault: "vault.azure.cn",
                 keyvault_privatelink: "privatelink.vaultcore.azure.cn",
                 acr: "azurecr.cn",
+                aks: None,
             },
         }
     }
@@ -99,6 +106,24 @@ impl StorageService {
 
 /// True when `name` is `zone` or lies below it (both without trailing dots,
 /// compared case-insensitively).
+/// The label that makes a private DNS zone of a public one.
+pub const PRIVATELINK: &str = "privatelink";
+
+/// The private zone of a public zone: `privatelink.<zone>` (the records live
+/// there; clients resolve the public name, whose CNAME leads into it).
+pub fn privatelink_zone(public: &str) -> String {
+    format!("{PRIVATELINK}.{public}")
+}
+
+/// The public zone of a private one: what a custom DNS server must forward
+/// to Azure DNS (never the `privatelink.` zone itself).
+pub fn public_zone(private: &str) -> &str {
+    private
+        .strip_prefix(PRIVATELINK)
+        .and_then(|z| z.strip_prefix('.'))
+        .unwrap_or(private)
+}
+
 pub fn in_zone(name: &str, zone: &str) -> bool {
     let name = name.trim_end_matches('.');
     let zone = zone.trim_end_matches('.');

@@ -80,7 +80,7 @@ pub enum Command {
         #[arg(long, short = 'l', default_value = "app.kubernetes.io/name=netprobe")]
         selector: String,
         /// The agents' HTTP port.
-        #[arg(long, default_value_t = 9469)]
+        #[arg(long, default_value_t = crate::config::DEFAULT_PORT)]
         port: u16,
         /// A last round older than this is stale (e.g. 5m).
         #[arg(long, default_value = "5m")]
@@ -106,7 +106,7 @@ pub enum Command {
         #[arg(long)]
         serve: bool,
         /// With --serve: the HTTP address.
-        #[arg(long, default_value = "127.0.0.1:9469", requires = "serve")]
+        #[arg(long, default_value = crate::config::DEMO_LISTEN, requires = "serve")]
         listen: String,
         /// With --serve: time between rounds (e.g. 10s).
         #[arg(long, default_value = "10s", requires = "serve")]

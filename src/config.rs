@@ -22,8 +22,19 @@ use serde::Deserialize;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default interval between agent rounds.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+/// The range of a duration key: milliseconds, and how each bound is shown.
+pub type Limits = ((u64, &'static str), (u64, &'static str));
+/// `timeout`'s range (docs/configuration.md shows it; tests/docs.rs checks).
+pub const TIMEOUT_LIMITS: Limits = ((10, "10ms"), (120_000, "120s"));
+/// `interval`'s range.
+pub const INTERVAL_LIMITS: Limits = ((10, "10ms"), (86_400_000, "24h"));
+/// The agent's HTTP port (metrics, health, status): the one source for the
+/// CLI, the fleet command and the docs (tests/docs.rs checks them).
+pub const DEFAULT_PORT: u16 = 9469;
 /// Default address of the agent's HTTP server.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:9469";
+/// Where `netprobe demo --serve` listens.
+pub const DEMO_LISTEN: &str = "127.0.0.1:9469";
 /// Default bound on concurrent DNS lookups and connections in one round.
 pub const DEFAULT_CONCURRENCY: usize = 64;
 /// Default private ranges: RFC 1918, CGNAT (used by some VNets) and IPv6 ULA.
@@ -258,8 +269,7 @@ fn validate(raw: File, ctx: &Ctx<'_>, opts: &LoadOptions) -> Result<Config, Conf
         raw.timeout.as_ref(),
         "timeout",
         DEFAULT_TIMEOUT,
-        (10, "10ms"),
-        (120_000, "120s"),
+        TIMEOUT_LIMITS,
         "5s, 1500ms",
     )?;
     let interval = duration_field(
@@ -267,13 +277,12 @@ fn validate(raw: File, ctx: &Ctx<'_>, opts: &LoadOptions) -> Result<Config, Conf
         raw.interval.as_ref(),
         "interval",
         DEFAULT_INTERVAL,
-        (10, "10ms"),
-        (86_400_000, "24h"),
+        INTERVAL_LIMITS,
         "30s, 1m",
     )?;
     let listen = match &raw.listen {
         Some(l) => parse_listen(&l.value).map_err(|m| ctx.err(l, "listen", m))?,
-        None => DEFAULT_LISTEN.parse().expect("default listen address parses"),
+        None => SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
     };
     // Sections are checked in the file's usual order, so that the first
     // error reported is the first a reader meets.
@@ -597,8 +606,7 @@ fn duration_field(
     value: Option<&S<String>>,
     field: &str,
     default: Duration,
-    (min_ms, min_shown): (u64, &str),
-    (max_ms, max_shown): (u64, &str),
+    ((min_ms, min_shown), (max_ms, max_shown)): Limits,
     example: &str,
 ) -> Result<Duration, ConfigError> {
     let Some(t) = value else { return Ok(default) };
@@ -617,4 +625,19 @@ fn duration_field(
         ));
     }
     Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The addresses written out as text name the one port.
+    #[test]
+    fn the_listen_defaults_use_the_port() {
+        for text in [DEFAULT_LISTEN, DEMO_LISTEN] {
+            assert_eq!(parse_listen(text).unwrap().port(), DEFAULT_PORT, "{text}");
+        }
+        let cfg = Config::from_yaml("key_vaults: [kvone]\n", "t.yaml", None).unwrap();
+        assert_eq!(cfg.listen.to_string(), DEFAULT_LISTEN);
+    }
 }

@@ -143,7 +143,7 @@ fn site(target: &'static str, fqdn: &str, dns: DemoDns, endpoints: Vec<DemoEndpo
 /// The alias of `fqdn` in its privatelink zone: `privatelink.` inserted before `zone`.
 fn alias(fqdn: &str, zone: &str) -> String {
     let host = fqdn.strip_suffix(zone).unwrap_or(fqdn);
-    format!("{host}privatelink.{zone}")
+    format!("{host}{}", crate::azure::privatelink_zone(zone))
 }
 
 const STORAGE_DENIED: &str = "<Error><Code>AuthorizationFailure</Code><Message>This request is not authorized to perform this operation.</Message></Error>";

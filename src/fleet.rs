@@ -38,7 +38,7 @@ impl Default for FleetOptions {
         FleetOptions {
             namespace: "netprobe".into(),
             selector: "app.kubernetes.io/name=netprobe".into(),
-            port: 9469,
+            port: crate::config::DEFAULT_PORT,
             concurrency: 16,
             timeout: Duration::from_secs(10),
             stale_after: Duration::from_secs(300),

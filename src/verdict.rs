@@ -273,7 +273,7 @@ fn zone_of<'a>(target: &Target, views: impl IntoIterator<Item = &'a DnsView>) ->
 /// The public zone a custom DNS server must forward (not the privatelink one).
 fn forward_zone(target: &Target) -> String {
     match &target.privatelink_zone {
-        Some(z) => z.strip_prefix("privatelink.").unwrap_or(z).to_string(),
+        Some(z) => crate::azure::public_zone(z).to_string(),
         None => target
             .fqdn
             .split_once('.')

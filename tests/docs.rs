@@ -202,3 +202,30 @@ fn relative_links_resolve() {
     }
     assert!(broken.is_empty(), "broken links: {broken:#?}");
 }
+
+/// The defaults and ranges the configuration page shows are the code's
+/// constants (one source: `config`).
+#[test]
+fn the_documented_defaults_are_the_codes() {
+    use netprobe::config as c;
+    let page = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/configuration.md")).unwrap();
+    let line = |key: &str| {
+        page.lines()
+            .find(|l| l.starts_with(&format!("{key}: ")))
+            .unwrap_or_else(|| panic!("docs/configuration.md has no `{key}:` line"))
+            .to_string()
+    };
+    let shown = |d: std::time::Duration| humantime::format_duration(d).to_string();
+    for (key, default, ((_, min), (_, max))) in [
+        ("timeout", c::DEFAULT_TIMEOUT, c::TIMEOUT_LIMITS),
+        ("interval", c::DEFAULT_INTERVAL, c::INTERVAL_LIMITS),
+    ] {
+        let l = line(key);
+        assert!(
+            l.contains(&format!("({min}..{max}, default {})", shown(default))),
+            "{l}"
+        );
+    }
+    assert!(line("concurrency").contains(&format!("(default {})", c::DEFAULT_CONCURRENCY)));
+    assert!(line("listen").starts_with(&format!("listen: {}", c::DEFAULT_LISTEN)));
+}

@@ -7,7 +7,7 @@ use netprobe_sim::https::Reply;
 use serde::Deserialize;
 
 use super::{AzureService, Request, SectionCtx, first_line};
-use crate::azure::Cloud;
+use crate::azure::{Cloud, privatelink_zone};
 use crate::input::{ConfigError, NameRule, REGION, S, expect_of};
 use crate::model::Expect;
 use crate::model::Reach;
@@ -80,7 +80,7 @@ pub fn login(cloud: Cloud, registry: &str) -> Target {
         format!("acr-{registry}"),
         format!("{registry}.{}", z.acr),
         Service::Acr,
-        format!("privatelink.{}", z.acr),
+        privatelink_zone(z.acr),
     )
 }
 
@@ -95,7 +95,7 @@ pub fn data(cloud: Cloud, registry: &str, region: &str) -> Target {
             format!("acr-{registry}-data-{region}"),
             format!("{registry}.{region}.data.{}", z.acr),
             Service::Acr,
-            format!("privatelink.{}", z.acr),
+            privatelink_zone(z.acr),
         )
     }
 }

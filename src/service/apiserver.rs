@@ -8,6 +8,7 @@
 use netprobe_sim::https::Reply;
 
 use super::{AzureService, Request, SectionCtx, Target, first_line};
+use crate::azure::{Cloud, privatelink_zone};
 use crate::input::{ConfigError, S, check_fqdn};
 use crate::model::{Expect, Reach};
 use crate::observation::HttpResponse;
@@ -54,8 +55,9 @@ impl AzureService for ApiServer {
 }
 
 /// The API server target: any answer (public, or private for a private
-/// cluster), through `privatelink.<region>.azmk8s.io` when the region is known.
-pub fn target(fqdn: &str, port: u16, region: Option<&str>) -> Target {
+/// cluster), through `privatelink.<region>.azmk8s.io` when the region and
+/// the cloud's AKS zone are known.
+pub fn target(cloud: Cloud, fqdn: &str, port: u16, region: Option<&str>) -> Target {
     Target {
         name: "api-server".into(),
         fqdn: fqdn.to_string(),
@@ -63,7 +65,9 @@ pub fn target(fqdn: &str, port: u16, region: Option<&str>) -> Target {
         port,
         expect: Expect::Any,
         expected_ips: Vec::new(),
-        privatelink_zone: region.map(|r| format!("privatelink.{r}.azmk8s.io")),
+        privatelink_zone: region
+            .zip(cloud.zones().aks)
+            .map(|(r, aks)| privatelink_zone(&format!("{r}.{aks}"))),
         tag_services: &[],
     }
 }
@@ -98,5 +102,5 @@ pub fn targets(section: &Section, ctx: &SectionCtx<'_>) -> Result<Vec<Target>, C
     // The cluster's region names its private zone; the node's region is the
     // cluster's, where the config's may be the workspace's.
     let region = ctx.node_region.or(ctx.region);
-    Ok(vec![target(&fqdn, port, region)])
+    Ok(vec![target(ctx.cloud, &fqdn, port, region)])
 }

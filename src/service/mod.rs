@@ -246,6 +246,32 @@ mod tests {
     }
 
     #[test]
+    fn the_api_server_zone_is_the_clouds_own() {
+        let public = apiserver::target(Cloud::Public, "aks-1.hcp.eastus.azmk8s.io", 443, Some("eastus"));
+        assert_eq!(public.privatelink_zone.as_deref(), Some("privatelink.eastus.azmk8s.io"));
+        // No source confirms the sovereign clouds' zone: none is asserted
+        // (any `privatelink` name counts), never the public cloud's.
+        for cloud in [Cloud::Usgov, Cloud::China] {
+            let t = apiserver::target(cloud, "aks-1.example.internal", 443, Some("usgovvirginia"));
+            assert_eq!(t.privatelink_zone, None, "{cloud:?}");
+        }
+        assert_eq!(
+            apiserver::target(Cloud::Public, "a.b", 443, None).privatelink_zone,
+            None
+        );
+    }
+
+    #[test]
+    fn private_and_public_zones_are_one_rule() {
+        use crate::azure::{privatelink_zone, public_zone};
+        for zone in ["azurecr.io", "blob.core.windows.net", "eastus.azmk8s.io"] {
+            assert_eq!(public_zone(&privatelink_zone(zone)), zone);
+        }
+        assert_eq!(public_zone("vault.azure.net"), "vault.azure.net");
+        assert_eq!(public_zone("privatelinkx.io"), "privatelinkx.io");
+    }
+
+    #[test]
     fn notebooks_label_stays_within_63_characters() {
         let long = "a-very-long-workspace_name-that-goes-on-and-on";
         let label = workspace::notebooks_label(long, "southeastasia", ID);

@@ -8,8 +8,8 @@ use netprobe_sim::https::Reply;
 use serde::Deserialize;
 
 use super::{AzureService, Request, SectionCtx, first_line};
-use crate::azure::Cloud;
 use crate::azure::StorageService;
+use crate::azure::{Cloud, privatelink_zone};
 use crate::input::{ConfigError, NameRule, S, expect_of, lower_or_digit};
 use crate::model::Expect;
 use crate::model::Reach;
@@ -73,7 +73,7 @@ pub fn target(cloud: Cloud, account: &str, svc: StorageService) -> Target {
         format!("storage-{account}-{s}"),
         format!("{account}.{s}.{}", z.storage),
         Service::Storage,
-        format!("privatelink.{s}.{}", z.storage),
+        privatelink_zone(&format!("{s}.{}", z.storage)),
     )
 }
 

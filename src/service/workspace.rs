@@ -8,7 +8,7 @@ use super::{AzureService, first_line};
 use serde::Deserialize;
 
 use super::SectionCtx;
-use crate::azure::Cloud;
+use crate::azure::{Cloud, privatelink_zone};
 use crate::input::{ConfigError, NameRule, S, Shown, check_fqdn};
 use crate::model::Reach;
 use crate::observation::HttpResponse;
@@ -69,7 +69,7 @@ pub fn api(cloud: Cloud, id: &str, region: &str) -> Target {
         "workspace-api".into(),
         format!("{id}.workspace.{region}.{}", z.aml_api),
         Service::Workspace,
-        format!("privatelink.{}", z.aml_api),
+        privatelink_zone(z.aml_api),
     )
 }
 
@@ -80,7 +80,7 @@ pub fn cert(cloud: Cloud, id: &str, region: &str) -> Target {
         "workspace-cert".into(),
         format!("{id}.workspace.{region}.cert.{}", z.aml_api),
         Service::Workspace,
-        format!("privatelink.{}", z.aml_api),
+        privatelink_zone(z.aml_api),
     )
 }
 
@@ -109,7 +109,7 @@ pub fn notebooks(cloud: Cloud, name: &str, id: &str, region: &str) -> Target {
         "workspace-notebooks".into(),
         format!("{}.{region}.{}", notebooks_label(name, region, id), z.notebooks),
         Service::Workspace,
-        format!("privatelink.{}", z.notebooks),
+        privatelink_zone(z.notebooks),
     )
 }
 
@@ -120,7 +120,7 @@ pub fn notebooks_at(cloud: Cloud, fqdn: &str) -> Target {
         "workspace-notebooks".into(),
         fqdn.to_string(),
         Service::Workspace,
-        format!("privatelink.{}", z.notebooks),
+        privatelink_zone(z.notebooks),
     )
 }
 
