@@ -15,9 +15,10 @@ use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Client;
 use kube::api::{Api, ListParams};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::model::string_enum;
+use crate::model::{Cause, string_enum};
+use crate::report::{RoundReport, TargetReport};
 
 /// What `netprobe report` reads, and how.
 #[derive(Clone, Debug)]
@@ -61,14 +62,24 @@ string_enum! {
     }
 }
 
-/// One target on one node.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One target on one node (from the agent's `RoundReport`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct NodeTarget {
     pub name: String,
-    #[serde(default)]
     pub fqdn: String,
     pub healthy: bool,
-    pub cause: String,
+    pub cause: Cause,
+}
+
+impl From<&TargetReport> for NodeTarget {
+    fn from(t: &TargetReport) -> Self {
+        NodeTarget {
+            name: t.name.clone(),
+            fqdn: t.fqdn.clone(),
+            healthy: t.healthy,
+            cause: t.cause,
+        }
+    }
 }
 
 /// One node's agent and what it last saw.
@@ -105,21 +116,15 @@ pub struct FleetReport {
     pub notes: Vec<String>,
 }
 
-/// What one agent pod answered (the parts of `/status` the report reads).
-#[derive(Clone, Debug, Deserialize)]
-pub struct AgentStatus {
-    pub started_at: String,
-    pub targets: Vec<NodeTarget>,
-}
-
 /// One agent pod as found.
 #[derive(Clone, Debug)]
 pub struct PodSeen {
     pub pod: String,
     pub node: String,
     pub ready: bool,
-    /// Its `/status`, or why it could not be read.
-    pub status: Result<AgentStatus, String>,
+    /// Its `/status` (the agent's last round, the same document `probe
+    /// --once` prints), or why it could not be read.
+    pub status: Result<RoundReport, String>,
 }
 
 /// `netprobe report` could not run at all.
@@ -183,6 +188,7 @@ fn node_view(p: &PodSeen, now: SystemTime, stale_after: Duration) -> NodeView {
         (Err(why), false) => (AgentState::NotReady, Some(format!("pod not ready; {why}")), Vec::new()),
         (Err(why), true) => (AgentState::Unreachable, Some(why.clone()), Vec::new()),
         (Ok(s), ready) => {
+            let seen: Vec<NodeTarget> = s.targets.iter().map(NodeTarget::from).collect();
             let age = humantime::parse_rfc3339_weak(&s.started_at)
                 .ok()
                 .and_then(|t| now.duration_since(t).ok());
@@ -193,10 +199,10 @@ fn node_view(p: &PodSeen, now: SystemTime, stale_after: Duration) -> NodeView {
                         "last round {} ago",
                         humantime::format_duration(Duration::from_secs(a.as_secs()))
                     )),
-                    s.targets.clone(),
+                    seen,
                 ),
-                _ if !ready => (AgentState::NotReady, Some("pod not ready".into()), s.targets.clone()),
-                _ => (AgentState::Ok, None, s.targets.clone()),
+                _ if !ready => (AgentState::NotReady, Some("pod not ready".into()), seen),
+                _ => (AgentState::Ok, None, seen),
             }
         }
     };
@@ -224,7 +230,7 @@ fn target_views(nodes: &[NodeView]) -> Vec<TargetView> {
         v.total_nodes += 1;
         if !t.healthy {
             v.failing_nodes += 1;
-            *v.causes.entry(t.cause.clone()).or_insert(0) += 1;
+            *v.causes.entry(t.cause.as_str().to_string()).or_insert(0) += 1;
         }
     }
     by_name.into_values().collect()
@@ -282,7 +288,7 @@ async fn read_pod(client: &Client, opts: &FleetOptions, pod: Pod) -> PodSeen {
                 crate::cluster::kube_message(&e)
             )),
             Ok(Ok(body)) => {
-                serde_json::from_str::<AgentStatus>(&body).map_err(|e| format!("/status is not a netprobe report: {e}"))
+                serde_json::from_str::<RoundReport>(&body).map_err(|e| format!("/status is not a netprobe report: {e}"))
             }
         },
     };
@@ -363,23 +369,37 @@ pub fn human(r: &FleetReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Reach;
+    use crate::service::{Service, Target};
+    use crate::verdict::{CauseFinding, Diagnosis};
 
-    fn status(started: &str, targets: &[(&str, bool, &str)]) -> Result<AgentStatus, String> {
-        Ok(AgentStatus {
-            started_at: started.into(),
-            targets: targets
-                .iter()
-                .map(|(n, h, c)| NodeTarget {
-                    name: n.to_string(),
-                    fqdn: format!("{n}.example"),
-                    healthy: *h,
-                    cause: c.to_string(),
-                })
-                .collect(),
-        })
+    /// An agent's report with these (target, healthy, cause) rows.
+    fn status(started: &str, targets: &[(&str, bool, &str)]) -> Result<RoundReport, String> {
+        let config = crate::config::Config::from_yaml("key_vaults: [kvone]\n", "t.yaml", None).unwrap();
+        let mut report = RoundReport::new(&config, std::time::UNIX_EPOCH, Duration::ZERO, &[], vec![]);
+        report.started_at = started.into();
+        report.targets = targets
+            .iter()
+            .map(|(n, h, c)| {
+                let cause = *Cause::ALL.iter().find(|x| x.as_str() == *c).unwrap();
+                let diagnosis = Diagnosis {
+                    causes: (!h)
+                        .then(|| CauseFinding {
+                            cause,
+                            resolver: None,
+                            diagnosis: "why".into(),
+                        })
+                        .into_iter()
+                        .collect(),
+                };
+                let target = Target::derived(n.to_string(), format!("{n}.example"), Service::Custom, "z".into());
+                TargetReport::new(&target, &[], &[], &[], &[], Reach::Skipped, None, diagnosis)
+            })
+            .collect();
+        Ok(report)
     }
 
-    fn pod(node: &str, ready: bool, status: Result<AgentStatus, String>) -> PodSeen {
+    fn pod(node: &str, ready: bool, status: Result<RoundReport, String>) -> PodSeen {
         PodSeen {
             pod: format!("netprobe-{node}"),
             node: node.into(),

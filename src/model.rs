@@ -177,6 +177,20 @@ impl Serialize for Phase {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Phase {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        if let Some(resolver) = text.strip_prefix("dns(").and_then(|r| r.strip_suffix(')')) {
+            return Ok(Phase::Dns(resolver.to_string()));
+        }
+        ConnectPhase::ALL
+            .iter()
+            .find(|p| p.as_str() == text)
+            .map(|p| Phase::Connect(*p))
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown phase {text:?}")))
+    }
+}
+
 string_enum! {
     /// A problem of the cluster as a whole, not of one target.
     FindingCode {

@@ -25,7 +25,27 @@ impl serde::Serialize for Rcode {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Rcode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Rcode::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("unknown response code {text:?}")))
+    }
+}
+
 impl Rcode {
+    /// [`Rcode::as_string`] read back.
+    pub fn parse(text: &str) -> Option<Rcode> {
+        Some(match text {
+            "NOERROR" => Rcode::NoError,
+            "FORMERR" => Rcode::FormErr,
+            "SERVFAIL" => Rcode::ServFail,
+            "NXDOMAIN" => Rcode::NxDomain,
+            "NOTIMP" => Rcode::NotImp,
+            "REFUSED" => Rcode::Refused,
+            other => Rcode::Other(other.strip_prefix("RCODE")?.parse().ok()?),
+        })
+    }
+
     /// A usable answer: the name exists or does not (NOERROR, NXDOMAIN).
     pub fn usable(self) -> bool {
         matches!(self, Rcode::NoError | Rcode::NxDomain)

@@ -5,7 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::model::{
@@ -16,7 +16,7 @@ use crate::service::Service;
 use crate::service::Target;
 use crate::verdict::{CauseFinding, ConnectView, Diagnosis, DnsView};
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RoundReport {
     /// True when every target is healthy.
     pub healthy: bool,
@@ -24,7 +24,7 @@ pub struct RoundReport {
     pub started_at: String,
     #[serde(rename = "duration_ms", with = "as_ms")]
     pub duration: Duration,
-    pub version: &'static str,
+    pub version: String,
     /// The configuration file the round ran from.
     pub config: String,
     pub summary: Summary,
@@ -41,7 +41,7 @@ pub struct RoundReport {
     pub scoring_service: Option<ScoringServiceReport>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Summary {
     pub targets: usize,
     pub healthy: usize,
@@ -51,7 +51,7 @@ pub struct Summary {
 }
 
 /// One resolver over a whole round.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ResolverReport {
     pub name: String,
     /// The servers asked this round (from the config or the resolv.conf).
@@ -69,7 +69,7 @@ pub struct ResolverReport {
     pub detail: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TargetReport {
     pub name: String,
     pub fqdn: String,
@@ -94,14 +94,14 @@ pub struct TargetReport {
     pub connect: Vec<ConnectReport>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PhaseTime {
     pub phase: Phase,
     #[serde(rename = "ms", with = "as_ms")]
     pub duration: Duration,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DnsReport {
     pub resolver: String,
     /// The server whose answer is reported.
@@ -120,7 +120,7 @@ pub struct DnsReport {
     pub detail: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ConnectReport {
     pub address: IpAddr,
     pub reach: Reach,
@@ -133,7 +133,8 @@ pub struct ConnectReport {
     pub tls_version: Option<String>,
     /// The server certificate's notAfter (RFC 3339), also when it failed verification.
     pub cert_not_after: Option<String>,
-    /// The same as Unix seconds (for metrics).
+    /// The same as Unix seconds (for metrics); not in the document (read
+    /// back as `None`).
     #[serde(skip)]
     pub cert_not_after_unix: Option<i64>,
     pub http_status: Option<u16>,
@@ -152,7 +153,7 @@ pub struct ConnectReport {
 // What Kubernetes told about the round (filled in by `cluster`).
 
 /// What the pod learns about its own Node.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeInfo {
     pub name: String,
     pub uid: Option<String>,
@@ -161,14 +162,14 @@ pub struct NodeInfo {
 }
 
 /// Something wrong that is not tied to one target.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
     pub code: FindingCode,
     pub message: String,
 }
 
 /// The outcome of checking the inference router Service.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScoringServiceReport {
     pub namespace: String,
     pub name: String,
@@ -186,13 +187,21 @@ pub struct ScoringServiceReport {
 mod as_ms {
     use std::time::Duration;
 
+    use serde::Deserialize;
+
     pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_f64(super::ms(*d))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        super::from_ms(f64::deserialize(d)?).ok_or_else(|| serde::de::Error::custom("not a duration in ms"))
     }
 }
 
 mod as_ms_opt {
     use std::time::Duration;
+
+    use serde::Deserialize;
 
     pub fn serialize<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
         match d {
@@ -200,6 +209,20 @@ mod as_ms_opt {
             None => s.serialize_none(),
         }
     }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        match Option::<f64>::deserialize(d)? {
+            None => Ok(None),
+            Some(ms) => super::from_ms(ms)
+                .map(Some)
+                .ok_or_else(|| serde::de::Error::custom("not a duration in ms")),
+        }
+    }
+}
+
+/// [`ms`] read back: a finite, non-negative number of milliseconds.
+fn from_ms(ms: f64) -> Option<Duration> {
+    Duration::try_from_secs_f64(ms / 1000.0).ok()
 }
 
 /// Milliseconds with microsecond precision.
@@ -389,7 +412,7 @@ impl RoundReport {
             healthy: healthy_count == targets.len(),
             started_at: humantime::format_rfc3339_millis(started_at).to_string(),
             duration: took,
-            version: env!("CARGO_PKG_VERSION"),
+            version: env!("CARGO_PKG_VERSION").to_string(),
             config: config.source.clone(),
             summary: Summary {
                 targets: targets.len(),

@@ -45,7 +45,7 @@ pub struct ConnectView {
 }
 
 /// One cause that holds for a target.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct CauseFinding {
     pub cause: Cause,
     /// The resolver it was seen through; `None` for reachability causes.

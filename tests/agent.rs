@@ -126,8 +126,11 @@ async fn metrics_follow_dns_changes_within_a_round() {
     let s = scene().await;
     let path = write_config(s.ca_file.path(), &agent_yaml(&s, "200ms", ""));
     let agent = start_agent(Config::load(&path).unwrap(), &path).await;
+    // A scrape may land while a round's results are being recorded (the
+    // target rows first, then the round counters): wait for both.
     let m = wait_for(agent.addr, "first healthy round", |m| {
         value(m, "netprobe_target_healthy", HEALTHY) == Some(1.0)
+            && value(m, "netprobe_rounds_total", &[]).is_some_and(|n| n >= 1.0)
     })
     .await;
     for (k, v) in [

@@ -313,11 +313,15 @@ async fn probe_once_reports_and_exits_by_health() {
 fn demo_shows_each_failure_mode_with_its_cause() {
     let o = netprobe(&["demo", "--output", "json"]);
     assert_eq!(o.status.code(), Some(1), "the demo has findings: {}", stderr(&o));
-    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let report = common::parse_report(stdout(&o).as_bytes());
     // The demo's own table says what each site must show.
     let want = common::demo_causes();
     assert_eq!(want.len(), 11);
-    assert_eq!(common::causes(&v), want);
+    assert_eq!(common::causes(&report), want);
+    assert!(!report.healthy);
+    // The document round-trips: read back and written again, it is the same.
+    let again: Value = serde_json::to_value(&report).unwrap();
+    assert_eq!(again, serde_json::from_str::<Value>(&stdout(&o)).unwrap());
 
     let human = netprobe(&["demo"]);
     assert_eq!(human.status.code(), Some(1));

@@ -161,8 +161,7 @@ fn the_probe_path_works_without_a_c_library() {
     let root = distroless_like_root(static_binary(), "", "127.0.0.1 localhost\n");
     let o = chrooted(root.path(), &["demo", "--output", "json"]);
     assert_eq!(o.status.code(), Some(1), "the demo has findings: {}", text(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(common::causes(&v), common::demo_causes());
+    assert_eq!(common::causes(&common::parse_report(&o.stdout)), common::demo_causes());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

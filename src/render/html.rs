@@ -133,7 +133,7 @@ fn header(h: &mut String, r: &RoundReport, page: &PageContext) {
         crate::report::ms(r.duration),
         escape(&r.summary.resolvers.join(", ")),
         escape(&r.summary.connect_via),
-        escape(r.version),
+        escape(&r.version),
     );
 }
 

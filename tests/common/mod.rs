@@ -183,18 +183,18 @@ pub async fn fake_api(
     }
 }
 
-/// `(target, cause)` of each target in a JSON report, in order.
-pub fn causes(report: &serde_json::Value) -> Vec<(String, String)> {
-    report["targets"]
-        .as_array()
-        .unwrap()
+/// A JSON report (`probe --once --output json`, `/status`) read back as
+/// the typed document it was written from.
+pub fn parse_report(json: &[u8]) -> RoundReport {
+    serde_json::from_slice(json).unwrap_or_else(|e| panic!("not a RoundReport: {e}"))
+}
+
+/// `(target, cause)` of each target of a report, in order.
+pub fn causes(report: &RoundReport) -> Vec<(String, String)> {
+    report
+        .targets
         .iter()
-        .map(|t| {
-            (
-                t["name"].as_str().unwrap().to_string(),
-                t["cause"].as_str().unwrap().to_string(),
-            )
-        })
+        .map(|t| (t.name.clone(), t.cause.as_str().to_string()))
         .collect()
 }
 
