@@ -1,25 +1,33 @@
 //! Agent mode (`netprobe probe` without `--once`): rounds forever, metrics,
 //! health endpoints and a status page; reloads its configuration on SIGHUP
 //! and when the file changes; exits 0 within seconds of SIGTERM/SIGINT.
+//!
+//! One job per file: the round loop and its pacing (here), reloading
+//! (`reload`), projecting a round onto the outputs (`project`), the Node's
+//! Events (`events`), the log lines (`logging`), the HTTP server (`server`).
 
+mod events;
+mod logging;
+mod project;
+mod reload;
 pub mod server;
 
-use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
-use tokio::time::{Instant, sleep, sleep_until};
+use tokio::time::{Instant, sleep_until};
 
-use crate::cluster::{ClusterContext, EventLimiter, event_for_change};
+use crate::cluster::{ClusterContext, EventLimiter};
 use crate::config::Config;
 use crate::metrics::{Metrics, MetricsError};
 use crate::probe::{Engine, TlsSetupError};
-use crate::report::{RoundReport, TargetReport};
-use crate::round::{Transition, transitions};
+use crate::report::RoundReport;
+use project::project;
+use reload::{apply_targets, reload, watch_config};
 
 /// How often the config file is checked for changes.
 pub const CONFIG_POLL: Duration = Duration::from_secs(2);
@@ -220,32 +228,6 @@ pub async fn run_until(
     Ok(())
 }
 
-/// Projects a finished round onto every output: the transitions (counter,
-/// log lines, Events), the metrics, and the published report behind
-/// `/status` and the status page.
-fn project(state: &Arc<State>, cluster: &ClusterContext, limiter: &mut EventLimiter, report: RoundReport) {
-    let completed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
-    let previous = state.last();
-    let changes = transitions(previous.as_deref(), &report);
-    // Counted before the new verdicts show, so a scrape never sees a new
-    // state without the change that led to it.
-    state.metrics.transitions(&changes);
-    state.metrics.observe_round(&report, completed);
-    state.metrics.observe_cluster(&report);
-    log_transitions(&changes);
-    send_events(cluster, state, limiter, &changes);
-    tracing::debug!(
-        targets = report.summary.targets,
-        unhealthy = report.summary.unhealthy,
-        ms = crate::report::ms(report.duration),
-        "round complete"
-    );
-    state.publish(Arc::new(report));
-}
-
 /// The wait between the start of the round just done and the next, given
 /// the rounds done since the start (or a reload) before it and `unit`, a
 /// random number in [0, 1).
@@ -264,148 +246,4 @@ pub fn next_delay(interval: Duration, rounds_before: u64, unit: f64) -> Duration
     } else {
         interval.mul_f64(0.9 + 0.2 * unit)
     }
-}
-
-fn apply_targets(state: &State, config: &Config) {
-    let resolvers: Vec<String> = config.resolvers.iter().map(|r| r.name.clone()).collect();
-    state.metrics.set_targets(
-        &config.targets,
-        &resolvers,
-        config.interval.as_secs_f64(),
-        config.metrics,
-    );
-    state.metrics.set_service_tags(config.service_tags.as_deref());
-    state.set_interval(config.interval);
-}
-
-/// Records an Event on the Node for every change that warrants one, within
-/// the limiter's budget. Sending happens in the background.
-fn send_events(cluster: &ClusterContext, state: &Arc<State>, limiter: &mut EventLimiter, changes: &[Transition<'_>]) {
-    let Some(c) = &cluster.cluster else { return };
-    let uid = cluster.node.as_ref().and_then(|n| n.uid.clone());
-    for change in changes {
-        let Some(event) = event_for_change(change.before, change.now) else {
-            continue;
-        };
-        if !limiter.allow(&event, Instant::now()) {
-            state.metrics.event(event.reason, "suppressed");
-            continue;
-        }
-        let (c, uid, state) = (c.clone(), uid.clone(), state.clone());
-        tokio::spawn(async move {
-            match c.emit(&event, uid.as_deref()).await {
-                Ok(()) => state.metrics.event(event.reason, "sent"),
-                Err(e) => {
-                    state.metrics.event(event.reason, "failed");
-                    tracing::warn!(error = %e, reason = event.reason.as_str(), "cannot record an Event on the node");
-                }
-            }
-        });
-    }
-}
-
-/// Loads the file again; on failure logs, counts, and keeps the old config.
-/// `listen` is the running configuration's, which a reload cannot change.
-fn reload(path: &Path, state: &State, listen: SocketAddr, cluster: &ClusterContext) -> Option<Engine> {
-    let result = Config::load_with(path, &cluster.load_options())
-        .map_err(|e| e.to_string())
-        .and_then(|cfg| Engine::new(cfg).map_err(|e| format!("{}: cannot set up TLS: {e}", path.display())));
-    match result {
-        Ok(engine) => {
-            state.metrics.reload_result(true);
-            state.set_reload_error(None);
-            if engine.config().listen != listen {
-                tracing::warn!(listen = %engine.config().listen, "`listen` changed; it takes effect on restart");
-            }
-            tracing::info!(targets = engine.config().targets.len(), "configuration reloaded");
-            Some(engine)
-        }
-        Err(e) => {
-            state.metrics.reload_result(false);
-            state.set_reload_error(Some(e.clone()));
-            tracing::error!(error = %e, "configuration reload rejected; keeping the running configuration");
-            None
-        }
-    }
-}
-
-fn fingerprint(path: &Path) -> Option<u64> {
-    let bytes = std::fs::read(path).ok()?;
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    bytes.hash(&mut h);
-    Some(h.finish())
-}
-
-/// Signals a reload on SIGHUP and whenever the file's content changes. A
-/// mounted ConfigMap is updated by swapping a symlink; reading through the
-/// path sees the new content, so polling the content catches it.
-async fn watch_config(path: PathBuf, tx: mpsc::Sender<()>, mut stop: watch::Receiver<bool>) {
-    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGHUP; reloading on file changes only");
-            None
-        }
-    };
-    let mut last = fingerprint(&path);
-    loop {
-        let forced = tokio::select! {
-            Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
-            _ = sleep(CONFIG_POLL) => false,
-            _ = stop.changed() => return,
-        };
-        let now = fingerprint(&path);
-        if forced || now != last {
-            if forced {
-                tracing::info!("SIGHUP: reloading the configuration");
-            }
-            last = now;
-            if tx.send(()).await.is_err() {
-                return;
-            }
-        }
-    }
-}
-
-/// One `warn` line per change: the target, its FQDN, the state before and
-/// now, the causes, the diagnosis and the addresses each resolver gave.
-fn log_transitions(changes: &[Transition<'_>]) {
-    for Transition { before, now: t } in changes {
-        let addresses: Vec<String> = t
-            .dns
-            .iter()
-            .map(|d| {
-                let a: Vec<String> = d.addresses.iter().map(|ip| ip.to_string()).collect();
-                format!("{}={}", d.resolver, a.join(","))
-            })
-            .collect();
-        let causes: Vec<&str> = t.causes.iter().map(|c| c.cause.as_str()).collect();
-        tracing::warn!(
-            target = %t.name,
-            fqdn = %t.fqdn,
-            from = %before.map(describe).unwrap_or_else(|| "unknown".into()),
-            to = %describe(t),
-            cause = %t.cause,
-            causes = %causes.join(","),
-            diagnosis = %t.diagnosis.as_deref().unwrap_or(""),
-            addresses = %addresses.join(" "),
-            "target state changed"
-        );
-    }
-}
-
-/// `healthy (system=private azure=private; reach=ok)` or
-/// `unhealthy: dns_unreachable (...)`.
-fn describe(t: &TargetReport) -> String {
-    let dns: Vec<String> = t.dns.iter().map(|d| format!("{}={}", d.resolver, d.verdict)).collect();
-    format!(
-        "{} ({}; reach={})",
-        if t.healthy {
-            "healthy".to_string()
-        } else {
-            format!("unhealthy: {}", t.cause)
-        },
-        dns.join(" "),
-        t.reach
-    )
 }
