@@ -203,6 +203,10 @@ fn input_series(target: &TargetSpec, timeline: &[Vec<State>]) -> Vec<Value> {
                 l.push(("resolver".into(), r.to_string()));
                 l.sort();
                 put(selector("netprobe_resolver_up", &l), minute, f64::from(u8::from(up)));
+                // `system` is the demo's and the default config's connect_via.
+                l.push(("connect_via".into(), (*r == "system").to_string()));
+                l.sort();
+                put(selector("netprobe_resolver_info", &l), minute, 1.0);
             }
         }
     }

@@ -99,6 +99,7 @@ fn metric_appears_later(name: &str) -> bool {
         "netprobe_scoring_service_",
         "netprobe_events_total",
         "netprobe_resolver_up",
+        "netprobe_resolver_info",
         "netprobe_service_tags_",
     ]
     .iter()

@@ -21,6 +21,7 @@ pub(super) fn apply_targets(state: &State, config: &Config) {
         config.interval.as_secs_f64(),
         config.metrics,
     );
+    state.metrics.set_connect_via(&resolvers, config.connect_via);
     state.metrics.set_service_tags(config.service_tags.as_deref());
     state.set_interval(config.interval);
 }

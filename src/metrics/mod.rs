@@ -47,6 +47,7 @@ pub mod names {
     pub const EVENTS_TOTAL: &str = "netprobe_events_total";
     pub const DNS_QUERIES_TOTAL: &str = "netprobe_dns_queries_total";
     pub const RESOLVER_UP: &str = "netprobe_resolver_up";
+    pub const RESOLVER_INFO: &str = "netprobe_resolver_info";
     pub const TRANSITIONS_TOTAL: &str = "netprobe_target_transitions_total";
     pub const SERVICE_TAGS_INFO: &str = "netprobe_service_tags_info";
     pub const SERVICE_TAGS_PUBLISHED: &str = "netprobe_service_tags_published_timestamp_seconds";
@@ -95,6 +96,7 @@ pub struct Metrics {
     cluster: ClusterMetrics,
     dns_queries_total: IntCounterVec,
     resolver_up: IntGaugeVec,
+    resolver_info: IntGaugeVec,
     transitions_total: IntCounterVec,
     service_tags_info: IntGaugeVec,
     service_tags_published: IntGaugeVec,
@@ -243,6 +245,12 @@ impl Metrics {
             "1 when the resolver answered at least one query with a usable rcode (NOERROR, NXDOMAIN) in the last round.",
             &["resolver"],
         )?;
+        let resolver_info = gauge_vec(
+            &r,
+            RESOLVER_INFO,
+            "1 for each configured resolver; connect_via=\"true\" marks the one whose answers reachability uses (the pod path, which the alert rules compare the others with).",
+            &["resolver", "connect_via"],
+        )?;
         let transitions_total = counter_vec(
             &r,
             TRANSITIONS_TOTAL,
@@ -276,6 +284,7 @@ impl Metrics {
             interval,
             dns_queries_total,
             resolver_up,
+            resolver_info,
             transitions_total,
             service_tags_info,
             service_tags_published,
@@ -306,6 +315,16 @@ impl Metrics {
                 let _ = self.dns_queries_total.with_label_values(&[r]);
             }
             *known = resolvers.to_vec();
+        }
+    }
+
+    /// Declares which resolver is `connect_via` (`netprobe_resolver_info`),
+    /// so that rules compare the others with it by label, not by name.
+    pub fn set_connect_via(&self, resolvers: &[String], connect_via: usize) {
+        self.resolver_info.reset();
+        for (i, r) in resolvers.iter().enumerate() {
+            let via = if i == connect_via { "true" } else { "false" };
+            self.resolver_info.with_label_values(&[r.as_str(), via]).set(1);
         }
     }
 
