@@ -77,7 +77,7 @@ pub enum Command {
         #[arg(long, short, default_value = "netprobe")]
         namespace: String,
         /// The agent pods' label selector.
-        #[arg(long, short = 'l', default_value = "app.kubernetes.io/name=netprobe")]
+        #[arg(long, short = 'l', default_value = crate::fleet::AGENT_SELECTOR)]
         selector: String,
         /// The agents' HTTP port.
         #[arg(long, default_value_t = crate::config::DEFAULT_PORT)]

@@ -38,7 +38,7 @@ impl Default for FleetOptions {
     fn default() -> Self {
         FleetOptions {
             namespace: "netprobe".into(),
-            selector: "app.kubernetes.io/name=netprobe".into(),
+            selector: AGENT_SELECTOR.into(),
             port: crate::config::DEFAULT_PORT,
             concurrency: 16,
             timeout: Duration::from_secs(10),
@@ -62,6 +62,13 @@ string_enum! {
     }
 }
 
+/// The agents' pods: the DaemonSet's, not a one-shot Job's or a Helm test's.
+pub const AGENT_SELECTOR: &str = "app.kubernetes.io/name=netprobe,app.kubernetes.io/component=agent";
+
+/// The most of one agent's `/status` read; a larger body is an error on that
+/// node, not memory spent by the operator's `report`.
+pub const MAX_STATUS_BYTES: usize = 16 << 20;
+
 /// One target on one node (from the agent's `RoundReport`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct NodeTarget {
@@ -72,10 +79,12 @@ pub struct NodeTarget {
 }
 
 impl From<&TargetReport> for NodeTarget {
+    /// An agent's strings are shown to a person: control characters
+    /// escaped (no terminal escape sequences, no forged lines), cut.
     fn from(t: &TargetReport) -> Self {
         NodeTarget {
-            name: t.name.clone(),
-            fqdn: t.fqdn.clone(),
+            name: crate::text::shown(&t.name, 128),
+            fqdn: crate::text::shown(&t.fqdn, 253),
             healthy: t.healthy,
             cause: t.cause,
         }
@@ -236,6 +245,11 @@ fn target_views(nodes: &[NodeView]) -> Vec<TargetView> {
     by_name.into_values().collect()
 }
 
+fn pod_finished(p: &Pod) -> bool {
+    let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+    matches!(phase, Some("Succeeded" | "Failed"))
+}
+
 fn pod_ready(p: &Pod) -> bool {
     p.status
         .as_ref()
@@ -255,7 +269,10 @@ pub async fn collect(client: &Client, opts: &FleetOptions) -> Result<(Vec<PodSee
             selector: opts.selector.clone(),
             message: crate::cluster::kube_message(&error),
         })?;
-    let found = futures_util::stream::iter(list.items.into_iter().map(|p| read_pod(client, opts, p)))
+    // A finished pod (a Job's, a Helm test's that matched a broader
+    // selector) has no agent to read.
+    let running = list.items.into_iter().filter(|p| !pod_finished(p));
+    let found = futures_util::stream::iter(running.map(|p| read_pod(client, opts, p)))
         .buffer_unordered(opts.concurrency.max(1))
         .collect::<Vec<_>>()
         .await;
@@ -279,18 +296,9 @@ async fn read_pod(client: &Client, opts: &FleetOptions, pod: Pod) -> PodSeen {
         "/api/v1/namespaces/{}/pods/{}:{}/proxy/status",
         opts.namespace, name, opts.port
     );
-    let status = match hyper::Request::get(&path).body(Vec::new()) {
-        Err(e) => Err(e.to_string()),
-        Ok(req) => match tokio::time::timeout(opts.timeout, client.request_text(req)).await {
-            Err(_) => Err(format!("no answer within {}", humantime::format_duration(opts.timeout))),
-            Ok(Err(e)) => Err(format!(
-                "reading /status through the API server: {}",
-                crate::cluster::kube_message(&e)
-            )),
-            Ok(Ok(body)) => {
-                serde_json::from_str::<RoundReport>(&body).map_err(|e| format!("/status is not a netprobe report: {e}"))
-            }
-        },
+    let status = match tokio::time::timeout(opts.timeout, read_status(client, &path)).await {
+        Err(_) => Err(format!("no answer within {}", humantime::format_duration(opts.timeout))),
+        Ok(result) => result,
     };
     PodSeen {
         pod: name,
@@ -298,6 +306,51 @@ async fn read_pod(client: &Client, opts: &FleetOptions, pod: Pod) -> PodSeen {
         ready,
         status,
     }
+}
+
+/// One agent's `/status` through the API server's pod proxy, read up to
+/// [`MAX_STATUS_BYTES`].
+async fn read_status(client: &Client, path: &str) -> Result<RoundReport, String> {
+    use http_body_util::BodyExt;
+    let req = hyper::Request::get(path)
+        .body(kube::client::Body::empty())
+        .map_err(|e| e.to_string())?;
+    let through = |e: &kube::Error| {
+        format!(
+            "reading /status through the API server: {}",
+            crate::cluster::kube_message(e)
+        )
+    };
+    let response = client.send(req).await.map_err(|e| through(&e))?;
+    let status = response.status();
+    let body = http_body_util::Limited::new(response.into_body(), MAX_STATUS_BYTES)
+        .collect()
+        .await
+        .map_err(|e| match e.downcast_ref::<http_body_util::LengthLimitError>() {
+            Some(_) => format!("/status is larger than {} MiB", MAX_STATUS_BYTES >> 20),
+            None => format!("reading /status through the API server: {e}"),
+        })?
+        .to_bytes();
+    if !status.is_success() {
+        // A Kubernetes Status object, said as `kube_message` says one.
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let reason = v["reason"].as_str().filter(|r| !r.is_empty()).unwrap_or("error");
+        let said = match v["message"].as_str().filter(|m| !m.is_empty()) {
+            Some(m) => format!(": {}", crate::service::first_line(m)),
+            None => String::new(),
+        };
+        return Err(format!(
+            "reading /status through the API server: the API server answered {} {}{said}",
+            status.as_u16(),
+            crate::text::shown(reason, 64)
+        ));
+    }
+    serde_json::from_slice::<RoundReport>(&body).map_err(|e| {
+        format!(
+            "/status is not a netprobe report: {}",
+            crate::text::shown(&e.to_string(), 200)
+        )
+    })
 }
 
 /// The report for a person: targets first (how many nodes fail each, and

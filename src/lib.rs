@@ -30,4 +30,5 @@ pub mod report;
 pub mod round;
 pub mod service;
 pub mod servicetags;
+pub mod text;
 pub mod verdict;

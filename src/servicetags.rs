@@ -342,18 +342,7 @@ fn canonical(ip: IpAddr) -> IpAddr {
 /// cut to 200 characters (escaping can make a short key six times longer, so
 /// the cut comes after it).
 fn printable(s: &str) -> String {
-    let escaped: String = s
-        .chars()
-        .flat_map(|c| {
-            let escaped: Vec<char> = if c.is_control() {
-                c.escape_default().collect()
-            } else {
-                vec![c]
-            };
-            escaped
-        })
-        .collect();
-    cut_long(&escaped)
+    crate::text::shown(s, 200)
 }
 
 fn cut(s: &str) -> String {
@@ -364,16 +353,6 @@ fn cut(s: &str) -> String {
 /// JSON path replaces.
 fn first_clause(s: &str) -> &str {
     s.split(" at line ").next().unwrap_or(s)
-}
-
-fn cut_long(s: &str) -> String {
-    if s.chars().count() > 200 {
-        let mut out: String = s.chars().take(200).collect();
-        out.push('…');
-        out
-    } else {
-        s.to_string()
-    }
 }
 
 fn published(file: &raw::File, file_name: &str, mtime: Option<SystemTime>) -> Result<(i64, PublishedFrom), String> {

@@ -209,3 +209,101 @@ async fn report_reads_every_agent_through_the_api_server() {
     );
     netprobe_testkit::assert_readable(&err);
 }
+
+/// The operator's `report` does not trust what agents send: a `/status`
+/// over the size cap is an error on that node (read no further), an agent's
+/// strings reach the terminal with their control characters escaped, a
+/// finished pod (a Job's, a Helm test's) is not read, and the default
+/// selector names the DaemonSet's agents only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_distrusts_what_agents_send() {
+    let vnet = DemoVnet::start().await.unwrap();
+    let round = common::round(vnet.config().unwrap(), vnet.tls().unwrap()).await;
+    let mut hostile: Value = serde_json::from_str(&netprobe::render::json::render(&round)).unwrap();
+    let t = hostile["targets"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|t| t["healthy"] == false)
+        .unwrap();
+    t["name"] = Value::String("evil\u{1b}]0;pwned\u{7}\u{1b}[2J\nFAKE LINE".into());
+    let hostile = hostile.to_string();
+    let huge = format!(
+        "{{\"pad\": \"{}\"}}",
+        " ".repeat(netprobe::fleet::MAX_STATUS_BYTES + 1024)
+    );
+
+    let mut pods: Value = serde_json::from_str(&testdata("pods-netprobe.json")).unwrap();
+    let items = pods["items"].as_array_mut().unwrap();
+    items.truncate(3);
+    items[2]["status"]["phase"] = Value::String("Succeeded".into());
+    let pods = pods.to_string();
+
+    let api = common::fake_api("localhost", move |req: &Seen| {
+        let path = req.path.as_str();
+        if path.starts_with("/api/v1/namespaces/netprobe/pods?") {
+            json(200, pods.clone())
+        } else if path.starts_with("/api/v1/nodes?") {
+            json(
+                403,
+                r#"{"kind":"Status","status":"Failure","reason":"Forbidden","code":403}"#.into(),
+            )
+        } else if path == "/api/v1/namespaces/netprobe/pods/netprobe-7xk2p:9469/proxy/status" {
+            json(200, huge.clone())
+        } else if path == "/api/v1/namespaces/netprobe/pods/netprobe-b9rq4:9469/proxy/status" {
+            json(200, hostile.clone())
+        } else {
+            json(
+                404,
+                r#"{"kind":"Status","status":"Failure","reason":"NotFound","code":404}"#.into(),
+            )
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: t\nclusters:\n- name: t\n  cluster:\n    server: https://localhost:{}\n    certificate-authority-data: {}\ncontexts:\n- name: t\n  context:\n    cluster: t\n    user: u\nusers:\n- name: u\n  user:\n    token: {TOKEN}\n",
+            api.port,
+            base64(api.ca.cert_pem().as_bytes())
+        ),
+    )
+    .unwrap();
+    let o = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_netprobe"))
+            .args(["report", "--stale-after", "1h", "--kubeconfig"])
+            .arg(&kubeconfig)
+            .env_remove("KUBECONFIG")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(o.status.code(), Some(1), "{text}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "a raw escape reached the terminal:\n{text}"
+    );
+    assert!(text.contains("evil\\u{1b}]0;pwned"), "{text}");
+    assert!(
+        !text.lines().any(|l| l.starts_with("FAKE LINE")),
+        "a forged line:\n{text}"
+    );
+    assert!(text.contains("larger than 16 MiB"), "{text}");
+    let paths: Vec<String> = api.seen.lock().unwrap().iter().map(|s| s.path.clone()).collect();
+    assert!(
+        paths
+            .iter()
+            .any(|p| p
+                .contains("labelSelector=app.kubernetes.io%2Fname%3Dnetprobe%2Capp.kubernetes.io%2Fcomponent%3Dagent")),
+        "{paths:?}"
+    );
+    assert!(
+        !paths.iter().any(|p| p.contains("netprobe-m2zt8")),
+        "a finished pod was read: {paths:?}"
+    );
+    assert!(!text.contains("aks-gpupool-87654321-vmss000000"), "{text}");
+}

@@ -170,18 +170,16 @@ pub trait AzureService: Sync {
     fn sim_reply(&self, fqdn: &str) -> Reply;
 }
 
-/// The first non-empty line of a body, cut to 160 characters, for messages.
+/// The first non-empty line of a body, for messages (diagnoses, Events,
+/// `probe --once`): its control characters escaped, cut to 160 characters.
+/// The one function that cuts HTTP body text.
 pub fn first_line(s: &str) -> String {
     let line = s
         .lines()
         .map(str::trim)
         .find(|l| !l.is_empty())
         .unwrap_or("(empty body)");
-    let mut out: String = line.chars().take(160).collect();
-    if line.chars().count() > 160 {
-        out.push('…');
-    }
-    out
+    crate::text::shown(line, 160)
 }
 
 #[cfg(test)]
