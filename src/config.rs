@@ -28,6 +28,8 @@ pub type Limits = ((u64, &'static str), (u64, &'static str));
 pub const TIMEOUT_LIMITS: Limits = ((10, "10ms"), (120_000, "120s"));
 /// `interval`'s range.
 pub const INTERVAL_LIMITS: Limits = ((10, "10ms"), (86_400_000, "24h"));
+/// The most of a configuration file read (a large one is a few KiB).
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 /// The agent's HTTP port (metrics, health, status): the one source for the
 /// CLI, the fleet command and the docs (tests/docs.rs checks them).
 pub const DEFAULT_PORT: u16 = 9469;
@@ -218,9 +220,13 @@ impl Config {
     /// Reads and validates a configuration file with what the environment knows.
     pub fn load_with(path: &Path, opts: &LoadOptions) -> Result<Config, ConfigError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+        let bytes = crate::nodefiles::read_bounded(path, MAX_CONFIG_BYTES).map_err(|error| ConfigError::Read {
             path: shown.clone(),
             error,
+        })?;
+        let text = String::from_utf8(bytes).map_err(|_| ConfigError::Syntax {
+            path: shown.clone(),
+            message: "the file is not UTF-8 text".into(),
         })?;
         Config::from_yaml_with(&text, &shown, path.parent(), opts)
     }

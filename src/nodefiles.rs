@@ -3,11 +3,41 @@
 //! them to reject what cannot work, the probe engine to use them; neither owns
 //! them.
 
+use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
+
+/// The most of a resolv.conf read (a real one is a few hundred bytes).
+pub const MAX_RESOLV_CONF_BYTES: u64 = 64 << 10;
+/// The most of a PEM bundle read (the system bundle is about 200 KiB).
+pub const MAX_PEM_BYTES: u64 = 4 << 20;
+
+/// Reads a file named by the configuration, or read from the node, within
+/// `max` bytes, and only if it is a regular file (after symbolic links, as
+/// a mounted ConfigMap has them): `/dev/zero` or a FIFO named by mistake is
+/// an error, never unbounded memory or a hung read.
+pub fn read_bounded(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let mut data = Vec::with_capacity(meta.len().min(max) as usize);
+    file.take(max + 1).read_to_end(&mut data)?;
+    if data.len() as u64 > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {max} bytes"),
+        ));
+    }
+    Ok(data)
+}
 
 /// A resolv.conf that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -21,7 +51,7 @@ pub enum ResolvConfError {
 /// Reads the `nameserver` lines of a resolv.conf (port 53 each).
 pub fn read_resolv_conf(path: &Path) -> Result<Vec<SocketAddr>, ResolvConfError> {
     let shown = path.display().to_string();
-    let data = std::fs::read(path).map_err(|error| ResolvConfError::Read {
+    let data = read_bounded(path, MAX_RESOLV_CONF_BYTES).map_err(|error| ResolvConfError::Read {
         path: shown.clone(),
         error,
     })?;
@@ -64,7 +94,7 @@ pub enum CaFileError {
 /// Reads every certificate of a PEM file.
 pub fn load_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, CaFileError> {
     let shown = path.display().to_string();
-    let data = std::fs::read(path).map_err(|error| CaFileError::Read {
+    let data = read_bounded(path, MAX_PEM_BYTES).map_err(|error| CaFileError::Read {
         path: shown.clone(),
         error,
     })?;
@@ -99,5 +129,30 @@ mod tests {
         );
         let e = read_resolv_conf(&dir.path().join("missing")).unwrap_err().to_string();
         assert!(e.contains("cannot read") && e.contains("missing"), "{e}");
+    }
+
+    /// A device, a directory or an oversized file named by mistake is an
+    /// error that names it, read no further than the bound.
+    #[test]
+    fn only_bounded_regular_files_are_read() {
+        for (path, why) in [
+            ("/dev/zero", "not a regular file"),
+            ("/dev/null", "not a regular file"),
+            ("/", "not a regular file"),
+        ] {
+            let e = read_resolv_conf(Path::new(path)).unwrap_err().to_string();
+            assert!(e.contains(path) && e.contains(why), "{e}");
+            let e = load_pem_certs(Path::new(path)).unwrap_err().to_string();
+            assert!(e.contains(why), "{e}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'#'; (MAX_RESOLV_CONF_BYTES + 1) as usize]).unwrap();
+        let e = read_resolv_conf(&big).unwrap_err().to_string();
+        assert!(e.contains("larger than 65536 bytes"), "{e}");
+        assert_eq!(
+            read_bounded(&big, MAX_RESOLV_CONF_BYTES + 1).unwrap().len() as u64,
+            MAX_RESOLV_CONF_BYTES + 1
+        );
     }
 }

@@ -202,7 +202,8 @@ impl ServiceTags {
                 meta.len()
             )));
         }
-        let data = std::fs::read(path).map_err(|e| err(format!("cannot read the service tags file: {e}")))?;
+        let data = crate::nodefiles::read_bounded(path, MAX_FILE_BYTES)
+            .map_err(|e| err(format!("cannot read the service tags file: {e}")))?;
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         let mtime = meta.modified().ok();
         ServiceTags::parse(&data, shown, name, mtime)

@@ -250,3 +250,28 @@ fn errors_speak_the_configs_terms_and_cut_long_values() {
         netprobe_testkit::assert_config_error_readable(&err);
     }
 }
+
+/// A file named by mistake (a device, a directory) is a clear error naming
+/// it, never unbounded memory: the config file itself, a CA bundle, a
+/// Service Tags file.
+#[test]
+fn files_named_by_the_config_must_be_bounded_regular_files() {
+    let e = netprobe::config::Config::load(std::path::Path::new("/dev/zero"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("/dev/zero") && e.contains("not a regular file"), "{e}");
+    for (key, value) in [
+        ("tls:\n  extra_ca_file", "/dev/zero"),
+        ("service_tags_file", "/dev/zero"),
+        ("tls:\n  extra_ca_file", "/"),
+    ] {
+        let yaml = format!("key_vaults: [kvone]\n{key}: {value}\n");
+        let e = netprobe::config::Config::from_yaml(&yaml, "t.yaml", None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("t.yaml:") && e.contains("not a regular file"),
+            "{key}: {e}"
+        );
+    }
+}

@@ -41,6 +41,23 @@ pub struct State {
     reload_error: RwLock<Option<String>>,
     /// The running configuration's interval between rounds.
     interval: RwLock<Option<Duration>>,
+    /// How long without a completed round the agent still counts as live
+    /// ([`liveness_window`]); and when it started.
+    live_window: RwLock<Duration>,
+    started: Instant,
+}
+
+/// How long the agent may go without completing a round before `/healthz`
+/// fails and kubelet restarts it: generous, twice the longest a healthy
+/// round can take plus the interval. A round probes `concurrency` targets
+/// at a time, each in at most four phases of `timeout` (DNS, TCP, TLS,
+/// HTTP; one more `timeout` of margin), so a round over `targets` lasts at
+/// most ceil(targets / concurrency) × 5 × timeout, even when every phase
+/// times out. At least a minute.
+pub fn liveness_window(config: &Config) -> Duration {
+    let waves = config.targets.len().div_ceil(config.concurrency.max(1)).max(1) as u32;
+    let round = config.timeout.saturating_mul(5).saturating_mul(waves);
+    (config.interval + round).saturating_mul(2).max(Duration::from_secs(60))
 }
 
 impl State {
@@ -50,6 +67,8 @@ impl State {
             last: RwLock::new(None),
             reload_error: RwLock::new(None),
             interval: RwLock::new(None),
+            live_window: RwLock::new(Duration::from_secs(60)),
+            started: Instant::now(),
         }
     }
 
@@ -80,10 +99,27 @@ impl State {
         }
     }
 
-    fn set_interval(&self, interval: Duration) {
+    fn set_timing(&self, config: &Config) {
         if let Ok(mut g) = self.interval.write() {
-            *g = Some(interval);
+            *g = Some(config.interval);
         }
+        if let Ok(mut g) = self.live_window.write() {
+            *g = liveness_window(config);
+        }
+    }
+
+    /// Live while rounds complete: the last one (or, before the first, the
+    /// start) is within the liveness window. A stuck round loop fails
+    /// `/healthz`, and kubelet restarts the agent.
+    pub fn live(&self) -> bool {
+        let window = self.live_window.read().map(|g| *g).unwrap_or(Duration::from_secs(60));
+        let since = self
+            .last
+            .read()
+            .ok()
+            .and_then(|g| g.as_ref().map(|(_, t)| *t))
+            .unwrap_or(self.started);
+        since.elapsed() <= window
     }
 
     fn publish(&self, report: Arc<RoundReport>) {
@@ -183,8 +219,13 @@ pub async fn run_until(
             tokio::select! {
                 _ = sleep_until(next_start) => break,
                 Some(()) = reload_rx.recv() => {
-                    let Some(path) = &opts.config_path else { continue };
-                    if let Some(new) = reload(path, &state, engine.config().listen, &opts.cluster) {
+                    let Some(path) = opts.config_path.clone() else { continue };
+                    // Reading and parsing (a Service Tags file of up to 32 MiB,
+                    // the system roots) happens off the one runtime thread, so
+                    // probes and the HTTP server go on meanwhile.
+                    let (st, listen, load) = (state.clone(), engine.config().listen, opts.cluster.load_options());
+                    let reloaded = tokio::task::spawn_blocking(move || reload(&path, &st, listen, &load)).await;
+                    if let Ok(Some(new)) = reloaded {
                         engine = new;
                         apply_targets(&state, engine.config());
                         next_start = Instant::now();
@@ -245,5 +286,56 @@ pub fn next_delay(interval: Duration, rounds_before: u64, unit: f64) -> Duration
         interval.mul_f64(0.5 + unit)
     } else {
         interval.mul_f64(0.9 + 0.2 * unit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(yaml: &str) -> Config {
+        Config::from_yaml(yaml, "t.yaml", None).unwrap()
+    }
+
+    #[test]
+    fn the_liveness_window_covers_the_longest_healthy_round() {
+        // One target, defaults: (30 s + 5 × 5 s) × 2.
+        assert_eq!(
+            liveness_window(&config("key_vaults: [kvone]\n")),
+            Duration::from_secs(110)
+        );
+        // 130 targets at 64 at a time: three waves of every phase timing out.
+        let names: Vec<String> = (0..130).map(|i| format!("kv{i:03}x")).collect();
+        let many = config(&format!("key_vaults: [{}]\n", names.join(", ")));
+        assert_eq!(liveness_window(&many), Duration::from_secs((30 + 3 * 25) * 2));
+        // Never under a minute.
+        assert_eq!(
+            liveness_window(&config("key_vaults: [kvone]\ninterval: 1s\ntimeout: 1s\n")),
+            Duration::from_secs(60)
+        );
+    }
+
+    /// `/healthz` fails once no round has completed within the window (a
+    /// stuck round loop), and recovers with the next round.
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn healthz_fails_when_rounds_stop() {
+        let cfg = config("key_vaults: [kvone]\ninterval: 1s\ntimeout: 1s\n");
+        let state = State::new(Metrics::new().unwrap());
+        state.set_timing(&cfg);
+        let health = |s: &State| {
+            server::route_parts(s, &hyper::Method::GET, "/healthz")
+                .status()
+                .as_u16()
+        };
+        assert_eq!(health(&state), 200, "live from the start");
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert_eq!(health(&state), 200, "the first round may take its time");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(health(&state), 503, "no round within the window");
+        let round = RoundReport::new(&cfg, std::time::SystemTime::now(), Duration::ZERO, &[], vec![]);
+        state.publish(Arc::new(round));
+        assert_eq!(health(&state), 200, "a round completed");
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert_eq!(health(&state), 503, "rounds stopped");
     }
 }

@@ -9,8 +9,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::sleep;
 
 use super::{CONFIG_POLL, State};
-use crate::cluster::ClusterContext;
-use crate::config::Config;
+use crate::config::{Config, LoadOptions};
 use crate::probe::Engine;
 
 pub(super) fn apply_targets(state: &State, config: &Config) {
@@ -23,13 +22,13 @@ pub(super) fn apply_targets(state: &State, config: &Config) {
     );
     state.metrics.set_connect_via(&resolvers, config.connect_via);
     state.metrics.set_service_tags(config.service_tags.as_deref());
-    state.set_interval(config.interval);
+    state.set_timing(config);
 }
 
 /// Loads the file again; on failure logs, counts, and keeps the old config.
 /// `listen` is the running configuration's, which a reload cannot change.
-pub(super) fn reload(path: &Path, state: &State, listen: SocketAddr, cluster: &ClusterContext) -> Option<Engine> {
-    let result = Config::load_with(path, &cluster.load_options())
+pub(super) fn reload(path: &Path, state: &State, listen: SocketAddr, load: &LoadOptions) -> Option<Engine> {
+    let result = Config::load_with(path, load)
         .map_err(|e| e.to_string())
         .and_then(|cfg| Engine::new(cfg).map_err(|e| format!("{}: cannot set up TLS: {e}", path.display())));
     match result {

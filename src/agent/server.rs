@@ -114,7 +114,12 @@ pub fn route_parts(state: &State, method: &Method, path: &str) -> Response<Body>
             "text/plain; version=0.0.4; charset=utf-8",
             state.metrics.exposition().to_vec(),
         ),
-        "/healthz" => text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n"),
+        "/healthz" if state.live() => text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n"),
+        "/healthz" => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain; charset=utf-8",
+            "not live: no round has completed within the liveness window\n",
+        ),
         "/readyz" if state.ready() => text(StatusCode::OK, "text/plain; charset=utf-8", "ready\n"),
         "/readyz" => text(
             StatusCode::SERVICE_UNAVAILABLE,
