@@ -262,6 +262,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
                     listen_override,
                     on_listen: None,
                     cluster,
+                    min_interval: min_interval()?,
                 };
                 rt.block_on(crate::agent::run(cfg, opts))?;
                 return Ok(EXIT_HEALTHY);
@@ -377,6 +378,16 @@ async fn kube_client(kubeconfig: Option<PathBuf>, context: Option<String>) -> an
     // not a transient failure to retry for minutes (kube retries 503s).
     config.default_retry = false;
     kube::Client::try_from(config).context("cannot set up the Kubernetes client")
+}
+
+/// The agent's floor under `interval`: [`crate::agent::MIN_AGENT_INTERVAL`],
+/// or `NETPROBE_MIN_INTERVAL` (tests and benchmarks on loopback).
+fn min_interval() -> anyhow::Result<std::time::Duration> {
+    match std::env::var("NETPROBE_MIN_INTERVAL") {
+        Err(_) => Ok(crate::agent::MIN_AGENT_INTERVAL),
+        Ok(v) => humantime::parse_duration(v.trim())
+            .map_err(|e| anyhow::anyhow!("NETPROBE_MIN_INTERVAL: {v:?} is not a duration ({e})")),
+    }
 }
 
 /// Load options for commands that do not contact the cluster.

@@ -564,6 +564,8 @@ pub async fn serve(opts: ServeOptions, stop: tokio::sync::watch::Receiver<bool>)
         listen_override: Some(opts.listen),
         on_listen: opts.on_listen,
         cluster: crate::cluster::ClusterContext::default(),
+        // A simulation on loopback: no node's DNS to spare.
+        min_interval: std::time::Duration::ZERO,
     };
     let result = crate::agent::run_until(config, agent, stop).await;
     flapper.abort();

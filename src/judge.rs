@@ -29,11 +29,11 @@ pub fn round(config: &Config, obs: &RoundObservation, cluster: &ClusterObservati
         })
         .collect();
     let (findings, scoring) = cluster_findings(config, cluster);
-    RoundReport::new(config, obs.started_at, obs.duration, &obs.servers, targets).with_cluster(
-        cluster.node.clone(),
-        findings,
-        scoring,
-    )
+    let mut report = RoundReport::new(config, obs.started_at, obs.duration, &obs.servers, targets);
+    for (r, held) in report.resolvers.iter_mut().zip(&obs.held) {
+        r.queries_held = *held;
+    }
+    report.with_cluster(cluster.node.clone(), findings, scoring)
 }
 
 /// Judges one target's observations.
@@ -155,6 +155,7 @@ mod tests {
             started_at: SystemTime::UNIX_EPOCH,
             duration: Duration::ZERO,
             servers: vec![Ok(vec![])],
+            held: vec![3],
             targets: vec![
                 None,
                 Some(TargetObservation {
@@ -172,5 +173,6 @@ mod tests {
         assert_eq!((kv.reach, kv.connect_resolver.as_deref()), (Reach::Skipped, None));
         assert!(!report.healthy);
         assert_eq!(report.resolvers[0].lookups, 1);
+        assert_eq!(report.resolvers[0].queries_held, 3);
     }
 }

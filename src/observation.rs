@@ -210,5 +210,8 @@ pub struct RoundObservation {
     pub started_at: std::time::SystemTime,
     pub duration: Duration,
     pub servers: ResolverServers,
+    /// Per resolver: queries this round that waited for (or were refused
+    /// by) the agent's own query rate (`probe::dns::QueryRate`).
+    pub held: Vec<u64>,
     pub targets: Vec<Option<TargetObservation>>,
 }

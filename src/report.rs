@@ -61,6 +61,10 @@ pub struct ResolverReport {
     pub up: bool,
     /// Queries sent through this resolver this round.
     pub queries: u64,
+    /// Queries this round that waited for the agent's own rate limit per
+    /// resolver (or were not sent for it).
+    #[serde(default)]
+    pub queries_held: u64,
     /// Lookups this round, and how many got a usable answer.
     pub lookups: usize,
     pub answered: usize,
@@ -391,6 +395,7 @@ pub fn resolver_reports(
                     .unwrap_or_default(),
                 up: answered > 0,
                 queries: lookups.iter().map(|d| u64::from(d.queries)).sum(),
+                queries_held: 0,
                 lookups: lookups.len(),
                 answered,
                 detail,

@@ -47,6 +47,7 @@ async fn start_agent(config: Config, path: &Path) -> Agent {
         listen_override: Some("127.0.0.1:0".parse().unwrap()),
         on_listen: Some(tx),
         cluster: Default::default(),
+        min_interval: std::time::Duration::ZERO,
     };
     let task = tokio::spawn(async move {
         run_until(config, opts, rx).await.unwrap();
@@ -423,6 +424,8 @@ async fn binary_logs_transitions_once_and_stops_on_sigterm() {
             "json",
         ])
         .env("RUST_LOG", "info")
+        // Short rounds on loopback: the node's floor lowered explicitly.
+        .env("NETPROBE_MIN_INTERVAL", "0s")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -583,6 +586,7 @@ async fn status_page_renders_in_chromium_and_hostile_names_stay_inert() {
             node: Some(node),
             api_server_host: None,
         },
+        min_interval: std::time::Duration::ZERO,
     };
     let config = Config::load(&path).unwrap();
     let task = tokio::spawn(async move { run_until(config, opts, rx).await.unwrap() });

@@ -10,8 +10,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::process::Command;
 use std::time::Duration;
 
+use common::lookup;
 use netprobe::model::{Cause, DnsVerdict, Reach};
-use netprobe::probe::dns::lookup;
 use netprobe_sim::https::Reply;
 use netprobe_sim::pki::Ca;
 

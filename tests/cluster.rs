@@ -315,6 +315,7 @@ async fn the_agent_records_events_once_per_change() {
             listen_override: Some("127.0.0.1:0".parse().unwrap()),
             on_listen: None,
             cluster: ctx,
+            min_interval: std::time::Duration::ZERO,
         },
         rx,
     ));

@@ -7,10 +7,11 @@ mod common;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use common::lookup;
 use netprobe::azure::Cloud;
 use netprobe::model::DnsVerdict;
 use netprobe::observation::DnsOutcome;
-use netprobe::probe::dns::{MAX_QUERIES_PER_LOOKUP, lookup};
+use netprobe::probe::dns::MAX_QUERIES_PER_LOOKUP;
 use netprobe::service::Target;
 use netprobe::verdict::assess_dns;
 use netprobe_sim::dns::{Entry, Records};
@@ -523,4 +524,44 @@ async fn control_characters_from_dns_never_reach_reports_or_logs_raw() {
         shown.contains("\\012") && shown.contains("\\033"),
         "escaped in presentation format: {shown:?}"
     );
+}
+
+/// The agent's own bound on the node's DNS: through one resolver, at most
+/// `QUERY_BURST` queries go out at once and then `QUERY_RATE_PER_SECOND`;
+/// the rest wait (counted as held), and every lookup still gets its answer.
+/// A query whose wait would outlast its lookup is not sent, and says why.
+#[tokio::test]
+async fn one_resolver_is_sent_at_most_its_rate() {
+    use netprobe::probe::dns::{QUERY_BURST, QueryRate};
+    let mut records = Records::new();
+    records.insert("kv01.vault.azure.net".into(), Entry::Addrs(vec![ip("10.0.1.6")]));
+    let server = dns(records).await;
+    let rate = QueryRate::per_resolver();
+    let servers = [server.addr()];
+    // 120 lookups at once: 240 queries, 140 over the burst.
+    let lookups = (0..120)
+        .map(|_| netprobe::probe::dns::lookup("test", "kv01.vault.azure.net", &servers, Duration::from_secs(5), &rate));
+    let obs = futures_util::future::join_all(lookups).await;
+    assert!(
+        obs.iter().all(|o| matches!(o.outcome, DnsOutcome::Answer(_))),
+        "{:?}",
+        obs[0]
+    );
+    let sent: u32 = obs.iter().map(|o| o.queries).sum();
+    assert_eq!(u64::from(sent), server.queries());
+    assert!(rate.held() >= u64::from(240 - QUERY_BURST), "held {}", rate.held());
+
+    // The bucket is empty now: a lookup that cannot wait is not sent.
+    let quick = netprobe::probe::dns::lookup(
+        "test",
+        "kv01.vault.azure.net",
+        &[server.addr()],
+        Duration::from_millis(1),
+        &rate,
+    )
+    .await;
+    match quick.outcome {
+        DnsOutcome::Failed(why) => assert!(why.contains("queries per second"), "{why}"),
+        other => panic!("{other:?}"),
+    }
 }

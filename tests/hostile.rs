@@ -180,7 +180,14 @@ async fn late_dns(delay: Duration) -> SocketAddr {
 async fn a_dns_answer_after_the_timeout_is_a_timeout() {
     let server = late_dns(Duration::from_millis(700)).await;
     let start = Instant::now();
-    let obs = netprobe::probe::dns::lookup("late", "reg01.azurecr.io", &[server], Duration::from_millis(300)).await;
+    let obs = netprobe::probe::dns::lookup(
+        "late",
+        "reg01.azurecr.io",
+        &[server],
+        Duration::from_millis(300),
+        &netprobe::probe::dns::QueryRate::per_resolver(),
+    )
+    .await;
     assert_eq!(obs.outcome, netprobe::observation::DnsOutcome::Timeout);
     assert!(start.elapsed() < Duration::from_millis(600), "{:?}", start.elapsed());
     assert_eq!(obs.queries, 4, "A and AAAA, each retransmitted once: {obs:?}");
@@ -239,6 +246,7 @@ async fn slow_clients_do_not_delay_rounds_and_are_cut_off() {
             listen_override: Some("127.0.0.1:0".parse().unwrap()),
             on_listen: Some(tx),
             cluster: Default::default(),
+            min_interval: std::time::Duration::ZERO,
         },
         rx,
     ));
@@ -367,7 +375,14 @@ async fn oversized_dns() -> SocketAddr {
 async fn an_oversized_udp_answer_is_fetched_over_tcp() {
     let server = oversized_dns().await;
     let start = Instant::now();
-    let obs = netprobe::probe::dns::lookup("big", "reg01.azurecr.io", &[server], Duration::from_secs(2)).await;
+    let obs = netprobe::probe::dns::lookup(
+        "big",
+        "reg01.azurecr.io",
+        &[server],
+        Duration::from_secs(2),
+        &netprobe::probe::dns::QueryRate::per_resolver(),
+    )
+    .await;
     assert!(obs.tcp_fallback, "{obs:?}");
     assert_eq!(
         obs.queries, 3,

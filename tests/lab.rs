@@ -673,6 +673,7 @@ fn lab_agent_metrics_carry_every_scenario() {
         .args(["--log-format", "json", "probe", "--config"])
         .arg(&path)
         .env("RUST_LOG", "netprobe=debug")
+        .env("NETPROBE_MIN_INTERVAL", "0s")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -437,6 +437,7 @@ async fn panels_and_alerts_on_a_real_prometheus(metric_set: &str) {
             listen_override: Some("127.0.0.1:0".parse().unwrap()),
             on_listen: Some(tx),
             cluster: Default::default(),
+            min_interval: std::time::Duration::ZERO,
         },
         stop_rx,
     ));

@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::lookup;
 use netprobe::azure::Cloud;
 use netprobe::model::{Cause, DnsVerdict};
-use netprobe::probe::dns::{MAX_QUERIES_PER_LOOKUP, lookup};
+use netprobe::probe::dns::MAX_QUERIES_PER_LOOKUP;
 use netprobe::verdict::{ReachContext, assess_dns, diagnose};
 use netprobe_sim::dns::{Entry, Records};
 

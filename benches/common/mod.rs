@@ -48,6 +48,8 @@ impl Agent {
                 "json",
             ])
             .env("RUST_LOG", rust_log)
+            // Rounds as often as the bench's config says (loopback only).
+            .env("NETPROBE_MIN_INTERVAL", "0s")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

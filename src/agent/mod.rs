@@ -32,6 +32,12 @@ use reload::{apply_targets, reload, watch_config};
 /// How often the config file is checked for changes.
 pub const CONFIG_POLL: Duration = Duration::from_secs(2);
 
+/// The shortest time between the starts of two rounds on a node, whatever
+/// the configuration says (a `10ms` interval would otherwise make the agent
+/// a load on the node's DNS). Tests and benchmarks lower it explicitly
+/// (`AgentOptions::min_interval`, `NETPROBE_MIN_INTERVAL` for the binary).
+pub const MIN_AGENT_INTERVAL: Duration = Duration::from_secs(5);
+
 /// What the agent shares with its HTTP server.
 pub struct State {
     pub metrics: Metrics,
@@ -153,6 +159,9 @@ pub struct AgentOptions {
     pub on_listen: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
     /// The Kubernetes connection and node, when there is one.
     pub cluster: ClusterContext,
+    /// The floor under the configured interval ([`MIN_AGENT_INTERVAL`] on
+    /// a node), also the least pause after a round that overran.
+    pub min_interval: Duration,
 }
 
 /// Runs until SIGTERM or SIGINT.
@@ -189,6 +198,7 @@ pub async fn run_until(
     // Everything a scrape can see exists before the port opens.
     let mut engine = Engine::new(config)?;
     apply_targets(&state, engine.config());
+    warn_if_floored(engine.config(), opts.min_interval);
     let addr = opts.listen_override.unwrap_or(engine.config().listen);
     let listener = TcpListener::bind(addr)
         .await
@@ -228,6 +238,7 @@ pub async fn run_until(
                     if let Ok(Some(new)) = reloaded {
                         engine = new;
                         apply_targets(&state, engine.config());
+                        warn_if_floored(engine.config(), opts.min_interval);
                         next_start = Instant::now();
                         // A ConfigMap update reaches every node within a minute or
                         // so: spread the fleet again after the reload's round.
@@ -247,15 +258,19 @@ pub async fn run_until(
         let rounds_before = rounds_since_start;
         rounds_since_start += 1;
         project(&state, &opts.cluster, &mut limiter, report);
-        let interval = engine.config().interval;
+        let interval = effective_interval(engine.config().interval, opts.min_interval);
         if took > interval {
             state.metrics.round_overrun();
+            // A pause, never back to back: an overrunning round is one that
+            // waits on dead servers, which a new round would only ask again.
+            let pause = overrun_pause(interval, opts.min_interval);
             tracing::warn!(
                 took_ms = took.as_millis() as u64,
                 interval_ms = interval.as_millis() as u64,
-                "round took longer than the interval; starting the next one now"
+                pause_ms = pause.as_millis() as u64,
+                "round took longer than the interval; the next one starts after a pause"
             );
-            next_start = Instant::now();
+            next_start = Instant::now() + pause;
         } else {
             next_start = started + next_delay(interval, rounds_before, rand::random::<f64>());
         }
@@ -267,6 +282,27 @@ pub async fn run_until(
     let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
     tracing::info!("netprobe agent stopped");
     Ok(())
+}
+
+fn warn_if_floored(config: &Config, floor: Duration) {
+    if config.interval < floor {
+        tracing::warn!(
+            interval_ms = config.interval.as_millis() as u64,
+            floor_ms = floor.as_millis() as u64,
+            "`interval` is under the agent's floor; rounds start at most once per floor"
+        );
+    }
+}
+
+/// The interval the agent keeps: the configured one, never under `floor`.
+pub fn effective_interval(configured: Duration, floor: Duration) -> Duration {
+    configured.max(floor)
+}
+
+/// The pause after a round that took longer than the interval: the floor,
+/// or a tenth of the interval when that is longer.
+pub fn overrun_pause(interval: Duration, floor: Duration) -> Duration {
+    floor.max(interval / 10)
 }
 
 /// The wait between the start of the round just done and the next, given
@@ -295,6 +331,24 @@ mod tests {
 
     fn config(yaml: &str) -> Config {
         Config::from_yaml(yaml, "t.yaml", None).unwrap()
+    }
+
+    #[test]
+    fn the_interval_has_a_floor_and_an_overrun_a_pause() {
+        let (s, ms) = (Duration::from_secs, Duration::from_millis);
+        assert_eq!(effective_interval(ms(10), MIN_AGENT_INTERVAL), s(5));
+        assert_eq!(effective_interval(s(30), MIN_AGENT_INTERVAL), s(30));
+        assert_eq!(
+            effective_interval(ms(10), Duration::ZERO),
+            ms(10),
+            "tests lower it explicitly"
+        );
+        assert_eq!(overrun_pause(s(30), MIN_AGENT_INTERVAL), s(5));
+        assert_eq!(overrun_pause(s(300), MIN_AGENT_INTERVAL), s(30));
+        assert!(
+            overrun_pause(ms(100), Duration::ZERO) > Duration::ZERO,
+            "never back to back"
+        );
     }
 
     #[test]

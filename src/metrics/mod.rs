@@ -46,6 +46,7 @@ pub mod names {
     pub const NODE_INFO: &str = "netprobe_node_info";
     pub const EVENTS_TOTAL: &str = "netprobe_events_total";
     pub const DNS_QUERIES_TOTAL: &str = "netprobe_dns_queries_total";
+    pub const DNS_QUERIES_HELD_TOTAL: &str = "netprobe_dns_queries_held_total";
     pub const RESOLVER_UP: &str = "netprobe_resolver_up";
     pub const RESOLVER_INFO: &str = "netprobe_resolver_info";
     pub const TRANSITIONS_TOTAL: &str = "netprobe_target_transitions_total";
@@ -95,6 +96,7 @@ pub struct Metrics {
     /// The node, cluster findings, the inference router check and Events.
     cluster: ClusterMetrics,
     dns_queries_total: IntCounterVec,
+    dns_queries_held_total: IntCounterVec,
     resolver_up: IntGaugeVec,
     resolver_info: IntGaugeVec,
     transitions_total: IntCounterVec,
@@ -239,6 +241,13 @@ impl Metrics {
             &["resolver"],
             &[],
         )?;
+        let dns_queries_held_total = counter_vec(
+            &r,
+            DNS_QUERIES_HELD_TOTAL,
+            "DNS queries that waited for (or were not sent for) the agent's own limit of queries per second to each resolver.",
+            &["resolver"],
+            &[],
+        )?;
         let resolver_up = gauge_vec(
             &r,
             RESOLVER_UP,
@@ -283,6 +292,7 @@ impl Metrics {
             reloads_total,
             interval,
             dns_queries_total,
+            dns_queries_held_total,
             resolver_up,
             resolver_info,
             transitions_total,
@@ -308,11 +318,13 @@ impl Metrics {
         if let Ok(mut known) = self.resolvers.lock() {
             for gone in known.iter().filter(|r| !resolvers.contains(r)) {
                 let _ = self.dns_queries_total.remove_label_values(&[gone]);
+                let _ = self.dns_queries_held_total.remove_label_values(&[gone]);
                 let _ = self.resolver_up.remove_label_values(&[gone]);
             }
             for r in resolvers {
                 // Counters exist at 0 from the start, so the first increase shows in rate().
                 let _ = self.dns_queries_total.with_label_values(&[r]);
+                let _ = self.dns_queries_held_total.with_label_values(&[r]);
             }
             *known = resolvers.to_vec();
         }
@@ -352,6 +364,9 @@ impl Metrics {
         }
         for r in &report.resolvers {
             self.dns_queries_total.with_label_values(&[&r.name]).inc_by(r.queries);
+            self.dns_queries_held_total
+                .with_label_values(&[&r.name])
+                .inc_by(r.queries_held);
             self.resolver_up.with_label_values(&[&r.name]).set(i64::from(r.up));
         }
         self.round_duration.observe(report.duration.as_secs_f64());

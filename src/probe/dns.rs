@@ -35,28 +35,99 @@ const EDNS_PAYLOAD: u16 = 1232;
 /// Largest UDP datagram read.
 const UDP_BUFFER: usize = 4096;
 
-/// The queries one lookup may still send. Every send goes through
-/// [`Budget::spend`], so the bound holds whatever path a lookup takes.
+/// Queries per second one resolver may be sent by the agent, whatever the
+/// configuration (targets, interval): Azure DNS throttles each VM, and every
+/// pod of the node shares that budget (docs/agent.md, "Load on the node's DNS").
+pub const QUERY_RATE_PER_SECOND: u32 = 100;
+/// Queries one resolver may be sent at once before the rate applies: a
+/// round of up to 50 healthy targets (2 queries each) goes out unpaced.
+pub const QUERY_BURST: u32 = 100;
+
+/// The agent's own bound on the queries it sends to one resolver: a token
+/// bucket (GCRA: `burst` at once, then one per `1 / rate`), shared by every
+/// lookup through that resolver, round after round. A query that must wait
+/// waits (and is counted as held back); one whose wait would outlast its
+/// lookup's deadline is not sent at all.
 #[derive(Debug)]
-struct Budget {
-    sent: AtomicU32,
+pub struct QueryRate {
+    /// The theoretical arrival time of the next query.
+    tat: std::sync::Mutex<Instant>,
+    per: Duration,
+    burst: Duration,
+    held: std::sync::atomic::AtomicU64,
 }
 
-impl Budget {
-    fn new() -> Budget {
-        Budget {
-            sent: AtomicU32::new(0),
+impl QueryRate {
+    pub fn new(per_second: u32, burst: u32) -> QueryRate {
+        let per = Duration::from_secs(1) / per_second.max(1);
+        QueryRate {
+            tat: std::sync::Mutex::new(Instant::now()),
+            per,
+            burst: per * burst.max(1),
+            held: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
-    /// Takes one query from the budget, or says that it is spent.
-    fn spend(&self) -> Result<(), QueryError> {
+    /// The agent's bound: [`QUERY_RATE_PER_SECOND`], [`QUERY_BURST`].
+    pub fn per_resolver() -> QueryRate {
+        QueryRate::new(QUERY_RATE_PER_SECOND, QUERY_BURST)
+    }
+
+    /// Queries that had to wait (or were not sent), since this was made.
+    pub fn held(&self) -> u64 {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    /// Waits until one more query may go, or says it may not before `deadline`.
+    async fn acquire(&self, deadline: Instant) -> Result<(), QueryError> {
+        let wait = {
+            let Ok(mut tat) = self.tat.lock() else { return Ok(()) };
+            let now = Instant::now();
+            let start = (*tat).max(now);
+            let wait = (start + self.per).saturating_duration_since(now + self.burst);
+            if now + wait > deadline {
+                self.held.fetch_add(1, Ordering::Relaxed);
+                return Err(QueryError::HeldBack);
+            }
+            *tat = start + self.per;
+            wait
+        };
+        if !wait.is_zero() {
+            self.held.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(wait).await;
+        }
+        Ok(())
+    }
+}
+
+/// The queries one lookup may still send. Every send goes through
+/// [`Budget::spend`], so the bound holds whatever path a lookup takes, and
+/// so does the resolver's rate ([`QueryRate`]).
+#[derive(Debug)]
+struct Budget<'a> {
+    sent: AtomicU32,
+    rate: &'a QueryRate,
+    deadline: Instant,
+}
+
+impl Budget<'_> {
+    fn new(rate: &QueryRate, deadline: Instant) -> Budget<'_> {
+        Budget {
+            sent: AtomicU32::new(0),
+            rate,
+            deadline,
+        }
+    }
+
+    /// Takes one query from the budget and the resolver's rate, or says
+    /// that either is spent.
+    async fn spend(&self) -> Result<(), QueryError> {
         self.sent
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
                 (n < MAX_QUERIES_PER_LOOKUP).then_some(n + 1)
             })
-            .map(|_| ())
-            .map_err(|_| QueryError::BudgetSpent)
+            .map_err(|_| QueryError::BudgetSpent)?;
+        self.rate.acquire(self.deadline).await
     }
 
     fn sent(&self) -> u32 {
@@ -70,6 +141,9 @@ enum QueryError {
     Timeout,
     /// The lookup's query budget is spent; nothing was sent.
     BudgetSpent,
+    /// The resolver's rate ([`QueryRate`]) would not let it go before the
+    /// deadline; nothing was sent.
+    HeldBack,
     /// Refused or no route: the server is not there.
     Unreachable(String),
     /// A UDP answer larger than the buffer (the server ignored EDNS).
@@ -87,10 +161,16 @@ struct Exchange {
 /// order. A server that times out, fails, or answers SERVFAIL/REFUSED yields
 /// to the next one; the last server's result is reported. At most
 /// [`MAX_QUERIES_PER_LOOKUP`] queries are sent in all.
-pub async fn lookup(resolver: &str, fqdn: &str, servers: &[SocketAddr], time: Duration) -> DnsObservation {
+pub async fn lookup(
+    resolver: &str,
+    fqdn: &str,
+    servers: &[SocketAddr],
+    time: Duration,
+    rate: &QueryRate,
+) -> DnsObservation {
     let start = Instant::now();
     let deadline = start + time;
-    let budget = Budget::new();
+    let budget = Budget::new(rate, deadline);
     let mut last = (None, DnsOutcome::NoServers("no servers".into()), false);
     match absolute_name(fqdn) {
         Err(e) => last.1 = DnsOutcome::Failed(e),
@@ -140,7 +220,7 @@ async fn resolve_at(
     fqdn: &str,
     name: &Name,
     deadline: Instant,
-    budget: &Budget,
+    budget: &Budget<'_>,
 ) -> (DnsOutcome, bool) {
     let (mut outcome, mut tcp) = ask(server, fqdn, name, deadline, budget).await;
     let mut asked = vec![fqdn.trim_end_matches('.').to_ascii_lowercase()];
@@ -188,7 +268,13 @@ fn extend(fqdn: &str, mut prefix: DnsAnswer, rest: DnsAnswer) -> DnsAnswer {
 }
 
 /// A and AAAA of `name` (shown as `text`) from one server, merged.
-async fn ask(server: SocketAddr, text: &str, name: &Name, deadline: Instant, budget: &Budget) -> (DnsOutcome, bool) {
+async fn ask(
+    server: SocketAddr,
+    text: &str,
+    name: &Name,
+    deadline: Instant,
+    budget: &Budget<'_>,
+) -> (DnsOutcome, bool) {
     let (a, aaaa) = tokio::join!(
         query(server, name, RecordType::A, deadline, budget),
         query(server, name, RecordType::AAAA, deadline, budget),
@@ -215,6 +301,15 @@ fn combine(fqdn: &str, a: Result<Exchange, QueryError>, aaaa: Result<Exchange, Q
             return (
                 DnsOutcome::Failed(format!(
                     "gave up after {MAX_QUERIES_PER_LOOKUP} queries (the per-lookup budget)"
+                )),
+                false,
+            );
+        }
+        Err(QueryError::HeldBack) => {
+            return (
+                DnsOutcome::Failed(format!(
+                    "not asked: netprobe's own limit of {QUERY_RATE_PER_SECOND} queries per second to this resolver \
+                     held the query past the timeout (too many targets for one round)"
                 )),
                 false,
             );
@@ -353,7 +448,7 @@ async fn query(
     name: &Name,
     qtype: RecordType,
     deadline: Instant,
-    budget: &Budget,
+    budget: &Budget<'_>,
 ) -> Result<Exchange, QueryError> {
     let req = build_query(name, qtype);
     let bytes = req
@@ -364,7 +459,7 @@ async fn query(
         Err(_) => Err(QueryError::Timeout),
         Ok(Ok(message)) if !message.metadata.truncation => Ok(Exchange { message, tcp: false }),
         Ok(Ok(_)) | Ok(Err(QueryError::Oversized)) => {
-            budget.spend()?;
+            budget.spend().await?;
             match timeout_at(deadline, tcp_exchange(server, &req, &bytes)).await {
                 Err(_) => Err(QueryError::Timeout),
                 Ok(r) => r.map(|message| Exchange { message, tcp: true }),
@@ -379,7 +474,7 @@ async fn udp_exchange(
     req: &Message,
     bytes: &[u8],
     deadline: Instant,
-    budget: &Budget,
+    budget: &Budget<'_>,
 ) -> Result<Message, QueryError> {
     let bind: SocketAddr = if server.is_ipv4() {
         (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
@@ -392,7 +487,7 @@ async fn udp_exchange(
     sock.connect(server)
         .await
         .map_err(|e| QueryError::Io(format!("udp connect {server}: {e}")))?;
-    budget.spend()?;
+    budget.spend().await?;
     sock.send(bytes).await.map_err(|e| io_error(server, e))?;
     // One retransmission halfway to the deadline, as a stub resolver would.
     let resend_at = Instant::now() + (deadline.saturating_duration_since(Instant::now()) / 2);
@@ -403,7 +498,7 @@ async fn udp_exchange(
         match timeout_at(wait_until, sock.recv(&mut buf)).await {
             Err(_) if !resent => {
                 resent = true;
-                budget.spend()?;
+                budget.spend().await?;
                 sock.send(bytes).await.map_err(|e| io_error(server, e))?;
             }
             Err(_) => return Err(QueryError::Timeout),

@@ -40,6 +40,9 @@ pub struct Engine {
     /// The trust store of the `api-server` target (the cluster CA), or why
     /// it could not be built: the pod's state, reported on that target.
     api_tls: Result<TlsSetup, String>,
+    /// Each resolver's query rate (in configuration order), kept from round
+    /// to round: the bound on what the node's DNS gets from the agent.
+    rates: Arc<Vec<dns::QueryRate>>,
 }
 
 impl Engine {
@@ -52,10 +55,16 @@ impl Engine {
     /// Uses a prepared trust store (the demo and tests trust their own CA).
     pub fn with_tls(config: Config, tls: TlsSetup) -> Engine {
         let api_tls = api_server_tls(&config);
+        let rates = config
+            .resolvers
+            .iter()
+            .map(|_| dns::QueryRate::per_resolver())
+            .collect();
         Engine {
             config: Arc::new(config),
             tls,
             api_tls,
+            rates: Arc::new(rates),
         }
     }
 
@@ -76,11 +85,13 @@ impl Engine {
                 ResolverSource::ResolvConf(paths) => crate::nodefiles::read_first_resolv_conf(paths),
             })
             .collect();
+        let held_before: Vec<u64> = self.rates.iter().map(dns::QueryRate::held).collect();
         let ctx = Arc::new(RoundCtx {
             config: self.config.clone(),
             tls: self.tls.clone(),
             api_tls: self.api_tls.clone(),
             servers,
+            rates: self.rates.clone(),
             permits: Semaphore::new(self.config.concurrency),
         });
         // At most `concurrency` targets in flight, each a task: a target's
@@ -109,6 +120,7 @@ impl Engine {
             started_at,
             duration: start.elapsed(),
             servers: ctx.servers.clone(),
+            held: self.rates.iter().zip(held_before).map(|(r, b)| r.held() - b).collect(),
             targets: slots,
         }
     }
@@ -120,32 +132,34 @@ struct RoundCtx {
     api_tls: Result<TlsSetup, String>,
     /// Each resolver's servers for this round, or why there are none.
     servers: ResolverServers,
+    rates: Arc<Vec<dns::QueryRate>>,
     permits: Semaphore,
 }
 
 async fn probe_target(ctx: &RoundCtx, idx: usize) -> TargetObservation {
     let cfg = &ctx.config;
     let target = &cfg.targets[idx];
-    let lookups = cfg
-        .resolvers
-        .iter()
-        .zip(&ctx.servers)
-        .map(|(spec, servers)| async move {
-            match servers {
-                Ok(list) => {
-                    let _permit = ctx.permits.acquire().await.ok();
-                    dns::lookup(&spec.name, &target.fqdn, list, cfg.timeout).await
+    let lookups =
+        cfg.resolvers
+            .iter()
+            .zip(&ctx.servers)
+            .zip(ctx.rates.iter())
+            .map(|((spec, servers), rate)| async move {
+                match servers {
+                    Ok(list) => {
+                        let _permit = ctx.permits.acquire().await.ok();
+                        dns::lookup(&spec.name, &target.fqdn, list, cfg.timeout, rate).await
+                    }
+                    Err(why) => DnsObservation {
+                        resolver: spec.name.clone(),
+                        server: None,
+                        outcome: DnsOutcome::NoServers(why.clone()),
+                        duration: std::time::Duration::ZERO,
+                        tcp_fallback: false,
+                        queries: 0,
+                    },
                 }
-                Err(why) => DnsObservation {
-                    resolver: spec.name.clone(),
-                    server: None,
-                    outcome: DnsOutcome::NoServers(why.clone()),
-                    duration: std::time::Duration::ZERO,
-                    tcp_fallback: false,
-                    queries: 0,
-                },
-            }
-        });
+            });
     let dns: Vec<DnsObservation> = join_all(lookups).await;
     let via = connect_resolver(&dns, cfg.connect_via);
     let addrs: Vec<IpAddr> = via

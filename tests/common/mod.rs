@@ -205,3 +205,15 @@ pub fn demo_causes() -> Vec<(String, String)> {
         .map(|s| (s.target.to_string(), s.cause.as_str().to_string()))
         .collect()
 }
+
+/// One lookup with a fresh query rate of the agent's size (each test's
+/// lookups are few; `tests/dns.rs` checks the rate itself).
+pub async fn lookup(
+    resolver: &str,
+    fqdn: &str,
+    servers: &[SocketAddr],
+    time: std::time::Duration,
+) -> netprobe::observation::DnsObservation {
+    let rate = netprobe::probe::dns::QueryRate::per_resolver();
+    netprobe::probe::dns::lookup(resolver, fqdn, servers, time, &rate).await
+}

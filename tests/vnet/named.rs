@@ -114,7 +114,14 @@ pub async fn answers(
     use netprobe::observation::{DnsOutcome, Rcode};
     let deadline = std::time::Instant::now() + within;
     loop {
-        let obs = netprobe::probe::dns::lookup("probe", name, &[server], per_query).await;
+        let obs = netprobe::probe::dns::lookup(
+            "probe",
+            name,
+            &[server],
+            per_query,
+            &netprobe::probe::dns::QueryRate::per_resolver(),
+        )
+        .await;
         if let DnsOutcome::Answer(a) = &obs.outcome
             && a.rcode == Rcode::NoError
         {
