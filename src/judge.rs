@@ -136,6 +136,7 @@ mod tests {
                 rcode: Rcode::NoError,
                 chain: vec![],
                 addresses: vec!["20.1.2.3".parse().unwrap()],
+                omitted: 0,
                 chain_problem: None,
                 negative_soa: false,
             }),

@@ -64,6 +64,10 @@ impl Rcode {
     }
 }
 
+/// The most addresses one lookup keeps (and that are judged, reported and
+/// connected to: `probe` connects to at most 8 of them).
+pub const MAX_ADDRESSES_KEPT: usize = 16;
+
 /// Longest CNAME chain followed before the answer counts as an error.
 pub const MAX_CHAIN: usize = 16;
 
@@ -82,8 +86,12 @@ pub struct DnsAnswer {
     pub rcode: Rcode,
     /// CNAME targets in order, starting after the queried name.
     pub chain: Vec<String>,
-    /// A and AAAA records of the chain's final name.
+    /// A and AAAA records of the chain's final name, at most
+    /// [`MAX_ADDRESSES_KEPT`].
     pub addresses: Vec<IpAddr>,
+    /// Address records past [`MAX_ADDRESSES_KEPT`], not kept (a 64 KiB TCP
+    /// answer can carry thousands).
+    pub omitted: usize,
     pub chain_problem: Option<ChainProblem>,
     /// The response carried an SOA in its authority section: a negative
     /// answer (NODATA, NXDOMAIN) for the chain's last name (RFC 2308), so a
@@ -186,6 +194,21 @@ pub struct TargetObservation {
     /// `connect_via`, or the first other resolver that gave addresses.
     pub connect_resolver: Option<usize>,
     pub connects: Vec<ConnectObservation>,
+}
+
+impl DnsAnswer {
+    /// Keeps `ip` unless it is kept already or the cap is reached (then
+    /// counts it as omitted).
+    pub fn keep(&mut self, ip: IpAddr) {
+        if self.addresses.contains(&ip) {
+            return;
+        }
+        if self.addresses.len() < MAX_ADDRESSES_KEPT {
+            self.addresses.push(ip);
+        } else {
+            self.omitted += 1;
+        }
+    }
 }
 
 impl DnsObservation {

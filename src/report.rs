@@ -115,6 +115,10 @@ pub struct DnsReport {
     /// CNAME targets in order, after the queried name.
     pub cname_chain: Vec<String>,
     pub addresses: Vec<IpAddr>,
+    /// Addresses of the answer past the number kept (`observation::MAX_ADDRESSES_KEPT`);
+    /// absent when none was left out.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub addresses_omitted: usize,
     pub privatelink: bool,
     #[serde(rename = "duration_ms", with = "as_ms")]
     pub duration: Duration,
@@ -229,6 +233,10 @@ fn from_ms(ms: f64) -> Option<Duration> {
     Duration::try_from_secs_f64(ms / 1000.0).ok()
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 /// Milliseconds with microsecond precision.
 pub fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
@@ -266,6 +274,10 @@ impl TargetReport {
                 rcode: v.rcode,
                 cname_chain: v.chain.clone(),
                 addresses: v.addresses.iter().map(|a| a.ip).collect(),
+                addresses_omitted: match &o.outcome {
+                    crate::observation::DnsOutcome::Answer(a) => a.omitted,
+                    _ => 0,
+                },
                 privatelink: v.privatelink,
                 duration: o.duration,
                 tcp_fallback: o.tcp_fallback,

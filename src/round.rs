@@ -94,6 +94,7 @@ mod tests {
                 rcode: None,
                 cname_chain: vec![],
                 addresses: vec![],
+                addresses_omitted: 0,
                 privatelink: true,
                 duration: std::time::Duration::from_millis(1),
                 tcp_fallback: false,

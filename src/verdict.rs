@@ -529,6 +529,7 @@ mod tests {
             rcode,
             chain: chain.iter().map(|s| s.to_string()).collect(),
             addresses: addrs.iter().map(|s| s.parse().unwrap()).collect(),
+            omitted: 0,
             chain_problem: None,
             negative_soa: false,
         })
@@ -599,6 +600,7 @@ mod tests {
             rcode: Rcode::NoError,
             chain: vec!["a".into()],
             addresses: vec![],
+            omitted: 0,
             chain_problem: Some(ChainProblem::Loop("a".into())),
             negative_soa: false,
         });

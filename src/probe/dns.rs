@@ -253,6 +253,7 @@ fn extend(fqdn: &str, mut prefix: DnsAnswer, rest: DnsAnswer) -> DnsAnswer {
     let looped = rest.chain.iter().find(|n| seen.contains(n)).cloned();
     prefix.chain.extend(rest.chain);
     prefix.addresses = rest.addresses;
+    prefix.omitted = rest.omitted;
     prefix.rcode = rest.rcode;
     prefix.negative_soa = rest.negative_soa;
     prefix.chain_problem = match (looped, rest.chain_problem) {
@@ -263,6 +264,7 @@ fn extend(fqdn: &str, mut prefix: DnsAnswer, rest: DnsAnswer) -> DnsAnswer {
     };
     if prefix.chain_problem.is_some() {
         prefix.addresses.clear();
+        prefix.omitted = 0;
     }
     prefix
 }
@@ -334,10 +336,9 @@ fn combine(fqdn: &str, a: Result<Exchange, QueryError>, aaaa: Result<Exchange, Q
     match x.message.metadata.response_code {
         ResponseCode::NoError => {
             for ip in six.addresses {
-                if !answer.addresses.contains(&ip) {
-                    answer.addresses.push(ip);
-                }
+                answer.keep(ip);
             }
+            answer.omitted += six.omitted;
             if answer.chain.is_empty() && !six.chain.is_empty() {
                 answer.chain = six.chain;
             }
@@ -396,29 +397,27 @@ pub fn follow_chain(qname: &str, answers: &[Record]) -> DnsAnswer {
         }
         current = next;
     }
-    let mut addresses = Vec::new();
-    if problem.is_none() {
+    let mut answer = DnsAnswer {
+        rcode: Rcode::NoError,
+        chain,
+        addresses: Vec::new(),
+        omitted: 0,
+        chain_problem: problem,
+        negative_soa: false,
+    };
+    if answer.chain_problem.is_none() {
         for r in answers {
             if plain(&r.name) != current {
                 continue;
             }
-            let ip = match &r.data {
-                RData::A(a) => IpAddr::V4(a.0),
-                RData::AAAA(a) => IpAddr::V6(a.0),
+            match &r.data {
+                RData::A(a) => answer.keep(IpAddr::V4(a.0)),
+                RData::AAAA(a) => answer.keep(IpAddr::V6(a.0)),
                 _ => continue,
-            };
-            if !addresses.contains(&ip) {
-                addresses.push(ip);
             }
         }
     }
-    DnsAnswer {
-        rcode: Rcode::NoError,
-        chain,
-        addresses,
-        chain_problem: problem,
-        negative_soa: false,
-    }
+    answer
 }
 
 fn build_query(name: &Name, qtype: RecordType) -> Message {
