@@ -1,7 +1,8 @@
 //! The agent under the DaemonSet's limits: a cgroup v1 group with a 200m
 //! CPU quota (`cpu.cfs_quota_us`) and a 64 MiB memory limit, 10, 100 and
 //! 1,000 targets through two resolvers whose DNS servers answer 50 ms late,
-//! and a storm of 50 concurrent scrapes during a round. Prints a table and
+//! and a storm of 50 concurrent scrapes and 50 concurrent `/status` reads
+//! during a round. Prints a table and
 //! exits non-zero when a limit is broken (docs/benchmarks.md lists them).
 //!
 //!     cargo bench --bench limits            # needs root and cgroup v1
@@ -20,7 +21,9 @@ async fn main() {
         println!("limits: skipped (run `cargo bench --bench limits`)");
         return;
     }
-    println!("netprobe under 200m CPU / 64 MiB (release build, DNS +50 ms, 50 concurrent scrapes during a round)");
+    println!(
+        "netprobe under 200m CPU / 64 MiB (release build, DNS +50 ms, 50 concurrent scrapes and /status reads during a round)"
+    );
     println!("{}", LimitsRun::header());
     let mut broken = Vec::new();
     for (targets, rounds) in [(10, 10), (100, 5), (1000, 3)] {

@@ -1,9 +1,9 @@
 //! The agent under the DaemonSet's limits (200m CPU, 64 MiB), the short
 //! version of `cargo bench --bench limits` that CI runs: 200 targets, two
-//! resolvers whose servers answer 50 ms late, 50 concurrent scrapes during
-//! a round. Fails on a false finding (a timeout from the agent's own
-//! starvation), a round over the default 30 s interval, a scrape not
-//! answered whole, peak memory over half the limit, or the OOM killer.
+//! resolvers whose servers answer 50 ms late, 50 concurrent scrapes and 50
+//! concurrent `/status` reads during a round. Fails on a false finding (a
+//! timeout from the agent's own starvation), a round over the default 30 s
+//! interval, a scrape or a `/status` not answered whole, peak memory over half the limit, or the OOM killer.
 //! Needs root and cgroup v1 (`scripts/test` runs as root here); without
 //! them it fails and says why.
 

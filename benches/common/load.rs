@@ -95,6 +95,9 @@ pub struct LimitsRun {
     pub scrape_ms_max: f64,
     /// Scrapes of the storm that came back whole (every target's series).
     pub storm_complete: usize,
+    /// `/status` reads of the storm (as many as scrapes, at the same time)
+    /// that came back whole (every target).
+    pub status_complete: usize,
     pub storm: usize,
     pub max_usage_mib: f64,
     pub failcnt: u64,
@@ -161,6 +164,23 @@ pub async fn run_under_limits(
             complete += 1;
         }
     }
+    // Then as many readers of /status at once (the round's JSON, shared;
+    // after the scrapes, so that both storms fit the server's 64
+    // connections).
+    let mut status_tasks = Vec::new();
+    for _ in 0..storm {
+        status_tasks.push(tokio::spawn(async move {
+            let (code, body) = netprobe_testkit::http_get(addr, "/status").await;
+            (code, body.matches("\"fqdn\":").count())
+        }));
+    }
+    let mut status_complete = 0;
+    for t in status_tasks {
+        let (code, targets) = t.await.unwrap();
+        if code == 200 && targets == w.targets {
+            status_complete += 1;
+        }
+    }
     times.sort_by(|a, b| a.total_cmp(b));
     // One more round after the storm: the agent survived it and still probes.
     let after = next();
@@ -177,6 +197,7 @@ pub async fn run_under_limits(
         scrape_ms_p50: times.get(times.len() / 2).copied().unwrap_or(0.0),
         scrape_ms_max: times.last().copied().unwrap_or(0.0),
         storm_complete: complete,
+        status_complete,
         storm,
         max_usage_mib: group.max_usage_bytes() as f64 / 1048576.0,
         failcnt: group.failcnt(),
@@ -210,6 +231,12 @@ impl LimitsRun {
                 self.storm_complete, self.storm
             ));
         }
+        if self.status_complete < self.storm {
+            v.push(format!(
+                "{} of {} concurrent /status reads came back whole",
+                self.status_complete, self.storm
+            ));
+        }
         let half = MEMORY_BYTES as f64 / 1048576.0 / 2.0;
         if self.max_usage_mib > half {
             v.push(format!(
@@ -225,7 +252,7 @@ impl LimitsRun {
 
     pub fn header() -> String {
         format!(
-            "{:>7} {:>6} {:>9} {:>9} {:>6} | {:>10} {:>10} {:>7} | {:>9} {:>7} {:>5} | {:>9} {:>11}",
+            "{:>7} {:>6} {:>9} {:>9} {:>6} | {:>10} {:>10} {:>7} {:>7} | {:>9} {:>7} {:>5} | {:>9} {:>11}",
             "targets",
             "rounds",
             "round ms",
@@ -234,6 +261,7 @@ impl LimitsRun {
             "scrape p50",
             "scrape max",
             "storm",
+            "status",
             "peak MiB",
             "failcnt",
             "oom",
@@ -244,7 +272,7 @@ impl LimitsRun {
 
     pub fn row(&self) -> String {
         format!(
-            "{:>7} {:>6} {:>9.0} {:>9.0} {:>6} | {:>10.1} {:>10.1} {:>3}/{:<3} | {:>9.1} {:>7} {:>5} | {:>9} {:>11.0}",
+            "{:>7} {:>6} {:>9.0} {:>9.0} {:>6} | {:>10.1} {:>10.1} {:>3}/{:<3} {:>3}/{:<3} | {:>9.1} {:>7} {:>5} | {:>9} {:>11.0}",
             self.targets,
             self.rounds,
             self.round_ms_avg,
@@ -253,6 +281,8 @@ impl LimitsRun {
             self.scrape_ms_p50,
             self.scrape_ms_max,
             self.storm_complete,
+            self.storm,
+            self.status_complete,
             self.storm,
             self.max_usage_mib,
             self.failcnt,

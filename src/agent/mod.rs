@@ -38,11 +38,25 @@ pub const CONFIG_POLL: Duration = Duration::from_secs(2);
 /// (`AgentOptions::min_interval`, `NETPROBE_MIN_INTERVAL` for the binary).
 pub const MIN_AGENT_INTERVAL: Duration = Duration::from_secs(5);
 
+/// A round as served: the report, when it was published, and its
+/// renderings, made once per round and shared by every reader of
+/// `/status` and `/` (64 slow readers hold one copy, not 64).
+#[derive(Clone)]
+pub struct Published {
+    pub report: Arc<RoundReport>,
+    pub at: Instant,
+    /// `/status`.
+    pub json: bytes::Bytes,
+    /// The status page's round parts (`render::html::RoundPage`).
+    pub page_top: bytes::Bytes,
+    pub page_rest: bytes::Bytes,
+}
+
 /// What the agent shares with its HTTP server.
 pub struct State {
     pub metrics: Metrics,
     /// The last round and when it was published; ready once there is one.
-    last: RwLock<Option<(Arc<RoundReport>, Instant)>>,
+    last: RwLock<Option<Published>>,
     /// The last reload's error while the previous configuration runs on.
     reload_error: RwLock<Option<String>>,
     /// The running configuration's interval between rounds.
@@ -84,7 +98,12 @@ impl State {
     }
 
     pub fn last(&self) -> Option<Arc<RoundReport>> {
-        self.last.read().ok().and_then(|g| g.as_ref().map(|(r, _)| r.clone()))
+        self.last.read().ok().and_then(|g| g.as_ref().map(|p| p.report.clone()))
+    }
+
+    /// The last round with its renderings.
+    pub fn published(&self) -> Option<Published> {
+        self.last.read().ok().and_then(|g| g.clone())
     }
 
     /// What the status page shows besides the round, as of now. It
@@ -93,7 +112,7 @@ impl State {
         let interval = self.interval.read().ok().and_then(|g| *g);
         crate::render::html::PageContext {
             refresh_secs: interval.map_or(10, |i| i.as_secs().clamp(5, 60)),
-            age: self.last.read().ok().and_then(|g| g.as_ref().map(|(_, t)| t.elapsed())),
+            age: self.last.read().ok().and_then(|g| g.as_ref().map(|p| p.at.elapsed())),
             interval,
             reload_error: self.reload_error.read().ok().and_then(|g| g.clone()),
         }
@@ -123,14 +142,22 @@ impl State {
             .last
             .read()
             .ok()
-            .and_then(|g| g.as_ref().map(|(_, t)| *t))
+            .and_then(|g| g.as_ref().map(|p| p.at))
             .unwrap_or(self.started);
         since.elapsed() <= window
     }
 
     fn publish(&self, report: Arc<RoundReport>) {
+        let page = crate::render::html::RoundPage::new(&report);
+        let published = Published {
+            json: crate::render::json::render(&report).into(),
+            page_top: page.top.into(),
+            page_rest: page.rest.into(),
+            report,
+            at: Instant::now(),
+        };
         if let Ok(mut g) = self.last.write() {
-            *g = Some((report, Instant::now()));
+            *g = Some(published);
         }
     }
 }
@@ -331,6 +358,31 @@ mod tests {
 
     fn config(yaml: &str) -> Config {
         Config::from_yaml(yaml, "t.yaml", None).unwrap()
+    }
+
+    /// `/status` and the page's round parts are rendered once per round and
+    /// shared: every reader gets the same bytes, not a copy; and the page
+    /// served in parts is the page rendered whole.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_round_is_rendered_once_and_shared() {
+        let cfg = config("key_vaults: [kvone]\n");
+        let state = State::new(Metrics::new().unwrap());
+        let round = RoundReport::new(&cfg, std::time::SystemTime::now(), Duration::ZERO, &[], vec![]);
+        state.publish(Arc::new(round.clone()));
+        let (a, b) = (state.published().unwrap(), state.published().unwrap());
+        assert_eq!(a.json.as_ptr(), b.json.as_ptr(), "one /status for every reader");
+        assert_eq!(a.page_rest.as_ptr(), b.page_rest.as_ptr());
+        assert_eq!(&a.json[..], crate::render::json::render(&round).as_bytes());
+        let context = state.page_context();
+        let whole = crate::render::html::render(Some(&round), &context);
+        let parts = [
+            crate::render::html::head(&context).into_bytes(),
+            a.page_top.to_vec(),
+            crate::render::html::age(&context).into_bytes(),
+            a.page_rest.to_vec(),
+        ]
+        .concat();
+        assert_eq!(String::from_utf8(parts).unwrap(), whole);
     }
 
     #[test]

@@ -126,8 +126,8 @@ pub fn route_parts(state: &State, method: &Method, path: &str) -> Response<Body>
             "text/plain; charset=utf-8",
             "not ready: no round has completed yet\n",
         ),
-        "/status" => match state.last() {
-            Some(r) => text(StatusCode::OK, "application/json", render::json::render(&r)),
+        "/status" => match state.published() {
+            Some(p) => text(StatusCode::OK, "application/json", p.json),
             None => text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "application/json",
@@ -135,9 +135,15 @@ pub fn route_parts(state: &State, method: &Method, path: &str) -> Response<Body>
             ),
         },
         _ => {
-            let last = state.last();
-            let page = render::html::render(last.as_deref(), &state.page_context());
-            let mut r = text(StatusCode::OK, "text/html; charset=utf-8", page);
+            // The round's parts are shared; only the head and the age line
+            // are made per request.
+            let context = state.page_context();
+            let head = Bytes::from(render::html::head(&context));
+            let parts = match state.published() {
+                Some(p) => vec![head, p.page_top, render::html::age(&context).into(), p.page_rest],
+                None => vec![head, Bytes::from_static(render::html::WAITING.as_bytes())],
+            };
+            let mut r = chunks(StatusCode::OK, "text/html; charset=utf-8", parts);
             r.headers_mut().insert(
                 header::CONTENT_SECURITY_POLICY,
                 HeaderValue::from_static(

@@ -50,9 +50,30 @@ pub struct PageContext {
 }
 
 /// Renders the page; `report` is `None` before the first round completes.
-/// Failing targets come first.
+/// Failing targets come first. The agent serves the same text in parts:
+/// [`head`] and [`age`] per request, the round's parts ([`RoundPage`])
+/// built once per round and shared by every reader.
 pub fn render(report: Option<&RoundReport>, page: &PageContext) -> String {
-    let mut h = String::new();
+    let mut h = head(page);
+    match report {
+        None => h.push_str(WAITING),
+        Some(r) => {
+            let parts = RoundPage::new(r);
+            h.push_str(&parts.top);
+            h.push_str(&age(page));
+            h.push_str(&parts.rest);
+        }
+    }
+    h
+}
+
+/// The page before the first round, after [`head`].
+pub const WAITING: &str =
+    "<h1>netprobe</h1><p id=\"waiting\">Waiting for the first round to complete.</p></body></html>";
+
+/// What depends on the request's moment: the refresh, a rejected reload.
+pub fn head(page: &PageContext) -> String {
+    let mut h = String::with_capacity(STYLE.len() + 512);
     let _ = write!(
         h,
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"{}\">\
@@ -66,25 +87,50 @@ pub fn render(report: Option<&RoundReport>, page: &PageContext) -> String {
             escape(e)
         );
     }
-    let Some(r) = report else {
-        h.push_str("<h1>netprobe</h1><p id=\"waiting\">Waiting for the first round to complete.</p></body></html>");
-        return h;
-    };
-    header(&mut h, r, page);
-    cluster_section(&mut h, r);
-    resolvers_table(&mut h, r);
-    h.push_str("<table id=\"targets\"><thead><tr><th>Status</th><th>Target</th><th>Service</th><th>DNS per resolver</th><th>Reach</th><th>Cause and diagnosis</th></tr></thead><tbody>");
-    let failing = r.targets.iter().filter(|t| !t.healthy);
-    let healthy = r.targets.iter().filter(|t| t.healthy);
-    for t in failing.chain(healthy) {
-        target_row(&mut h, t, &r.summary.connect_via);
-    }
-    h.push_str("</tbody></table><p class=\"muted\">JSON: <a href=\"status\">/status</a> &middot; metrics: <a href=\"metrics\">/metrics</a></p></body></html>");
     h
 }
 
-/// The node, the count of failing targets, and the round's age.
-fn header(h: &mut String, r: &RoundReport, page: &PageContext) {
+/// How long ago the shown round completed, and whether that is stale.
+pub fn age(page: &PageContext) -> String {
+    let Some(a) = page.age else { return String::new() };
+    let secs = a.as_secs();
+    if page.interval.is_some_and(|i| a > 3 * i) {
+        format!(
+            "<p class=\"muted\"><span id=\"age\" class=\"stale\">completed {secs} s ago: stale (3 intervals without a round)</span></p>"
+        )
+    } else {
+        format!("<p class=\"muted\"><span id=\"age\">completed {secs} s ago</span></p>")
+    }
+}
+
+/// The parts of the page that depend on the round only: before the age
+/// line (`top`) and after it (`rest`).
+#[derive(Clone, Debug, Default)]
+pub struct RoundPage {
+    pub top: String,
+    pub rest: String,
+}
+
+impl RoundPage {
+    pub fn new(r: &RoundReport) -> RoundPage {
+        let mut top = String::new();
+        header(&mut top, r);
+        let mut h = String::new();
+        cluster_section(&mut h, r);
+        resolvers_table(&mut h, r);
+        h.push_str("<table id=\"targets\"><thead><tr><th>Status</th><th>Target</th><th>Service</th><th>DNS per resolver</th><th>Reach</th><th>Cause and diagnosis</th></tr></thead><tbody>");
+        let failing = r.targets.iter().filter(|t| !t.healthy);
+        let healthy = r.targets.iter().filter(|t| t.healthy);
+        for t in failing.chain(healthy) {
+            target_row(&mut h, t, &r.summary.connect_via);
+        }
+        h.push_str("</tbody></table><p class=\"muted\">JSON: <a href=\"status\">/status</a> &middot; metrics: <a href=\"metrics\">/metrics</a></p></body></html>");
+        RoundPage { top, rest: h }
+    }
+}
+
+/// The node, the count of failing targets, the round's facts.
+fn header(h: &mut String, r: &RoundReport) {
     let node = r.node.as_ref().map(|n| {
         let place: Vec<&str> = [n.region.as_deref(), n.zone.as_deref()].into_iter().flatten().collect();
         if place.is_empty() {
@@ -114,22 +160,10 @@ fn header(h: &mut String, r: &RoundReport, page: &PageContext) {
         (u, _) => ("fail", format!("{u} of {} targets failing", r.summary.targets)),
     };
     let _ = write!(h, "<p id=\"summary\" class=\"{class}\">{text}</p>");
-    let age = page.age.map(|a| {
-        let stale = page.interval.is_some_and(|i| a > 3 * i);
-        let secs = a.as_secs();
-        if stale {
-            format!(
-                "<span id=\"age\" class=\"stale\">completed {secs} s ago: stale (3 intervals without a round)</span>"
-            )
-        } else {
-            format!("<span id=\"age\">completed {secs} s ago</span>")
-        }
-    });
     let _ = write!(
         h,
-        "<p class=\"muted\">Last round started {}{} &middot; took {:.0} ms &middot; resolvers {} (reachability via {}) &middot; version {}</p>",
+        "<p class=\"muted\">Last round started {} &middot; took {:.0} ms &middot; resolvers {} (reachability via {}) &middot; version {}</p>",
         escape(&r.started_at),
-        age.map(|a| format!(", {a}")).unwrap_or_default(),
         crate::report::ms(r.duration),
         escape(&r.summary.resolvers.join(", ")),
         escape(&r.summary.connect_via),
