@@ -439,6 +439,8 @@ pub struct ClusterContext {
     /// The API server's name and port from the pod's environment, when the
     /// host is a name ([`api_server_from_env`]).
     pub api_server_host: Option<(String, u16)>,
+    /// Why the Node could not be read, while it could not.
+    pub node_error: Option<String>,
 }
 
 impl ClusterContext {
@@ -463,29 +465,40 @@ impl ClusterContext {
             node_region: self.node_region(),
             allow_unresolved_auto: false,
             api_server_host: self.api_server_host.clone(),
+            // With a cluster, a region not read yet is waited for, not fatal.
+            region_pending: self.cluster.is_some() && self.node_region().is_none(),
         }
     }
 
     /// Reads the Node through `cluster`.
     pub async fn with_cluster(cluster: Option<Cluster>) -> ClusterContext {
-        let node = match &cluster {
-            None => None,
-            Some(c) => match c.node_info().await {
-                Ok(n) => {
-                    tracing::info!(node = %n.name, region = ?n.region, zone = ?n.zone, "running on node");
-                    Some(n)
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read this pod's Node; region checks are off");
-                    None
-                }
-            },
-        };
-        ClusterContext {
+        let mut ctx = ClusterContext {
             cluster,
-            node,
-            api_server_host: None,
+            ..ClusterContext::default()
+        };
+        ctx.read_node().await;
+        ctx
+    }
+
+    /// Reads this pod's Node (again): on success the node and its region
+    /// are known; on failure the error is kept (the agent tries again next
+    /// round, and reports the region as unknown meanwhile). True when the
+    /// node's region changed.
+    pub async fn read_node(&mut self) -> bool {
+        let Some(c) = &self.cluster else { return false };
+        let before = self.node_region();
+        match c.node_info().await {
+            Ok(n) => {
+                tracing::info!(node = %n.name, region = ?n.region, zone = ?n.zone, "running on node");
+                self.node = Some(n);
+                self.node_error = None;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read this pod's Node; trying again next round");
+                self.node_error = Some(e.to_string());
+            }
         }
+        self.node_region() != before
     }
 
     pub fn node_region(&self) -> Option<String> {
@@ -507,6 +520,7 @@ impl ClusterContext {
         };
         ClusterObservation {
             node: self.node.clone(),
+            node_error: self.node_error.clone(),
             scoring_service,
         }
     }
@@ -516,6 +530,8 @@ impl ClusterContext {
 #[derive(Debug, Default)]
 pub struct ClusterObservation {
     pub node: Option<NodeInfo>,
+    /// Why the Node could not be read, when it could not.
+    pub node_error: Option<String>,
     /// The inference router Service (namespace, name, what reading it gave).
     pub scoring_service: Option<(String, String, Result<Service, ClusterError>)>,
 }

@@ -83,6 +83,9 @@ pub struct Config {
     pub metrics: MetricSet,
     /// `region: auto` was given (and resolved from the node, if known).
     pub region_auto: bool,
+    /// `region: auto` and the node's region not read yet: the targets that
+    /// need a region are left out until it is (`LoadOptions::region_pending`).
+    pub region_pending: bool,
     /// The AML inference router Service to check: (namespace, name).
     pub scoring_service: Option<(String, String)>,
     /// `service_tags_file`, parsed and indexed at (re)load.
@@ -209,6 +212,10 @@ pub struct LoadOptions {
     /// (AKS sets the API server's FQDN in pods that ask for it): probed as
     /// the `api-server` target unless `api_server_fqdn` says otherwise.
     pub api_server_host: Option<(String, u16)>,
+    /// On a node whose Node could not be read yet (an API server or DNS
+    /// outage): `region: auto` loads with the region unknown, the targets
+    /// that need it left out until the agent reads the Node again.
+    pub region_pending: bool,
 }
 
 impl Config {
@@ -270,6 +277,7 @@ impl Config {
 fn validate(raw: File, ctx: &Ctx<'_>, opts: &LoadOptions) -> Result<Config, ConfigError> {
     let cloud = raw.cloud.as_ref().map(|c| c.value).unwrap_or_default();
     let (region, region_auto) = region(&raw, ctx, opts)?;
+    let region_pending = region_auto && region.is_none();
     let timeout = duration_field(
         ctx,
         raw.timeout.as_ref(),
@@ -301,6 +309,7 @@ fn validate(raw: File, ctx: &Ctx<'_>, opts: &LoadOptions) -> Result<Config, Conf
             region: region.as_deref(),
             node_region: opts.node_region.as_deref(),
             api_server_host: opts.api_server_host.as_ref(),
+            region_pending,
         },
     )?;
     let resolvers = resolvers(&raw, ctx)?;
@@ -325,6 +334,7 @@ fn validate(raw: File, ctx: &Ctx<'_>, opts: &LoadOptions) -> Result<Config, Conf
         listen,
         metrics: raw.metrics.as_ref().map(|m| m.value).unwrap_or_default(),
         region_auto,
+        region_pending,
         scoring_service,
         service_tags,
         api_server_ca_file,
@@ -343,6 +353,7 @@ fn region(raw: &File, ctx: &Ctx<'_>, opts: &LoadOptions) -> Result<(Option<Strin
                 Some(node.clone())
             }
             (None, true) => Some("auto".to_string()),
+            (None, false) if opts.region_pending => None,
             (None, false) => {
                 return Err(ctx.err(
                     r,

@@ -12,6 +12,7 @@ use std::net::IpAddr;
 
 use crate::cluster::{ClusterObservation, judge_scoring_service, region_finding, scoring_service_unavailable};
 use crate::config::Config;
+use crate::model::FindingCode;
 use crate::observation::{RoundObservation, TargetObservation};
 use crate::report::{Finding, RoundReport, ScoringServiceReport, TargetReport};
 use crate::service::Target;
@@ -103,6 +104,18 @@ pub fn target(cfg: &Config, target: &Target, obs: &TargetObservation) -> TargetR
 /// the inference router's judgement, from what the cluster reader saw.
 pub fn cluster_findings(config: &Config, cluster: &ClusterObservation) -> (Vec<Finding>, Option<ScoringServiceReport>) {
     let mut findings = Vec::new();
+    if config.region_pending {
+        findings.push(Finding {
+            code: FindingCode::RegionUnknown,
+            message: format!(
+                "`region: auto`, but this node's region could not be read from the Kubernetes API ({}): the \
+                 targets that need the region (the workspace, registry data endpoints, the AML extension's \
+                 endpoints) are not probed until it is; netprobe tries again every round. Fix: check the API \
+                 server's reachability from the node and the agent's RBAC (get nodes), or set `region` explicitly.",
+                crate::text::shown(cluster.node_error.as_deref().unwrap_or("not read yet"), 300)
+            ),
+        });
+    }
     if let Some(node) = &cluster.node
         && !config.region_auto
         && let Some(f) = region_finding(config.region.as_deref(), node)

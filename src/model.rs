@@ -196,6 +196,9 @@ string_enum! {
     FindingCode {
         /// The workspace's region differs from the node's.
         RegionMismatch => "region_mismatch",
+        /// `region: auto`, but the node's region could not be read yet:
+        /// the targets that need it are not probed.
+        RegionUnknown => "region_unknown",
     }
 }
 

@@ -584,7 +584,7 @@ async fn status_page_renders_in_chromium_and_hostile_names_stay_inert() {
         cluster: netprobe::cluster::ClusterContext {
             cluster: None,
             node: Some(node),
-            api_server_host: None,
+            ..netprobe::cluster::ClusterContext::default()
         },
         min_interval: std::time::Duration::ZERO,
     };

@@ -198,7 +198,7 @@ async fn inference_router_must_be_an_internal_load_balancer_with_private_ips() {
         let ctx = ClusterContext {
             cluster: Some(cluster),
             node: None,
-            api_server_host: None,
+            ..ClusterContext::default()
         };
         let cfg = config("scoring_service: {}\n", &opts);
         let (_, scoring) = netprobe::judge::cluster_findings(&cfg, &ctx.observe(&cfg).await);
@@ -397,4 +397,145 @@ fn event_reasons_follow_the_kind_of_change() {
     assert_eq!(reason(Some(&dns), &dns), None, "no change");
     assert_eq!(reason(Some(&dns), &ok), Some("PrivateDNSRecovered"));
     assert_eq!(reason(Some(&ok), &ok), None);
+}
+
+/// `region: auto` on a node whose API server cannot be reached at start (a
+/// DNS or API server outage): the agent starts anyway, with the region
+/// unknown (a `region_unknown` finding, the region's targets left out),
+/// keeps probing, reads the Node again every round, and once it can, loads
+/// the region's targets: it never exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn region_auto_waits_out_an_api_server_outage() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let ca = Ca::new("cluster test CA").unwrap();
+    let pe = IpAddr::from([127, 0, 10, 112]);
+    let ep = endpoint(
+        &ca,
+        pe,
+        0,
+        &["reg112.azurecr.io"],
+        Reply::acr_challenge("reg112.azurecr.io"),
+    )
+    .await;
+    let mut r = Records::new();
+    chain(&mut r, "reg112.azurecr.io", "reg112.privatelink.azurecr.io", &[pe]);
+    let d = dns(r).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca.cert_pem()).unwrap();
+    let path = dir.path().join("netprobe.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "region: auto\nworkspace: {{id: 3f2c9d1e-8b7a-4c6d-9e0f-1a2b3c4d5e6f, name: mlws}}\ninterval: 150ms\ntimeout: 1s\n\
+             resolvers:\n  - name: system\n    servers: [\"{}\"]\nprivate_ranges: [127.0.10.0/24]\ntls:\n  extra_ca_file: ca.pem\n\
+             targets:\n  - {{fqdn: reg112.azurecr.io, name: reg112, service: acr, port: {}}}\n",
+            d.addr(),
+            ep.addr().port()
+        ),
+    )
+    .unwrap();
+
+    // The API server: down (503) until `up`.
+    let up = Arc::new(AtomicBool::new(false));
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let api_up = up.clone();
+    tokio::spawn(async move {
+        while let Some((req, send)) = handle.next_request().await {
+            let node = req.uri().path() == format!("/api/v1/nodes/{NODE}");
+            let (code, body) = if node && api_up.load(Ordering::Relaxed) {
+                (200, fixture("node-aks-eastus.json"))
+            } else {
+                (
+                    503,
+                    br#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"the server is currently unable to handle the request","reason":"ServiceUnavailable","code":503}"#.to_vec(),
+                )
+            };
+            let resp = Response::builder()
+                .status(code)
+                .header("content-type", "application/json")
+                .body(Body::from(body))
+                .unwrap();
+            send.send_response(resp);
+        }
+    });
+    let cluster = Cluster::from_client(kube::Client::new(service, "default"), NODE);
+    let ctx = ClusterContext::with_cluster(Some(cluster)).await;
+    assert!(ctx.node.is_none() && ctx.node_error.is_some());
+    // What `probe` does at start: this loads, where it used to exit 2.
+    let config = Config::load_with(&path, &ctx.load_options()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(config.region_pending);
+    assert_eq!(config.targets.len(), 1, "only the target that needs no region");
+
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let (tx, listening) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(run_until(
+        config,
+        AgentOptions {
+            config_path: Some(path.clone()),
+            listen_override: Some("127.0.0.1:0".parse().unwrap()),
+            on_listen: Some(tx),
+            cluster: ctx,
+            min_interval: Duration::ZERO,
+        },
+        rx,
+    ));
+    let addr = listening.await.unwrap();
+    let status = async || -> Value {
+        let (code, body) = netprobe_testkit::http_get(addr, "/status").await;
+        if code == 200 {
+            serde_json::from_str(&body).unwrap()
+        } else {
+            Value::Null
+        }
+    };
+    let wait = async |what: &str, cond: &dyn Fn(&Value) -> bool| -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let v = status().await;
+            if cond(&v) {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "{what}: {v}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let codes = |v: &Value| -> Vec<String> {
+        v["findings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|f| f["code"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    let v = wait("a round with the region unknown", &|v| {
+        codes(v).contains(&"region_unknown".to_string())
+    })
+    .await;
+    assert!(
+        v["findings"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unable to handle the request"),
+        "{v}"
+    );
+    assert_eq!(v["targets"].as_array().unwrap().len(), 1);
+    // A few rounds later the agent still runs and still probes.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!task.is_finished(), "the agent exited during the outage");
+
+    up.store(true, Ordering::Relaxed);
+    let v = wait("the region's targets after the API server came back", &|v| {
+        v["targets"].as_array().is_some_and(|t| t.len() == 4) && !codes(v).contains(&"region_unknown".to_string())
+    })
+    .await;
+    assert_eq!(v["node"]["region"], "eastus", "{v}");
+    let names: Vec<&str> = v["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(names.iter().any(|n| n.starts_with("workspace-")), "{names:?}");
+    stop.send(true).unwrap();
+    task.await.unwrap().unwrap();
 }

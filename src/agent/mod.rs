@@ -32,6 +32,10 @@ use reload::{apply_targets, reload, watch_config};
 /// How often the config file is checked for changes.
 pub const CONFIG_POLL: Duration = Duration::from_secs(2);
 
+/// How often the agent reads its Node again once it has (every round
+/// while `region: auto` waits for it).
+pub const NODE_REREAD: Duration = Duration::from_secs(3600);
+
 /// The shortest time between the starts of two rounds on a node, whatever
 /// the configuration says (a `10ms` interval would otherwise make the agent
 /// a load on the node's DNS). Tests and benchmarks lower it explicitly
@@ -245,6 +249,7 @@ pub async fn run_until(
         .map(|path| tokio::spawn(watch_config(path, reload_tx, stop.clone())));
 
     let mut limiter = EventLimiter::default();
+    let mut last_node_read = Instant::now();
 
     let mut next_start = Instant::now();
     // Rounds since the start or the last reload: the pacing after the first
@@ -256,16 +261,8 @@ pub async fn run_until(
             tokio::select! {
                 _ = sleep_until(next_start) => break,
                 Some(()) = reload_rx.recv() => {
-                    let Some(path) = opts.config_path.clone() else { continue };
-                    // Reading and parsing (a Service Tags file of up to 32 MiB,
-                    // the system roots) happens off the one runtime thread, so
-                    // probes and the HTTP server go on meanwhile.
-                    let (st, listen, load) = (state.clone(), engine.config().listen, opts.cluster.load_options());
-                    let reloaded = tokio::task::spawn_blocking(move || reload(&path, &st, listen, &load)).await;
-                    if let Ok(Some(new)) = reloaded {
+                    if let Some(new) = reload_engine(&state, &engine, &opts).await {
                         engine = new;
-                        apply_targets(&state, engine.config());
-                        warn_if_floored(engine.config(), opts.min_interval);
                         next_start = Instant::now();
                         // A ConfigMap update reaches every node within a minute or
                         // so: spread the fleet again after the reload's round.
@@ -273,6 +270,18 @@ pub async fn run_until(
                     }
                 }
                 _ = stop.changed() => break 'rounds,
+            }
+        }
+        // The Node, again: every round while `region: auto` waits for it
+        // (an API server or DNS outage at start must not crash-loop the
+        // agent), and now and then after. A region read now reloads.
+        let due = engine.config().region_pending || last_node_read.elapsed() >= NODE_REREAD;
+        if due && opts.cluster.cluster.is_some() {
+            last_node_read = Instant::now();
+            if opts.cluster.read_node().await
+                && let Some(new) = reload_engine(&state, &engine, &opts).await
+            {
+                engine = new;
             }
         }
         let started = Instant::now();
@@ -309,6 +318,23 @@ pub async fn run_until(
     let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
     tracing::info!("netprobe agent stopped");
     Ok(())
+}
+
+/// Loads the configuration file again with what the cluster tells now,
+/// and applies it; `None` without a file or when the new one is rejected
+/// (the running one goes on). Reading and parsing (a Service Tags file of up
+/// to 32 MiB, the system roots) happens off the one runtime thread, so
+/// probes and the HTTP server go on meanwhile.
+async fn reload_engine(state: &Arc<State>, engine: &Engine, opts: &AgentOptions) -> Option<Engine> {
+    let path = opts.config_path.clone()?;
+    let (st, listen, load) = (state.clone(), engine.config().listen, opts.cluster.load_options());
+    let new = tokio::task::spawn_blocking(move || reload(&path, &st, listen, &load))
+        .await
+        .ok()
+        .flatten()?;
+    apply_targets(state, new.config());
+    warn_if_floored(new.config(), opts.min_interval);
+    Some(new)
 }
 
 fn warn_if_floored(config: &Config, floor: Duration) {

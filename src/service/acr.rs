@@ -140,16 +140,16 @@ pub fn targets(section: &Section, ctx: &SectionCtx<'_>) -> Result<Vec<Target>, C
                 }
                 out
             }
-            None => match ctx.region {
-                Some(r) => vec![r.to_string()],
-                None => {
-                    return Err(input.err(
+            None => ctx
+                .needed_region(|| {
+                    input.err(
                         &reg.name,
                         format!("container_registries[{i}].data_endpoint_regions"),
                         "no region to derive the data endpoint from: set `region` or list `data_endpoint_regions` ([] for none)",
-                    ));
-                }
-            },
+                    )
+                })?
+                .map(|r| vec![r.to_string()])
+                .unwrap_or_default(),
         };
         for r in regions {
             targets.push(data(ctx.cloud, &name, &r));

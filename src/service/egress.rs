@@ -114,13 +114,16 @@ pub fn targets(section: &Section, ctx: &SectionCtx<'_>) -> Result<Vec<Target>, C
     let Some(on) = section.as_ref().filter(|a| a.value) else {
         return Ok(Vec::new());
     };
-    let region = ctx.region.ok_or_else(|| {
+    let Some(region) = ctx.needed_region(|| {
         ctx.input.err(
             on,
             "region",
             "required when `aml_extension` is set (its endpoints are regional, e.g. eastus.data.mcr.microsoft.com)",
         )
-    })?;
+    })?
+    else {
+        return Ok(Vec::new());
+    };
     Ok(in_region(ctx.cloud, region))
 }
 

@@ -19,7 +19,7 @@ use netprobe_sim::https::Reply;
 use serde::Serialize;
 
 use crate::azure::Cloud;
-use crate::input::Ctx;
+use crate::input::{ConfigError, Ctx};
 use crate::model::{Expect, Reach};
 use crate::observation::HttpResponse;
 
@@ -82,6 +82,21 @@ pub struct SectionCtx<'a> {
     /// The API server's name and port from the pod's environment
     /// (`KUBERNETES_SERVICE_HOST` when it is a name).
     pub api_server_host: Option<&'a (String, u16)>,
+    /// `region: auto` whose node region is not read yet: a section that
+    /// needs the region derives nothing for now, rather than failing.
+    pub region_pending: bool,
+}
+
+impl SectionCtx<'_> {
+    /// The region a section needs: `Ok(Some)`, `Ok(None)` while it is
+    /// pending (derive nothing yet), or the error `missing` gives.
+    pub fn needed_region(&self, missing: impl FnOnce() -> ConfigError) -> Result<Option<&str>, ConfigError> {
+        match (self.region, self.region_pending) {
+            (Some(r), _) => Ok(Some(r)),
+            (None, true) => Ok(None),
+            (None, false) => Err(missing()),
+        }
+    }
 }
 
 /// One name to probe, fully derived and validated.

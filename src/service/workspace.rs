@@ -147,13 +147,16 @@ pub fn targets(section: &Section, ctx: &SectionCtx<'_>) -> Result<Vec<Target>, C
     let (cloud, input) = (ctx.cloud, ctx.input);
     check_guid(&ws.id.value).map_err(|m| input.err(&ws.id, "workspace.id", m))?;
     let id = ws.id.value.to_ascii_lowercase();
-    let region = ctx.region.ok_or_else(|| {
+    let Some(region) = ctx.needed_region(|| {
         input.err(
             &ws.id,
             "region",
             "required when `workspace` is set (the workspace's region, e.g. eastus)",
         )
-    })?;
+    })?
+    else {
+        return Ok(Vec::new());
+    };
     let mut targets = vec![api(cloud, &id, region), cert(cloud, &id, region)];
     match (&ws.notebooks_fqdn, &ws.name) {
         (Some(f), _) => {
