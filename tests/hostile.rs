@@ -407,3 +407,82 @@ async fn an_oversized_udp_answer_is_fetched_over_tcp() {
         start.elapsed()
     );
 }
+
+/// Opens `n` connections from `from` (a loopback address of its own) that
+/// send nothing, and keeps them.
+async fn idle_clients(from: std::net::Ipv4Addr, to: SocketAddr, n: usize) -> Vec<tokio::net::TcpStream> {
+    let mut held = Vec::new();
+    for _ in 0..n {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(SocketAddr::from((from, 0))).unwrap();
+        if let Ok(s) = sock.connect(to).await {
+            held.push(s);
+        }
+    }
+    held
+}
+
+/// On the runtime the product runs (one thread): one client that opens
+/// every connection it can and sends nothing cannot take the port from
+/// kubelet and Prometheus (at most 8 connections per source address); and
+/// many such clients, from many addresses, filling every slot still leave
+/// `/healthz` answered (a reserve that serves only the health checks).
+#[tokio::test(flavor = "current_thread")]
+async fn one_client_cannot_take_the_port_from_kubelet_and_prometheus() {
+    let mut r = Records::new();
+    r.insert("reg01.azurecr.io".into(), Entry::Addrs(vec![pe(151)]));
+    let d = dns(r).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("netprobe.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "interval: 200ms\ntimeout: 300ms\nresolvers:\n  - name: system\n    servers: [\"{}\"]\nprivate_ranges: [127.0.10.0/24]\ntargets:\n  - {{fqdn: reg01.azurecr.io, name: reg01, port: 9}}\n",
+            d.addr()
+        ),
+    )
+    .unwrap();
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let (tx, bound) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(run_until(
+        Config::load(&path).unwrap(),
+        AgentOptions {
+            config_path: None,
+            listen_override: Some("127.0.0.1:0".parse().unwrap()),
+            on_listen: Some(tx),
+            cluster: Default::default(),
+            min_interval: Duration::ZERO,
+        },
+        rx,
+    ));
+    let addr = bound.await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    // One neighbour, 127.0.0.2, opens 100 connections and holds them.
+    let one = idle_clients([127, 0, 0, 2].into(), addr, 100).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (code, body) = netprobe_testkit::http_get(addr, "/healthz").await;
+    assert_eq!((code, body.as_str()), (200, "ok\n"));
+    let (code, body) = netprobe_testkit::http_get(addr, "/metrics").await;
+    assert_eq!(code, 200);
+    assert!(body.contains("netprobe_rounds_total"), "{body}");
+
+    // Ten more neighbours (8 each: 88 with the first, over the 64 slots and
+    // the reserve): a health check gets through within kubelet's retries.
+    let mut many = Vec::new();
+    for i in 3..13u8 {
+        many.push(idle_clients([127, 0, 0, i].into(), addr, 8).await);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(4);
+    let health = loop {
+        let (code, _) = netprobe_testkit::http_get(addr, "/healthz").await;
+        if code == 200 || std::time::Instant::now() > deadline {
+            break code;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(health, 200, "kubelet's probe starved by idle clients");
+    drop((one, many));
+    stop.send(true).unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+}

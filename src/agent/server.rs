@@ -2,7 +2,9 @@
 //! the status page at `/`. Connections are capped and headers must arrive
 //! within a few seconds, so slow or numerous clients cannot delay rounds.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,43 +22,130 @@ use tokio::sync::{Semaphore, watch};
 use super::State;
 use crate::render;
 
-/// Connections served at once; more are closed immediately.
+/// Connections served at once; more are closed immediately (but see
+/// [`HEALTH_RESERVE`]).
 pub const MAX_CONNECTIONS: usize = 64;
+/// Connections one source address may hold at once: one client (a
+/// neighbouring pod that opens connections and sends nothing) cannot take
+/// every slot from Prometheus and kubelet.
+pub const MAX_CONNECTIONS_PER_CLIENT: usize = 8;
+/// Connections beyond [`MAX_CONNECTIONS`] that answer `/healthz` and
+/// `/readyz` only: kubelet's probes are answered even when many clients
+/// hold every other slot, so a flood does not make kubelet restart the
+/// agent it is flooding.
+pub const HEALTH_RESERVE: usize = 8;
 /// Time a client has to send its request headers.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// The same on a reserve connection: a client that takes one and sends
+/// nothing gives it back within a second, before kubelet's next try.
+pub const RESERVE_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
 /// Longest a single connection may live.
 pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 
+/// The connections each source address holds.
+#[derive(Default)]
+struct Clients(std::sync::Mutex<HashMap<IpAddr, usize>>);
+
+/// One connection counted against its source address until dropped.
+struct ClientSlot {
+    clients: Arc<Clients>,
+    ip: IpAddr,
+}
+
+impl Clients {
+    fn claim(self: &Arc<Self>, ip: IpAddr) -> Option<ClientSlot> {
+        let mut held = self.0.lock().ok()?;
+        let n = held.entry(ip).or_insert(0);
+        if *n >= MAX_CONNECTIONS_PER_CLIENT {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            clients: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        if let Ok(mut held) = self.clients.0.lock()
+            && let Some(n) = held.get_mut(&self.ip)
+        {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(&self.ip);
+            }
+        }
+    }
+}
+
 pub async fn serve(listener: TcpListener, state: Arc<State>, mut stop: watch::Receiver<bool>) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let general = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let reserve = Arc::new(Semaphore::new(HEALTH_RESERVE));
+    let clients = Arc::new(Clients::default());
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = stop.changed() => return,
         };
-        let Ok((stream, _peer)) = accepted else {
+        let Ok((stream, peer)) = accepted else {
             // Out of file descriptors and the like: back off briefly.
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
+        let ip = peer.ip().to_canonical();
+        let Some(slot) = clients.claim(ip) else {
             drop(stream);
             continue;
         };
+        let (permit, health_only) = match general.clone().try_acquire_owned() {
+            Ok(p) => (p, false),
+            Err(_) => match reserve.clone().try_acquire_owned() {
+                Ok(p) => (p, true),
+                Err(_) => {
+                    drop(stream);
+                    continue;
+                }
+            },
+        };
         let state = state.clone();
         tokio::spawn(async move {
-            let _permit = permit;
+            let _held = (permit, slot);
             let service = service_fn(move |req| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(route(&state, &req)) }
+                async move {
+                    Ok::<_, Infallible>(if health_only {
+                        route_health_only(&state, &req)
+                    } else {
+                        route(&state, &req)
+                    })
+                }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
+                .header_read_timeout(if health_only {
+                    RESERVE_HEADER_TIMEOUT
+                } else {
+                    HEADER_TIMEOUT
+                })
                 .max_buf_size(16 * 1024)
+                .keep_alive(!health_only)
                 .serve_connection(TokioIo::new(stream), service);
             let _ = tokio::time::timeout(CONNECTION_LIFETIME, conn).await;
         });
+    }
+}
+
+/// A connection from the reserve: the health checks, nothing else.
+fn route_health_only(state: &State, req: &Request<Incoming>) -> Response<Body> {
+    match req.uri().path() {
+        "/healthz" | "/readyz" => route(state, req),
+        _ => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain; charset=utf-8",
+            "busy: every connection slot is taken; only /healthz and /readyz are answered\n",
+        ),
     }
 }
 
