@@ -200,6 +200,36 @@ macro_rules! file_format {
 
 crate::service::services!(file_format);
 
+/// Every top-level key of the configuration file, as its parser knows them
+/// (the generic keys and each service's): read from serde's own field list,
+/// so that the Helm chart's schema and the docs can be checked against it.
+pub fn keys() -> &'static [&'static str] {
+    use serde::de::{self, Deserializer, Visitor};
+    struct Fields<'a>(&'a mut &'static [&'static str]);
+    impl<'de> Deserializer<'de> for Fields<'_> {
+        type Error = de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(de::Error::custom("fields read"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option
+            unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
+    let mut fields: &'static [&'static str] = &[];
+    let _ = File::deserialize(Fields(&mut fields));
+    fields
+}
+
 /// What the environment tells the configuration (`cluster` reads it).
 #[derive(Clone, Debug, Default)]
 pub struct LoadOptions {
@@ -656,5 +686,23 @@ mod tests {
         }
         let cfg = Config::from_yaml("key_vaults: [kvone]\n", "t.yaml", None).unwrap();
         assert_eq!(cfg.listen.to_string(), DEFAULT_LISTEN);
+    }
+
+    /// The keys come from the parser: the generic ones and every service's.
+    #[test]
+    fn the_file_keys_are_the_parsers() {
+        let keys = keys();
+        for k in [
+            "cloud",
+            "resolvers",
+            "api_server_ca_file",
+            "workspace",
+            "key_vaults",
+            "aml_extension",
+            "api_server_fqdn",
+        ] {
+            assert!(keys.contains(&k), "{k}: {keys:?}");
+        }
+        assert_eq!(keys.len(), 21, "{keys:?}");
     }
 }

@@ -308,52 +308,52 @@ fn daemonset_posture() {
     );
     let svc = find(&all, "Service", "netprobe");
     assert_eq!(svc["spec"]["clusterIP"], "None");
-    // RBAC: exactly what the features need.
-    let role = find(&all, "ClusterRole", "netprobe");
-    let rules: Vec<(String, String, String)> = role["rules"]
-        .as_array()
-        .unwrap()
+    // RBAC: exactly what the features need: get its Node (cluster-wide, the
+    // only cluster-scoped grant), create core Events in `default` only.
+    assert_least_privilege(&all);
+}
+
+/// (apiGroup, resource, verb) of every rule of an RBAC role.
+fn rules_of(role: &serde_json::Value) -> Vec<(String, String, String)> {
+    let strings = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g.as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut out = Vec::new();
+    for r in role["rules"].as_array().unwrap() {
+        for g in strings(&r["apiGroups"]) {
+            for res in strings(&r["resources"]) {
+                for v in strings(&r["verbs"]) {
+                    out.push((g.clone(), res.clone(), v));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The agent's RBAC in a rendering (kustomize's or Helm's): `get nodes`
+/// cluster-wide and `create events` in `default`, bound to its service
+/// account, nothing more (no patch, no events.k8s.io, no other namespace).
+fn assert_least_privilege(all: &[serde_json::Value]) {
+    let t = |a: &str, b: &str, c: &str| (a.to_string(), b.to_string(), c.to_string());
+    let cluster_roles: Vec<&serde_json::Value> = all.iter().filter(|o| o["kind"] == "ClusterRole").collect();
+    assert_eq!(cluster_roles.len(), 1, "one ClusterRole");
+    assert_eq!(rules_of(cluster_roles[0]), [t("", "nodes", "get")]);
+    let roles: Vec<&serde_json::Value> = all.iter().filter(|o| o["kind"] == "Role").collect();
+    assert_eq!(roles.len(), 1, "one Role");
+    assert_eq!(roles[0]["metadata"]["namespace"], "default");
+    assert_eq!(rules_of(roles[0]), [t("", "events", "create")]);
+    let binding = all
         .iter()
-        .flat_map(|r| {
-            let groups: Vec<String> = r["apiGroups"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|g| g.as_str().unwrap().to_string())
-                .collect();
-            let res: Vec<String> = r["resources"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|g| g.as_str().unwrap().to_string())
-                .collect();
-            let verbs: Vec<String> = r["verbs"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|g| g.as_str().unwrap().to_string())
-                .collect();
-            groups.into_iter().flat_map(move |g| {
-                let verbs = verbs.clone();
-                res.clone().into_iter().flat_map(move |r| {
-                    let g = g.clone();
-                    verbs.clone().into_iter().map(move |v| (g.clone(), r.clone(), v))
-                })
-            })
-        })
-        .collect();
-    let want = [
-        ("", "nodes", "get"),
-        ("", "events", "create"),
-        ("", "events", "patch"),
-        ("events.k8s.io", "events", "create"),
-        ("events.k8s.io", "events", "patch"),
-    ];
-    let want: Vec<(String, String, String)> = want
-        .iter()
-        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
-        .collect();
-    assert_eq!(rules, want);
+        .find(|o| o["kind"] == "RoleBinding")
+        .expect("a RoleBinding for the Events Role");
+    assert_eq!(binding["metadata"]["namespace"], "default");
+    assert_eq!(binding["roleRef"]["name"], roles[0]["metadata"]["name"]);
+    assert_eq!(binding["subjects"][0]["kind"], "ServiceAccount");
 }
 
 #[test]
