@@ -137,7 +137,7 @@ fn node_resolver_render() -> String {
 }
 
 /// The default install meets Pod Security "restricted" (no hostPath), and
-/// its namespace enforces "baseline"; no pod spec anywhere in deploy/ breaks
+/// its namespace enforces it; no pod spec anywhere in deploy/ breaks
 /// "baseline" but the opt-in node resolver's hostPath.
 #[test]
 fn pod_security_standards() {
@@ -166,7 +166,7 @@ fn pod_security_standards() {
         assert!(pods > 0, "{label}: no pod spec found");
         if let Some(ns) = all.iter().find(|o| o["kind"] == "Namespace") {
             assert_eq!(
-                ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"], "baseline",
+                ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"], "restricted",
                 "{label}"
             );
         }
@@ -310,50 +310,8 @@ fn daemonset_posture() {
     assert_eq!(svc["spec"]["clusterIP"], "None");
     // RBAC: exactly what the features need: get its Node (cluster-wide, the
     // only cluster-scoped grant), create core Events in `default` only.
-    assert_least_privilege(&all);
-}
-
-/// (apiGroup, resource, verb) of every rule of an RBAC role.
-fn rules_of(role: &serde_json::Value) -> Vec<(String, String, String)> {
-    let strings = |v: &serde_json::Value| -> Vec<String> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|g| g.as_str().unwrap().to_string())
-            .collect()
-    };
-    let mut out = Vec::new();
-    for r in role["rules"].as_array().unwrap() {
-        for g in strings(&r["apiGroups"]) {
-            for res in strings(&r["resources"]) {
-                for v in strings(&r["verbs"]) {
-                    out.push((g.clone(), res.clone(), v));
-                }
-            }
-        }
-    }
-    out
-}
-
-/// The agent's RBAC in a rendering (kustomize's or Helm's): `get nodes`
-/// cluster-wide and `create events` in `default`, bound to its service
-/// account, nothing more (no patch, no events.k8s.io, no other namespace).
-fn assert_least_privilege(all: &[serde_json::Value]) {
-    let t = |a: &str, b: &str, c: &str| (a.to_string(), b.to_string(), c.to_string());
-    let cluster_roles: Vec<&serde_json::Value> = all.iter().filter(|o| o["kind"] == "ClusterRole").collect();
-    assert_eq!(cluster_roles.len(), 1, "one ClusterRole");
-    assert_eq!(rules_of(cluster_roles[0]), [t("", "nodes", "get")]);
-    let roles: Vec<&serde_json::Value> = all.iter().filter(|o| o["kind"] == "Role").collect();
-    assert_eq!(roles.len(), 1, "one Role");
-    assert_eq!(roles[0]["metadata"]["namespace"], "default");
-    assert_eq!(rules_of(roles[0]), [t("", "events", "create")]);
-    let binding = all
-        .iter()
-        .find(|o| o["kind"] == "RoleBinding")
-        .expect("a RoleBinding for the Events Role");
-    assert_eq!(binding["metadata"]["namespace"], "default");
-    assert_eq!(binding["roleRef"]["name"], roles[0]["metadata"]["name"]);
-    assert_eq!(binding["subjects"][0]["kind"], "ServiceAccount");
+    netprobe_testkit::k8s::assert_least_privilege(&all);
+    netprobe_testkit::k8s::assert_agent_network_policy(find(&all, "NetworkPolicy", "netprobe"));
 }
 
 #[test]

@@ -288,13 +288,32 @@ fn the_schema_knows_every_config_key() {
     assert_eq!(in_schema, in_config, "values.schema.json's config keys");
 }
 
+/// The chart's RBAC and NetworkPolicy are as narrow as kustomize's.
+#[test]
+fn least_privilege_and_network_policy() {
+    let h = docs(&template("helm3", &[]));
+    netprobe_testkit::k8s::assert_least_privilege(&h);
+    netprobe_testkit::k8s::assert_agent_network_policy(find(&h, "NetworkPolicy", "netprobe"));
+    // The `helm test` pod keeps off virtual nodes as the DaemonSet does.
+    let pod = find(&h, "Pod", "netprobe-probe-once");
+    let ds = find(&h, "DaemonSet", "netprobe");
+    assert_eq!(pod["spec"]["affinity"], ds["spec"]["template"]["spec"]["affinity"]);
+    assert!(pod["spec"]["affinity"].to_string().contains("virtual-kubelet"));
+    // Without egress rules, only the ingress ones.
+    let h = docs(&template("helm3", &["networkPolicy.egress=false"]));
+    assert_eq!(
+        find(&h, "NetworkPolicy", "netprobe")["spec"]["policyTypes"],
+        serde_json::json!(["Ingress"])
+    );
+}
+
 #[test]
 fn pod_security_and_node_pools() {
     let h = docs(&template("helm3", &["namespace.create=true"]));
     let ns = find(&h, "Namespace", "netprobe");
     assert_eq!(
         ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
-        "baseline"
+        "restricted"
     );
     for o in &h {
         if let Some(spec) = pod_spec(o) {

@@ -122,3 +122,89 @@ pub fn validate(root: &Path, label: &str, yaml: &str) {
         .count();
     assert_eq!(passed, core, "{label}: every core object must be validated:\n{text}");
 }
+
+/// (apiGroup, resource, verb) of every rule of an RBAC role.
+pub fn rules_of(role: &serde_json::Value) -> Vec<(String, String, String)> {
+    let strings = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g.as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut out = Vec::new();
+    for r in role["rules"].as_array().unwrap() {
+        for g in strings(&r["apiGroups"]) {
+            for res in strings(&r["resources"]) {
+                for v in strings(&r["verbs"]) {
+                    out.push((g.clone(), res.clone(), v));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The agent's RBAC in a rendering (kustomize's or Helm's): `get nodes`
+/// cluster-wide and `create events` in `default`, bound to its service
+/// account, nothing more (no patch, no events.k8s.io, no other namespace).
+pub fn assert_least_privilege(all: &[serde_json::Value]) {
+    let t = |a: &str, b: &str, c: &str| (a.to_string(), b.to_string(), c.to_string());
+    let cluster_roles: Vec<&serde_json::Value> = all.iter().filter(|o| o["kind"] == "ClusterRole").collect();
+    assert_eq!(cluster_roles.len(), 1, "one ClusterRole");
+    assert_eq!(rules_of(cluster_roles[0]), [t("", "nodes", "get")]);
+    let roles: Vec<&serde_json::Value> = all.iter().filter(|o| o["kind"] == "Role").collect();
+    assert_eq!(roles.len(), 1, "one Role");
+    assert_eq!(roles[0]["metadata"]["namespace"], "default");
+    assert_eq!(rules_of(roles[0]), [t("", "events", "create")]);
+    let binding = all
+        .iter()
+        .find(|o| o["kind"] == "RoleBinding")
+        .expect("a RoleBinding for the Events Role");
+    assert_eq!(binding["metadata"]["namespace"], "default");
+    assert_eq!(binding["roleRef"]["name"], roles[0]["metadata"]["name"]);
+    assert_eq!(binding["subjects"][0]["kind"], "ServiceAccount");
+}
+
+/// The agent's NetworkPolicy: ingress only to the metrics port and only
+/// from named peers; egress open but for IMDS and the WireServer, which is
+/// reachable for DNS (port 53) only.
+pub fn assert_agent_network_policy(np: &serde_json::Value) {
+    let spec = &np["spec"];
+    assert_eq!(spec["policyTypes"], serde_json::json!(["Ingress", "Egress"]), "{np}");
+    let ingress = spec["ingress"].as_array().unwrap();
+    assert_eq!(ingress.len(), 1);
+    assert_eq!(ingress[0]["ports"][0]["port"], 9469);
+    assert!(
+        ingress[0]["from"].as_array().is_some_and(|f| !f.is_empty()),
+        "ingress from anyone: {np}"
+    );
+    let egress = spec["egress"].as_array().unwrap();
+    let blocks: Vec<&serde_json::Value> = egress
+        .iter()
+        .flat_map(|r| r["to"].as_array().unwrap().iter())
+        .filter_map(|p| p.get("ipBlock"))
+        .collect();
+    let world = blocks.iter().find(|b| b["cidr"] == "0.0.0.0/0").expect("IPv4 egress");
+    let except: Vec<&str> = world["except"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e.as_str())
+        .collect();
+    assert!(
+        except.contains(&"169.254.169.254/32") && except.contains(&"168.63.129.16/32"),
+        "{except:?}"
+    );
+    let wireserver = egress
+        .iter()
+        .find(|r| r["to"][0]["ipBlock"]["cidr"] == "168.63.129.16/32")
+        .expect("DNS to 168.63.129.16");
+    let ports: Vec<(i64, &str)> = wireserver["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["port"].as_i64().unwrap(), p["protocol"].as_str().unwrap()))
+        .collect();
+    assert_eq!(ports, [(53, "UDP"), (53, "TCP")]);
+}
