@@ -270,24 +270,34 @@ async fn event_objects_name_the_node_reason_and_type() {
     assert!(b["firstTimestamp"].is_string());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_agent_records_events_once_per_change() {
+/// A healthy registry on the simulated VNet: its endpoint at 127.0.10.`n`
+/// behind a privatelink chain, a DNS server, and a folder holding the CA;
+/// returns what must stay alive and the config's path.
+async fn registry_scene(
+    name: &str,
+    n: u8,
+) -> (
+    netprobe_sim::https::HttpsServer,
+    netprobe_sim::dns::DnsServer,
+    tempfile::TempDir,
+    std::path::PathBuf,
+) {
     let ca = Ca::new("cluster test CA").unwrap();
-    let pe = IpAddr::from([127, 0, 10, 111]);
-    let ep = endpoint(
-        &ca,
-        pe,
-        0,
-        &["reg111.azurecr.io"],
-        Reply::acr_challenge("reg111.azurecr.io"),
-    )
-    .await;
+    let pe = IpAddr::from([127, 0, 10, n]);
+    let fqdn = format!("{name}.azurecr.io");
+    let ep = endpoint(&ca, pe, 0, &[fqdn.as_str()], Reply::acr_challenge(&fqdn)).await;
     let mut r = Records::new();
-    chain(&mut r, "reg111.azurecr.io", "reg111.privatelink.azurecr.io", &[pe]);
+    chain(&mut r, &fqdn, &format!("{name}.privatelink.azurecr.io"), &[pe]);
     let d = dns(r).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("ca.pem"), ca.cert_pem()).unwrap();
     let path = dir.path().join("netprobe.yaml");
+    (ep, d, dir, path)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_records_events_once_per_change() {
+    let (ep, d, _dir, path) = registry_scene("reg111", 111).await;
     std::fs::write(
         &path,
         format!(
@@ -343,7 +353,7 @@ async fn the_agent_records_events_once_per_change() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(events(&seen), ["PrivateDNSRegression"]);
     // Back: one Normal recovery event.
-    d.set("reg111.privatelink.azurecr.io", Entry::Addrs(vec![pe]));
+    d.set("reg111.privatelink.azurecr.io", Entry::Addrs(vec![IpAddr::from([127, 0, 10, 111])]));
     wait(2).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(events(&seen), ["PrivateDNSRegression", "PrivateDNSRecovered"]);
@@ -407,22 +417,7 @@ fn event_reasons_follow_the_kind_of_change() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn region_auto_waits_out_an_api_server_outage() {
     use std::sync::atomic::{AtomicBool, Ordering};
-    let ca = Ca::new("cluster test CA").unwrap();
-    let pe = IpAddr::from([127, 0, 10, 112]);
-    let ep = endpoint(
-        &ca,
-        pe,
-        0,
-        &["reg112.azurecr.io"],
-        Reply::acr_challenge("reg112.azurecr.io"),
-    )
-    .await;
-    let mut r = Records::new();
-    chain(&mut r, "reg112.azurecr.io", "reg112.privatelink.azurecr.io", &[pe]);
-    let d = dns(r).await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("ca.pem"), ca.cert_pem()).unwrap();
-    let path = dir.path().join("netprobe.yaml");
+    let (ep, d, _dir, path) = registry_scene("reg112", 112).await;
     std::fs::write(
         &path,
         format!(

@@ -222,17 +222,28 @@ async fn odd_but_legal_names_are_handled() {
     drop(listener);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slow_clients_do_not_delay_rounds_and_are_cut_off() {
+/// An agent over one target on a closed port (every round ends fast), its
+/// config file in a temporary folder; (address, stop, task, the folder and
+/// the DNS server to keep alive).
+async fn agent_over_a_closed_port(
+    last_octet: u8,
+    interval: &str,
+    reload: bool,
+) -> (
+    SocketAddr,
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<Result<(), netprobe::agent::AgentError>>,
+    (tempfile::TempDir, netprobe_sim::dns::DnsServer),
+) {
     let mut r = Records::new();
-    r.insert("reg01.azurecr.io".into(), Entry::Addrs(vec![pe(150)]));
+    r.insert("reg01.azurecr.io".into(), Entry::Addrs(vec![pe(last_octet)]));
     let d = dns(r).await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("netprobe.yaml");
     std::fs::write(
         &path,
         format!(
-            "interval: 100ms\ntimeout: 300ms\nresolvers:\n  - name: system\n    servers: [\"{}\"]\nprivate_ranges: [127.0.10.0/24]\ntargets:\n  - {{fqdn: reg01.azurecr.io, name: reg01, port: 9}}\n",
+            "interval: {interval}\ntimeout: 300ms\nresolvers:\n  - name: system\n    servers: [\"{}\"]\nprivate_ranges: [127.0.10.0/24]\ntargets:\n  - {{fqdn: reg01.azurecr.io, name: reg01, port: 9}}\n",
             d.addr()
         ),
     )
@@ -242,15 +253,20 @@ async fn slow_clients_do_not_delay_rounds_and_are_cut_off() {
     let task = tokio::spawn(run_until(
         Config::load(&path).unwrap(),
         AgentOptions {
-            config_path: Some(path.clone()),
+            config_path: reload.then(|| path.clone()),
             listen_override: Some("127.0.0.1:0".parse().unwrap()),
             on_listen: Some(tx),
             cluster: Default::default(),
-            min_interval: std::time::Duration::ZERO,
+            min_interval: Duration::ZERO,
         },
         rx,
     ));
-    let addr = bound.await.unwrap();
+    (bound.await.unwrap(), stop, task, (dir, d))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_do_not_delay_rounds_and_are_cut_off() {
+    let (addr, stop, task, _keep) = agent_over_a_closed_port(150, "100ms", true).await;
     let rounds = |text: &str| -> f64 {
         text.lines()
             .find_map(|l| {
@@ -429,33 +445,7 @@ async fn idle_clients(from: std::net::Ipv4Addr, to: SocketAddr, n: usize) -> Vec
 /// `/healthz` answered (a reserve that serves only the health checks).
 #[tokio::test(flavor = "current_thread")]
 async fn one_client_cannot_take_the_port_from_kubelet_and_prometheus() {
-    let mut r = Records::new();
-    r.insert("reg01.azurecr.io".into(), Entry::Addrs(vec![pe(151)]));
-    let d = dns(r).await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("netprobe.yaml");
-    std::fs::write(
-        &path,
-        format!(
-            "interval: 200ms\ntimeout: 300ms\nresolvers:\n  - name: system\n    servers: [\"{}\"]\nprivate_ranges: [127.0.10.0/24]\ntargets:\n  - {{fqdn: reg01.azurecr.io, name: reg01, port: 9}}\n",
-            d.addr()
-        ),
-    )
-    .unwrap();
-    let (stop, rx) = tokio::sync::watch::channel(false);
-    let (tx, bound) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(run_until(
-        Config::load(&path).unwrap(),
-        AgentOptions {
-            config_path: None,
-            listen_override: Some("127.0.0.1:0".parse().unwrap()),
-            on_listen: Some(tx),
-            cluster: Default::default(),
-            min_interval: Duration::ZERO,
-        },
-        rx,
-    ));
-    let addr = bound.await.unwrap();
+    let (addr, stop, task, _keep) = agent_over_a_closed_port(151, "200ms", false).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
 
     // One neighbour, 127.0.0.2, opens 100 connections and holds them.
