@@ -3,7 +3,7 @@
 //!
 //! The `prometheus` crate keeps, for every labelled child, a copy of its
 //! family's descriptor and its own label pairs: about 1 KiB per series. With
-//! every state set present for every target (about 130 series each), that
+//! every state set present for every target (about 140 series each), that
 //! was about 55 KiB per target, 64 MiB at 1,000 targets. Here a target costs
 //! its label strings once plus its numbers (under 1 KiB), and a scrape writes
 //! the text directly, without building protobuf families first.
