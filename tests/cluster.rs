@@ -353,7 +353,10 @@ async fn the_agent_records_events_once_per_change() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(events(&seen), ["PrivateDNSRegression"]);
     // Back: one Normal recovery event.
-    d.set("reg111.privatelink.azurecr.io", Entry::Addrs(vec![IpAddr::from([127, 0, 10, 111])]));
+    d.set(
+        "reg111.privatelink.azurecr.io",
+        Entry::Addrs(vec![IpAddr::from([127, 0, 10, 111])]),
+    );
     wait(2).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(events(&seen), ["PrivateDNSRegression", "PrivateDNSRecovered"]);

@@ -95,10 +95,7 @@ pub struct Metrics {
     interval: Gauge,
     /// The node, cluster findings, the inference router check and Events.
     cluster: ClusterMetrics,
-    dns_queries_total: IntCounterVec,
-    dns_queries_held_total: IntCounterVec,
-    resolver_up: IntGaugeVec,
-    resolver_info: IntGaugeVec,
+    resolver: ResolverMetrics,
     transitions_total: IntCounterVec,
     service_tags_info: IntGaugeVec,
     service_tags_published: IntGaugeVec,
@@ -195,6 +192,53 @@ fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> Result<In
     Ok(g)
 }
 
+/// The per-resolver families: queries sent and held, up, and which one is
+/// `connect_via`.
+struct ResolverMetrics {
+    queries_total: IntCounterVec,
+    queries_held_total: IntCounterVec,
+    up: IntGaugeVec,
+    info: IntGaugeVec,
+}
+
+impl ResolverMetrics {
+    fn new(r: &Registry) -> Result<ResolverMetrics, MetricsError> {
+        use names::*;
+        let queries_total = counter_vec(
+            r,
+            DNS_QUERIES_TOTAL,
+            "DNS queries sent through each resolver (retransmissions, TCP retries and CNAME follow-ups included).",
+            &["resolver"],
+            &[],
+        )?;
+        let queries_held_total = counter_vec(
+            r,
+            DNS_QUERIES_HELD_TOTAL,
+            "DNS queries that waited for (or were not sent for) the agent's own limit of queries per second to each resolver.",
+            &["resolver"],
+            &[],
+        )?;
+        let up = gauge_vec(
+            r,
+            RESOLVER_UP,
+            "1 when the resolver answered at least one query with a usable rcode (NOERROR, NXDOMAIN) in the last round.",
+            &["resolver"],
+        )?;
+        let info = gauge_vec(
+            r,
+            RESOLVER_INFO,
+            "1 for each configured resolver; connect_via=\"true\" marks the one whose answers reachability uses (the pod path, which the alert rules compare the others with).",
+            &["resolver", "connect_via"],
+        )?;
+        Ok(ResolverMetrics {
+            queries_total,
+            queries_held_total,
+            up,
+            info,
+        })
+    }
+}
+
 impl Metrics {
     /// A fresh registry with every netprobe metric and the process collector.
     pub fn new() -> Result<Metrics, MetricsError> {
@@ -234,32 +278,7 @@ impl Metrics {
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         let interval = registered(&r, Gauge::new(INTERVAL_SECONDS, "Configured interval between rounds.")?)?;
         let cluster = ClusterMetrics::new(&r)?;
-        let dns_queries_total = counter_vec(
-            &r,
-            DNS_QUERIES_TOTAL,
-            "DNS queries sent through each resolver (retransmissions, TCP retries and CNAME follow-ups included).",
-            &["resolver"],
-            &[],
-        )?;
-        let dns_queries_held_total = counter_vec(
-            &r,
-            DNS_QUERIES_HELD_TOTAL,
-            "DNS queries that waited for (or were not sent for) the agent's own limit of queries per second to each resolver.",
-            &["resolver"],
-            &[],
-        )?;
-        let resolver_up = gauge_vec(
-            &r,
-            RESOLVER_UP,
-            "1 when the resolver answered at least one query with a usable rcode (NOERROR, NXDOMAIN) in the last round.",
-            &["resolver"],
-        )?;
-        let resolver_info = gauge_vec(
-            &r,
-            RESOLVER_INFO,
-            "1 for each configured resolver; connect_via=\"true\" marks the one whose answers reachability uses (the pod path, which the alert rules compare the others with).",
-            &["resolver", "connect_via"],
-        )?;
+        let resolver = ResolverMetrics::new(&r)?;
         let transitions_total = counter_vec(
             &r,
             TRANSITIONS_TOTAL,
@@ -291,10 +310,7 @@ impl Metrics {
             reload_success,
             reloads_total,
             interval,
-            dns_queries_total,
-            dns_queries_held_total,
-            resolver_up,
-            resolver_info,
+            resolver,
             transitions_total,
             service_tags_info,
             service_tags_published,
@@ -317,14 +333,14 @@ impl Metrics {
         }
         if let Ok(mut known) = self.resolvers.lock() {
             for gone in known.iter().filter(|r| !resolvers.contains(r)) {
-                let _ = self.dns_queries_total.remove_label_values(&[gone]);
-                let _ = self.dns_queries_held_total.remove_label_values(&[gone]);
-                let _ = self.resolver_up.remove_label_values(&[gone]);
+                let _ = self.resolver.queries_total.remove_label_values(&[gone]);
+                let _ = self.resolver.queries_held_total.remove_label_values(&[gone]);
+                let _ = self.resolver.up.remove_label_values(&[gone]);
             }
             for r in resolvers {
                 // Counters exist at 0 from the start, so the first increase shows in rate().
-                let _ = self.dns_queries_total.with_label_values(&[r]);
-                let _ = self.dns_queries_held_total.with_label_values(&[r]);
+                let _ = self.resolver.queries_total.with_label_values(&[r]);
+                let _ = self.resolver.queries_held_total.with_label_values(&[r]);
             }
             *known = resolvers.to_vec();
         }
@@ -333,10 +349,10 @@ impl Metrics {
     /// Declares which resolver is `connect_via` (`netprobe_resolver_info`),
     /// so that rules compare the others with it by label, not by name.
     pub fn set_connect_via(&self, resolvers: &[String], connect_via: usize) {
-        self.resolver_info.reset();
+        self.resolver.info.reset();
         for (i, r) in resolvers.iter().enumerate() {
             let via = if i == connect_via { "true" } else { "false" };
-            self.resolver_info.with_label_values(&[r.as_str(), via]).set(1);
+            self.resolver.info.with_label_values(&[r.as_str(), via]).set(1);
         }
     }
 
@@ -363,11 +379,15 @@ impl Metrics {
             }
         }
         for r in &report.resolvers {
-            self.dns_queries_total.with_label_values(&[&r.name]).inc_by(r.queries);
-            self.dns_queries_held_total
+            self.resolver
+                .queries_total
+                .with_label_values(&[&r.name])
+                .inc_by(r.queries);
+            self.resolver
+                .queries_held_total
                 .with_label_values(&[&r.name])
                 .inc_by(r.queries_held);
-            self.resolver_up.with_label_values(&[&r.name]).set(i64::from(r.up));
+            self.resolver.up.with_label_values(&[&r.name]).set(i64::from(r.up));
         }
         self.round_duration.observe(report.duration.as_secs_f64());
         self.rounds_total.inc();
