@@ -43,17 +43,45 @@ pub const NODE_REREAD: Duration = Duration::from_secs(3600);
 pub const MIN_AGENT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// A round as served: the report, when it was published, and its
-/// renderings, made once per round and shared by every reader of
-/// `/status` and `/` (64 slow readers hold one copy, not 64).
+/// renderings, made on the first request for them and shared by every
+/// reader of `/status` and `/` after it (64 slow readers hold one copy, not
+/// 64; an agent nobody reads holds none).
 #[derive(Clone)]
 pub struct Published {
     pub report: Arc<RoundReport>,
     pub at: Instant,
+    renders: Arc<std::sync::OnceLock<Renders>>,
+}
+
+/// `/status`, and the status page's round parts (`render::html::RoundPage`).
+struct Renders {
+    json: bytes::Bytes,
+    page_top: bytes::Bytes,
+    page_rest: bytes::Bytes,
+}
+
+impl Published {
+    fn renders(&self) -> &Renders {
+        self.renders.get_or_init(|| {
+            let page = crate::render::html::RoundPage::new(&self.report);
+            Renders {
+                json: crate::render::json::render(&self.report).into(),
+                page_top: page.top.into(),
+                page_rest: page.rest.into(),
+            }
+        })
+    }
+
     /// `/status`.
-    pub json: bytes::Bytes,
-    /// The status page's round parts (`render::html::RoundPage`).
-    pub page_top: bytes::Bytes,
-    pub page_rest: bytes::Bytes,
+    pub fn json(&self) -> bytes::Bytes {
+        self.renders().json.clone()
+    }
+
+    /// The page's parts before and after the age line.
+    pub fn page(&self) -> (bytes::Bytes, bytes::Bytes) {
+        let r = self.renders();
+        (r.page_top.clone(), r.page_rest.clone())
+    }
 }
 
 /// What the agent shares with its HTTP server.
@@ -152,13 +180,10 @@ impl State {
     }
 
     fn publish(&self, report: Arc<RoundReport>) {
-        let page = crate::render::html::RoundPage::new(&report);
         let published = Published {
-            json: crate::render::json::render(&report).into(),
-            page_top: page.top.into(),
-            page_rest: page.rest.into(),
             report,
             at: Instant::now(),
+            renders: Default::default(),
         };
         if let Ok(mut g) = self.last.write() {
             *g = Some(published);
@@ -396,16 +421,16 @@ mod tests {
         let round = RoundReport::new(&cfg, std::time::SystemTime::now(), Duration::ZERO, &[], vec![]);
         state.publish(Arc::new(round.clone()));
         let (a, b) = (state.published().unwrap(), state.published().unwrap());
-        assert_eq!(a.json.as_ptr(), b.json.as_ptr(), "one /status for every reader");
-        assert_eq!(a.page_rest.as_ptr(), b.page_rest.as_ptr());
-        assert_eq!(&a.json[..], crate::render::json::render(&round).as_bytes());
+        assert_eq!(a.json().as_ptr(), b.json().as_ptr(), "one /status for every reader");
+        assert_eq!(a.page().1.as_ptr(), b.page().1.as_ptr());
+        assert_eq!(&a.json()[..], crate::render::json::render(&round).as_bytes());
         let context = state.page_context();
         let whole = crate::render::html::render(Some(&round), &context);
         let parts = [
             crate::render::html::head(&context).into_bytes(),
-            a.page_top.to_vec(),
+            a.page().0.to_vec(),
             crate::render::html::age(&context).into_bytes(),
-            a.page_rest.to_vec(),
+            a.page().1.to_vec(),
         ]
         .concat();
         assert_eq!(String::from_utf8(parts).unwrap(), whole);

@@ -216,7 +216,7 @@ pub fn route_parts(state: &State, method: &Method, path: &str) -> Response<Body>
             "not ready: no round has completed yet\n",
         ),
         "/status" => match state.published() {
-            Some(p) => text(StatusCode::OK, "application/json", p.json),
+            Some(p) => text(StatusCode::OK, "application/json", p.json()),
             None => text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "application/json",
@@ -229,7 +229,10 @@ pub fn route_parts(state: &State, method: &Method, path: &str) -> Response<Body>
             let context = state.page_context();
             let head = Bytes::from(render::html::head(&context));
             let parts = match state.published() {
-                Some(p) => vec![head, p.page_top, render::html::age(&context).into(), p.page_rest],
+                Some(p) => {
+                    let (top, rest) = p.page();
+                    vec![head, top, render::html::age(&context).into(), rest]
+                }
                 None => vec![head, Bytes::from_static(render::html::WAITING.as_bytes())],
             };
             let mut r = chunks(StatusCode::OK, "text/html; charset=utf-8", parts);
