@@ -334,6 +334,37 @@ fn pod_security_and_node_pools() {
         v,
         ["volume node-resolved: hostPath", "volume node-resolv-conf: hostPath"]
     );
+    // The node resolver by the VNet's DNS servers: nothing mounted, the
+    // namespace stays restricted, the resolver asks those servers.
+    let h = docs(&template(
+        "helm3",
+        &[
+            "namespace.create=true",
+            "nodeResolver.enabled=true",
+            "nodeResolver.servers={10.0.0.4,10.0.0.5}",
+        ],
+    ));
+    let ns = find(&h, "Namespace", "netprobe");
+    assert_eq!(
+        ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
+        "restricted"
+    );
+    let ds = find(&h, "DaemonSet", "netprobe");
+    assert!(violations(pod_spec(ds).unwrap(), Level::Restricted).is_empty());
+    let cfg = find(&h, "ConfigMap", "netprobe-config")["data"]["netprobe.yaml"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    netprobe::config::Config::from_yaml(&cfg, "chart", None).unwrap_or_else(|e| panic!("{e}"));
+    let cfg: Value = serde_saphyr::from_str(&cfg).unwrap();
+    let node = cfg["resolvers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "node")
+        .unwrap();
+    assert_eq!(node["servers"], serde_json::json!(["10.0.0.4", "10.0.0.5"]));
+    let h = docs(&template("helm3", EVERYTHING));
     // `helm test`: the one-shot probe on the chosen node.
     let pod = find(&h, "Pod", "netprobe-probe-once");
     assert_eq!(pod["metadata"]["annotations"]["helm.sh/hook"], "test");

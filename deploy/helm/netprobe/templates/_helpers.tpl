@@ -43,12 +43,17 @@ capabilities:
   drop: ["ALL"]
 {{- end -}}
 
-{{/* Volume mounts: the config, and the node's resolv.conf files when the node resolver is on. */}}
+{{/* The node resolver reads the node's files (hostPath) unless it names the VNet's DNS servers. */}}
+{{- define "netprobe.nodeResolverMounts" -}}
+{{- if and .Values.nodeResolver.enabled (not .Values.nodeResolver.servers) }}true{{ end -}}
+{{- end -}}
+
+{{/* Volume mounts: the config, and the node's resolv.conf files when the node resolver mounts them. */}}
 {{- define "netprobe.volumeMounts" -}}
 - name: config
   mountPath: /etc/netprobe
   readOnly: true
-{{- if .Values.nodeResolver.enabled }}
+{{- if include "netprobe.nodeResolverMounts" . }}
 - name: node-resolved
   mountPath: /host/run/systemd/resolve
   readOnly: true
@@ -67,7 +72,7 @@ capabilities:
 - name: config
   configMap:
     name: {{ include "netprobe.fullname" . }}-config
-{{- if .Values.nodeResolver.enabled }}
+{{- if include "netprobe.nodeResolverMounts" . }}
 # hostPath types that check and never create anything on the node.
 - name: node-resolved
   hostPath:
@@ -94,6 +99,9 @@ capabilities:
 {{- range $resolvers -}}{{- if eq .name "node" -}}{{- $has = true -}}{{- end -}}{{- end -}}
 {{- if not $has -}}
 {{- $node := dict "name" "node" "resolv_conf" "/host/run/systemd/resolve/resolv.conf" "resolv_conf_fallback" "/host/etc/resolv.conf" -}}
+{{- with .Values.nodeResolver.servers -}}
+{{- $node = dict "name" "node" "servers" . -}}
+{{- end -}}
 {{- $_ := set $cfg "resolvers" (append $resolvers $node) -}}
 {{- end -}}
 {{- end -}}
