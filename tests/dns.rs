@@ -569,4 +569,5 @@ async fn one_resolver_is_sent_at_most_its_rate() {
         DnsOutcome::Failed(why) => assert!(why.contains("queries per second"), "{why}"),
         other => panic!("{other:?}"),
     }
+    assert_eq!(quick.queries, 0, "nothing was sent, nothing counted");
 }

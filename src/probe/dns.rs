@@ -127,7 +127,12 @@ impl Budget<'_> {
                 (n < MAX_QUERIES_PER_LOOKUP).then_some(n + 1)
             })
             .map_err(|_| QueryError::BudgetSpent)?;
-        self.rate.acquire(self.deadline).await
+        let allowed = self.rate.acquire(self.deadline).await;
+        if allowed.is_err() {
+            // Not sent after all: `queries` counts what went out.
+            self.sent.fetch_sub(1, Ordering::Relaxed);
+        }
+        allowed
     }
 
     fn sent(&self) -> u32 {
