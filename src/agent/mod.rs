@@ -303,9 +303,12 @@ pub async fn run_until(
         let due = engine.config().region_pending || last_node_read.elapsed() >= NODE_REREAD;
         if due && opts.cluster.cluster.is_some() {
             last_node_read = Instant::now();
-            if opts.cluster.read_node().await
-                && let Some(new) = reload_engine(&state, &engine, &opts).await
-            {
+            let changed = tokio::select! {
+                c = opts.cluster.read_node() => c,
+                // A dead API server must not hold up shutdown (the read's own timeout is 5 s).
+                _ = stop.changed() => break 'rounds,
+            };
+            if changed && let Some(new) = reload_engine(&state, &engine, &opts).await {
                 engine = new;
             }
         }
