@@ -144,10 +144,13 @@ pub async fn run_under_limits(
     // round is longer than the interval; otherwise the next one starts within it).
     let addr = agent.addr;
     let mut tasks = Vec::new();
-    for _ in 0..storm {
+    // Each from a loopback address of its own (127.0.1.x): many scrapers,
+    // as the agent serves a few connections per source address.
+    let from = |i: usize| std::net::IpAddr::from([127, 0, 1, 1 + (i % 250) as u8]);
+    for i in 0..storm {
         tasks.push(tokio::spawn(async move {
             let t = Instant::now();
-            let (code, body) = netprobe_testkit::http_get(addr, "/metrics").await;
+            let (code, body) = netprobe_testkit::http_get_from(from(i), addr, "/metrics").await;
             (
                 code,
                 body.matches("netprobe_target_info{").count(),
@@ -168,9 +171,9 @@ pub async fn run_under_limits(
     // after the scrapes, so that both storms fit the server's 64
     // connections).
     let mut status_tasks = Vec::new();
-    for _ in 0..storm {
+    for i in 0..storm {
         status_tasks.push(tokio::spawn(async move {
-            let (code, body) = netprobe_testkit::http_get(addr, "/status").await;
+            let (code, body) = netprobe_testkit::http_get_from(from(i), addr, "/status").await;
             (code, body.matches("\"fqdn\":").count())
         }));
     }

@@ -297,20 +297,11 @@ pub async fn run_until(
                 _ = stop.changed() => break 'rounds,
             }
         }
-        // The Node, again: every round while `region: auto` waits for it
-        // (an API server or DNS outage at start must not crash-loop the
-        // agent), and now and then after. A region read now reloads.
-        let due = engine.config().region_pending || last_node_read.elapsed() >= NODE_REREAD;
-        if due && opts.cluster.cluster.is_some() {
-            last_node_read = Instant::now();
-            let changed = tokio::select! {
-                c = opts.cluster.read_node() => c,
-                // A dead API server must not hold up shutdown (the read's own timeout is 5 s).
-                _ = stop.changed() => break 'rounds,
-            };
-            if changed && let Some(new) = reload_engine(&state, &engine, &opts).await {
-                engine = new;
-            }
+        let Some(reread) = reread_node(&state, &engine, &mut opts, &mut last_node_read, &mut stop).await else {
+            break 'rounds;
+        };
+        if let Some(new) = reread {
+            engine = new;
         }
         let started = Instant::now();
         let report = tokio::select! {
@@ -346,6 +337,34 @@ pub async fn run_until(
     let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
     tracing::info!("netprobe agent stopped");
     Ok(())
+}
+
+/// The Node, again: every round while `region: auto` waits for it (an API
+/// server or DNS outage at start must not crash-loop the agent), and
+/// hourly after. A region read now reloads: `Some(Some(engine))`. `None`
+/// when `stop` turned true meanwhile (a dead API server must not hold up
+/// shutdown; the read's own timeout is 5 s).
+async fn reread_node(
+    state: &Arc<State>,
+    engine: &Engine,
+    opts: &mut AgentOptions,
+    last_read: &mut Instant,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<Option<Engine>> {
+    let due = engine.config().region_pending || last_read.elapsed() >= NODE_REREAD;
+    if !due || opts.cluster.cluster.is_none() {
+        return Some(None);
+    }
+    *last_read = Instant::now();
+    let changed = tokio::select! {
+        c = opts.cluster.read_node() => c,
+        _ = stop.changed() => return None,
+    };
+    Some(if changed {
+        reload_engine(state, engine, opts).await
+    } else {
+        None
+    })
 }
 
 /// Loads the configuration file again with what the cluster tells now,

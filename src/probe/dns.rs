@@ -502,8 +502,16 @@ async fn udp_exchange(
         match timeout_at(wait_until, sock.recv(&mut buf)).await {
             Err(_) if !resent => {
                 resent = true;
-                budget.spend().await?;
-                sock.send(bytes).await.map_err(|e| io_error(server, e))?;
+                match budget.spend().await {
+                    Ok(()) => {
+                        sock.send(bytes).await.map_err(|e| io_error(server, e))?;
+                    }
+                    // The resolver's rate is spent: no retransmission, the
+                    // first query is still awaited (a silent server stays a
+                    // timeout, not an error of netprobe's making).
+                    Err(QueryError::HeldBack) => {}
+                    Err(e) => return Err(e),
+                }
             }
             Err(_) => return Err(QueryError::Timeout),
             Ok(Err(e)) => return Err(io_error(server, e)),

@@ -20,9 +20,31 @@ pub use fuzz::{assert_config_error_readable, assert_readable};
 /// plain body (no chunked encoding) and closes; the status and the body, or
 /// `(0, "")` when nothing answers.
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
+    let Ok(s) = tokio::net::TcpStream::connect(addr).await else {
         return (0, String::new());
     };
+    get_on(s, path).await
+}
+
+/// [`http_get`] from the loopback address `from` (e.g. 127.0.1.7): one of
+/// many clients, as a fleet of scrapers is to the agent, which serves a
+/// few connections per source address.
+pub async fn http_get_from(from: std::net::IpAddr, addr: SocketAddr, path: &str) -> (u16, String) {
+    let socket = match from {
+        std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+        std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+    };
+    let Ok(socket) = socket else { return (0, String::new()) };
+    if socket.bind(SocketAddr::new(from, 0)).is_err() {
+        return (0, String::new());
+    }
+    let Ok(s) = socket.connect(addr).await else {
+        return (0, String::new());
+    };
+    get_on(s, path).await
+}
+
+async fn get_on(mut s: tokio::net::TcpStream, path: &str) -> (u16, String) {
     let request = format!("GET {path} HTTP/1.0\r\nHost: netprobe\r\n\r\n");
     if s.write_all(request.as_bytes()).await.is_err() {
         return (0, String::new());
