@@ -571,3 +571,43 @@ async fn one_resolver_is_sent_at_most_its_rate() {
     }
     assert_eq!(quick.queries, 0, "nothing was sent, nothing counted");
 }
+
+/// A reload keeps each resolver's query rate (no fresh burst per reload),
+/// unless the resolvers changed.
+#[tokio::test]
+async fn a_reload_keeps_the_resolvers_query_rates() {
+    let mut records = Records::new();
+    records.insert("kv01.vault.azure.net".into(), Entry::Addrs(vec![ip("10.0.1.6")]));
+    let server = dns(records).await;
+    let yaml = |resolver: &str| {
+        format!(
+            "key_vaults: [kv01]\nresolvers: [{{name: {resolver}, servers: [\"{}\"]}}]\ntimeout: 5s\n",
+            server.addr()
+        )
+    };
+    let ca = netprobe_sim::pki::Ca::new("unused").unwrap();
+    let engine = |y: &str| {
+        netprobe::probe::Engine::with_tls(
+            netprobe::config::Config::from_yaml(y, "t.yaml", None).unwrap(),
+            common::trust(&ca),
+        )
+    };
+    let first = engine(&yaml("system"));
+    let reloaded = engine(&yaml("system")).keeping_rates_of(&first);
+    let renamed = engine(&yaml("other")).keeping_rates_of(&first);
+    let now = std::time::SystemTime::now;
+    // 150 rounds of one target at once: 300 queries, reserved about 2 s
+    // past the burst. Meanwhile, one round on each reloaded engine.
+    let drain = futures_util::future::join_all((0..150).map(|_| first.run_round(now())));
+    let check = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let held = |o: netprobe::observation::RoundObservation| o.held.iter().sum::<u64>();
+        (
+            held(reloaded.run_round(now()).await),
+            held(renamed.run_round(now()).await),
+        )
+    };
+    let (_, (kept, fresh)) = tokio::join!(drain, check);
+    assert!(kept > 0, "a reload granted a fresh burst");
+    assert_eq!(fresh, 0, "other resolvers start with their own burst");
+}

@@ -378,7 +378,8 @@ async fn reload_engine(state: &Arc<State>, engine: &Engine, opts: &AgentOptions)
     let new = tokio::task::spawn_blocking(move || reload(&path, &st, listen, &load))
         .await
         .ok()
-        .flatten()?;
+        .flatten()?
+        .keeping_rates_of(engine);
     apply_targets(state, new.config());
     warn_if_floored(new.config(), opts.min_interval);
     Some(new)

@@ -72,6 +72,22 @@ impl Engine {
         &self.config
     }
 
+    /// This engine, with `previous`'s query rates where the resolvers are
+    /// the same (names, in order): a reload must not grant a fresh burst,
+    /// or frequent reloads would lift the bound on the node's DNS.
+    pub fn keeping_rates_of(mut self, previous: &Engine) -> Engine {
+        let same = |a: &Config, b: &Config| {
+            a.resolvers
+                .iter()
+                .map(|r| &r.name)
+                .eq(b.resolvers.iter().map(|r| &r.name))
+        };
+        if same(&self.config, &previous.config) {
+            self.rates = previous.rates.clone();
+        }
+        self
+    }
+
     /// Probes every target once; `started_at` is the wall-clock time the
     /// caller gives the round. Observations only: `judge` decides.
     pub async fn run_round(&self, started_at: SystemTime) -> RoundObservation {
