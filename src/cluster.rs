@@ -60,19 +60,19 @@ fn classify(what: &str, e: KubeError) -> ClusterError {
 /// reason, message) rather than the library's debug print of it.
 pub fn kube_message(e: &KubeError) -> String {
     match e {
-        KubeError::Api(status) => {
-            let reason = if status.reason.is_empty() {
-                "error"
-            } else {
-                status.reason.as_str()
-            };
-            if status.message.is_empty() {
-                format!("the API server answered {} {reason}", status.code)
-            } else {
-                format!("the API server answered {} {reason}: {}", status.code, status.message)
-            }
-        }
+        KubeError::Api(status) => status_message(status.code, &status.reason, &status.message),
         other => other.to_string(),
+    }
+}
+
+/// An API server's Status (code, reason, message) in words; an empty reason
+/// reads "error", an empty message is left out.
+pub fn status_message(code: u16, reason: &str, message: &str) -> String {
+    let reason = if reason.is_empty() { "error" } else { reason };
+    if message.is_empty() {
+        format!("the API server answered {code} {reason}")
+    } else {
+        format!("the API server answered {code} {reason}: {message}")
     }
 }
 
@@ -494,7 +494,7 @@ impl ClusterContext {
                 self.node_error = None;
             }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot read this pod's Node; trying again next round");
+                tracing::warn!(error = %e, "cannot read this pod's Node; trying again later");
                 self.node_error = Some(e.to_string());
             }
         }

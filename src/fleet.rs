@@ -332,17 +332,18 @@ async fn read_status(client: &Client, path: &str) -> Result<RoundReport, String>
         })?
         .to_bytes();
     if !status.is_success() {
-        // A Kubernetes Status object, said as `kube_message` says one.
+        // A Kubernetes Status object, in the words of `kube_message`, its
+        // parts from the API server's proxy escaped and cut.
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        let reason = v["reason"].as_str().filter(|r| !r.is_empty()).unwrap_or("error");
-        let said = match v["message"].as_str().filter(|m| !m.is_empty()) {
-            Some(m) => format!(": {}", crate::service::first_line(m)),
-            None => String::new(),
-        };
+        let reason = crate::text::shown(v["reason"].as_str().unwrap_or(""), 64);
+        let message = v["message"]
+            .as_str()
+            .filter(|m| !m.is_empty())
+            .map(crate::service::first_line)
+            .unwrap_or_default();
         return Err(format!(
-            "reading /status through the API server: the API server answered {} {}{said}",
-            status.as_u16(),
-            crate::text::shown(reason, 64)
+            "reading /status through the API server: {}",
+            crate::cluster::status_message(status.as_u16(), &reason, &message)
         ));
     }
     serde_json::from_slice::<RoundReport>(&body).map_err(|e| {
