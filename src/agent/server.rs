@@ -226,15 +226,7 @@ pub fn route_parts(state: &State, method: &Method, path: &str) -> Response<Body>
         _ => {
             // The round's parts are shared; only the head and the age line
             // are made per request.
-            let context = state.page_context();
-            let head = Bytes::from(render::html::head(&context));
-            let parts = match state.published() {
-                Some(p) => {
-                    let (top, rest) = p.page();
-                    vec![head, top, render::html::age(&context).into(), rest]
-                }
-                None => vec![head, Bytes::from_static(render::html::WAITING.as_bytes())],
-            };
+            let parts = render::html::parts(&state.page_context(), state.published().map(|p| p.page()));
             let mut r = chunks(StatusCode::OK, "text/html; charset=utf-8", parts);
             r.headers_mut().insert(
                 header::CONTENT_SECURITY_POLICY,

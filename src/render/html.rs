@@ -4,6 +4,8 @@
 
 use std::fmt::Write;
 
+use bytes::Bytes;
+
 use crate::report::{RoundReport, TargetReport};
 
 /// Escapes text for HTML element content and attribute values.
@@ -50,21 +52,25 @@ pub struct PageContext {
 }
 
 /// Renders the page; `report` is `None` before the first round completes.
-/// Failing targets come first. The agent serves the same text in parts:
-/// [`head`] and [`age`] per request, the round's parts ([`RoundPage`])
-/// built once per round and shared by every reader.
+/// Failing targets come first. The agent serves the same text in parts
+/// ([`parts`]): the round's parts ([`RoundPage`]) built once per round and
+/// shared by every reader.
 pub fn render(report: Option<&RoundReport>, page: &PageContext) -> String {
-    let mut h = head(page);
-    match report {
-        None => h.push_str(WAITING),
-        Some(r) => {
-            let parts = RoundPage::new(r);
-            h.push_str(&parts.top);
-            h.push_str(&age(page));
-            h.push_str(&parts.rest);
-        }
+    let round = report.map(|r| {
+        let p = RoundPage::new(r);
+        (Bytes::from(p.top), Bytes::from(p.rest))
+    });
+    parts(page, round).iter().map(|b| String::from_utf8_lossy(b)).collect()
+}
+
+/// The page in order: [`head`] and [`age`], made for this request, around
+/// the round's parts (`top`, `rest`), or [`WAITING`] before the first round.
+pub fn parts(page: &PageContext, round: Option<(Bytes, Bytes)>) -> Vec<Bytes> {
+    let head = Bytes::from(head(page));
+    match round {
+        Some((top, rest)) => vec![head, top, age(page).into(), rest],
+        None => vec![head, Bytes::from_static(WAITING.as_bytes())],
     }
-    h
 }
 
 /// The page before the first round, after [`head`].
