@@ -53,6 +53,31 @@ impl Cause {
                 "SERVFAIL, REFUSED, another error rcode, loop, over-long chain, spent query budget",
                 "the server's ACL (REFUSED) or its forwarders (SERVFAIL)",
             ),
+            Cause::DnsPolicyBlocked => (
+                Layer::Dns,
+                "the chain leads to `blockpolicy.azuredns.invalid`: an Azure DNS security policy blocks the name",
+                "an Allow rule with a lower priority number, or remove the domain from the policy's Block list",
+            ),
+            Cause::ZoneForwarded => (
+                Layer::Dns,
+                "privatelink CNAME, public or missing answer, and the zone's SOA (asked of Azure DNS) is not Azure's",
+                "a forwarding ruleset rule or another DNS server answers the zone: fix that server or the rule",
+            ),
+            Cause::DnsTcpBlocked => (
+                Layer::Dns,
+                "a truncated UDP answer whose TCP retry failed (the server answers UDP, not TCP 53)",
+                "allow TCP 53 from the node subnet to the DNS server",
+            ),
+            Cause::DnsStaleCache => (
+                Layer::Dns,
+                "AKS LocalDNS answers another private address than Azure DNS",
+                "LocalDNS's cache holds a replaced endpoint's address: restart LocalDNS or wait out its cache",
+            ),
+            Cause::DnsServingStale => (
+                Layer::Dns,
+                "AKS LocalDNS answers, its upstream DNS server does not",
+                "restore the upstream DNS server before LocalDNS's serve-stale window runs out",
+            ),
             Cause::MixedAnswers => (
                 Layer::Dns,
                 "private and public addresses together",
@@ -115,10 +140,17 @@ impl Cause {
             Cause::ZoneNotLinked | Cause::NoPrivateEndpoint | Cause::MixedAnswers => {
                 Some("NetprobePrivateDNSRegression")
             }
-            Cause::RecordMissing | Cause::NameNotFound | Cause::DnsUnreachable | Cause::DnsError => {
-                Some("NetprobeDNSFailing")
+            Cause::RecordMissing
+            | Cause::NameNotFound
+            | Cause::DnsUnreachable
+            | Cause::DnsError
+            | Cause::DnsPolicyBlocked
+            | Cause::ZoneForwarded
+            | Cause::DnsTcpBlocked
+            | Cause::DnsServingStale => Some("NetprobeDNSFailing"),
+            Cause::UnexpectedIp | Cause::UnexpectedPrivate | Cause::DnsStaleCache => {
+                Some("NetprobeDNSUnexpectedAnswer")
             }
-            Cause::UnexpectedIp | Cause::UnexpectedPrivate => Some("NetprobeDNSUnexpectedAnswer"),
             Cause::DnsPathNotForwarding => Some("NetprobeDNSPathMismatch"),
             Cause::EndpointBlocked | Cause::EndpointStale | Cause::TlsMismatch | Cause::HttpRejected => {
                 Some("NetprobePrivateEndpointUnreachable")
@@ -146,7 +178,7 @@ impl Facts {
         self
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    pub fn get(&self, name: &str) -> Option<&str> {
         self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
     }
 }
@@ -234,13 +266,57 @@ texts! {
         "resolver '{resolver}' answered {what} from {server} for {fqdn}: a server that cannot resolve the name: a \
          forwarder that cannot reach its upstream, or a broken zone. Fix: check the DNS server's logs and its \
          forwarders."),
+    /// Azure DNS (168.63.129.16) answers SERVFAIL for this name, and answers
+    /// the round's other names: a DNS security policy is the first suspect.
+    DnsServfailPolicy => (DnsError,
+        "resolver '{resolver}' answered SERVFAIL from {server} for {fqdn}, and Azure DNS (168.63.129.16) answers \
+         SERVFAIL for it too while it answers this node's other names: an Azure DNS security policy blocking the \
+         domain is the first suspect (a Block rule answers SERVFAIL), then a private zone or forwarding target that \
+         fails for it. Fix: check the DNS security policies linked to the VNet (DNSQueryLogs | where QueryName \
+         has \"{fqdn}\" | where ResolverPolicyRuleAction == \"Block\"); if none blocks it, check the server's \
+         logs and its forwarders."),
+    /// The chain reached Azure DNS security policy's block sentinel.
+    PolicyBlocked => (DnsPolicyBlocked,
+        "resolver '{resolver}': {chain}: an Azure DNS security policy blocks {blocked} (a domain list entry matches \
+         it or a parent domain) and answers with the block sentinel instead of the record. Fix: in the DNS \
+         security policy linked to the VNet, add an Allow rule for the domain with a lower priority number than \
+         the Block rule, or remove the domain from the blocked domain list; confirm with DNSQueryLogs | where \
+         QueryName has \"{blocked}\" | where ResolverPolicyRuleAction == \"Block\"."),
+    /// The zone's SOA says another server holds the privatelink zone.
+    ZoneForwarded => (ZoneForwarded,
+        "resolver '{resolver}': {chain} -> {answer}, and Azure DNS answers the SOA of {zone} from {soa}, not from \
+         an Azure private DNS zone: a DNS Private Resolver forwarding ruleset rule (for {public_zone}, a parent \
+         domain or \".\") sends this zone to another DNS server, which overrides the linked private zone for \
+         every query from the VNet, 168.63.129.16 included. Fix: remove or narrow the forwarding rule, or add the \
+         private endpoint's record to the zone on the server it forwards to."),
+    /// A truncated UDP answer whose TCP retry failed.
+    DnsTcpFailed => (DnsTcpBlocked,
+        "resolver '{resolver}': the answer for {fqdn} from {server} does not fit UDP and the TCP retry failed \
+         ({why}): the server answers UDP 53 but TCP 53 is blocked or not served. Fix: allow TCP 53 from the node \
+         subnet to {server} in the NSGs, firewalls and NVAs on the path, and check the server listens on TCP."),
+    /// AKS LocalDNS answers another private address than the reference resolver.
+    StaleCache => (DnsStaleCache,
+        "resolver '{resolver}' (AKS LocalDNS, {server}) answers {addresses} for {fqdn} but resolver '{good}' \
+         answers {good_addresses}: LocalDNS's cache still holds the address of a private endpoint that was \
+         replaced (it keeps answers up to cacheDurationInSeconds, and stale ones up to \
+         serveStaleDurationInSeconds). The zone is right; do not recreate the zone group. Fix: wait for the \
+         cache to expire, or restart LocalDNS on the node (or lower its cache duration in the node pool's LocalDNS \
+         profile)."),
+    /// AKS LocalDNS answers while its upstream is silent.
+    ServingStale => (DnsServingStale,
+        "resolver '{resolver}' (the upstream of AKS LocalDNS '{good}') gives no answer ({why}), yet '{good}' still \
+         answers {fqdn}: the pod path lives on cached and stale answers (serve-stale, up to \
+         serveStaleDurationInSeconds, 3600 s by default) and will fail when they run out. Fix: restore the \
+         upstream DNS server {server} (and port 53 to it over UDP and TCP) before the window ends."),
     DnsUnusable => (DnsError,
         "resolver '{resolver}' answered {what} from {server} for {fqdn}: Fix: check the DNS server's logs."),
     PathNotForwarding => (DnsPathNotForwarding,
         "resolver '{good}' answers private ({good_addresses}) but resolver '{resolver}' answers {verdict} ({chain}, \
          {addresses}): the DNS path behind '{resolver}' does not reach Azure DNS for this zone. Fix: on that DNS \
          server, conditionally forward {public_zone} (the public zone, not {zone}) to 168.63.129.16 or a DNS Private \
-         Resolver inbound endpoint."),
+         Resolver inbound endpoint. When that path is an Azure Firewall DNS proxy or a Virtual WAN hub, the zone \
+         must be linked to the VNet where the resolver lives (zones cannot be linked to a vWAN hub): link {zone} \
+         there, or forward to a DNS Private Resolver inbound endpoint in a VNet that has the links."),
     ZoneNotLinked => (ZoneNotLinked,
         "resolver '{resolver}': {chain} ends at public {addresses}: the private DNS zone {zone} is not linked to the \
          VNet this DNS path uses, so the public answer wins. The same answer comes from a linked zone without a \
@@ -250,7 +326,16 @@ texts! {
     NoPrivateEndpoint => (NoPrivateEndpoint,
         "resolver '{resolver}': {chain} resolves to public {addresses} with no privatelink CNAME: the resource has \
          no approved private endpoint. Fix: create a private endpoint for it (or approve the pending connection) \
-         with a DNS zone group for {zone}."),
+         with a DNS zone group for {zone}. Private endpoints in the workspace's managed VNet do not count: they \
+         do not serve the AKS cluster's VNet."),
+    /// A public answer through a linked Azure private zone: the link's
+    /// fallback to the internet hides a missing record.
+    RecordMissingFallback => (RecordMissing,
+        "resolver '{resolver}': {chain} ends at public {addresses}, yet Azure DNS answers the SOA of {zone} from an \
+         Azure private DNS zone ({soa}): the zone is linked, holds no record for this name, and the link's fallback \
+         to the internet (resolutionPolicy: NxDomainRedirect) returns the public answer. Do not relink the zone. \
+         Fix: add the A record for the private endpoint's NIC address to {zone}, or recreate the endpoint's DNS \
+         zone group."),
     RecordMissing => (RecordMissing,
         "resolver '{resolver}': {chain} -> {answer}: the zone {zone} is linked but holds no record for this name \
          (endpoint deleted, new replica, or record overwritten by another VNet's endpoint). Fix: add the A record \
@@ -265,6 +350,14 @@ texts! {
         "resolver '{resolver}': {chain} resolves to {addresses}, not the private endpoint's {expected}: a stale \
          record, or one overwritten by an endpoint in another VNet sharing the zone. Fix: correct the A record in \
          {zone}."),
+    /// API Server VNet Integration: the name answers another address than
+    /// the `kubernetes` Service's endpoints.
+    ApiServerElsewhere => (UnexpectedIp,
+        "resolver '{resolver}': {fqdn} resolves to {addresses}, but the kubernetes Service's endpoints (the API \
+         server's internal load balancer with API Server VNet Integration) are {expected}: the record in {zone} is \
+         stale or another zone answers the name for this VNet. Fix: check that {zone} is linked to this VNet and \
+         holds the API server's address (AKS manages that record; compare az aks show --query \
+         apiServerAccessProfile)."),
     UnexpectedPrivate => (UnexpectedPrivate,
         "resolver '{resolver}': {chain} resolves to private {addresses}, but this target is expected to be public. \
          Fix: check for a private zone shadowing the public name, or set `expect: public`."),
@@ -356,6 +449,8 @@ pub const FACT_NAMES: &[&str] = &[
     "service_says",
     "tag",
     "services",
+    "blocked",
+    "soa",
 ];
 
 #[cfg(test)]

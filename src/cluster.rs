@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{Event, EventSource, Node, ObjectReference, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Api, PostParams};
 use kube::{Client, Error as KubeError};
@@ -144,6 +145,27 @@ impl Cluster {
         )
         .await?;
         Ok(())
+    }
+
+    /// The `kubernetes` Service's endpoint addresses (its EndpointSlice in
+    /// `default`): with API Server VNet Integration, the API server's
+    /// internal load balancer, which nodes use by IP.
+    pub async fn api_endpoints(&self) -> Result<Vec<IpAddr>, ClusterError> {
+        let api: Api<EndpointSlice> = Api::namespaced(self.client.clone(), "default");
+        let slice = call(
+            "get endpointslices kubernetes in namespace default",
+            api.get("kubernetes"),
+        )
+        .await?;
+        let mut out: Vec<IpAddr> = slice
+            .endpoints
+            .iter()
+            .flat_map(|e| &e.addresses)
+            .filter_map(|a| a.parse().ok())
+            .collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
     }
 
     /// Reads a Service (the AML inference router).
@@ -518,10 +540,16 @@ impl ClusterContext {
             }
             (Some((ns, name)), Some(c)) => Some((ns.clone(), name.clone(), c.service(ns, name).await)),
         };
+        let vnet_integration = config.targets.iter().any(crate::service::apiserver::vnet_integration);
+        let api_endpoints = match &self.cluster {
+            Some(c) if vnet_integration => Some(c.api_endpoints().await.map_err(|e| e.to_string())),
+            _ => None,
+        };
         ClusterObservation {
             node: self.node.clone(),
             node_error: self.node_error.clone(),
             scoring_service,
+            api_endpoints,
         }
     }
 }
@@ -534,6 +562,10 @@ pub struct ClusterObservation {
     pub node_error: Option<String>,
     /// The inference router Service (namespace, name, what reading it gave).
     pub scoring_service: Option<(String, String, Result<Service, ClusterError>)>,
+    /// The `kubernetes` Service's endpoint addresses, read when the
+    /// `api-server` target's name is in an API Server VNet Integration zone
+    /// (`private.<region>.azmk8s.io`), or why they could not be read.
+    pub api_endpoints: Option<Result<Vec<IpAddr>, String>>,
 }
 
 #[cfg(test)]

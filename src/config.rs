@@ -117,6 +117,10 @@ impl Config {
 pub struct ResolverSpec {
     pub name: String,
     pub source: ResolverSource,
+    /// The resolver (index) this one forwards to, when it is a cache in
+    /// front of it (AKS LocalDNS in front of the VNet's DNS servers):
+    /// `upstream: <name>`. Compared to tell a dead upstream behind a cache.
+    pub upstream: Option<usize>,
 }
 
 /// Where a resolver's servers come from.
@@ -150,6 +154,8 @@ mod raw {
         /// Used when `resolv_conf` cannot be read (e.g. a node without systemd-resolved).
         pub resolv_conf_fallback: Option<S<String>>,
         pub servers: Option<Vec<S<String>>>,
+        /// The resolver this one forwards to (AKS LocalDNS's upstream).
+        pub upstream: Option<S<String>>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -465,6 +471,7 @@ fn resolvers(raw: &File, ctx: &Ctx<'_>) -> Result<Vec<ResolverSpec>, ConfigError
         None => vec![ResolverSpec {
             name: "system".into(),
             source: ResolverSource::ResolvConf(vec![PathBuf::from(DEFAULT_RESOLV_CONF)]),
+            upstream: None,
         }],
         Some(list) if list.is_empty() => {
             return Err(ctx.err_at_top("resolvers", "must not be empty (omit it for the system resolver)"));
@@ -523,6 +530,30 @@ fn resolvers(raw: &File, ctx: &Ctx<'_>) -> Result<Vec<ResolverSpec>, ConfigError
                 out.push(ResolverSpec {
                     name: r.name.value.clone(),
                     source,
+                    upstream: None,
+                });
+            }
+            for (i, r) in list.iter().enumerate() {
+                let Some(up) = &r.upstream else { continue };
+                let at = out.iter().position(|o| o.name == up.value);
+                out[i].upstream = Some(match at {
+                    Some(j) if j != i => j,
+                    _ => {
+                        let others: Vec<&str> = out
+                            .iter()
+                            .filter(|o| o.name != r.name.value)
+                            .map(|o| o.name.as_str())
+                            .collect();
+                        return Err(ctx.err(
+                            up,
+                            format!("resolvers[{i}].upstream"),
+                            format!(
+                                "{:?} is not another configured resolver (have: {})",
+                                up.value,
+                                others.join(", ")
+                            ),
+                        ));
+                    }
                 });
             }
             out

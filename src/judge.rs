@@ -13,32 +13,106 @@ use std::net::IpAddr;
 use crate::cluster::{ClusterObservation, judge_scoring_service, region_finding, scoring_service_unavailable};
 use crate::config::Config;
 use crate::model::FindingCode;
-use crate::observation::{RoundObservation, TargetObservation};
-use crate::report::{Finding, RoundReport, ScoringServiceReport, TargetReport};
+use crate::observation::{DnsObservation, DnsOutcome, RoundObservation, TargetObservation, ZoneSoa};
+use crate::report::{Finding, RoundReport, ScoringServiceReport, TargetReport, TcpCheckReport};
 use crate::service::Target;
-use crate::verdict::{self, ConnectView, DnsView, ReachContext};
+use crate::verdict::{self, ConnectView, DnsContext, DnsView, ReachContext, ZoneHolder};
 
 /// Judges a whole round: every target, then what the cluster told.
 pub fn round(config: &Config, obs: &RoundObservation, cluster: &ClusterObservation) -> RoundReport {
+    let upstreams: Vec<Option<usize>> = config.resolvers.iter().map(|r| r.upstream).collect();
+    let round_facts = RoundFacts {
+        azure_answers: obs
+            .targets
+            .iter()
+            .flatten()
+            .flat_map(|t| &t.dns)
+            .any(|d| d.server.is_some_and(verdict::is_azure_dns) && answered(d)),
+        zone_soas: &obs.zone_soas,
+        upstreams: &upstreams,
+        api_endpoints: match &cluster.api_endpoints {
+            Some(Ok(list)) => Some(list.as_slice()),
+            _ => None,
+        },
+    };
     let targets: Vec<TargetReport> = config
         .targets
         .iter()
         .zip(&obs.targets)
         .map(|(t, o)| match o {
-            Some(o) => target(config, t, o),
+            Some(o) => target(config, t, o, &round_facts),
             None => TargetReport::internal_error(t),
         })
         .collect();
-    let (findings, scoring) = cluster_findings(config, cluster);
+    let (mut findings, scoring) = cluster_findings(config, cluster);
     let mut report = RoundReport::new(config, obs.started_at, obs.duration, &obs.servers, targets);
     for (r, held) in report.resolvers.iter_mut().zip(&obs.held) {
         r.queries_held = *held;
     }
+    findings.extend(resolver_checks(&mut report, obs));
     report.with_cluster(cluster.node.clone(), findings, scoring)
 }
 
+/// The round's own checks on each resolver: the TCP 53 check (a server that
+/// answers UDP but not TCP is a finding), and the queries they cost.
+fn resolver_checks(report: &mut RoundReport, obs: &RoundObservation) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for (r, check) in report.resolvers.iter_mut().zip(&obs.tcp_checks) {
+        r.check_queries += obs
+            .zone_soas
+            .iter()
+            .filter(|s| s.resolver == r.name)
+            .map(|s| u64::from(s.queries))
+            .sum::<u64>();
+        let Some(c) = check else { continue };
+        r.check_queries += u64::from(c.queries);
+        let (ok, detail) = match &c.outcome {
+            Ok(rcode) => (true, rcode.as_string()),
+            Err(why) => (false, why.clone()),
+        };
+        if !ok && c.queries > 0 {
+            findings.push(Finding {
+                code: FindingCode::DnsTcpBlocked,
+                message: format!(
+                    "resolver '{}': {} answers over UDP but not over TCP 53 ({}): answers that do not fit UDP \
+                     (many addresses, long chains) and AKS LocalDNS, which forwards over TCP, fail through it. Fix: \
+                     allow TCP 53 from the node subnet to {} in the NSGs, firewalls and NVAs on the path, and check \
+                     the server listens on TCP.",
+                    r.name,
+                    c.server,
+                    crate::text::shown(&detail, 200),
+                    c.server.ip()
+                ),
+            });
+        }
+        r.tcp = Some(TcpCheckReport {
+            server: c.server.to_string(),
+            name: c.name.clone(),
+            ok,
+            detail,
+        });
+    }
+    findings
+}
+
+/// What the round as a whole tells about each target's judgement.
+pub struct RoundFacts<'a> {
+    /// Azure DNS gave a usable answer for some name this round.
+    pub azure_answers: bool,
+    pub zone_soas: &'a [ZoneSoa],
+    /// Each resolver's upstream (`upstream`), in configuration order.
+    pub upstreams: &'a [Option<usize>],
+    /// The `kubernetes` Service's endpoint addresses, when read (API Server
+    /// VNet Integration).
+    pub api_endpoints: Option<&'a [IpAddr]>,
+}
+
+fn answered(d: &DnsObservation) -> bool {
+    matches!(&d.outcome, DnsOutcome::Answer(a) if a.rcode.usable())
+}
+
 /// Judges one target's observations.
-pub fn target(cfg: &Config, target: &Target, obs: &TargetObservation) -> TargetReport {
+pub fn target(cfg: &Config, target: &Target, obs: &TargetObservation, round: &RoundFacts<'_>) -> TargetReport {
     let views: Vec<DnsView> = obs
         .dns
         .iter()
@@ -74,7 +148,7 @@ pub fn target(cfg: &Config, target: &Target, obs: &TargetObservation) -> TargetR
         });
     let via = obs.connect_resolver.filter(|i| *i < views.len());
     let reach = verdict::worst_reach(&connect_views);
-    let diagnosis = verdict::diagnose(
+    let mut diagnosis = verdict::diagnose(
         target,
         &views,
         cfg.connect_via,
@@ -85,8 +159,16 @@ pub fn target(cfg: &Config, target: &Target, obs: &TargetObservation) -> TargetR
             expected_addresses: via.is_some_and(|i| verdict::meets(target.expect, views[i].verdict)),
             via: via.map(|i| views[i].resolver.as_str()),
             outside_tag,
+            dns: DnsContext {
+                zone_holder: zone_holder(target, round.zone_soas),
+                azure_answers_others: round.azure_answers,
+                upstreams: round.upstreams,
+            },
         },
     );
+    if crate::service::apiserver::vnet_integration(target) {
+        diagnosis.vnet_integrated_api_server(target, &views, round.api_endpoints);
+    }
     let via_name = via.map(|i| views[i].resolver.clone());
     TargetReport::new(
         target,
@@ -98,6 +180,17 @@ pub fn target(cfg: &Config, target: &Target, obs: &TargetObservation) -> TargetR
         via_name,
         diagnosis,
     )
+}
+
+/// Who answers the target's privatelink zone, from the round's SOAs.
+fn zone_holder(target: &Target, soas: &[ZoneSoa]) -> ZoneHolder {
+    let Some(zone) = target.privatelink_zone.as_deref() else {
+        return ZoneHolder::Unknown;
+    };
+    match soas.iter().find(|s| s.zone == zone).map(|s| &s.outcome) {
+        Some(Ok(soa)) => verdict::zone_holder(zone, soa.as_ref()),
+        _ => ZoneHolder::Unknown,
+    }
 }
 
 /// Cluster-level findings (the node's region against the workspace's) and
@@ -170,6 +263,8 @@ mod tests {
             duration: Duration::ZERO,
             servers: vec![Ok(vec![])],
             held: vec![3],
+            tcp_checks: vec![None],
+            zone_soas: vec![],
             targets: vec![
                 None,
                 Some(TargetObservation {

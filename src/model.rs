@@ -80,6 +80,9 @@ string_enum! {
         Error => "error",
         /// Private, but not one of the target's `expected_ips`.
         UnexpectedIp => "unexpected_ip",
+        /// The chain leads to Azure DNS security policy's block sentinel
+        /// (`blockpolicy.azuredns.invalid`): the name was blocked, not resolved.
+        Blocked => "blocked",
     }
 }
 
@@ -115,6 +118,21 @@ string_enum! {
         DnsPathNotForwarding => "dns_path_not_forwarding",
         DnsUnreachable => "dns_unreachable",
         DnsError => "dns_error",
+        /// An Azure DNS security policy blocks the name (the chain leads to
+        /// `blockpolicy.azuredns.invalid`).
+        DnsPolicyBlocked => "dns_policy_blocked",
+        /// The privatelink zone's SOA is not Azure's private DNS: a forwarding
+        /// ruleset rule (or another DNS server) answers the zone for the VNet.
+        ZoneForwarded => "zone_forwarded",
+        /// A server answers UDP but not TCP 53 (a truncated answer's TCP retry
+        /// failed).
+        DnsTcpBlocked => "dns_tcp_blocked",
+        /// AKS LocalDNS answers another private address than Azure DNS: its
+        /// cache holds a replaced endpoint's address.
+        DnsStaleCache => "dns_stale_cache",
+        /// AKS LocalDNS still answers while its upstream DNS server does not:
+        /// the pod path lives on cached answers until serve-stale runs out.
+        DnsServingStale => "dns_serving_stale",
         MixedAnswers => "mixed_answers",
         UnexpectedIp => "unexpected_ip",
         /// A target expected public resolved to a private address.
@@ -199,6 +217,8 @@ string_enum! {
         /// `region: auto`, but the node's region could not be read yet:
         /// the targets that need it are not probed.
         RegionUnknown => "region_unknown",
+        /// A resolver's server answers over UDP but not over TCP 53.
+        DnsTcpBlocked => "dns_tcp_blocked",
     }
 }
 

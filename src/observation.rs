@@ -112,6 +112,9 @@ pub enum DnsOutcome {
     /// The resolver has no server to ask: its resolv.conf is missing,
     /// unreadable or lists no `nameserver` (the node's state, not a crash).
     NoServers(String),
+    /// The UDP answer was truncated (or too large) and its TCP retry failed
+    /// (reason given): the server answers UDP but not TCP.
+    TcpFailed(String),
 }
 
 /// One target looked up through one resolver.
@@ -221,6 +224,43 @@ impl DnsObservation {
     }
 }
 
+/// The TCP 53 check of one resolver in a round: one query over TCP to a
+/// server that answered over UDP, for a name it answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TcpCheck {
+    pub server: SocketAddr,
+    pub name: String,
+    /// The response code over TCP, or why no answer came (timeout, reset,
+    /// refused).
+    pub outcome: Result<Rcode, String>,
+    pub duration: Duration,
+    /// Queries sent (0 when the resolver's rate held it back, else 1).
+    pub queries: u32,
+}
+
+/// The SOA of a target's privatelink zone as Azure DNS answered it (one
+/// query per zone and round, asked only when a chain passed through the
+/// zone and found no address in it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ZoneSoa {
+    pub zone: String,
+    /// The resolver asked (the first with 168.63.129.16 among its servers).
+    pub resolver: String,
+    /// The SOA record found (answer section, else authority), or why none.
+    pub outcome: Result<Option<SoaRecord>, String>,
+    /// Queries sent: 1, or 2 when a truncated answer was asked again over TCP.
+    pub queries: u32,
+}
+
+/// An SOA record: its owner (the zone it is the apex of) and the primary
+/// server (MNAME) and contact (RNAME) names, lower case, without the final dot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SoaRecord {
+    pub owner: String,
+    pub mname: String,
+    pub rname: String,
+}
+
 /// Each resolver's servers for a round, or why it had none (an unreadable
 /// resolv.conf): the node's state, read once per round.
 pub type ResolverServers = Vec<Result<Vec<SocketAddr>, String>>;
@@ -237,4 +277,9 @@ pub struct RoundObservation {
     /// by) the agent's own query rate (`probe::dns::QueryRate`).
     pub held: Vec<u64>,
     pub targets: Vec<Option<TargetObservation>>,
+    /// Per resolver: the round's TCP 53 check; `None` when no server of the
+    /// resolver answered over UDP this round (nothing to compare).
+    pub tcp_checks: Vec<Option<TcpCheck>>,
+    /// The SOAs asked this round, at most one per zone.
+    pub zone_soas: Vec<ZoneSoa>,
 }

@@ -71,6 +71,32 @@ pub struct ResolverReport {
     /// Why there were no servers to ask (an unreadable resolv.conf), or why
     /// the resolver is down (the first failing lookup's detail).
     pub detail: Option<String>,
+    /// A server of this resolver is AKS LocalDNS (169.254.10.0/24): a
+    /// caching node-local DNS, whose answers may be cached or stale.
+    #[serde(default)]
+    pub localdns: bool,
+    /// The resolver this one forwards to (`upstream`), when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+    /// The round's TCP 53 check; absent when no server answered over UDP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<TcpCheckReport>,
+    /// Queries of the round's own checks through this resolver (the TCP 53
+    /// check, the SOAs of privatelink zones), besides the lookups' `queries`.
+    #[serde(default)]
+    pub check_queries: u64,
+}
+
+/// One resolver's TCP 53 check.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TcpCheckReport {
+    pub server: String,
+    /// The name asked (one the server answered over UDP this round).
+    pub name: String,
+    /// True when the server answered over TCP.
+    pub ok: bool,
+    /// The response code over TCP, or why no answer came.
+    pub detail: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -411,6 +437,15 @@ pub fn resolver_reports(
                 lookups: lookups.len(),
                 answered,
                 detail,
+                localdns: servers
+                    .as_ref()
+                    .is_ok_and(|l| l.iter().any(|s| crate::verdict::is_localdns(*s))),
+                upstream: spec
+                    .upstream
+                    .and_then(|i| config.resolvers.get(i))
+                    .map(|r| r.name.clone()),
+                tcp: None,
+                check_queries: 0,
             }
         })
         .collect()

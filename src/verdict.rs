@@ -31,6 +31,56 @@ pub struct DnsView {
     pub unreachable: bool,
     /// The resolver had no server to ask (its resolv.conf could not be used).
     pub no_servers: bool,
+    /// A truncated UDP answer's TCP retry failed.
+    pub tcp_failed: bool,
+}
+
+/// Azure DNS security policy's block sentinel (and any name under its
+/// `.invalid` domain): a blocked name is a CNAME to it.
+pub const POLICY_SENTINEL: &str = "blockpolicy.azuredns.invalid";
+
+fn is_policy_sentinel(name: &str) -> bool {
+    name == POLICY_SENTINEL || name == "azuredns.invalid" || name.ends_with(".azuredns.invalid")
+}
+
+/// The AKS LocalDNS range (169.254.10.10 for the node, .11 for pods).
+pub fn is_localdns(server: SocketAddr) -> bool {
+    match server.ip() {
+        IpAddr::V4(v4) => v4.octets()[..3] == [169, 254, 10],
+        IpAddr::V6(_) => false,
+    }
+}
+
+/// Azure DNS (168.63.129.16).
+pub fn is_azure_dns(server: SocketAddr) -> bool {
+    server.ip() == IpAddr::from([168, 63, 129, 16])
+}
+
+/// What the SOA of a target's privatelink zone says about who answers it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ZoneHolder {
+    /// An Azure private DNS zone (`azureprivatedns.net`) linked to the VNet.
+    AzurePrivate(String),
+    /// Another server holds the zone itself (its SOA's primary server).
+    Other(String),
+    /// No SOA of the zone itself (a parent's, or none): nothing learned.
+    #[default]
+    Unknown,
+}
+
+/// Judges the SOA Azure DNS gave for `zone`.
+pub fn zone_holder(zone: &str, soa: Option<&crate::observation::SoaRecord>) -> ZoneHolder {
+    match soa {
+        Some(r) if r.owner.eq_ignore_ascii_case(zone) => {
+            let shown = format!("{} {}", r.mname, r.rname);
+            if r.mname == "azureprivatedns.net" || r.rname == "azureprivatedns-host.microsoft.com" {
+                ZoneHolder::AzurePrivate(shown)
+            } else {
+                ZoneHolder::Other(shown)
+            }
+        }
+        _ => ZoneHolder::Unknown,
+    }
 }
 
 /// One address of a target, judged.
@@ -61,7 +111,43 @@ pub struct Diagnosis {
     pub causes: Vec<CauseFinding>,
 }
 
+/// Said after every DNS cause of an `api-server` target with API Server VNet
+/// Integration: who is hurt and who is not.
+pub const VNET_INTEGRATION_NOTE: &str = "With API Server VNet Integration, nodes reach the API server by IP and \
+    are unaffected; the AML inference router and other clients that resolve this name are.";
+
 impl Diagnosis {
+    /// The `api-server` target of a cluster with API Server VNet
+    /// Integration: checks its answers against the `kubernetes` Service's
+    /// endpoints (`endpoints`, when read), and says after each DNS cause that
+    /// nodes are unaffected.
+    pub fn vnet_integrated_api_server(&mut self, target: &Target, views: &[DnsView], endpoints: Option<&[IpAddr]>) {
+        let elsewhere = endpoints.filter(|e| !e.is_empty()).and_then(|eps| {
+            let v = views
+                .iter()
+                .find(|v| !v.addresses.is_empty() && !v.addresses.iter().any(|a| eps.contains(&a.ip)))?;
+            let expected: Vec<String> = eps.iter().map(IpAddr::to_string).collect();
+            let facts = Facts::new()
+                .with("resolver", &v.resolver)
+                .with("fqdn", &target.fqdn)
+                .with("addresses", addr_list(&v.addresses))
+                .with("expected", expected.join(", "))
+                .with("zone", zone_of(target, views));
+            Some((v.resolver.clone(), render(Text::ApiServerElsewhere, &facts)))
+        });
+        if let Some((resolver, text)) = elsewhere {
+            self.add(Cause::UnexpectedIp, Some(&resolver), text);
+        }
+        for c in self
+            .causes
+            .iter_mut()
+            .filter(|c| c.cause.layer() == crate::model::Layer::Dns)
+        {
+            c.diagnosis.push(' ');
+            c.diagnosis.push_str(VNET_INTEGRATION_NOTE);
+        }
+    }
+
     pub fn healthy(&self) -> bool {
         self.causes.is_empty()
     }
@@ -118,8 +204,14 @@ pub fn assess_dns(target: &Target, obs: &DnsObservation, ranges: &[IpNet]) -> Dn
         detail: None,
         unreachable: false,
         no_servers: false,
+        tcp_failed: false,
     };
     match &obs.outcome {
+        DnsOutcome::TcpFailed(reason) => {
+            view.verdict = DnsVerdict::Error;
+            view.detail = Some(reason.clone());
+            view.tcp_failed = true;
+        }
         DnsOutcome::NoServers(reason) => {
             view.verdict = DnsVerdict::Error;
             view.detail = Some(reason.clone());
@@ -154,6 +246,7 @@ pub fn assess_dns(target: &Target, obs: &DnsObservation, ranges: &[IpNet]) -> Dn
                     private: is_private(ip, ranges),
                 })
                 .collect();
+            let sentinel = ans.chain.iter().position(|n| is_policy_sentinel(n));
             view.verdict = match (&ans.chain_problem, ans.rcode) {
                 (Some(ChainProblem::Loop(at)), _) => {
                     view.detail = Some(format!("CNAME loop at {at}"));
@@ -165,6 +258,15 @@ pub fn assess_dns(target: &Target, obs: &DnsObservation, ranges: &[IpNet]) -> Dn
                         crate::observation::MAX_CHAIN
                     ));
                     DnsVerdict::Error
+                }
+                // Whatever the rcode: the block answer is NOERROR or NXDOMAIN
+                // depending on who chased the sentinel.
+                (None, _) if let Some(at) = sentinel => {
+                    let blocked = at
+                        .checked_sub(1)
+                        .map_or(target.fqdn.as_str(), |i| ans.chain[i].as_str());
+                    view.detail = Some(blocked.to_string());
+                    DnsVerdict::Blocked
                 }
                 (None, Rcode::NxDomain) => DnsVerdict::Nxdomain,
                 (None, Rcode::ServFail) => DnsVerdict::Servfail,
@@ -306,6 +408,22 @@ pub struct ReachContext<'a> {
     /// Public answers in no range of the target's service tags, and those
     /// tags' services (`service_tags_file`); empty when not checked.
     pub outside_tag: Option<(Vec<IpAddr>, &'a [&'a str])>,
+    /// What the round tells about the DNS paths.
+    pub dns: DnsContext<'a>,
+}
+
+/// What the whole round tells about a target's DNS answers.
+#[derive(Clone, Debug, Default)]
+pub struct DnsContext<'a> {
+    /// Who answers the target's privatelink zone, by its SOA from Azure DNS
+    /// (`Unknown` when it was not asked).
+    pub zone_holder: ZoneHolder,
+    /// Azure DNS answered usably for other names this round: a SERVFAIL of
+    /// its for this name points at a DNS security policy first.
+    pub azure_answers_others: bool,
+    /// Per resolver (configuration order): the resolver it forwards to, when
+    /// it is a cache in front of one (`upstream`).
+    pub upstreams: &'a [Option<usize>],
 }
 
 /// A verdict that says the resolver did not answer usably: an error rcode, an
@@ -337,8 +455,11 @@ pub fn diagnose(target: &Target, views: &[DnsView], connect_via: usize, rc: &Rea
             .map(|(_, v)| v),
     );
     for bad in order.filter(|v| !meets(expect, v.verdict)) {
-        let (text, facts) = dns_cause(target, bad, good, rc.timeout);
+        let (text, facts) = dns_cause(target, views, bad, good, rc);
         d.add(text.cause(), Some(&bad.resolver), render(text, &facts));
+    }
+    if let Some((text, facts)) = stale_cache(target, views) {
+        d.add(text.cause(), facts.get("resolver"), render(text, &facts));
     }
     if let Some((addrs, services)) = &rc.outside_tag
         && !addrs.is_empty()
@@ -408,25 +529,100 @@ fn dns_port(v: &DnsView) -> u16 {
 
 /// The DNS text of one failing resolver; `good` is a resolver whose answer
 /// met the expectation, if any.
-fn dns_cause(target: &Target, bad: &DnsView, good: Option<&DnsView>, timeout: Duration) -> (Text, Facts) {
+fn dns_cause(
+    target: &Target,
+    views: &[DnsView],
+    bad: &DnsView,
+    good: Option<&DnsView>,
+    rc: &ReachContext<'_>,
+) -> (Text, Facts) {
     let facts = Facts::new()
         .with("resolver", &bad.resolver)
         .with("fqdn", &target.fqdn)
         .with("verdict", bad.verdict);
-    if no_usable_answer(bad) {
-        no_answer_cause(bad, timeout, facts)
-    } else {
-        wrong_answer_cause(target, bad, good, facts)
+    if bad.verdict == DnsVerdict::Blocked {
+        let blocked = bad.detail.clone().unwrap_or_else(|| target.fqdn.clone());
+        return (
+            Text::PolicyBlocked,
+            facts
+                .with("chain", chain_text(&target.fqdn, bad))
+                .with("blocked", blocked),
+        );
     }
+    if let Some(cache) = served_from_cache(views, bad, rc.dns.upstreams) {
+        let facts = facts
+            .with("good", &cache.resolver)
+            .with("why", bad.detail.clone().unwrap_or_else(|| bad.verdict.to_string()))
+            .with(
+                "server",
+                bad.server.map_or_else(|| "its servers".to_string(), |s| s.to_string()),
+            );
+        return (Text::ServingStale, facts);
+    }
+    if no_usable_answer(bad) {
+        let policy = rc.dns.azure_answers_others
+            && bad.verdict == DnsVerdict::Servfail
+            && views
+                .iter()
+                .any(|v| v.server.is_some_and(is_azure_dns) && v.verdict == DnsVerdict::Servfail);
+        no_answer_cause(bad, rc.timeout, facts, policy)
+    } else {
+        wrong_answer_cause(target, bad, good, facts, &rc.dns.zone_holder)
+    }
+}
+
+/// The LocalDNS resolver that still answers usably while `bad`, its
+/// upstream, gives no answer at all: the cache is what keeps the pod path up.
+fn served_from_cache<'a>(views: &'a [DnsView], bad: &DnsView, upstreams: &[Option<usize>]) -> Option<&'a DnsView> {
+    let silent = bad.unreachable || matches!(bad.verdict, DnsVerdict::Timeout);
+    let at = views.iter().position(|v| std::ptr::eq(v, bad))?;
+    views.iter().enumerate().find_map(|(i, v)| {
+        let answers = v.rcode.is_some_and(Rcode::usable) && v.verdict != DnsVerdict::Blocked;
+        (silent && upstreams.get(i) == Some(&Some(at)) && answers && v.server.is_some_and(is_localdns)).then_some(v)
+    })
+}
+
+/// AKS LocalDNS answering private addresses none of which Azure DNS (or its
+/// upstream) answers, both private: a cache holding a replaced endpoint.
+fn stale_cache(target: &Target, views: &[DnsView]) -> Option<(Text, Facts)> {
+    let private = |v: &&DnsView| v.verdict == DnsVerdict::Private;
+    let cache = views
+        .iter()
+        .filter(private)
+        .find(|v| v.server.is_some_and(is_localdns))?;
+    let reference = views
+        .iter()
+        .filter(private)
+        .find(|v| v.server.is_some_and(|s| !is_localdns(s)))?;
+    let disjoint = !cache
+        .addresses
+        .iter()
+        .any(|a| reference.addresses.iter().any(|b| b.ip == a.ip));
+    disjoint.then(|| {
+        let facts = Facts::new()
+            .with("resolver", &cache.resolver)
+            .with("server", cache.server.map(|s| s.to_string()).unwrap_or_default())
+            .with("fqdn", &target.fqdn)
+            .with("addresses", addr_list(&cache.addresses))
+            .with("good", &reference.resolver)
+            .with("good_addresses", addr_list(&reference.addresses));
+        (Text::StaleCache, facts)
+    })
 }
 
 /// A resolver that did not answer usably: silence, a closed port, an error
 /// rcode or an unusable answer. What other resolvers say does not matter.
-fn no_answer_cause(bad: &DnsView, timeout: Duration, facts: Facts) -> (Text, Facts) {
+fn no_answer_cause(bad: &DnsView, timeout: Duration, facts: Facts, policy: bool) -> (Text, Facts) {
     let facts = facts.with("port", dns_port(bad)).with(
         "server",
         bad.server.map_or_else(|| "its servers".to_string(), |s| s.to_string()),
     );
+    if bad.tcp_failed {
+        return (
+            Text::DnsTcpFailed,
+            facts.with("why", bad.detail.clone().unwrap_or_default()),
+        );
+    }
     if bad.no_servers {
         return (
             Text::ResolverWithoutServers,
@@ -452,6 +648,7 @@ fn no_answer_cause(bad: &DnsView, timeout: Duration, facts: Facts) -> (Text, Fac
     };
     let text = match bad.verdict {
         DnsVerdict::Refused => Text::DnsRefused,
+        DnsVerdict::Servfail if policy => Text::DnsServfailPolicy,
         DnsVerdict::Servfail => Text::DnsServfail,
         _ => Text::DnsUnusable,
     };
@@ -460,7 +657,13 @@ fn no_answer_cause(bad: &DnsView, timeout: Duration, facts: Facts) -> (Text, Fac
 
 /// A resolver that answered, but not as the target expects: compared with a
 /// resolver that answered as expected, or judged on its own.
-fn wrong_answer_cause(target: &Target, bad: &DnsView, good: Option<&DnsView>, facts: Facts) -> (Text, Facts) {
+fn wrong_answer_cause(
+    target: &Target,
+    bad: &DnsView,
+    good: Option<&DnsView>,
+    facts: Facts,
+    holder: &ZoneHolder,
+) -> (Text, Facts) {
     let mut facts = facts
         .with("zone", zone_of(target, std::iter::once(bad).chain(good)))
         .with("public_zone", forward_zone(target))
@@ -472,6 +675,33 @@ fn wrong_answer_cause(target: &Target, bad: &DnsView, good: Option<&DnsView>, fa
             .with("good_addresses", addr_list(&good.addresses));
         return (Text::PathNotForwarding, facts);
     }
+    let text = match (target.expect, bad.verdict, holder) {
+        (Expect::Private, DnsVerdict::Public, ZoneHolder::AzurePrivate(soa)) if bad.privatelink => {
+            facts = facts.with("soa", soa);
+            Text::RecordMissingFallback
+        }
+        (Expect::Private, DnsVerdict::Public, ZoneHolder::Other(soa)) if bad.privatelink => {
+            facts = facts
+                .with("soa", soa)
+                .with("answer", "public ".to_string() + &addr_list(&bad.addresses));
+            Text::ZoneForwarded
+        }
+        (_, DnsVerdict::Nxdomain | DnsVerdict::Nodata, ZoneHolder::Other(soa)) if bad.privatelink => {
+            let answer = if bad.verdict == DnsVerdict::Nxdomain {
+                "NXDOMAIN"
+            } else {
+                "no address"
+            };
+            facts = facts.with("soa", soa).with("answer", answer);
+            Text::ZoneForwarded
+        }
+        _ => return wrong_answer_plain(target, bad, facts),
+    };
+    (text, facts)
+}
+
+/// [`wrong_answer_cause`] when the zone's SOA changes nothing.
+fn wrong_answer_plain(target: &Target, bad: &DnsView, mut facts: Facts) -> (Text, Facts) {
     let text = match (target.expect, bad.verdict) {
         (Expect::Private, DnsVerdict::Public) if bad.privatelink => Text::ZoneNotLinked,
         (Expect::Private, DnsVerdict::Public) => Text::NoPrivateEndpoint,
@@ -513,6 +743,7 @@ mod tests {
             expected_addresses,
             via,
             outside_tag: None,
+            dns: DnsContext::default(),
         }
     }
 
@@ -809,6 +1040,7 @@ mod tests {
             detail: None,
             unreachable: false,
             no_servers: false,
+            tcp_failed: false,
         }
     }
 
@@ -827,6 +1059,7 @@ mod tests {
             expected_addresses: true,
             via: views.get(via).map(|v| v.resolver.as_str()),
             outside_tag: None,
+            dns: DnsContext::default(),
         };
         let d = diagnose(t, views, via, &rc);
         assert_eq!(d.healthy(), d.cause() == Cause::None);
@@ -1281,6 +1514,7 @@ mod tests {
             expected_addresses: true,
             via: Some("system"),
             outside_tag: None,
+            dns: DnsContext::default(),
         };
         let d = diagnose(&t, &[public("system")], 0, &rc);
         assert_eq!(d.cause(), Cause::EndpointBlocked);
@@ -1331,6 +1565,7 @@ mod tests {
             expected_addresses: true,
             via: Some("azure"),
             outside_tag: None,
+            dns: DnsContext::default(),
         };
         let d = diagnose(&t, &[state("system", "tmo"), state("azure", "priv")], 0, &rc);
         let codes: Vec<Cause> = d.causes.iter().map(|c| c.cause).collect();
@@ -1365,5 +1600,279 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(text.contains("NxDomainRedirect"), "{text}");
+    }
+
+    /// One resolver's lookup through `server`.
+    fn seen(resolver: &str, server: &str, outcome: DnsOutcome) -> DnsObservation {
+        DnsObservation {
+            server: Some(server.parse().unwrap()),
+            ..obs(resolver, outcome)
+        }
+    }
+
+    /// The DNS features of 2026's Azure networks (issue 24): each case is
+    /// the lookups through each resolver, what the round tells, the cause
+    /// and a fragment of the primary diagnosis. Before the change, the
+    /// sentinel was `name_not_found`/`record_missing`, a forwarded zone
+    /// `zone_not_linked`, a fallback `zone_not_linked`, a failed TCP retry
+    /// `dns_unreachable`, LocalDNS's stale address healthy.
+    #[test]
+    fn todays_azure_dns_table() {
+        const AZ: &str = "168.63.129.16:53";
+        const VNET: &str = "10.0.0.10:53";
+        const LOCAL: &str = "169.254.10.11:53";
+        let t = acr();
+        let sentinel = "blockpolicy.azuredns.invalid";
+        let azure_soa = || ZoneHolder::AzurePrivate("azureprivatedns.net azureprivatedns-host.microsoft.com".into());
+        let other_soa = || ZoneHolder::Other("ns1.contoso.example hostmaster.contoso.example".into());
+        let up: &[Option<usize>] = &[Some(1), None];
+        type Case = (
+            &'static str,
+            Vec<DnsObservation>,
+            DnsContext<'static>,
+            Cause,
+            &'static str,
+        );
+        let dc =
+            |zone_holder: ZoneHolder, azure_answers_others: bool, upstreams: &'static [Option<usize>]| DnsContext {
+                zone_holder,
+                azure_answers_others,
+                upstreams,
+            };
+        let cases: Vec<Case> = vec![
+            (
+                "the block sentinel right after the name, NOERROR",
+                vec![seen("azure", AZ, answer(Rcode::NoError, &[sentinel], &[]))],
+                DnsContext::default(),
+                Cause::DnsPolicyBlocked,
+                "blocks reg01.azurecr.io",
+            ),
+            (
+                "the block sentinel after the privatelink CNAME, NXDOMAIN (a server chased it)",
+                vec![seen("vnet", VNET, answer(Rcode::NxDomain, &[PL, sentinel], &[]))],
+                DnsContext::default(),
+                Cause::DnsPolicyBlocked,
+                "blocks reg01.privatelink.azurecr.io",
+            ),
+            (
+                "SERVFAIL from Azure DNS while it answers other names: a policy first",
+                vec![
+                    seen("vnet", VNET, answer(Rcode::ServFail, &[], &[])),
+                    seen("azure", AZ, answer(Rcode::ServFail, &[], &[])),
+                ],
+                dc(ZoneHolder::Unknown, true, &[]),
+                Cause::DnsError,
+                "DNS security policy blocking the domain is the first suspect",
+            ),
+            (
+                "SERVFAIL from Azure DNS when nothing else answers: the server",
+                vec![seen("azure", AZ, answer(Rcode::ServFail, &[], &[]))],
+                dc(ZoneHolder::Unknown, false, &[]),
+                Cause::DnsError,
+                "a server that cannot resolve the name",
+            ),
+            (
+                "SERVFAIL from a custom server only: the server",
+                vec![
+                    seen("vnet", VNET, answer(Rcode::ServFail, &[], &[])),
+                    seen("azure", AZ, answer(Rcode::NoError, &[PL], &["10.1.2.3"])),
+                ],
+                dc(ZoneHolder::Unknown, true, &[]),
+                Cause::DnsError,
+                "a server that cannot resolve the name",
+            ),
+            (
+                "public after the privatelink CNAME, no SOA of the zone: not linked",
+                vec![seen(
+                    "azure",
+                    AZ,
+                    answer(Rcode::NoError, &[PL, "x.cloudapp.net"], &["20.1.2.3"]),
+                )],
+                DnsContext::default(),
+                Cause::ZoneNotLinked,
+                "is not linked",
+            ),
+            (
+                "public after the privatelink CNAME, Azure's private SOA: fallback to internet",
+                vec![seen(
+                    "azure",
+                    AZ,
+                    answer(Rcode::NoError, &[PL, "x.cloudapp.net"], &["20.1.2.3"]),
+                )],
+                dc(azure_soa(), false, &[]),
+                Cause::RecordMissing,
+                "fallback to the internet (resolutionPolicy: NxDomainRedirect)",
+            ),
+            (
+                "public after the privatelink CNAME, another server's SOA: a forwarding rule",
+                vec![seen(
+                    "azure",
+                    AZ,
+                    answer(Rcode::NoError, &[PL, "x.cloudapp.net"], &["20.1.2.3"]),
+                )],
+                dc(other_soa(), false, &[]),
+                Cause::ZoneForwarded,
+                "forwarding ruleset rule",
+            ),
+            (
+                "NXDOMAIN in the zone, another server's SOA: a forwarding rule",
+                vec![seen("azure", AZ, answer(Rcode::NxDomain, &[PL], &[]))],
+                dc(other_soa(), false, &[]),
+                Cause::ZoneForwarded,
+                "-> NXDOMAIN, and Azure DNS answers the SOA of privatelink.azurecr.io from ns1.contoso.example",
+            ),
+            (
+                "NXDOMAIN in the zone, Azure's SOA: the record is missing, as before",
+                vec![seen("azure", AZ, answer(Rcode::NxDomain, &[PL], &[]))],
+                dc(azure_soa(), false, &[]),
+                Cause::RecordMissing,
+                "holds no record",
+            ),
+            (
+                "a truncated answer whose TCP retry failed",
+                vec![seen(
+                    "vnet",
+                    VNET,
+                    DnsOutcome::TcpFailed("10.0.0.10:53: Connection refused".into()),
+                )],
+                DnsContext::default(),
+                Cause::DnsTcpBlocked,
+                "allow TCP 53 from the node subnet to 10.0.0.10:53",
+            ),
+            (
+                "LocalDNS answers another private address than Azure DNS",
+                vec![
+                    seen("pods", LOCAL, answer(Rcode::NoError, &[PL], &["10.1.2.9"])),
+                    seen("azure", AZ, answer(Rcode::NoError, &[PL], &["10.1.2.3"])),
+                ],
+                DnsContext::default(),
+                Cause::DnsStaleCache,
+                "do not recreate the zone group",
+            ),
+            (
+                "LocalDNS answers one of Azure DNS's addresses: healthy",
+                vec![
+                    seen("pods", LOCAL, answer(Rcode::NoError, &[PL], &["10.1.2.3"])),
+                    seen("azure", AZ, answer(Rcode::NoError, &[PL], &["10.1.2.3", "10.1.2.4"])),
+                ],
+                DnsContext::default(),
+                Cause::None,
+                "",
+            ),
+            (
+                "LocalDNS answers while its upstream is silent",
+                vec![
+                    seen("pods", LOCAL, answer(Rcode::NoError, &[PL], &["10.1.2.3"])),
+                    seen("vnet", VNET, DnsOutcome::Timeout),
+                ],
+                dc(ZoneHolder::Unknown, false, up),
+                Cause::DnsServingStale,
+                "lives on cached and stale answers",
+            ),
+            (
+                "a silent server that is nobody's upstream: unreachable, as before",
+                vec![
+                    seen("pods", LOCAL, answer(Rcode::NoError, &[PL], &["10.1.2.3"])),
+                    seen("vnet", VNET, DnsOutcome::Timeout),
+                ],
+                DnsContext::default(),
+                Cause::DnsUnreachable,
+                "gave no answer",
+            ),
+        ];
+        let mut failures = Vec::new();
+        for (name, lookups, dns, want, says) in cases {
+            let views: Vec<DnsView> = lookups.iter().map(|o| assess_dns(&t, o, &ranges())).collect();
+            let rc = ReachContext {
+                dns,
+                ..ctx(Reach::Ok, true, Some("system"))
+            };
+            let d = diagnose(&t, &views, 0, &rc);
+            let text = d.text().unwrap_or_default();
+            if d.cause() != want || !text.contains(says) {
+                failures.push(format!("{name}: {} ({text}), want {want} ({says})", d.cause()));
+            }
+            for c in &d.causes {
+                assert!(!c.diagnosis.contains('{'), "{name}: unfilled hole: {}", c.diagnosis);
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn the_policy_sentinel_is_a_verdict_of_its_own_and_names_the_blocked_name() {
+        let t = acr();
+        let o = obs("azure", answer(Rcode::NoError, &["blockpolicy.azuredns.invalid"], &[]));
+        let v = assess_dns(&t, &o, &ranges());
+        assert_eq!(
+            (v.verdict, v.detail.as_deref()),
+            (DnsVerdict::Blocked, Some("reg01.azurecr.io"))
+        );
+        assert!(!meets(Expect::Any, v.verdict));
+    }
+
+    #[test]
+    fn the_zone_holder_is_read_from_the_zones_own_soa_only() {
+        use crate::observation::SoaRecord;
+        let soa = |owner: &str, mname: &str, rname: &str| SoaRecord {
+            owner: owner.into(),
+            mname: mname.into(),
+            rname: rname.into(),
+        };
+        let zone = "privatelink.azurecr.io";
+        let azure = soa(zone, "azureprivatedns.net", "azureprivatedns-host.microsoft.com");
+        assert!(matches!(zone_holder(zone, Some(&azure)), ZoneHolder::AzurePrivate(_)));
+        let other = soa(zone, "ns1.contoso.example", "hostmaster.contoso.example");
+        assert!(matches!(zone_holder(zone, Some(&other)), ZoneHolder::Other(m) if m.starts_with("ns1.contoso")));
+        // A parent zone's SOA (in the authority section of a NODATA) says
+        // nothing about who holds the privatelink zone.
+        let parent = soa(
+            "azurecr.io",
+            "ns1-01.azure-dns.com",
+            "azuredns-hostmaster.microsoft.com",
+        );
+        assert_eq!(zone_holder(zone, Some(&parent)), ZoneHolder::Unknown);
+        assert_eq!(zone_holder(zone, None), ZoneHolder::Unknown);
+    }
+
+    /// API Server VNet Integration: an answer that is not the `kubernetes`
+    /// Service's endpoint is `unexpected_ip`, and every DNS cause says that
+    /// nodes are unaffected.
+    #[test]
+    fn a_vnet_integrated_api_server_is_compared_with_its_endpoints() {
+        let t = crate::service::apiserver::target(
+            crate::azure::Cloud::Public,
+            "aks-1-abc.private.westeurope.azmk8s.io",
+            443,
+            Some("westeurope"),
+        );
+        assert_eq!(t.privatelink_zone.as_deref(), Some("private.westeurope.azmk8s.io"));
+        assert!(crate::service::apiserver::vnet_integration(&t));
+        let private = |ip: &str| obs("azure", answer(Rcode::NoError, &[], &[ip]));
+        let views = [assess_dns(&t, &private("10.225.0.4"), &ranges())];
+        assert!(views[0].privatelink);
+        let eps: Vec<IpAddr> = vec!["10.225.0.9".parse().unwrap()];
+        let mut d = diagnose(&t, &views, 0, &ctx(Reach::Ok, true, Some("azure")));
+        d.vnet_integrated_api_server(&t, &views, Some(&eps));
+        assert_eq!(d.cause(), Cause::UnexpectedIp);
+        let text = d.text().unwrap();
+        assert!(
+            text.contains("10.225.0.9") && text.contains(VNET_INTEGRATION_NOTE),
+            "{text}"
+        );
+
+        let right = [assess_dns(&t, &private("10.225.0.9"), &ranges())];
+        let mut d = diagnose(&t, &right, 0, &ctx(Reach::Ok, true, Some("azure")));
+        d.vnet_integrated_api_server(&t, &right, Some(&eps));
+        assert!(d.healthy(), "{:?}", d.causes);
+
+        let missing = [assess_dns(
+            &t,
+            &obs("azure", answer(Rcode::NxDomain, &[], &[])),
+            &ranges(),
+        )];
+        let mut d = diagnose(&t, &missing, 0, &ctx(Reach::Skipped, false, None));
+        d.vnet_integrated_api_server(&t, &missing, None);
+        assert!(d.text().unwrap().ends_with(VNET_INTEGRATION_NOTE), "{:?}", d.causes);
     }
 }

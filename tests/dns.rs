@@ -611,3 +611,58 @@ async fn a_reload_keeps_the_resolvers_query_rates() {
     assert!(kept > 0, "a reload granted a fresh burst");
     assert_eq!(fresh, 0, "other resolvers start with their own burst");
 }
+
+/// Azure DNS security policy's block answer: the name is a CNAME to
+/// `blockpolicy.azuredns.invalid`, which resolves to nothing. The sentinel is
+/// never asked (before, the chain's end was followed with two more queries
+/// and judged `name_not_found`), and the verdict says blocked.
+#[tokio::test]
+async fn the_policy_sentinel_is_recognised_and_never_asked() {
+    let mut r = Records::new();
+    r.insert(
+        "reg01.azurecr.io".into(),
+        Entry::CnameStop("blockpolicy.azuredns.invalid".into()),
+    );
+    let server = dns(r).await;
+    let obs = lookup("test", "reg01.azurecr.io", &[server.addr()], T).await;
+    assert_eq!((obs.queries, server.queries()), (2, 2), "A and AAAA only: {obs:?}");
+    let view = assess_dns(&acr(), &obs, &ranges());
+    assert_eq!(view.verdict, DnsVerdict::Blocked, "{view:?}");
+    assert_eq!(view.detail.as_deref(), Some("reg01.azurecr.io"));
+}
+
+/// A server that answers every UDP query truncated and listens on no TCP
+/// port: the TCP retry is refused, and the lookup says so (`TcpFailed`, not
+/// a dead server); the round's TCP check of the same server fails too, while
+/// a server that answers TCP passes it.
+#[tokio::test]
+async fn a_truncated_answer_without_tcp_is_a_tcp_failure() {
+    let server = common::udp_dns(|sock, peer, req| async move {
+        let mut truncated = common::a_response(&req, &[]);
+        truncated.metadata.truncation = true;
+        let _ = sock.send_to(&truncated.to_vec().unwrap(), peer).await;
+    })
+    .await;
+    let obs = lookup("test", "reg01.azurecr.io", &[server], T).await;
+    match &obs.outcome {
+        DnsOutcome::TcpFailed(why) => assert!(why.contains("refused"), "{why}"),
+        other => panic!("want TcpFailed, got {other:?}"),
+    }
+    let view = assess_dns(&acr(), &obs, &ranges());
+    assert!(view.tcp_failed && view.verdict == DnsVerdict::Error, "{view:?}");
+
+    let rate = netprobe::probe::dns::QueryRate::per_resolver();
+    let check = netprobe::probe::dns::tcp_check(server, "reg01.azurecr.io", T, &rate).await;
+    assert!(check.outcome.is_err() && check.queries == 1, "{check:?}");
+    let mut r = Records::new();
+    chain(
+        &mut r,
+        "reg01.azurecr.io",
+        "reg01.privatelink.azurecr.io",
+        &[ip("10.1.2.3")],
+    );
+    let good = dns(r).await;
+    let check = netprobe::probe::dns::tcp_check(good.addr(), "reg01.azurecr.io", T, &rate).await;
+    assert_eq!(check.outcome, Ok(netprobe::observation::Rcode::NoError), "{check:?}");
+    assert_eq!(good.queries(), 1);
+}

@@ -245,6 +245,7 @@ async fn unbound_and_dnsmasq_in_front_of_azure_dns() {
                     expected_addresses: false,
                     via: None,
                     outside_tag: None,
+                    dns: Default::default(),
                 },
             );
             let case = format!("{kind:?} {name}");

@@ -21,7 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::{Instant, timeout_at};
 
-use crate::observation::{ChainProblem, DnsAnswer, DnsObservation, DnsOutcome, Rcode};
+use crate::observation::{ChainProblem, DnsAnswer, DnsObservation, DnsOutcome, Rcode, SoaRecord, TcpCheck, ZoneSoa};
 
 pub use crate::observation::MAX_CHAIN;
 /// Most queries one lookup (one target through one resolver in one round) may
@@ -153,6 +153,8 @@ enum QueryError {
     Unreachable(String),
     /// A UDP answer larger than the buffer (the server ignored EDNS).
     Oversized,
+    /// The UDP answer was truncated and the TCP retry failed (why).
+    TcpFailed(String),
     Io(String),
 }
 
@@ -194,6 +196,7 @@ pub async fn lookup(
                     DnsOutcome::Timeout
                     | DnsOutcome::Unreachable(_)
                     | DnsOutcome::Failed(_)
+                    | DnsOutcome::TcpFailed(_)
                     | DnsOutcome::NoServers(_) => true,
                 };
                 last = (Some(*server), outcome, tcp);
@@ -235,7 +238,7 @@ async fn resolve_at(
         let Some(last) = ans.chain.last().filter(|_| dangling) else {
             break;
         };
-        if asked.contains(last) || ans.chain.len() > MAX_CHAIN {
+        if asked.contains(last) || ans.chain.len() > MAX_CHAIN || never_asked(last) {
             break;
         }
         let Ok(next) = absolute_name(last) else { break };
@@ -248,6 +251,13 @@ async fn resolve_at(
         };
     }
     (outcome, tcp)
+}
+
+/// Names under `.invalid` (RFC 6761) are never asked: they do not exist,
+/// and Azure DNS security policy's block sentinel
+/// (`blockpolicy.azuredns.invalid`) is one.
+fn never_asked(name: &str) -> bool {
+    name == "invalid" || name.ends_with(".invalid")
 }
 
 /// Appends a follow-up answer to the chain so far; a name already in the chain
@@ -283,8 +293,8 @@ async fn ask(
     budget: &Budget<'_>,
 ) -> (DnsOutcome, bool) {
     let (a, aaaa) = tokio::join!(
-        query(server, name, RecordType::A, deadline, budget),
-        query(server, name, RecordType::AAAA, deadline, budget),
+        query(server, name, RecordType::A, deadline, budget, true),
+        query(server, name, RecordType::AAAA, deadline, budget, true),
     );
     combine(text, a, aaaa)
 }
@@ -304,6 +314,7 @@ fn combine(fqdn: &str, a: Result<Exchange, QueryError>, aaaa: Result<Exchange, Q
         Err(QueryError::Unreachable(e)) => return (DnsOutcome::Unreachable(e), false),
         Err(QueryError::Io(e)) => return (DnsOutcome::Failed(e), false),
         Err(QueryError::Oversized) => return (DnsOutcome::Failed("oversized UDP answer".into()), false),
+        Err(QueryError::TcpFailed(why)) => return (DnsOutcome::TcpFailed(why), false),
         Err(QueryError::BudgetSpent) => {
             return (
                 DnsOutcome::Failed(format!(
@@ -359,6 +370,90 @@ fn combine(fqdn: &str, a: Result<Exchange, QueryError>, aaaa: Result<Exchange, Q
         _ => {}
     }
     (DnsOutcome::Answer(answer), tcp)
+}
+
+/// The round's TCP 53 check of one server: one A query for `name` over TCP
+/// (paid from the resolver's rate like every query), within `time`.
+pub async fn tcp_check(server: SocketAddr, name: &str, time: Duration, rate: &QueryRate) -> TcpCheck {
+    let start = Instant::now();
+    let deadline = start + time;
+    let budget = Budget::new(rate, deadline);
+    let outcome = match absolute_name(name) {
+        Err(e) => Err(e),
+        Ok(qname) => {
+            let req = build_query(&qname, RecordType::A);
+            match req.to_vec() {
+                Err(e) => Err(format!("cannot encode query: {e}")),
+                Ok(bytes) => match budget.spend().await {
+                    Err(_) => Err("not asked: the resolver's query rate is spent".to_string()),
+                    Ok(()) => match timeout_at(deadline, tcp_exchange(server, &req, &bytes)).await {
+                        Err(_) => Err(format!(
+                            "no answer over TCP from {server} within {}",
+                            humantime::format_duration(time)
+                        )),
+                        Ok(Ok(m)) => Ok(rcode_of(m.metadata.response_code)),
+                        Ok(Err(QueryError::Unreachable(e) | QueryError::Io(e))) => Err(e),
+                        Ok(Err(e)) => Err(format!("{e:?}")),
+                    },
+                },
+            }
+        }
+    };
+    TcpCheck {
+        server,
+        name: name.trim_end_matches('.').to_ascii_lowercase(),
+        outcome,
+        duration: start.elapsed(),
+        queries: budget.sent(),
+    }
+}
+
+/// Asks `server` for the SOA of `zone`: one datagram (no retransmission;
+/// over TCP too only when the answer is truncated), paid from the resolver's
+/// rate.
+pub async fn zone_soa(resolver: &str, zone: &str, server: SocketAddr, time: Duration, rate: &QueryRate) -> ZoneSoa {
+    let deadline = Instant::now() + time;
+    let budget = Budget::new(rate, deadline);
+    let outcome = match absolute_name(zone) {
+        Err(e) => Err(e),
+        Ok(name) => match query(server, &name, RecordType::SOA, deadline, &budget, false).await {
+            Ok(x)
+                if matches!(
+                    rcode_of(x.message.metadata.response_code),
+                    Rcode::NoError | Rcode::NxDomain
+                ) =>
+            {
+                Ok(soa_of(&x.message))
+            }
+            Ok(x) => Err(format!(
+                "{server}: {}",
+                rcode_of(x.message.metadata.response_code).as_string()
+            )),
+            Err(e) => Err(format!("{server}: {e:?}")),
+        },
+    };
+    ZoneSoa {
+        zone: zone.trim_end_matches('.').to_ascii_lowercase(),
+        resolver: resolver.to_string(),
+        outcome,
+        queries: budget.sent(),
+    }
+}
+
+/// The SOA of a response: from the answer section, else the authority.
+fn soa_of(message: &Message) -> Option<SoaRecord> {
+    message
+        .answers
+        .iter()
+        .chain(&message.authorities)
+        .find_map(|r| match &r.data {
+            RData::SOA(soa) => Some(SoaRecord {
+                owner: plain(&r.name),
+                mname: plain(&soa.mname),
+                rname: plain(&soa.rname),
+            }),
+            _ => None,
+        })
 }
 
 pub fn rcode_of(code: ResponseCode) -> Rcode {
@@ -453,20 +548,25 @@ async fn query(
     qtype: RecordType,
     deadline: Instant,
     budget: &Budget<'_>,
+    resend: bool,
 ) -> Result<Exchange, QueryError> {
     let req = build_query(name, qtype);
     let bytes = req
         .to_vec()
         .map_err(|e| QueryError::Io(format!("cannot encode query: {e}")))?;
     // A truncated answer, or one too large for the buffer, is asked again over TCP.
-    match timeout_at(deadline, udp_exchange(server, &req, &bytes, deadline, budget)).await {
+    match timeout_at(deadline, udp_exchange(server, &req, &bytes, deadline, budget, resend)).await {
         Err(_) => Err(QueryError::Timeout),
         Ok(Ok(message)) if !message.metadata.truncation => Ok(Exchange { message, tcp: false }),
         Ok(Ok(_)) | Ok(Err(QueryError::Oversized)) => {
             budget.spend().await?;
             match timeout_at(deadline, tcp_exchange(server, &req, &bytes)).await {
-                Err(_) => Err(QueryError::Timeout),
-                Ok(r) => r.map(|message| Exchange { message, tcp: true }),
+                Err(_) => Err(QueryError::TcpFailed(format!(
+                    "no answer over TCP from {server} in time"
+                ))),
+                Ok(Ok(message)) => Ok(Exchange { message, tcp: true }),
+                Ok(Err(QueryError::Unreachable(e) | QueryError::Io(e))) => Err(QueryError::TcpFailed(e)),
+                Ok(Err(e)) => Err(e),
             }
         }
         Ok(Err(e)) => Err(e),
@@ -479,6 +579,7 @@ async fn udp_exchange(
     bytes: &[u8],
     deadline: Instant,
     budget: &Budget<'_>,
+    resend: bool,
 ) -> Result<Message, QueryError> {
     let bind: SocketAddr = if server.is_ipv4() {
         (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
@@ -495,7 +596,7 @@ async fn udp_exchange(
     sock.send(bytes).await.map_err(|e| io_error(server, e))?;
     // One retransmission halfway to the deadline, as a stub resolver would.
     let resend_at = Instant::now() + (deadline.saturating_duration_since(Instant::now()) / 2);
-    let mut resent = false;
+    let mut resent = !resend;
     let mut buf = vec![0u8; UDP_BUFFER];
     loop {
         let wait_until = if resent { deadline } else { resend_at };

@@ -23,7 +23,7 @@ use crate::config::{Config, ResolverSource};
 use crate::model::{TcpOutcome, TlsOutcome};
 use crate::observation::{
     ConnectObservation, DnsObservation, DnsOutcome, ResolverServers, RoundObservation, TargetObservation,
-    TlsObservation,
+    TlsObservation, ZoneSoa,
 };
 use crate::service::{Service, Target};
 
@@ -132,14 +132,88 @@ impl Engine {
                 Err(e) => tracing::error!(error = %e, "target task failed"),
             }
         }
+        // Once per round, after every lookup: the TCP 53 check of each
+        // resolver and the SOA of each zone that needs one.
+        let (tcp_checks, zone_soas) = tokio::join!(tcp_checks(&ctx, &slots), zone_soas(&ctx, &slots));
         RoundObservation {
             started_at,
             duration: start.elapsed(),
             servers: ctx.servers.clone(),
             held: self.rates.iter().zip(held_before).map(|(r, b)| r.held() - b).collect(),
             targets: slots,
+            tcp_checks,
+            zone_soas,
         }
     }
+}
+
+/// Azure DNS's address: the SOA of a privatelink zone is asked of it.
+pub const AZURE_DNS: SocketAddr = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::new(168, 63, 129, 16)), 53);
+
+/// One TCP query per resolver: to the server that gave the round's first
+/// usable UDP answer through it, for that answer's name. A resolver none of
+/// whose servers answered over UDP is not checked.
+async fn tcp_checks(ctx: &RoundCtx, slots: &[Option<TargetObservation>]) -> Vec<Option<crate::observation::TcpCheck>> {
+    let cfg = &ctx.config;
+    let checks = (0..cfg.resolvers.len()).map(|i| {
+        let answered = cfg.targets.iter().zip(slots).find_map(|(t, o)| {
+            let d = o.as_ref()?.dns.get(i)?;
+            match &d.outcome {
+                DnsOutcome::Answer(a) if a.rcode.usable() && !d.tcp_fallback => Some((d.server?, &t.fqdn)),
+                _ => None,
+            }
+        });
+        async move {
+            let (server, name) = answered?;
+            Some(dns::tcp_check(server, name, cfg.timeout, &ctx.rates[i]).await)
+        }
+    });
+    join_all(checks).await
+}
+
+/// The SOA of each privatelink zone a chain entered without finding an
+/// address in it (a public answer after the zone, or none), asked once per
+/// zone of the first resolver that has Azure DNS among its servers; none
+/// when no resolver has. Which zones is a fact of the chains, not a verdict.
+async fn zone_soas(ctx: &RoundCtx, slots: &[Option<TargetObservation>]) -> Vec<ZoneSoa> {
+    let cfg = &ctx.config;
+    let Some(azure) = ctx
+        .servers
+        .iter()
+        .position(|s| s.as_ref().is_ok_and(|list| list.contains(&AZURE_DNS)))
+    else {
+        return Vec::new();
+    };
+    let mut zones: Vec<&str> = Vec::new();
+    for (t, o) in cfg.targets.iter().zip(slots) {
+        let (Some(zone), Some(o)) = (t.privatelink_zone.as_deref(), o) else {
+            continue;
+        };
+        if !zones.contains(&zone) && o.dns.iter().any(|d| left_zone_empty(&t.fqdn, zone, d)) {
+            zones.push(zone);
+        }
+    }
+    let asks = zones.into_iter().map(|zone| {
+        let name = &cfg.resolvers[azure].name;
+        dns::zone_soa(name, zone, AZURE_DNS, cfg.timeout, &ctx.rates[azure])
+    });
+    join_all(asks).await
+}
+
+/// True when `d`'s answer entered `zone` (the name or a CNAME in it) and
+/// found no address there: the chain went on past the zone to addresses, or
+/// ended in it without any.
+fn left_zone_empty(fqdn: &str, zone: &str, d: &DnsObservation) -> bool {
+    let DnsOutcome::Answer(a) = &d.outcome else {
+        return false;
+    };
+    let names: Vec<&str> = std::iter::once(fqdn)
+        .chain(a.chain.iter().map(String::as_str))
+        .collect();
+    let entered = names.iter().any(|n| crate::azure::in_zone(n, zone));
+    let last_in_zone = names.last().is_some_and(|n| crate::azure::in_zone(n, zone));
+    let ended_empty = a.addresses.is_empty() && a.rcode.usable() && a.chain_problem.is_none();
+    entered && (ended_empty || (!last_in_zone && !a.addresses.is_empty()))
 }
 
 struct RoundCtx {

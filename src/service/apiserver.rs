@@ -1,6 +1,7 @@
 //! The cluster's API server, by its FQDN: the AML inference router must
 //! resolve and reach it, and a private cluster's name resolves through
-//! `privatelink.<region>.azmk8s.io`. `GET /readyz` without credentials
+//! `privatelink.<region>.azmk8s.io` (with API Server VNet Integration:
+//! `private.<region>.azmk8s.io`). `GET /readyz` without credentials
 //! answers 200 (anonymous health checks allowed), 401 or 403: each is a live
 //! API server. The certificate is verified against the cluster CA.
 
@@ -65,11 +66,30 @@ pub fn target(cloud: Cloud, fqdn: &str, port: u16, region: Option<&str>) -> Targ
         port,
         expect: Expect::Any,
         expected_ips: Vec::new(),
-        privatelink_zone: region
-            .zip(cloud.zones().aks)
-            .map(|(r, aks)| privatelink_zone(&format!("{r}.{aks}"))),
+        privatelink_zone: region.zip(cloud.zones().aks).map(|(r, aks)| {
+            // API Server VNet Integration (and AKS Automatic) with private
+            // mode: the name lives in `private.<region>.azmk8s.io` (or a
+            // subzone of it), not in the privatelink zone.
+            let private = format!("private.{r}.{aks}");
+            if crate::azure::in_zone(fqdn, &private) {
+                private
+            } else {
+                privatelink_zone(&format!("{r}.{aks}"))
+            }
+        }),
         tag_services: &[],
     }
+}
+
+/// True for the `api-server` target of a cluster with API Server VNet
+/// Integration in private mode: its zone is `private.<region>.azmk8s.io`,
+/// and nodes reach the API server by IP, not by this name.
+pub fn vnet_integration(target: &Target) -> bool {
+    target.service == Service::ApiServer
+        && target
+            .privatelink_zone
+            .as_deref()
+            .is_some_and(|z| z.starts_with("private."))
 }
 
 /// The `api_server_fqdn` key: the API server's name (`host` or `host:port`).

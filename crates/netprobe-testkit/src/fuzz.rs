@@ -134,6 +134,11 @@ pub fn check_dns_verdict(data: &[u8]) {
             expected_addresses: false,
             via: None,
             outside_tag: None,
+            dns: netprobe::verdict::DnsContext {
+                zone_holder: netprobe::verdict::ZoneHolder::Unknown,
+                azure_answers_others: true,
+                upstreams: &[None, Some(0)],
+            },
         },
     );
     assert_eq!(d.healthy(), d.text().is_none());

@@ -156,7 +156,21 @@ pub fn assert_least_privilege(all: &[serde_json::Value]) {
     let roles: Vec<&serde_json::Value> = all.iter().filter(|o| o["kind"] == "Role").collect();
     assert_eq!(roles.len(), 1, "one Role");
     assert_eq!(roles[0]["metadata"]["namespace"], "default");
-    assert_eq!(rules_of(roles[0]), [t("", "events", "create")]);
+    assert_eq!(
+        rules_of(roles[0]),
+        [
+            t("", "events", "create"),
+            t("discovery.k8s.io", "endpointslices", "get")
+        ]
+    );
+    // The EndpointSlice rule names the one object it may read.
+    let slices = roles[0]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resources"][0] == "endpointslices")
+        .unwrap();
+    assert_eq!(slices["resourceNames"], serde_json::json!(["kubernetes"]));
     let binding = all
         .iter()
         .find(|o| o["kind"] == "RoleBinding")
