@@ -134,9 +134,38 @@ pub fn in_zone(name: &str, zone: &str) -> bool {
     tail.eq_ignore_ascii_case(zone) && (head.is_empty() || head.ends_with('.'))
 }
 
+/// The `privatelink` zone a chain passes through: from the first name with a
+/// `privatelink` label, that label onwards (`x.privatelink.blob.core.windows.net`
+/// is in `privatelink.blob.core.windows.net`). For targets whose zone the
+/// configuration does not say (custom targets).
+pub fn privatelink_zone_of<'a>(names: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    names.into_iter().find_map(|name| {
+        let lower = name.trim_end_matches('.').to_ascii_lowercase();
+        if lower.starts_with("privatelink.") {
+            return Some(lower);
+        }
+        lower.find(".privatelink.").map(|i| lower[i + 1..].to_string())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_privatelink_zone_of_a_chain_starts_at_its_label() {
+        let chain = [
+            "st1.dfs.core.windows.net",
+            "st1.privatelink.dfs.core.windows.net",
+            "x.store.core.windows.net",
+        ];
+        assert_eq!(
+            privatelink_zone_of(chain).as_deref(),
+            Some("privatelink.dfs.core.windows.net")
+        );
+        assert_eq!(privatelink_zone_of(["a.b.azurecr.io"]), None);
+        assert_eq!(privatelink_zone_of(["notprivatelink.example"]), None);
+    }
 
     #[test]
     fn in_zone_matches_whole_labels_only() {

@@ -136,7 +136,7 @@ impl Cause {
     /// this table (`scripts/gen`).
     pub const fn alert(self) -> Option<&'static str> {
         match self {
-            Cause::None | Cause::OutsideServiceTag | Cause::InternalError => None,
+            Cause::None | Cause::OutsideServiceTag | Cause::InternalError | Cause::DnsStaleCache => None,
             Cause::ZoneNotLinked | Cause::NoPrivateEndpoint | Cause::MixedAnswers => {
                 Some("NetprobePrivateDNSRegression")
             }
@@ -148,9 +148,7 @@ impl Cause {
             | Cause::ZoneForwarded
             | Cause::DnsTcpBlocked
             | Cause::DnsServingStale => Some("NetprobeDNSFailing"),
-            Cause::UnexpectedIp | Cause::UnexpectedPrivate | Cause::DnsStaleCache => {
-                Some("NetprobeDNSUnexpectedAnswer")
-            }
+            Cause::UnexpectedIp | Cause::UnexpectedPrivate => Some("NetprobeDNSUnexpectedAnswer"),
             Cause::DnsPathNotForwarding => Some("NetprobeDNSPathMismatch"),
             Cause::EndpointBlocked | Cause::EndpointStale | Cause::TlsMismatch | Cause::HttpRejected => {
                 Some("NetprobePrivateEndpointUnreachable")

@@ -70,7 +70,7 @@ fn resolver_checks(report: &mut RoundReport, obs: &RoundObservation) -> Vec<Find
             Ok(rcode) => (true, rcode.as_string()),
             Err(why) => (false, why.clone()),
         };
-        if !ok && c.queries > 0 {
+        if !ok && !c.held_back {
             findings.push(Finding {
                 code: FindingCode::DnsTcpBlocked,
                 message: format!(
@@ -160,7 +160,7 @@ pub fn target(cfg: &Config, target: &Target, obs: &TargetObservation, round: &Ro
             via: via.map(|i| views[i].resolver.as_str()),
             outside_tag,
             dns: DnsContext {
-                zone_holder: zone_holder(target, round.zone_soas),
+                zone_holder: zone_holder(target, obs, round.zone_soas),
                 azure_answers_others: round.azure_answers,
                 upstreams: round.upstreams,
             },
@@ -183,12 +183,12 @@ pub fn target(cfg: &Config, target: &Target, obs: &TargetObservation, round: &Ro
 }
 
 /// Who answers the target's privatelink zone, from the round's SOAs.
-fn zone_holder(target: &Target, soas: &[ZoneSoa]) -> ZoneHolder {
-    let Some(zone) = target.privatelink_zone.as_deref() else {
+fn zone_holder(target: &Target, obs: &TargetObservation, soas: &[ZoneSoa]) -> ZoneHolder {
+    let Some(zone) = obs.privatelink_zone(target) else {
         return ZoneHolder::Unknown;
     };
     match soas.iter().find(|s| s.zone == zone).map(|s| &s.outcome) {
-        Some(Ok(soa)) => verdict::zone_holder(zone, soa.as_ref()),
+        Some(Ok(soa)) => verdict::zone_holder(&zone, soa.as_ref()),
         _ => ZoneHolder::Unknown,
     }
 }

@@ -199,6 +199,20 @@ pub struct TargetObservation {
     pub connects: Vec<ConnectObservation>,
 }
 
+impl TargetObservation {
+    /// The target's privatelink zone: configured, or (custom targets) the
+    /// one its answers' chains pass through.
+    pub fn privatelink_zone(&self, t: &crate::service::Target) -> Option<String> {
+        t.privatelink_zone.clone().or_else(|| {
+            let chains = self.dns.iter().flat_map(|d| match &d.outcome {
+                DnsOutcome::Answer(a) => a.chain.as_slice(),
+                _ => &[],
+            });
+            crate::azure::privatelink_zone_of(chains.map(String::as_str))
+        })
+    }
+}
+
 impl DnsAnswer {
     /// Keeps `ip` unless it is kept already or the cap is reached (then
     /// counts it as omitted).
@@ -234,8 +248,10 @@ pub struct TcpCheck {
     /// refused).
     pub outcome: Result<Rcode, String>,
     pub duration: Duration,
-    /// Queries sent (0 when the resolver's rate held it back, else 1).
+    /// Queries sent: 1 once the connection stood, else 0.
     pub queries: u32,
+    /// Not asked: the resolver's query rate held it back (no finding).
+    pub held_back: bool,
 }
 
 /// The SOA of a target's privatelink zone as Azure DNS answered it (one

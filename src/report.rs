@@ -87,6 +87,35 @@ pub struct ResolverReport {
     pub check_queries: u64,
 }
 
+impl ResolverReport {
+    /// What the round learnt about the resolver besides up or down, one
+    /// phrase each (the status page and the human report show them): AKS
+    /// LocalDNS, its upstream, the TCP 53 check.
+    pub fn notes(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.localdns {
+            out.push(match &self.upstream {
+                Some(up) => format!("AKS LocalDNS (a cache; upstream: {up})"),
+                None => "AKS LocalDNS (a cache)".to_string(),
+            });
+        } else if let Some(up) = &self.upstream {
+            out.push(format!("upstream: {up}"));
+        }
+        if let Some(t) = &self.tcp {
+            out.push(if t.ok {
+                "TCP 53 ok".to_string()
+            } else {
+                format!(
+                    "TCP 53 BLOCKED at {} ({})",
+                    t.server,
+                    crate::text::shown(&t.detail, 120)
+                )
+            });
+        }
+        out
+    }
+}
+
 /// One resolver's TCP 53 check.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TcpCheckReport {
@@ -514,6 +543,40 @@ mod tests {
             rfc3339_from_unix(1_798_761_600).as_deref(),
             Some("2027-01-01T00:00:00Z")
         );
+    }
+
+    #[test]
+    fn resolver_notes_say_localdns_its_upstream_and_tcp_53() {
+        let mut r = ResolverReport {
+            name: "pods".into(),
+            servers: vec!["169.254.10.11:53".into()],
+            up: true,
+            queries: 2,
+            queries_held: 0,
+            lookups: 1,
+            answered: 1,
+            detail: None,
+            localdns: true,
+            upstream: Some("vnet".into()),
+            tcp: Some(TcpCheckReport {
+                server: "169.254.10.11:53".into(),
+                name: "a.b".into(),
+                ok: false,
+                detail: "169.254.10.11:53: Connection refused \u{1b}[2J".into(),
+            }),
+            check_queries: 0,
+        };
+        assert_eq!(
+            r.notes(),
+            [
+                "AKS LocalDNS (a cache; upstream: vnet)",
+                "TCP 53 BLOCKED at 169.254.10.11:53 (169.254.10.11:53: Connection refused \\u{1b}[2J)"
+            ]
+        );
+        r.localdns = false;
+        r.upstream = None;
+        r.tcp = None;
+        assert!(r.notes().is_empty());
     }
 
     #[test]

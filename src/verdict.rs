@@ -143,6 +143,9 @@ impl Diagnosis {
             .iter_mut()
             .filter(|c| c.cause.layer() == crate::model::Layer::Dns)
         {
+            if !c.diagnosis.ends_with('.') {
+                c.diagnosis.push('.');
+            }
             c.diagnosis.push(' ');
             c.diagnosis.push_str(VNET_INTEGRATION_NOTE);
         }
@@ -359,16 +362,7 @@ fn zone_of<'a>(target: &Target, views: impl IntoIterator<Item = &'a DnsView>) ->
     if let Some(z) = &target.privatelink_zone {
         return z.clone();
     }
-    views
-        .into_iter()
-        .flat_map(|v| v.chain.iter())
-        .find_map(|name| {
-            let lower = name.to_ascii_lowercase();
-            if lower.starts_with("privatelink.") {
-                return Some(lower);
-            }
-            lower.find(".privatelink.").map(|i| lower[i + 1..].to_string())
-        })
+    crate::azure::privatelink_zone_of(views.into_iter().flat_map(|v| v.chain.iter().map(String::as_str)))
         .unwrap_or_else(|| "the privatelink zone".into())
 }
 

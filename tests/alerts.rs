@@ -377,6 +377,43 @@ fn cause_cases() -> Vec<CauseCase> {
             &[(DNS_FAILING, Some(0)), (PATH_MISMATCH, Some(1))],
         ),
         c(
+            Cause::DnsPolicyBlocked,
+            KV,
+            "skipped",
+            ["blocked", "blocked"],
+            &[(DNS_FAILING, Some(0)), (DNS_FAILING, Some(1))],
+        ),
+        c(
+            Cause::ZoneForwarded,
+            KV,
+            "skipped",
+            ["nxdomain", "nxdomain"],
+            &[(DNS_FAILING, Some(0)), (DNS_FAILING, Some(1))],
+        ),
+        c(
+            Cause::DnsTcpBlocked,
+            ACR,
+            "ok",
+            ["error", "private"],
+            &[(DNS_FAILING, Some(0)), (PATH_MISMATCH, Some(1))],
+        ),
+        // LocalDNS answers (privately) what Azure DNS no longer does: both
+        // verdicts are private, so the catch-all carries it.
+        c(
+            Cause::DnsStaleCache,
+            KV,
+            "ok",
+            ["private", "private"],
+            &[(CATCH_ALL, None)],
+        ),
+        c(
+            Cause::DnsServingStale,
+            KV,
+            "ok",
+            ["private", "timeout"],
+            &[(DNS_FAILING, Some(1)), (PATH_MISMATCH, Some(1))],
+        ),
+        c(
             Cause::MixedAnswers,
             KV,
             "ok",

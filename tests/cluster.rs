@@ -537,3 +537,146 @@ async fn region_auto_waits_out_an_api_server_outage() {
     stop.send(true).unwrap();
     task.await.unwrap().unwrap();
 }
+
+fn endpointslice_route(file: &'static str, code: u16) -> (Method, String, u16, &'static str) {
+    (
+        Method::GET,
+        "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/kubernetes".into(),
+        code,
+        file,
+    )
+}
+
+/// A connection that got an HTTP 401 (a live API server, or any service).
+fn answered(ip: &str) -> netprobe::observation::ConnectObservation {
+    use netprobe::model::{TcpOutcome, TlsOutcome};
+    use netprobe::observation::{ConnectObservation, HttpObservation, HttpOutcome, HttpResponse, TlsObservation};
+    ConnectObservation {
+        address: ip.parse().unwrap(),
+        tcp: TcpOutcome::Ok,
+        tcp_duration: Duration::ZERO,
+        tcp_detail: None,
+        tls: Some(TlsObservation {
+            outcome: TlsOutcome::Ok,
+            duration: Duration::ZERO,
+            detail: None,
+            cert_not_after: None,
+            version: None,
+        }),
+        http: Some(HttpObservation {
+            outcome: HttpOutcome::Response(HttpResponse {
+                status: 401,
+                ..HttpResponse::default()
+            }),
+            duration: Duration::ZERO,
+        }),
+    }
+}
+
+/// API Server VNet Integration: the `kubernetes` EndpointSlice is read (only
+/// when the api-server target's name is in `private.<region>.azmk8s.io`),
+/// and an answer that is not its address is `unexpected_ip`, saying that
+/// nodes are unaffected. Without RBAC for the slice, nothing is compared
+/// and nothing fails.
+#[tokio::test]
+async fn a_vnet_integrated_api_server_is_compared_with_the_kubernetes_endpointslice() {
+    use netprobe::observation::{DnsAnswer, DnsObservation, DnsOutcome, Rcode, RoundObservation, TargetObservation};
+    let fqdn = "aks-1-abc.private.eastus.azmk8s.io";
+    let opts = LoadOptions::default();
+    let cfg = config(&format!("region: eastus\napi_server_fqdn: {fqdn}\n"), &opts);
+    let api = cfg.targets.iter().position(|t| t.name == "api-server").unwrap();
+    assert_eq!(
+        cfg.targets[api].privatelink_zone.as_deref(),
+        Some("private.eastus.azmk8s.io")
+    );
+    let round = |answer: &str| RoundObservation {
+        started_at: std::time::SystemTime::UNIX_EPOCH,
+        duration: Duration::ZERO,
+        servers: vec![Ok(vec!["127.0.0.1:53".parse().unwrap()])],
+        held: vec![0],
+        tcp_checks: vec![None],
+        zone_soas: vec![],
+        targets: cfg
+            .targets
+            .iter()
+            .map(|t| {
+                Some(TargetObservation {
+                    dns: vec![DnsObservation {
+                        resolver: "azure".into(),
+                        server: Some("127.0.0.1:53".parse().unwrap()),
+                        outcome: DnsOutcome::Answer(DnsAnswer {
+                            rcode: Rcode::NoError,
+                            chain: vec![],
+                            addresses: vec![
+                                if t.name == "api-server" { answer } else { "10.1.0.5" }
+                                    .parse()
+                                    .unwrap(),
+                            ],
+                            omitted: 0,
+                            chain_problem: None,
+                            negative_soa: false,
+                        }),
+                        duration: Duration::ZERO,
+                        tcp_fallback: false,
+                        queries: 2,
+                    }],
+                    connect_resolver: Some(0),
+                    connects: vec![answered(if t.name == "api-server" { answer } else { "10.1.0.5" })],
+                })
+            })
+            .collect(),
+    };
+    let (cluster, seen) = mock_api(vec![endpointslice_route("endpointslice-kubernetes.json", 200)]);
+    let ctx = ClusterContext {
+        cluster: Some(cluster),
+        node: None,
+        ..ClusterContext::default()
+    };
+    let observed = ctx.observe(&cfg).await;
+    assert_eq!(
+        observed.api_endpoints,
+        Some(Ok(vec!["10.226.0.4".parse::<IpAddr>().unwrap()]))
+    );
+    assert_eq!(seen.lock().unwrap().len(), 1);
+
+    let report = netprobe::judge::round(&cfg, &round("10.226.0.9"), &observed);
+    let t = &report.targets[api];
+    assert_eq!(t.cause, netprobe::model::Cause::UnexpectedIp, "{t:?}");
+    let text = t.diagnosis.as_deref().unwrap();
+    assert!(
+        text.contains("10.226.0.4") && text.contains("nodes reach the API server by IP and are unaffected"),
+        "{text}"
+    );
+    let report = netprobe::judge::round(&cfg, &round("10.226.0.4"), &observed);
+    assert!(report.targets[api].healthy, "{:?}", report.targets[api]);
+
+    // No RBAC for the slice (an older install): not compared, no failure.
+    let (cluster, _) = mock_api(vec![endpointslice_route("status-403-endpointslice.json", 403)]);
+    let ctx = ClusterContext {
+        cluster: Some(cluster),
+        node: None,
+        ..ClusterContext::default()
+    };
+    let observed = ctx.observe(&cfg).await;
+    assert!(
+        matches!(&observed.api_endpoints, Some(Err(e)) if e.contains("forbidden")),
+        "{:?}",
+        observed.api_endpoints
+    );
+    let report = netprobe::judge::round(&cfg, &round("10.226.0.9"), &observed);
+    assert!(report.targets[api].healthy);
+
+    // A privatelink API server name is not read at all.
+    let (cluster, seen) = mock_api(vec![]);
+    let ctx = ClusterContext {
+        cluster: Some(cluster),
+        node: None,
+        ..ClusterContext::default()
+    };
+    let plain = config(
+        "region: eastus\napi_server_fqdn: aks-1-abc.hcp.eastus.azmk8s.io\n",
+        &opts,
+    );
+    assert_eq!(ctx.observe(&plain).await.api_endpoints, None);
+    assert!(seen.lock().unwrap().is_empty());
+}

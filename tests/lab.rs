@@ -23,7 +23,7 @@ use std::time::Duration;
 use netprobe::model::{Cause, DnsVerdict, Reach};
 use netprobe_sim::https::Reply;
 use serde_json::Value;
-use vnet::{Endpoint, Lab, Site};
+use vnet::{Endpoint, Lab, Policy, Site};
 
 /// The node's two resolvers, as a production config names them.
 const RESOLVERS: &str =
@@ -63,6 +63,8 @@ struct Scenario {
     reach: Reach,
     /// The DNS verdict through `vnet` and through `azure`.
     dns: [DnsVerdict; 2],
+    /// A fragment of the primary diagnosis (empty: any text).
+    says: &'static str,
 }
 
 /// A scenario probed through `vnet` and `azure` only, with no extra config.
@@ -84,6 +86,7 @@ fn scenario(
         also: &[],
         reach,
         dns,
+        says: "",
     }
 }
 
@@ -101,6 +104,10 @@ impl Scenario {
 
     fn also(self, also: &'static [Cause]) -> Scenario {
         Scenario { also, ..self }
+    }
+
+    fn says(self, says: &'static str) -> Scenario {
+        Scenario { says, ..self }
     }
 
     /// The extra resolver as `(name, server, connect_via)`: scenarios are
@@ -501,8 +508,133 @@ fn scenarios() -> Vec<Scenario> {
             detail: "10.0.0.11:53: Connection refused",
             connect_via: true,
         }),
+        // An Azure DNS security policy blocks the vault's name and answers
+        // with the sentinel CNAME (a BIND response-policy zone stands in).
+        scenario(
+            "policy-blocked-sentinel",
+            "keyvault",
+            link(
+                "kv-lab-blocked.vault.azure.net",
+                "kv-lab-blocked.privatelink.vaultcore.azure.net",
+                pb(30),
+                &[pv(30)],
+                Endpoint::Serves(Reply::keyvault_health()),
+            )
+            .blocked_by_policy(Policy::Sentinel),
+            C::DnsPolicyBlocked,
+            R::Skipped,
+            [D::Blocked, D::Blocked],
+        )
+        .says("an Azure DNS security policy blocks kv-lab-blocked.vault.azure.net"),
+        // The policy's other form: Azure DNS answers SERVFAIL for the name
+        // (a zone that does not load), while it answers every other name.
+        scenario(
+            "policy-blocked-servfail",
+            "keyvault",
+            link(
+                "kv-lab-denied.vault.azure.net",
+                "kv-lab-denied.privatelink.vaultcore.azure.net",
+                pb(31),
+                &[pv(31)],
+                Endpoint::Serves(Reply::keyvault_health()),
+            )
+            .blocked_by_policy(Policy::ServFail),
+            C::DnsError,
+            R::Skipped,
+            [D::Servfail, D::Servfail],
+        )
+        .says("an Azure DNS security policy blocking the domain is the first suspect"),
+        // The blob zone is linked but has no record for this account, and
+        // the link's fallback to the internet (NxDomainRedirect) answers
+        // publicly: not `zone_not_linked`.
+        scenario(
+            "fallback-to-internet",
+            "storage",
+            link(
+                "stlabfb.blob.core.windows.net",
+                "stlabfb.privatelink.blob.core.windows.net",
+                pb(32),
+                &[],
+                Endpoint::Absent,
+            )
+            .falling_back_to_internet(),
+            C::RecordMissing,
+            R::Blocked,
+            [D::Public, D::Public],
+        )
+        .says("fallback to the internet (resolutionPolicy: NxDomainRedirect)"),
+        // A forwarding ruleset rule sends dfs.core.windows.net to an
+        // on-premises server with a privatelink zone of its own, without
+        // the record: not `record_missing` in the linked zone.
+        scenario(
+            "zone-forwarded",
+            "storage",
+            link(
+                "stlabfwd.dfs.core.windows.net",
+                "stlabfwd.privatelink.dfs.core.windows.net",
+                pb(33),
+                &[],
+                Endpoint::Absent,
+            ),
+            C::ZoneForwarded,
+            R::Skipped,
+            [D::Nxdomain, D::Nxdomain],
+        )
+        .says("from ns1.contoso.example"),
+        // A firewall allows only UDP 53 to a custom DNS server: a 90-address
+        // answer does not fit UDP and its TCP retry is dropped.
+        scenario(
+            "tcp53-blocked-truncated",
+            "acr",
+            link(
+                "crlabbig.azurecr.io",
+                "crlabbig.privatelink.azurecr.io",
+                pb(34),
+                &BIG,
+                Endpoint::Serves(Reply::acr_challenge("crlabbig.azurecr.io")),
+            ),
+            C::DnsTcpBlocked,
+            R::Ok,
+            [D::Private, D::Private],
+        )
+        .extra(ExtraResolver {
+            name: "udp-only",
+            server: "10.0.0.12",
+            verdict: D::Error,
+            detail: "over TCP",
+            connect_via: false,
+        })
+        .says("allow TCP 53 from the node subnet to 10.0.0.12:53"),
+        // The same server answers small names over UDP: healthy, and the
+        // round's TCP 53 check of it is a finding of its own.
+        scenario(
+            "tcp53-blocked-small",
+            "storage",
+            link(
+                "stlabudp.blob.core.windows.net",
+                "stlabudp.privatelink.blob.core.windows.net",
+                pb(35),
+                &[pv(35)],
+                Endpoint::Serves(Reply::storage_anonymous()),
+            ),
+            C::None,
+            R::Ok,
+            [D::Private, D::Private],
+        )
+        .extra(ExtraResolver {
+            name: "udp-only",
+            server: "10.0.0.12",
+            verdict: D::Private,
+            detail: "",
+            connect_via: false,
+        }),
     ]
 }
+
+/// The private endpoint addresses of `tcp53-blocked-truncated`: more A
+/// records than fit a 1,232-byte UDP answer.
+static BIG: std::sync::LazyLock<Vec<Ipv4Addr>> =
+    std::sync::LazyLock::new(|| (1..=90).map(|d| ip(10, 0, 5, d)).collect());
 
 /// The config for `scenarios`, all probed through the same resolvers.
 fn config(lab: &Lab, scenarios: &[&Scenario], extra_resolver: ResolverSet, listen: &str) -> String {
@@ -591,8 +723,49 @@ fn check(s: &Scenario, t: &Value) -> Vec<String> {
     if s.cause != Cause::None && t["diagnosis"].as_str().is_none_or(|d| d.is_empty()) {
         bad.push("no diagnosis text".into());
     }
+    let text = t["diagnosis"].as_str().unwrap_or_default();
+    if !text.contains(s.says) {
+        bad.push(format!("the diagnosis does not say {:?}: {text}", s.says));
+    }
     bad
 }
+
+/// The round's TCP 53 check: only the server behind the UDP-only firewall
+/// (10.0.0.12) is a `dns_tcp_blocked` finding; every other resolver's check
+/// passes.
+fn check_tcp53(report: &Value, extra: ResolverSet) -> Vec<String> {
+    let mut bad = Vec::new();
+    let findings: Vec<&str> = report["findings"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|f| f["code"] == "dns_tcp_blocked")
+                .filter_map(|f| f["message"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    let blocked = extra.is_some_and(|e| e.1 == "10.0.0.12");
+    let want = usize::from(blocked);
+    if findings.len() != want || (blocked && !findings[0].contains("10.0.0.12:53")) {
+        bad.push(format!(
+            "dns_tcp_blocked findings {findings:?}, want {want} naming 10.0.0.12:53"
+        ));
+    }
+    for r in report["resolvers"].as_array().into_iter().flatten() {
+        // A resolver that answered nothing over UDP is not checked.
+        let want = (r["up"] == true).then_some(r["name"] != "udp-only");
+        if r["tcp"]["ok"].as_bool() != want {
+            bad.push(format!(
+                "resolver {}: TCP 53 check {}, want ok={want:?}",
+                r["name"], r["tcp"]
+            ));
+        }
+    }
+    bad
+}
+
+/// The causes `lab_localdns_stale_cache_and_dead_upstream` shows.
+const LOCALDNS_LAB_CAUSES: &[Cause] = &[Cause::DnsStaleCache, Cause::DnsServingStale];
 
 /// The causes `lab_service_tags_egress_and_the_api_server` shows.
 const EGRESS_LAB_CAUSES: &[Cause] = &[Cause::OutsideServiceTag, Cause::EndpointBlocked];
@@ -604,6 +777,7 @@ fn lab_scenarios_cover_every_cause() {
         .iter()
         .map(|s| s.cause)
         .chain(EGRESS_LAB_CAUSES.iter().copied())
+        .chain(LOCALDNS_LAB_CAUSES.iter().copied())
         .collect();
     // `internal_error` is netprobe's own failure, not a state of the network.
     let missing: Vec<&str> = Cause::ALL
@@ -649,6 +823,7 @@ fn lab_probe_once_json_diagnoses_every_scenario() {
                 failures.push(format!("{}: {problem}\n    {t}", s.name));
             }
         }
+        failures.extend(check_tcp53(&report, extra));
     }
     assert!(
         failures.is_empty(),
@@ -791,7 +966,15 @@ fn lab_queries_per_scenario_stay_within_the_budget() {
             .as_array()
             .map(|a| a.iter().filter_map(|d| d["queries"].as_u64()).sum())
             .unwrap_or(0);
-        if sent > resolvers * MAX_QUERIES_PER_LOOKUP {
+        // The round's own checks (TCP 53, a zone's SOA): one query each.
+        let checks: u64 = report["resolvers"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|r| r["check_queries"].as_u64()).sum())
+            .unwrap_or(0);
+        let counted = counted + checks;
+        // Per resolver: the lookup's budget, plus one TCP 53 check and at
+        // most one SOA (one zone per scenario).
+        if sent > resolvers * (MAX_QUERIES_PER_LOOKUP + 2) || checks > u64::from(resolvers) + 1 {
             failures.push(format!(
                 "{}: {sent} queries on the wire, budget {resolvers} x {MAX_QUERIES_PER_LOOKUP}",
                 s.name
@@ -804,6 +987,9 @@ fn lab_queries_per_scenario_stay_within_the_budget() {
     println!("{}", rows.join("\n"));
     assert!(failures.is_empty(), "{}\n{}", failures.join("\n"), rows.join("\n"));
 }
+
+/// A private cluster's API server name with API Server VNet Integration.
+const VNET_INTEGRATED_API: &str = "aks-lab-1a2b.private.westeurope.azmk8s.io";
 
 /// What one target of the egress lab must show: its cause, reach, and the
 /// service tag of its (only) address.
@@ -843,6 +1029,7 @@ fn lab_service_tags_egress_and_the_api_server() {
         Site::public_only("login.microsoftonline.com", drop(21)),
         Site::public_serving("management.azure.com", pb(89), Reply::new(400, "")),
         Site::private_zone_only(api, pv(50), Endpoint::Intercepted(Reply::new(401, ""))),
+        Site::private_zone_only(VNET_INTEGRATED_API, pv(51), Endpoint::Intercepted(Reply::new(401, ""))),
     ];
     let lab = Lab::start(&sites, Duration::ZERO);
     let tags = concat!(
@@ -932,5 +1119,199 @@ fn lab_service_tags_egress_and_the_api_server() {
             failures.push(format!("api-server through {}: {d}", d["resolver"]));
         }
     }
+    // API Server VNet Integration in private mode: the name lives in
+    // private.<region>.azmk8s.io, which is the target's private zone.
+    let yaml = format!(
+        "region: westeurope\ntimeout: 2s\nresolvers:\n{RESOLVERS}api_server_fqdn: {VNET_INTEGRATED_API}\n\
+         api_server_ca_file: {}\n",
+        lab.other_ca_file().display()
+    );
+    let report = probe_once(&lab, "vnet-integration.yaml", &yaml);
+    let api = &report["targets"][0];
+    if api["name"] != "api-server"
+        || api["healthy"] != true
+        || api["privatelink_zone"] != "private.westeurope.azmk8s.io"
+        || api["dns"]
+            .as_array()
+            .is_none_or(|d| d.iter().any(|d| d["privatelink"] != true))
+    {
+        failures.push(format!("the VNet-integrated api-server: {api}"));
+    }
     assert!(failures.is_empty(), "{}\n{}", failures.join("\n"), lab.logs());
+}
+
+/// A process killed on drop.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The AKS LocalDNS address for pods.
+const LOCALDNS: &str = "169.254.10.11";
+
+/// Starts Unbound as AKS LocalDNS in the node namespace, on
+/// 169.254.10.11: forwarding to the customer DNS server, keeping answers for
+/// an hour (`cache-min-ttl`, as LocalDNS's cache duration) and serving them
+/// stale when the upstream is gone (`serve-expired`).
+fn start_localdns(lab: &Lab) -> Killed {
+    vnet::named::require("unbound", "unbound");
+    lab.node.ip(&format!("addr add {LOCALDNS}/32 dev lo"));
+    let d = lab.dir.path().join("localdns");
+    std::fs::create_dir_all(&d).unwrap();
+    let conf = d.join("unbound.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "server:\n  interface: {LOCALDNS}\n  port: 53\n  do-ip6: no\n  do-daemonize: no\n  use-syslog: no\n  \
+             logfile: \"{dir}/unbound.log\"\n  verbosity: 1\n  username: \"\"\n  chroot: \"\"\n  \
+             directory: \"{dir}\"\n  pidfile: \"{dir}/unbound.pid\"\n  access-control: 0.0.0.0/0 allow\n  \
+             module-config: \"iterator\"\n  qname-minimisation: no\n  cache-min-ttl: 3600\n  \
+             serve-expired: yes\n  serve-expired-ttl: 3600\n  prefetch: no\n\
+             remote-control:\n  control-enable: no\n\
+             forward-zone:\n  name: \".\"\n  forward-addr: {}\n",
+            vnet::CUSTOMER_DNS,
+            dir = d.display(),
+        ),
+    )
+    .unwrap();
+    let child = lab
+        .node
+        .command("unbound")
+        .arg("-d")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start unbound");
+    Killed(child)
+}
+
+/// Asks `server` (from the node) for `name` until the answer holds `want`.
+fn wait_for_address(lab: &Lab, server: &str, name: &'static str, want: Ipv4Addr) {
+    let addr: std::net::SocketAddr = format!("{server}:53").parse().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let obs = lab.node_rt.block(async move {
+            netprobe::probe::dns::lookup(
+                "wait",
+                name,
+                &[addr],
+                Duration::from_millis(500),
+                &netprobe::probe::dns::QueryRate::per_resolver(),
+            )
+            .await
+        });
+        if obs.addresses().contains(&std::net::IpAddr::V4(want)) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{server} does not answer {want} for {name}: {obs:?}\n{}",
+            lab.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// One `probe --once --output json` in the node namespace with `yaml`.
+fn probe_once(lab: &Lab, file: &str, yaml: &str) -> Value {
+    let path = lab.dir.path().join(file);
+    std::fs::write(&path, yaml).unwrap();
+    let out = lab
+        .netprobe()
+        .args(["probe", "--once", "--output", "json", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+/// AKS LocalDNS (Unbound in the node namespace at 169.254.10.11) in front of
+/// the customer DNS server, which forwards to Azure DNS:
+/// 1. a private endpoint is recreated at a new address while LocalDNS
+///    still holds the old one: `dns_stale_cache` (before: healthy, as both
+///    answers are private), whose fix is about the cache, not the zone;
+/// 2. the upstream server stops answering while LocalDNS answers from its
+///    cache: `dns_serving_stale` (before: `dns_unreachable` of the upstream
+///    alone, with nothing about the pods' path living on borrowed time).
+#[test]
+fn lab_localdns_stale_cache_and_dead_upstream() {
+    let cached = Site::private_link(
+        "kv-lab-cached.vault.azure.net",
+        "kv-lab-cached.privatelink.vaultcore.azure.net",
+        pb(40),
+        &[pv(40)],
+        Endpoint::Serves(Reply::keyvault_health()),
+    );
+    let kept = Site::private_link(
+        "stlabcached.blob.core.windows.net",
+        "stlabcached.privatelink.blob.core.windows.net",
+        pb(42),
+        &[pv(42)],
+        Endpoint::Serves(Reply::storage_anonymous()),
+    );
+    let lab = Lab::start(&[cached, kept], Duration::ZERO);
+    let _localdns = start_localdns(&lab);
+    // Warm LocalDNS's cache with both names.
+    wait_for_address(&lab, LOCALDNS, "kv-lab-cached.vault.azure.net", pv(40));
+    wait_for_address(&lab, LOCALDNS, "stlabcached.blob.core.windows.net", pv(42));
+    // The vault's private endpoint is recreated at a new address.
+    lab.edit_azure_zone("privatelink.vaultcore.azure.net", |z| {
+        z.replace("10.0.1.40", "10.0.1.41")
+    });
+    wait_for_address(&lab, "168.63.129.16", "kv-lab-cached.vault.azure.net", pv(41));
+    let yaml = format!(
+        "timeout: 2s\ntls:\n  extra_ca_file: {}\nresolvers:\n  - name: pods\n    servers: [\"{LOCALDNS}\"]\n    \
+         upstream: vnet\n  - name: vnet\n    servers: [\"10.0.0.10\"]\n  - name: azure\n    servers: [\"168.63.129.16\"]\n\
+         connect_via: pods\ntargets:\n  - {{name: kv-cached, fqdn: kv-lab-cached.vault.azure.net, service: keyvault}}\n  \
+         - {{name: st-cached, fqdn: stlabcached.blob.core.windows.net, service: storage}}\n",
+        lab.ca_file().display()
+    );
+    let find = |report: &Value, name: &str| -> Value {
+        report["targets"]
+            .as_array()
+            .and_then(|a| a.iter().find(|t| t["name"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in {report}"))
+    };
+    let causes = |t: &Value| -> Vec<String> {
+        t["causes"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|c| c["cause"].as_str().map(String::from)).collect())
+            .unwrap_or_default()
+    };
+
+    let report = probe_once(&lab, "localdns-1.yaml", &yaml);
+    let pods = &report["resolvers"][0];
+    assert!(
+        pods["localdns"] == true && pods["upstream"] == "vnet" && report["resolvers"][1]["localdns"] == false,
+        "LocalDNS is a property of the resolver: {}",
+        report["resolvers"]
+    );
+    let kv = find(&report, "kv-cached");
+    assert_eq!(causes(&kv), ["dns_stale_cache"], "{kv}");
+    let text = kv["diagnosis"].as_str().unwrap();
+    assert!(
+        text.contains("10.0.1.40") && text.contains("10.0.1.41") && text.contains("do not recreate the zone group"),
+        "{text}"
+    );
+    assert_eq!(find(&report, "st-cached")["healthy"], true);
+
+    // The upstream DNS server stops answering (an NSG now drops port 53).
+    lab.vnet_nft("add rule inet lab input ip daddr 10.0.0.10 udp dport 53 drop");
+    lab.vnet_nft("add rule inet lab input ip daddr 10.0.0.10 tcp dport 53 drop");
+    let report = probe_once(&lab, "localdns-2.yaml", &yaml);
+    let st = find(&report, "st-cached");
+    assert_eq!(causes(&st), ["dns_serving_stale"], "{st}");
+    assert_eq!(st["reach"], "ok", "{st}");
+    let text = st["diagnosis"].as_str().unwrap();
+    assert!(
+        text.contains("lives on cached and stale answers") && text.contains("'pods'") && text.contains("10.0.0.10:53"),
+        "{text}"
+    );
 }

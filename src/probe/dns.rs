@@ -378,23 +378,25 @@ pub async fn tcp_check(server: SocketAddr, name: &str, time: Duration, rate: &Qu
     let start = Instant::now();
     let deadline = start + time;
     let budget = Budget::new(rate, deadline);
+    let mut held_back = false;
     let outcome = match absolute_name(name) {
         Err(e) => Err(e),
         Ok(qname) => {
             let req = build_query(&qname, RecordType::A);
             match req.to_vec() {
                 Err(e) => Err(format!("cannot encode query: {e}")),
-                Ok(bytes) => match budget.spend().await {
-                    Err(_) => Err("not asked: the resolver's query rate is spent".to_string()),
-                    Ok(()) => match timeout_at(deadline, tcp_exchange(server, &req, &bytes)).await {
-                        Err(_) => Err(format!(
-                            "no answer over TCP from {server} within {}",
-                            humantime::format_duration(time)
-                        )),
-                        Ok(Ok(m)) => Ok(rcode_of(m.metadata.response_code)),
-                        Ok(Err(QueryError::Unreachable(e) | QueryError::Io(e))) => Err(e),
-                        Ok(Err(e)) => Err(format!("{e:?}")),
-                    },
+                Ok(bytes) => match timeout_at(deadline, tcp_exchange(server, &req, &bytes, &budget)).await {
+                    Err(_) => Err(format!(
+                        "no answer over TCP from {server} within {}",
+                        humantime::format_duration(time)
+                    )),
+                    Ok(Ok(m)) => Ok(rcode_of(m.metadata.response_code)),
+                    Ok(Err(QueryError::Unreachable(e) | QueryError::Io(e))) => Err(e),
+                    Ok(Err(QueryError::HeldBack | QueryError::BudgetSpent)) => {
+                        held_back = true;
+                        Err("not asked: the resolver's query rate is spent".to_string())
+                    }
+                    Ok(Err(e)) => Err(format!("{e:?}")),
                 },
             }
         }
@@ -405,6 +407,7 @@ pub async fn tcp_check(server: SocketAddr, name: &str, time: Duration, rate: &Qu
         outcome,
         duration: start.elapsed(),
         queries: budget.sent(),
+        held_back,
     }
 }
 
@@ -559,8 +562,7 @@ async fn query(
         Err(_) => Err(QueryError::Timeout),
         Ok(Ok(message)) if !message.metadata.truncation => Ok(Exchange { message, tcp: false }),
         Ok(Ok(_)) | Ok(Err(QueryError::Oversized)) => {
-            budget.spend().await?;
-            match timeout_at(deadline, tcp_exchange(server, &req, &bytes)).await {
+            match timeout_at(deadline, tcp_exchange(server, &req, &bytes, budget)).await {
                 Err(_) => Err(QueryError::TcpFailed(format!(
                     "no answer over TCP from {server} in time"
                 ))),
@@ -632,8 +634,17 @@ async fn udp_exchange(
     }
 }
 
-async fn tcp_exchange(server: SocketAddr, req: &Message, bytes: &[u8]) -> Result<Message, QueryError> {
+/// One query over TCP. The query is paid for once the connection stands: a
+/// server whose TCP port is dropped or refused is sent no query (a packet
+/// capture would count none).
+async fn tcp_exchange(
+    server: SocketAddr,
+    req: &Message,
+    bytes: &[u8],
+    budget: &Budget<'_>,
+) -> Result<Message, QueryError> {
     let mut stream = TcpStream::connect(server).await.map_err(|e| io_error(server, e))?;
+    budget.spend().await?;
     let len = u16::try_from(bytes.len()).map_err(|_| QueryError::Io("query too large".into()))?;
     let mut framed = Vec::with_capacity(bytes.len() + 2);
     framed.extend_from_slice(&len.to_be_bytes());

@@ -184,16 +184,15 @@ async fn zone_soas(ctx: &RoundCtx, slots: &[Option<TargetObservation>]) -> Vec<Z
     else {
         return Vec::new();
     };
-    let mut zones: Vec<&str> = Vec::new();
+    let mut zones: Vec<String> = Vec::new();
     for (t, o) in cfg.targets.iter().zip(slots) {
-        let (Some(zone), Some(o)) = (t.privatelink_zone.as_deref(), o) else {
-            continue;
-        };
-        if !zones.contains(&zone) && o.dns.iter().any(|d| left_zone_empty(&t.fqdn, zone, d)) {
+        let Some(o) = o else { continue };
+        let Some(zone) = o.privatelink_zone(t) else { continue };
+        if !zones.contains(&zone) && o.dns.iter().any(|d| left_zone_empty(&t.fqdn, &zone, d)) {
             zones.push(zone);
         }
     }
-    let asks = zones.into_iter().map(|zone| {
+    let asks = zones.iter().map(|zone| {
         let name = &cfg.resolvers[azure].name;
         dns::zone_soa(name, zone, AZURE_DNS, cfg.timeout, &ctx.rates[azure])
     });

@@ -225,7 +225,8 @@ fn resolvers_table(h: &mut String, r: &RoundReport) {
             escape(&res.name),
             escape(&res.servers.join(" ")),
             if res.up {
-                format!("up: {} of {} lookups answered", res.answered, res.lookups)
+                let notes: String = res.notes().iter().map(|n| format!("; {}", escape(n))).collect();
+                format!("up: {} of {} lookups answered{notes}", res.answered, res.lookups)
             } else {
                 format!(
                     "DOWN: no usable answer{}",

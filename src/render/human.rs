@@ -31,7 +31,8 @@ pub fn render(report: &RoundReport) -> String {
     }
     for r in &report.resolvers {
         let state = if r.up {
-            format!("up, {} of {} lookups answered", r.answered, r.lookups)
+            let notes: String = r.notes().iter().map(|n| format!(", {n}")).collect();
+            format!("up, {} of {} lookups answered{notes}", r.answered, r.lookups)
         } else {
             format!(
                 "DOWN, no usable answer{}",

@@ -24,6 +24,15 @@
 //!   - 198.51.100.0/24 is a public range an NSG drops (the node's egress to
 //!     a service tag that no rule allows).
 
+//!   - 10.0.0.12 is the customer DNS server's second address, to which an
+//!     `nftables` rule drops TCP 53 (a firewall that allows only UDP 53);
+//!   - the on-premises DNS server (real `named`, 10.0.0.20), where a DNS
+//!     Private Resolver forwarding ruleset sends `dfs.core.windows.net`: it
+//!     holds a `privatelink.dfs.core.windows.net` zone of its own;
+//!   - Azure DNS answers its private zones with Azure's own SOA
+//!     (`azureprivatedns.net`), blocks names by a DNS security policy (a BIND
+//!     response-policy zone that answers with the block sentinel, or a zone
+//!     that does not load: SERVFAIL).
 //! - The **link** between the two is a userspace relay between two TUN
 //!   devices, with an optional one-way delay (this kernel has no `netem`).
 //!
@@ -44,7 +53,7 @@ use std::time::{Duration, Instant};
 use netprobe_sim::https::{HttpsServer, Reply};
 use netprobe_sim::pki::{Ca, Validity};
 
-mod named;
+pub mod named;
 use named::Named;
 
 pub const NODE_IP: Ipv4Addr = Ipv4Addr::new(10, 224, 0, 4);
@@ -54,6 +63,23 @@ pub const PUBLIC_DNS: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 53);
 /// A second customer DNS server whose host is up but whose DNS service is
 /// not: the address exists, nothing listens on port 53 (port unreachable).
 pub const DEAD_DNS: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 11);
+/// The customer DNS server's second address: TCP 53 to it is dropped.
+pub const TCP_BLOCKED_DNS: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 12);
+/// The on-premises DNS server a forwarding ruleset rule points at.
+pub const ONPREM_DNS: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 20);
+/// Zones Azure DNS forwards to the on-premises server (a DNS Private
+/// Resolver forwarding ruleset linked to the VNet).
+pub const AZURE_FORWARDED: &[&str] = &["dfs.core.windows.net"];
+/// Private zones the on-premises server holds, with its own SOA.
+pub const ONPREM_ZONES: &[&str] = &["privatelink.dfs.core.windows.net"];
+/// Azure private DNS's SOA and an NS line (BIND needs one to load a zone).
+pub const AZURE_PRIVATE_SOA: &str =
+    "@ 10 IN SOA azureprivatedns.net. azureprivatedns-host.microsoft.com. 1 3600 300 2419200 10\n@ 60 IN NS ns.test.\n";
+/// The on-premises server's SOA.
+pub const ONPREM_SOA: &str =
+    "@ 60 IN SOA ns1.contoso.example. hostmaster.contoso.example. 1 60 60 600 60\n@ 60 IN NS ns.test.\n";
+/// Azure DNS security policy's block sentinel.
+pub const POLICY_SENTINEL: &str = "blockpolicy.azuredns.invalid";
 /// Silently dropped in the VNet (a blackhole route).
 pub const DROPPED: &str = "10.0.3.0/24";
 /// "No route to host" in the VNet (an `unreachable` route).
@@ -82,6 +108,9 @@ pub const PUBLIC_ZONES: &[&str] = &[
     "vault.azure.net",
     "vaultcore.azure.net",
     "azurecr.io",
+    "dfs.core.windows.net",
+    // The sentinel resolves to nothing (NODATA), as Azure's does.
+    "azuredns.invalid",
 ];
 /// Public zones whose file does not load: the internet's DNS answers SERVFAIL.
 pub const BROKEN_PUBLIC_ZONES: &[&str] = &["table.core.windows.net"];
@@ -101,6 +130,8 @@ pub const LINKED_ZONES: &[&str] = &[
     "privatelink.azurecr.io",
     // A private AKS cluster's API server.
     "privatelink.westeurope.azmk8s.io",
+    // API Server VNet Integration in private mode.
+    "private.westeurope.azmk8s.io",
 ];
 /// Private DNS zones that exist but are not linked to the VNet.
 pub const UNLINKED_ZONES: &[&str] = &["privatelink.file.core.windows.net"];
@@ -115,9 +146,11 @@ pub const CUSTOMER_FORWARDS: &[&str] = &[
     "vault.azure.net",
     "vaultcore.azure.net",
     "azurecr.io",
+    "dfs.core.windows.net",
     // "Conditional forwarding doesn't support subdomains": the private
     // cluster's zone itself.
     "privatelink.westeurope.azmk8s.io",
+    "private.westeurope.azmk8s.io",
 ];
 
 /// Why the lab cannot run on this machine, if it cannot.
@@ -466,6 +499,21 @@ pub struct Site {
     pub private_no_address: bool,
     /// The customer DNS server refuses queries for this name (REFUSED).
     pub refused_by_customer: bool,
+    /// An Azure DNS security policy blocks the name, and how it answers.
+    pub policy: Option<Policy>,
+    /// The private zone has no record for the alias, and the link's
+    /// fallback to the internet answers publicly: Azure DNS returns the
+    /// public chain (a CNAME to the front end in the private zone stands in).
+    pub fallback_to_internet: bool,
+}
+
+/// How Azure DNS answers a name its security policy blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// `<name> CNAME blockpolicy.azuredns.invalid.`
+    Sentinel,
+    /// SERVFAIL.
+    ServFail,
 }
 
 impl Site {
@@ -486,6 +534,8 @@ impl Site {
             endpoint,
             private_no_address: false,
             refused_by_customer: false,
+            policy: None,
+            fallback_to_internet: false,
         }
     }
 
@@ -494,6 +544,24 @@ impl Site {
         Site {
             private: vec![],
             private_no_address: true,
+            ..self
+        }
+    }
+
+    /// Azure DNS's security policy blocks the name, answering as `policy`.
+    pub fn blocked_by_policy(self, policy: Policy) -> Site {
+        Site {
+            policy: Some(policy),
+            ..self
+        }
+    }
+
+    /// No record in the linked private zone; the link's fallback to the
+    /// internet answers with the public chain.
+    pub fn falling_back_to_internet(self) -> Site {
+        Site {
+            private: vec![],
+            fallback_to_internet: true,
             ..self
         }
     }
@@ -516,6 +584,8 @@ impl Site {
             endpoint: Endpoint::Absent,
             private_no_address: false,
             refused_by_customer: false,
+            policy: None,
+            fallback_to_internet: false,
         }
     }
 
@@ -539,6 +609,8 @@ impl Site {
             endpoint,
             private_no_address: false,
             refused_by_customer: false,
+            policy: None,
+            fallback_to_internet: false,
         }
     }
 
@@ -552,6 +624,8 @@ impl Site {
             endpoint: Endpoint::Absent,
             private_no_address: false,
             refused_by_customer: false,
+            policy: None,
+            fallback_to_internet: false,
         }
     }
 
@@ -582,7 +656,12 @@ impl ZoneData {
     fn build(sites: &[Site]) -> ZoneData {
         let mut z = ZoneData::default();
         let public_zones = public_zones();
-        let private_zones: Vec<&'static str> = LINKED_ZONES.iter().chain(UNLINKED_ZONES).copied().collect();
+        let private_zones: Vec<&'static str> = LINKED_ZONES
+            .iter()
+            .chain(UNLINKED_ZONES)
+            .chain(ONPREM_ZONES)
+            .copied()
+            .collect();
         for zone in &public_zones {
             z.public.insert(zone, String::new());
         }
@@ -614,6 +693,9 @@ impl ZoneData {
                     if s.private_no_address {
                         add(&mut z.private, &private_zones, format!("{pl}. IN TXT \"no address\"\n"));
                     }
+                    if s.fallback_to_internet {
+                        add(&mut z.private, &private_zones, format!("{pl}. IN CNAME {fe}.\n"));
+                    }
                 }
                 _ => add(&mut z.public, &public_zones, format!("{}. IN A {public}\n", s.fqdn)),
             }
@@ -628,17 +710,18 @@ fn named(
     vnet: &Netns,
     dir: &Path,
     role: &str,
-    ip: Ipv4Addr,
+    ips: &[Ipv4Addr],
     options: &str,
     zones: &[(&str, String)],
     statements: &str,
 ) -> Named {
+    let ips: String = ips.iter().map(|ip| format!("{ip}; ")).collect();
     // Short cache lifetimes: every round goes through the whole chain again.
     let options = format!("  max-cache-ttl 1;\n  max-ncache-ttl 1;\n{options}");
     named::start(
         vnet.command("named"),
         &dir.join(role),
-        &format!("port 53 {{ {ip}; }}"),
+        &format!("port 53 {{ {ips}}}"),
         &options,
         zones,
         statements,
@@ -648,6 +731,16 @@ fn named(
 /// The zone files of `zones` that are in `only`; those in `broken` are not
 /// zone files at all (`named` does not load them and answers SERVFAIL).
 fn zone_files<'a>(zones: &'a BTreeMap<&'static str, String>, only: &[&str], broken: &[&str]) -> Vec<(&'a str, String)> {
+    zone_files_with(zones, only, broken, named::SOA)
+}
+
+/// [`zone_files`] with the SOA and NS lines `head`.
+fn zone_files_with<'a>(
+    zones: &'a BTreeMap<&'static str, String>,
+    only: &[&str],
+    broken: &[&str],
+    head: &str,
+) -> Vec<(&'a str, String)> {
     zones
         .iter()
         .filter(|(zone, _)| only.contains(zone))
@@ -655,11 +748,73 @@ fn zone_files<'a>(zones: &'a BTreeMap<&'static str, String>, only: &[&str], brok
             let text = if broken.contains(zone) {
                 format!("$ORIGIN {zone}.\nthis is not a zone file\n")
             } else {
-                named::zone_file(zone, records)
+                named::zone_file_with(zone, head, records)
             };
             (*zone, text)
         })
         .collect()
+}
+
+/// Runs `nft <rule>` in `ns`, creating the `inet lab` table and its `input`
+/// chain first when needed (this kernel has `nf_tables`; `nft` is Debian's
+/// `nftables`).
+fn nft(ns: &Netns, rule: &str) {
+    let has = |what: &str| {
+        ns.command("nft")
+            .args(["list", what, "inet", "lab", "input"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let mut steps: Vec<String> = Vec::new();
+    if !has("chain") {
+        steps.push("add table inet lab".into());
+        steps.push("add chain inet lab input { type filter hook input priority 0; policy accept; }".into());
+    }
+    steps.push(rule.into());
+    for step in steps {
+        let out = ns
+            .command("nft")
+            .args(step.split_whitespace())
+            .output()
+            .unwrap_or_else(|e| panic!("nft (Debian package nftables; scripts/test installs it): {e}"));
+        assert!(
+            out.status.success(),
+            "nft {step}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Azure DNS's security policy for `sites`: a response-policy zone that
+/// answers a blocked name with the sentinel CNAME, and for the SERVFAIL
+/// form a zone named after the name whose file does not load. Returns the
+/// `options` lines and the statements.
+fn policy(sites: &[Site], dir: &Path) -> (String, String) {
+    let mut rpz = String::new();
+    let mut statements = String::new();
+    for s in sites {
+        match s.policy {
+            // An RPZ trigger is the name relative to the policy zone.
+            Some(Policy::Sentinel) => rpz.push_str(&format!("{} IN CNAME {POLICY_SENTINEL}.\n", s.fqdn)),
+            Some(Policy::ServFail) => {
+                let file = dir.join(format!("denied-{}.zone", s.fqdn));
+                std::fs::write(&file, format!("$ORIGIN {}.\nthis is not a zone file\n", s.fqdn)).unwrap();
+                statements.push_str(&format!(
+                    "zone \"{}\" {{ type primary; file \"{}\"; }};\n",
+                    s.fqdn,
+                    file.display()
+                ));
+            }
+            None => {}
+        }
+    }
+    let file = dir.join("policy.rpz.zone");
+    std::fs::write(&file, named::zone_file("policy.rpz", &rpz)).unwrap();
+    statements.push_str(&format!(
+        "zone \"policy.rpz\" {{ type primary; file \"{}\"; }};\n",
+        file.display()
+    ));
+    ("  response-policy { zone \"policy.rpz\"; };\n".into(), statements)
 }
 
 /// The VNet lab: namespaces, link, DNS servers and endpoints, torn down on drop
@@ -697,7 +852,14 @@ impl Lab {
         .unwrap();
 
         // Addresses: the DNS servers, every front end and every endpoint that exists.
-        let mut local: Vec<Ipv4Addr> = vec![CUSTOMER_DNS, AZURE_DNS, PUBLIC_DNS, DEAD_DNS];
+        let mut local: Vec<Ipv4Addr> = vec![
+            CUSTOMER_DNS,
+            AZURE_DNS,
+            PUBLIC_DNS,
+            DEAD_DNS,
+            TCP_BLOCKED_DNS,
+            ONPREM_DNS,
+        ];
 
         for s in sites {
             local.extend(s.public.filter(|ip| !publicly_dropped(*ip)));
@@ -767,14 +929,38 @@ impl Lab {
         let data = ZoneData::build(sites);
         let d = dir.path();
         let public_zones = zone_files(&data.public, &public_zones(), BROKEN_PUBLIC_ZONES);
-        let internet = named(&vnet, d, "internet", PUBLIC_DNS, "  recursion no;\n", &public_zones, "");
+        let internet = named(
+            &vnet,
+            d,
+            "internet",
+            &[PUBLIC_DNS],
+            "  recursion no;\n",
+            &public_zones,
+            "",
+        );
         // Azure DNS and the customer's server both resolve what they do not
         // hold (or forward) through the internet.
         let recursive = format!(
             "  recursion yes;\n  allow-recursion {{ any; }};\n  forward only;\n  forwarders {{ {PUBLIC_DNS}; }};\n"
         );
-        let private_zones = zone_files(&data.private, LINKED_ZONES, &[]);
-        let azure = named(&vnet, d, "azure", AZURE_DNS, &recursive, &private_zones, "");
+        let private_zones = zone_files_with(&data.private, LINKED_ZONES, &[], AZURE_PRIVATE_SOA);
+        let (policy_options, policy_statements) = policy(sites, d);
+        let mut azure_statements: String = AZURE_FORWARDED
+            .iter()
+            .map(|zone| format!("zone \"{zone}\" {{ type forward; forward only; forwarders {{ {ONPREM_DNS}; }}; }};\n"))
+            .collect();
+        azure_statements.push_str(&policy_statements);
+        let azure = named(
+            &vnet,
+            d,
+            "azure",
+            &[AZURE_DNS],
+            &format!("{recursive}{policy_options}"),
+            &private_zones,
+            &azure_statements,
+        );
+        let onprem_zones = zone_files_with(&data.private, ONPREM_ZONES, &[], ONPREM_SOA);
+        let onprem = named(&vnet, d, "onprem", &[ONPREM_DNS], &recursive, &onprem_zones, "");
         let mut forwards: String = CUSTOMER_FORWARDS
             .iter()
             .map(|zone| format!("zone \"{zone}\" {{ type forward; forward only; forwarders {{ {AZURE_DNS}; }}; }};\n"))
@@ -789,9 +975,22 @@ impl Lab {
                 file.display()
             ));
         }
-        let customer = named(&vnet, d, "customer", CUSTOMER_DNS, &recursive, &[], &forwards);
+        let customer = named(
+            &vnet,
+            d,
+            "customer",
+            &[CUSTOMER_DNS, TCP_BLOCKED_DNS],
+            &recursive,
+            &[],
+            &forwards,
+        );
+        // A firewall that allows UDP 53 only, to the customer server's second address.
+        nft(
+            &vnet,
+            &format!("add rule inet lab input ip daddr {TCP_BLOCKED_DNS} tcp dport 53 drop"),
+        );
         let lab = Lab {
-            named: vec![internet, azure, customer],
+            named: vec![internet, azure, onprem, customer],
             _servers: servers,
             vnet_rt,
             node_rt,
@@ -812,6 +1011,7 @@ impl Lab {
             (PUBLIC_DNS, "azurecr.io"),
             (AZURE_DNS, "privatelink.azurecr.io"),
             (CUSTOMER_DNS, "azurecr.io"),
+            (ONPREM_DNS, "privatelink.dfs.core.windows.net"),
         ] {
             let addr = std::net::SocketAddr::new(IpAddr::V4(server), 53);
             let within = deadline.saturating_duration_since(Instant::now());
@@ -825,6 +1025,22 @@ impl Lab {
                 );
             }
         }
+    }
+
+    /// Azure DNS's `named`, reloaded after `edit` changed the text of one of
+    /// its private zone files (a record replaced, say).
+    pub fn edit_azure_zone(&self, zone: &str, edit: impl FnOnce(String) -> String) {
+        let file = self.dir.path().join("azure").join(format!("{zone}.zone"));
+        let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        // A later modification time than the loaded file's: named reloads it.
+        std::thread::sleep(Duration::from_millis(1100));
+        std::fs::write(&file, edit(text)).unwrap();
+        self.named[1].reload();
+    }
+
+    /// Adds an nftables rule in the VNet (`add rule inet lab input ...`).
+    pub fn vnet_nft(&self, rule: &str) {
+        nft(&self.vnet, rule);
     }
 
     /// Every `named` log, for failure messages.

@@ -17,6 +17,18 @@ pub struct Named {
 }
 
 impl Named {
+    /// Reloads the configuration and changed zone files (SIGHUP, as `rndc
+    /// reload` does). The lab's LocalDNS case uses it; tests/bind9.rs does not.
+    #[allow(dead_code)]
+    pub fn reload(&self) {
+        let ok = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "could not signal named {}", self.child.id());
+    }
+
     /// What `named` wrote to stderr (it runs with `-g`).
     pub fn log(&self) -> String {
         format!(
@@ -36,7 +48,12 @@ impl Drop for Named {
 
 /// A zone file: `$ORIGIN`, a 60 s TTL, `SOA`, then `records`.
 pub fn zone_file(zone: &str, records: &str) -> String {
-    format!("$ORIGIN {zone}.\n$TTL 60\n{SOA}{records}")
+    zone_file_with(zone, SOA, records)
+}
+
+/// A zone file with its own SOA and NS lines (`head`).
+pub fn zone_file_with(zone: &str, head: &str, records: &str) -> String {
+    format!("$ORIGIN {zone}.\n$TTL 60\n{head}{records}")
 }
 
 /// Fails the test, saying what to install, when `program` is not on the PATH.
