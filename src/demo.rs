@@ -63,6 +63,9 @@ container_registries:
 targets:
   - fqdn: otherdata.blob.core.windows.net
     name: otherdata-blob
+  - fqdn: partnerdata.blob.core.windows.net
+    name: partnerdata-blob
+    service: storage
 resolvers:
   - name: system
     servers: ["{custom}"]
@@ -89,6 +92,9 @@ pub enum DemoDns {
     },
     /// `fqdn` CNAME `front`, front A `ip`: no private endpoint at all.
     Public { front: &'static str, ip: IpAddr },
+    /// `fqdn` CNAME `blockpolicy.azuredns.invalid`: an Azure DNS security
+    /// policy blocks the name.
+    PolicyBlocked,
 }
 
 /// A TLS server of the demo: its address, the names on its certificate,
@@ -362,6 +368,15 @@ fn custom_sites() -> Vec<DemoSite> {
             )],
             C::NoPrivateEndpoint,
         ),
+        // A DNS security policy linked to the VNet blocks the partner's
+        // domain: Azure DNS answers with the block sentinel.
+        site(
+            "partnerdata-blob",
+            "partnerdata.blob.core.windows.net",
+            PolicyBlocked,
+            vec![],
+            C::DnsPolicyBlocked,
+        ),
     ]
 }
 
@@ -389,6 +404,12 @@ fn records(sites: &[DemoSite]) -> (Records, Records) {
             DemoDns::Public { front, ip } => {
                 cname(&mut azure, &s.fqdn, front);
                 addr(&mut azure, front, *ip);
+            }
+            DemoDns::PolicyBlocked => {
+                azure.insert(
+                    s.fqdn.clone(),
+                    Entry::CnameStop(crate::verdict::POLICY_SENTINEL.to_string()),
+                );
             }
         }
     }

@@ -316,7 +316,7 @@ fn demo_shows_each_failure_mode_with_its_cause() {
     let report = common::parse_report(stdout(&o).as_bytes());
     // The demo's own table says what each site must show.
     let want = common::demo_causes();
-    assert_eq!(want.len(), 11);
+    assert_eq!(want.len(), 12);
     assert_eq!(common::causes(&report), want);
     assert!(!report.healthy);
     // The document round-trips: read back and written again, it is the same.
