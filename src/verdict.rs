@@ -569,7 +569,7 @@ fn dns_cause(
 /// upstream, gives no answer at all: the cache is what keeps the pod path up.
 fn served_from_cache<'a>(views: &'a [DnsView], bad: &DnsView, upstreams: &[Option<usize>]) -> Option<&'a DnsView> {
     let silent = bad.unreachable || matches!(bad.verdict, DnsVerdict::Timeout);
-    let at = views.iter().position(|v| std::ptr::eq(v, bad))?;
+    let at = views.iter().position(|v| v.resolver == bad.resolver)?;
     views.iter().enumerate().find_map(|(i, v)| {
         let answers = v.rcode.is_some_and(Rcode::usable) && v.verdict != DnsVerdict::Blocked;
         (silent && upstreams.get(i) == Some(&Some(at)) && answers && v.server.is_some_and(is_localdns)).then_some(v)
