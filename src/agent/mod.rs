@@ -103,12 +103,13 @@ pub struct State {
 /// fails and kubelet restarts it: generous, twice the longest a healthy
 /// round can take plus the interval. A round probes `concurrency` targets
 /// at a time, each in at most four phases of `timeout` (DNS, TCP, TLS,
-/// HTTP; one more `timeout` of margin), so a round over `targets` lasts at
-/// most ceil(targets / concurrency) × 5 × timeout, even when every phase
+/// HTTP; one more `timeout` of margin), then the round's own checks (TCP 53,
+/// zone SOAs) in one more `timeout`, so a round over `targets` lasts at most
+/// (ceil(targets / concurrency) × 5 + 1) × timeout, even when every phase
 /// times out. At least a minute.
 pub fn liveness_window(config: &Config) -> Duration {
     let waves = config.targets.len().div_ceil(config.concurrency.max(1)).max(1) as u32;
-    let round = config.timeout.saturating_mul(5).saturating_mul(waves);
+    let round = config.timeout.saturating_mul(5 * waves + 1);
     (config.interval + round).saturating_mul(2).max(Duration::from_secs(60))
 }
 
@@ -479,15 +480,15 @@ mod tests {
 
     #[test]
     fn the_liveness_window_covers_the_longest_healthy_round() {
-        // One target, defaults: (30 s + 5 × 5 s) × 2.
+        // One target, defaults: (30 s + 5 × 5 s + 5 s of round checks) × 2.
         assert_eq!(
             liveness_window(&config("key_vaults: [kvone]\n")),
-            Duration::from_secs(110)
+            Duration::from_secs(120)
         );
         // 130 targets at 64 at a time: three waves of every phase timing out.
         let names: Vec<String> = (0..130).map(|i| format!("kv{i:03}x")).collect();
         let many = config(&format!("key_vaults: [{}]\n", names.join(", ")));
-        assert_eq!(liveness_window(&many), Duration::from_secs((30 + 3 * 25) * 2));
+        assert_eq!(liveness_window(&many), Duration::from_secs((30 + 3 * 25 + 5) * 2));
         // Never under a minute.
         assert_eq!(
             liveness_window(&config("key_vaults: [kvone]\ninterval: 1s\ntimeout: 1s\n")),

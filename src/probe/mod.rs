@@ -133,7 +133,9 @@ impl Engine {
             }
         }
         // Once per round, after every lookup: the TCP 53 check of each
-        // resolver and the SOA of each zone that needs one.
+        // resolver and the SOA of each zone that needs one, within
+        // `concurrency` like every probe. A dropped TCP 53 adds up to one
+        // `timeout` to the round.
         let (tcp_checks, zone_soas) = tokio::join!(tcp_checks(&ctx, &slots), zone_soas(&ctx, &slots));
         RoundObservation {
             started_at,
@@ -165,6 +167,7 @@ async fn tcp_checks(ctx: &RoundCtx, slots: &[Option<TargetObservation>]) -> Vec<
         });
         async move {
             let (server, name) = answered?;
+            let _permit = ctx.permits.acquire().await.ok();
             Some(dns::tcp_check(server, name, cfg.timeout, &ctx.rates[i]).await)
         }
     });
@@ -192,9 +195,10 @@ async fn zone_soas(ctx: &RoundCtx, slots: &[Option<TargetObservation>]) -> Vec<Z
             zones.push(zone);
         }
     }
-    let asks = zones.iter().map(|zone| {
+    let asks = zones.iter().map(|zone| async move {
+        let _permit = ctx.permits.acquire().await.ok();
         let name = &cfg.resolvers[azure].name;
-        dns::zone_soa(name, zone, AZURE_DNS, cfg.timeout, &ctx.rates[azure])
+        dns::zone_soa(name, zone, AZURE_DNS, cfg.timeout, &ctx.rates[azure]).await
     });
     join_all(asks).await
 }
