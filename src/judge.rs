@@ -184,7 +184,7 @@ pub fn target(cfg: &Config, target: &Target, obs: &TargetObservation, round: &Ro
 
 /// Who answers the target's privatelink zone, from the round's SOAs.
 fn zone_holder(target: &Target, obs: &TargetObservation, soas: &[ZoneSoa]) -> ZoneHolder {
-    let Some(zone) = obs.privatelink_zone(target) else {
+    let Some(zone) = target.zone_seen(obs) else {
         return ZoneHolder::Unknown;
     };
     match soas.iter().find(|s| s.zone == zone).map(|s| &s.outcome) {

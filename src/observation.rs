@@ -199,20 +199,6 @@ pub struct TargetObservation {
     pub connects: Vec<ConnectObservation>,
 }
 
-impl TargetObservation {
-    /// The target's privatelink zone: configured, or (custom targets) the
-    /// one its answers' chains pass through.
-    pub fn privatelink_zone(&self, t: &crate::service::Target) -> Option<String> {
-        t.privatelink_zone.clone().or_else(|| {
-            let chains = self.dns.iter().flat_map(|d| match &d.outcome {
-                DnsOutcome::Answer(a) => a.chain.as_slice(),
-                _ => &[],
-            });
-            crate::azure::privatelink_zone_of(chains.map(String::as_str))
-        })
-    }
-}
-
 impl DnsAnswer {
     /// Keeps `ip` unless it is kept already or the cap is reached (then
     /// counts it as omitted).

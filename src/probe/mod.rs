@@ -190,7 +190,7 @@ async fn zone_soas(ctx: &RoundCtx, slots: &[Option<TargetObservation>]) -> Vec<Z
     let mut zones: Vec<String> = Vec::new();
     for (t, o) in cfg.targets.iter().zip(slots) {
         let Some(o) = o else { continue };
-        let Some(zone) = o.privatelink_zone(t) else { continue };
+        let Some(zone) = t.zone_seen(o) else { continue };
         if !zones.contains(&zone) && o.dns.iter().any(|d| left_zone_empty(&t.fqdn, &zone, d)) {
             zones.push(zone);
         }

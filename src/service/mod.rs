@@ -122,6 +122,18 @@ pub struct Target {
 }
 
 impl Target {
+    /// The target's privatelink zone: configured, or (custom targets) the
+    /// one the chains of `seen` pass through.
+    pub fn zone_seen(&self, seen: &crate::observation::TargetObservation) -> Option<String> {
+        self.privatelink_zone.clone().or_else(|| {
+            let chains = seen.dns.iter().flat_map(|d| match &d.outcome {
+                crate::observation::DnsOutcome::Answer(a) => a.chain.as_slice(),
+                _ => &[],
+            });
+            crate::azure::privatelink_zone_of(chains.map(String::as_str))
+        })
+    }
+
     /// A target derived from a resource's name: port 443, expected private,
     /// through `zone`.
     pub fn derived(name: String, fqdn: String, service: Service, zone: String) -> Self {
