@@ -788,6 +788,9 @@ fn lab_scenarios_cover_every_cause() {
     assert!(missing.is_empty(), "causes without a lab scenario: {missing:?}");
 }
 
+/// With `NETPROBE_LAB_SHOW` set, prints each scenario's cause and diagnosis
+/// (`-- --nocapture`); with `NETPROBE_BIN`, another build runs (before and
+/// after a change).
 #[test]
 fn lab_probe_once_json_diagnoses_every_scenario() {
     let all = scenarios();
@@ -821,6 +824,9 @@ fn lab_probe_once_json_diagnoses_every_scenario() {
                 .unwrap_or_else(|| panic!("no target {} in the report", s.name));
             for problem in check(s, t) {
                 failures.push(format!("{}: {problem}\n    {t}", s.name));
+            }
+            if std::env::var_os("NETPROBE_LAB_SHOW").is_some() {
+                println!("{} | {} | {}", s.name, t["cause"], t["diagnosis"]);
             }
         }
         failures.extend(check_tcp53(&report, extra));
