@@ -436,3 +436,42 @@ fn every_netprobe_pod_asks_for_the_api_server_fqdn() {
         assert_eq!(prometheus == "true", extra.ends_with("true"), "{extra}");
     }
 }
+
+/// kube-prometheus-stack selects PodMonitors and PrometheusRules by
+/// `release: <its release>`: the chart takes `labels` (and `annotations`) for
+/// each monitoring object, the Azure Monitor PodMonitor included, and keeps
+/// its own labels beside them. Before, the schema rejected any such value.
+#[test]
+fn monitoring_objects_take_the_labels_a_prometheus_selects_by() {
+    for which in HELMS {
+        let sets = [
+            "podMonitor.enabled=true",
+            "podMonitor.labels.release=kube-prometheus-stack",
+            "podMonitor.annotations.team=sre",
+            "prometheusRule.enabled=true",
+            "prometheusRule.labels.release=kube-prometheus-stack",
+            "prometheusRule.annotations.team=sre",
+            "azureMonitor.podMonitor.enabled=true",
+            "azureMonitor.podMonitor.labels.release=ama",
+            "azureMonitor.podMonitor.annotations.team=sre",
+        ];
+        let all = docs(&template(which, &sets));
+        for (kind, name, release) in [
+            ("PodMonitor", "netprobe", "kube-prometheus-stack"),
+            ("PrometheusRule", "netprobe", "kube-prometheus-stack"),
+            ("PodMonitor", "netprobe-azmonitor", "ama"),
+        ] {
+            let o = find(&all, kind, name);
+            let meta = &o["metadata"];
+            assert_eq!(meta["labels"]["release"], release, "{which} {kind} {name}: {meta}");
+            assert_eq!(
+                meta["labels"]["app.kubernetes.io/name"], "netprobe",
+                "{which} {kind} {name}: the chart's own labels stay: {meta}"
+            );
+            assert_eq!(meta["annotations"]["team"], "sre", "{which} {kind} {name}: {meta}");
+        }
+        // Without them, no annotations key at all.
+        let plain = docs(&template(which, &["podMonitor.enabled=true"]));
+        assert!(find(&plain, "PodMonitor", "netprobe")["metadata"].get("annotations").is_none());
+    }
+}
