@@ -230,3 +230,127 @@ fn the_documented_defaults_are_the_codes() {
     assert!(line("concurrency").contains(&format!("(default {})", c::DEFAULT_CONCURRENCY)));
     assert!(line("listen").starts_with(&format!("listen: {}", c::DEFAULT_LISTEN)));
 }
+
+/// The shell blocks of the README and docs/, each with the file and line it
+/// starts at (continued lines joined).
+fn command_blocks() -> Vec<(String, usize, String)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![root.join("README.md")];
+    let mut docs: Vec<_> = std::fs::read_dir(root.join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    docs.sort();
+    files.extend(docs);
+    let mut out = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let mut block: Option<(usize, String)> = None;
+        for (i, line) in text.lines().enumerate() {
+            match (&mut block, line.trim_start()) {
+                (None, l) if l.starts_with("```sh") || l.starts_with("```bash") => block = Some((i + 2, String::new())),
+                (Some(_), l) if l.starts_with("```") => {
+                    let (at, body) = block.take().unwrap();
+                    out.push((f.display().to_string(), at, body.replace("\\\n", " ")));
+                }
+                (Some((_, body)), l) => {
+                    body.push_str(l);
+                    body.push('\n');
+                }
+                (None, _) => {}
+            }
+        }
+    }
+    out
+}
+
+/// Commands that look right and fail when pasted, each found once by a
+/// newcomer (issue 28): none may come back into the README or docs/.
+#[test]
+fn command_blocks_avoid_known_traps() {
+    let blocks = command_blocks();
+    assert!(blocks.len() > 10, "too few shell blocks found: {}", blocks.len());
+    type Trap = (&'static str, fn(&str, &str) -> bool);
+    let traps: &[Trap] = &[
+        (
+            "`kubectl wait` with two --for waits for the last condition only (a healthy Job times out)",
+            |line, _| line.contains("kubectl") && line.contains(" wait ") && line.matches("--for").count() > 1,
+        ),
+        (
+            "--set namespace.create=true with --create-namespace fails with \"invalid ownership metadata\"",
+            |line, block| {
+                line.contains("namespace.create=true")
+                    && !line.trim_start().starts_with('#')
+                    && block.contains("--create-namespace")
+            },
+        ),
+        (
+            "`exec ds/netprobe` lands on an arbitrary node, not the one asked about",
+            |line, _| line.contains("exec") && line.contains("ds/netprobe") && !line.trim_start().starts_with('#'),
+        ),
+        (
+            "`port-forward ... && <next>` never reaches the next command (port-forward runs until stopped)",
+            |line, _| line.contains("port-forward") && line.contains("&&"),
+        ),
+    ];
+    let mut found = Vec::new();
+    for (file, at, block) in &blocks {
+        for line in block.lines() {
+            for (why, hit) in traps {
+                if hit(line, block) {
+                    found.push(format!("{file} (block at line {at}): {line}\n    {why}"));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "commands that fail when pasted:\n{}",
+        found.join("\n")
+    );
+}
+
+/// Every shell block parses (`bash -n`), with its `<placeholders>` filled:
+/// a quote or a continuation gone wrong fails here, not in a terminal.
+#[test]
+fn command_blocks_parse_as_shell() {
+    let mut bad = Vec::new();
+    for (file, at, block) in command_blocks() {
+        let mut filled = String::new();
+        let mut rest = block.as_str();
+        // `<node>`, `<a netprobe pod>`: a placeholder, not a redirection.
+        while let Some(open) = rest.find('<') {
+            let close = rest[open..].find('>').map(|c| open + c);
+            match close {
+                Some(c)
+                    if rest[open + 1..c]
+                        .chars()
+                        .next()
+                        .is_some_and(|ch| ch.is_ascii_alphabetic())
+                        && !rest[open + 1..c].contains('\n') =>
+                {
+                    filled.push_str(&rest[..open]);
+                    filled.push_str("PLACEHOLDER");
+                    rest = &rest[c + 1..];
+                }
+                _ => {
+                    filled.push_str(&rest[..=open]);
+                    rest = &rest[open + 1..];
+                }
+            }
+        }
+        filled.push_str(rest);
+        let out = std::process::Command::new("bash")
+            .args(["-n", "-c", &filled])
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            bad.push(format!(
+                "{file} (block at line {at}): {}\n{filled}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    assert!(bad.is_empty(), "shell blocks that do not parse:\n{}", bad.join("\n"));
+}

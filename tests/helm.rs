@@ -472,6 +472,10 @@ fn monitoring_objects_take_the_labels_a_prometheus_selects_by() {
         }
         // Without them, no annotations key at all.
         let plain = docs(&template(which, &["podMonitor.enabled=true"]));
-        assert!(find(&plain, "PodMonitor", "netprobe")["metadata"].get("annotations").is_none());
+        assert!(
+            find(&plain, "PodMonitor", "netprobe")["metadata"]
+                .get("annotations")
+                .is_none()
+        );
     }
 }
