@@ -382,7 +382,7 @@ impl Metrics {
             self.resolver
                 .queries_total
                 .with_label_values(&[&r.name])
-                .inc_by(r.queries);
+                .inc_by(r.queries + r.check_queries);
             self.resolver
                 .queries_held_total
                 .with_label_values(&[&r.name])
