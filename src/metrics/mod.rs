@@ -460,9 +460,14 @@ impl Metrics {
     /// after each round or reload, then shared: concurrent scrapes hold one
     /// copy between them, not one each).
     pub fn exposition(&self) -> [bytes::Bytes; 2] {
+        // The target rows first, then the registry: a round counts its
+        // transitions before it writes its rows (`agent::project`), so the
+        // counters read after the rows are never behind them. Read the other
+        // way round, a round landing between the two reads showed its new
+        // state beside the old counters.
+        let targets = self.targets.lock().map(|mut t| t.rendered()).unwrap_or_default();
         let mut buf = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
-        let targets = self.targets.lock().map(|mut t| t.rendered()).unwrap_or_default();
         [bytes::Bytes::from(buf), targets]
     }
 
@@ -541,6 +546,83 @@ mod tests {
         let text = m.encode();
         assert!(series(&text, names::SERVICE_TAGS_INFO).is_empty(), "{text}");
         assert!(series(&text, names::SERVICE_TAGS_PUBLISHED).is_empty());
+    }
+
+    /// A round's report whose one target's DNS lookup took `k` ms.
+    fn round_k(k: u64) -> crate::report::RoundReport {
+        serde_json::from_value(serde_json::json!({
+            "healthy": true, "started_at": "2026-12-07T00:00:00Z", "duration_ms": 1.0, "version": "t",
+            "config": "t", "summary": {"targets": 1, "healthy": 1, "unhealthy": 0, "resolvers": ["system"],
+            "connect_via": "system"},
+            "resolvers": [], "findings": [],
+            "targets": [{
+                "name": "acr-reg01", "fqdn": "reg01.azurecr.io", "service": "acr", "port": 443,
+                "expect": "private", "privatelink_zone": null, "healthy": true, "cause": "none",
+                "diagnosis": null, "causes": [], "reach": "ok", "connect_resolver": "system", "slowest": null,
+                "dns": [{"resolver": "system", "server": null, "verdict": "private", "rcode": "NOERROR",
+                    "cname_chain": [], "addresses": [], "privatelink": true, "duration_ms": k as f64,
+                    "tcp_fallback": false, "queries": 2, "detail": null}],
+                "connect": []
+            }]
+        }))
+        .unwrap()
+    }
+
+    /// A scrape never shows a round's target rows without the transitions
+    /// the round counted before writing them (the agent counts first, then
+    /// writes the rows). The exposition used to gather the registry first and
+    /// read the rows after, so a round landing in between showed its new
+    /// state beside the old counters (tests/agent.rs caught it once in CI).
+    /// Each round here counts one transition and writes its number into a
+    /// row; every scrape must show at least as many transitions as the
+    /// round number in the row.
+    #[test]
+    fn a_scrape_never_shows_rows_ahead_of_their_transitions() {
+        let m = std::sync::Arc::new(Metrics::new().unwrap());
+        let targets = vec![crate::service::acr::login(Cloud::Public, "reg01")];
+        m.set_targets(&targets, &["system".into()], 30.0, MetricSet::Compact);
+        let rounds = 3000u64;
+        let writer = {
+            let m = m.clone();
+            std::thread::spawn(move || {
+                for k in 1..=rounds {
+                    let report = round_k(k);
+                    m.transitions(&[crate::round::Transition {
+                        before: None,
+                        now: &report.targets[0],
+                    }]);
+                    m.observe_round(&report, 0.0);
+                }
+            })
+        };
+        let value = |text: &str, prefix: &str| -> Option<f64> {
+            text.lines()
+                .filter(|l| l.starts_with(prefix))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .reduce(|a, b| a + b)
+        };
+        let mut scrapes = 0;
+        let mut bad = Vec::new();
+        while !writer.is_finished() {
+            let text = m.encode();
+            scrapes += 1;
+            let counted = value(&text, "netprobe_target_transitions_total{").unwrap_or(0.0);
+            let Some(row) = value(&text, "netprobe_dns_lookup_last_seconds{") else {
+                continue;
+            };
+            let round = (row * 1000.0).round();
+            if counted < round {
+                bad.push(format!("round {round} in the rows, {counted} transitions counted"));
+            }
+        }
+        writer.join().unwrap();
+        assert!(scrapes > 10, "{scrapes} scrapes");
+        assert!(
+            bad.is_empty(),
+            "{} of {scrapes} scrapes: {:?}",
+            bad.len(),
+            &bad[..bad.len().min(5)]
+        );
     }
 
     #[test]
