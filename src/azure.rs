@@ -109,6 +109,9 @@ impl StorageService {
 /// The label that makes a private DNS zone of a public one.
 pub const PRIVATELINK: &str = "privatelink";
 
+/// Azure DNS (the WireServer's resolver), where private DNS zones answer.
+pub const AZURE_DNS: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(168, 63, 129, 16));
+
 /// The private zone of a public zone: `privatelink.<zone>` (the records live
 /// there; clients resolve the public name, whose CNAME leads into it).
 pub fn privatelink_zone(public: &str) -> String {

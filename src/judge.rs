@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use crate::cluster::{ClusterObservation, judge_scoring_service, region_finding, scoring_service_unavailable};
 use crate::config::Config;
 use crate::model::FindingCode;
-use crate::observation::{DnsObservation, DnsOutcome, RoundObservation, TargetObservation, ZoneSoa};
+use crate::observation::{RoundObservation, TargetObservation, ZoneSoa};
 use crate::report::{Finding, RoundReport, ScoringServiceReport, TargetReport, TcpCheckReport};
 use crate::service::Target;
 use crate::verdict::{self, ConnectView, DnsContext, DnsView, ReachContext, ZoneHolder};
@@ -27,7 +27,7 @@ pub fn round(config: &Config, obs: &RoundObservation, cluster: &ClusterObservati
             .iter()
             .flatten()
             .flat_map(|t| &t.dns)
-            .any(|d| d.server.is_some_and(verdict::is_azure_dns) && answered(d)),
+            .any(|d| d.server.is_some_and(verdict::is_azure_dns) && d.answered().is_some()),
         zone_soas: &obs.zone_soas,
         upstreams: &upstreams,
         api_endpoints: match &cluster.api_endpoints {
@@ -105,10 +105,6 @@ pub struct RoundFacts<'a> {
     /// The `kubernetes` Service's endpoint addresses, when read (API Server
     /// VNet Integration).
     pub api_endpoints: Option<&'a [IpAddr]>,
-}
-
-fn answered(d: &DnsObservation) -> bool {
-    matches!(&d.outcome, DnsOutcome::Answer(a) if a.rcode.usable())
 }
 
 /// Judges one target's observations.

@@ -215,6 +215,14 @@ impl DnsAnswer {
 }
 
 impl DnsObservation {
+    /// The answer, when it is usable (NOERROR or NXDOMAIN).
+    pub fn answered(&self) -> Option<&DnsAnswer> {
+        match &self.outcome {
+            DnsOutcome::Answer(a) if a.rcode.usable() => Some(a),
+            _ => None,
+        }
+    }
+
     /// The addresses of the answer, if one arrived.
     pub fn addresses(&self) -> &[IpAddr] {
         match &self.outcome {

@@ -53,7 +53,7 @@ pub fn is_localdns(server: SocketAddr) -> bool {
 
 /// Azure DNS (168.63.129.16).
 pub fn is_azure_dns(server: SocketAddr) -> bool {
-    server.ip() == IpAddr::from([168, 63, 129, 16])
+    server.ip() == crate::azure::AZURE_DNS
 }
 
 /// What the SOA of a target's privatelink zone says about who answers it.

@@ -83,6 +83,15 @@ fn mock_api(routes: Routes) -> (Cluster, Arc<Mutex<Vec<Seen>>>) {
     (Cluster::from_client(client, NODE), seen)
 }
 
+/// A cluster context that reads through `cluster`, with no Node read yet.
+fn reading(cluster: Cluster) -> ClusterContext {
+    ClusterContext {
+        cluster: Some(cluster),
+        node: None,
+        ..ClusterContext::default()
+    }
+}
+
 fn node_route(file: &'static str, code: u16) -> (Method, String, u16, &'static str) {
     (Method::GET, format!("/api/v1/nodes/{NODE}"), code, file)
 }
@@ -195,11 +204,7 @@ async fn inference_router_must_be_an_internal_load_balancer_with_private_ips() {
     ];
     for (routes, healthy, cause) in cases {
         let (cluster, seen) = mock_api(routes);
-        let ctx = ClusterContext {
-            cluster: Some(cluster),
-            node: None,
-            ..ClusterContext::default()
-        };
+        let ctx = reading(cluster);
         let cfg = config("scoring_service: {}\n", &opts);
         let (_, scoring) = netprobe::judge::cluster_findings(&cfg, &ctx.observe(&cfg).await);
         let s = scoring.expect("checked");
@@ -627,11 +632,7 @@ async fn a_vnet_integrated_api_server_is_compared_with_the_kubernetes_endpointsl
             .collect(),
     };
     let (cluster, seen) = mock_api(vec![endpointslice_route("endpointslice-kubernetes.json", 200)]);
-    let ctx = ClusterContext {
-        cluster: Some(cluster),
-        node: None,
-        ..ClusterContext::default()
-    };
+    let ctx = reading(cluster);
     let observed = ctx.observe(&cfg).await;
     assert_eq!(
         observed.api_endpoints,
@@ -652,11 +653,7 @@ async fn a_vnet_integrated_api_server_is_compared_with_the_kubernetes_endpointsl
 
     // No RBAC for the slice (an older install): not compared, no failure.
     let (cluster, _) = mock_api(vec![endpointslice_route("status-403-endpointslice.json", 403)]);
-    let ctx = ClusterContext {
-        cluster: Some(cluster),
-        node: None,
-        ..ClusterContext::default()
-    };
+    let ctx = reading(cluster);
     let observed = ctx.observe(&cfg).await;
     assert!(
         matches!(&observed.api_endpoints, Some(Err(e)) if e.contains("forbidden")),
@@ -668,11 +665,7 @@ async fn a_vnet_integrated_api_server_is_compared_with_the_kubernetes_endpointsl
 
     // A privatelink API server name is not read at all.
     let (cluster, seen) = mock_api(vec![]);
-    let ctx = ClusterContext {
-        cluster: Some(cluster),
-        node: None,
-        ..ClusterContext::default()
-    };
+    let ctx = reading(cluster);
     let plain = config(
         "region: eastus\napi_server_fqdn: aks-1-abc.hcp.eastus.azmk8s.io\n",
         &opts,

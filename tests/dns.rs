@@ -53,6 +53,18 @@ async fn verdict_of(records: Records, target: &Target) -> (DnsVerdict, netprobe:
     (view.verdict, view)
 }
 
+/// `reg01.azurecr.io` CNAME its privatelink name, at 10.1.2.3: healthy.
+fn healthy_reg01() -> Records {
+    let mut r = Records::new();
+    chain(
+        &mut r,
+        "reg01.azurecr.io",
+        "reg01.privatelink.azurecr.io",
+        &[ip("10.1.2.3")],
+    );
+    r
+}
+
 fn keyvault() -> Target {
     netprobe::service::keyvault::target(Cloud::Public, "kv01")
 }
@@ -227,14 +239,7 @@ async fn every_dns_failure_mode_stays_within_the_query_budget() {
 
 #[tokio::test]
 async fn healthy_chain_is_private_through_privatelink() {
-    let mut r = Records::new();
-    chain(
-        &mut r,
-        "reg01.azurecr.io",
-        "reg01.privatelink.azurecr.io",
-        &[ip("10.1.2.3")],
-    );
-    let (v, view) = verdict_of(r, &acr()).await;
+    let (v, view) = verdict_of(healthy_reg01(), &acr()).await;
     assert_eq!(v, DnsVerdict::Private);
     assert!(view.privatelink);
     assert_eq!(view.chain, vec!["reg01.privatelink.azurecr.io"]);
@@ -355,14 +360,7 @@ async fn the_next_server_answers_when_the_first_fails() {
     let mut bad = Records::new();
     bad.insert("reg01.azurecr.io".into(), Entry::ServFail);
     let bad = dns(bad).await;
-    let mut good = Records::new();
-    chain(
-        &mut good,
-        "reg01.azurecr.io",
-        "reg01.privatelink.azurecr.io",
-        &[ip("10.1.2.3")],
-    );
-    let good = dns(good).await;
+    let good = dns(healthy_reg01()).await;
     let obs = lookup("test", "reg01.azurecr.io", &[bad.addr(), good.addr()], T).await;
     assert_eq!(obs.server, Some(good.addr()));
     assert_eq!(assess_dns(&acr(), &obs, &ranges()).verdict, DnsVerdict::Private);
@@ -658,14 +656,7 @@ async fn a_truncated_answer_without_tcp_is_a_tcp_failure() {
         check.outcome.is_err() && check.queries == 0 && !check.held_back,
         "{check:?}"
     );
-    let mut r = Records::new();
-    chain(
-        &mut r,
-        "reg01.azurecr.io",
-        "reg01.privatelink.azurecr.io",
-        &[ip("10.1.2.3")],
-    );
-    let good = dns(r).await;
+    let good = dns(healthy_reg01()).await;
     let check = netprobe::probe::dns::tcp_check(good.addr(), "reg01.azurecr.io", T, &rate).await;
     assert_eq!(check.outcome, Ok(netprobe::observation::Rcode::NoError), "{check:?}");
     assert_eq!(good.queries(), 1);

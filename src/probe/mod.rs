@@ -149,8 +149,8 @@ impl Engine {
     }
 }
 
-/// Azure DNS's address: the SOA of a privatelink zone is asked of it.
-pub const AZURE_DNS: SocketAddr = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::new(168, 63, 129, 16)), 53);
+/// Azure DNS's address and port: the SOA of a privatelink zone is asked of it.
+pub const AZURE_DNS: SocketAddr = SocketAddr::new(crate::azure::AZURE_DNS, 53);
 
 /// One TCP query per resolver: to the server that gave the round's first
 /// usable UDP answer through it, for that answer's name. A resolver none of
@@ -160,10 +160,8 @@ async fn tcp_checks(ctx: &RoundCtx, slots: &[Option<TargetObservation>]) -> Vec<
     let checks = (0..cfg.resolvers.len()).map(|i| {
         let answered = cfg.targets.iter().zip(slots).find_map(|(t, o)| {
             let d = o.as_ref()?.dns.get(i)?;
-            match &d.outcome {
-                DnsOutcome::Answer(a) if a.rcode.usable() && !d.tcp_fallback => Some((d.server?, &t.fqdn)),
-                _ => None,
-            }
+            d.answered().filter(|_| !d.tcp_fallback)?;
+            Some((d.server?, &t.fqdn))
         });
         async move {
             let (server, name) = answered?;
