@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// An Azure cloud: decides every DNS suffix.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Cloud {
     #[default]
@@ -80,7 +80,7 @@ impl Cloud {
 }
 
 /// Storage sub-services that have their own FQDN and private zone.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum StorageService {
     Blob,

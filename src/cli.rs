@@ -61,8 +61,13 @@ pub enum Command {
     /// files it cannot read here (resolv.conf) are warnings: on a node, the
     /// agent reports them per resolver at every round.
     CheckConfig {
+        /// The configuration file; `-` reads it from standard input.
         #[arg(long, short, env = "NETPROBE_CONFIG", default_value = "/etc/netprobe/netprobe.yaml")]
         config: PathBuf,
+        /// A Helm values file instead: its `config`, merged over the chart's
+        /// defaults as Helm merges it (the pre-flight of `helm install -f`).
+        #[arg(long = "values", short = 'f', value_name = "VALUES_YAML")]
+        values: Option<PathBuf>,
     },
     /// The whole cluster: every agent's last round through the API server, as
     /// a nodes x targets view (exit 0: all fine, 1: findings, 2: cannot read).
@@ -201,14 +206,19 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// Runs a parsed command and returns the exit code.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
-        Command::CheckConfig { config } => {
-            let cfg = Config::load_with(&config, &offline())?;
+        Command::CheckConfig { config, values } => {
+            let source = match values {
+                Some(v) => crate::config::Source::HelmValues(v),
+                None if config.as_os_str() == "-" => crate::config::Source::Stdin,
+                None => crate::config::Source::File(config.clone()),
+            };
+            let shown = source.name();
+            let cfg = source.load(&offline())?;
             for w in cfg.node_file_warnings() {
                 eprintln!("warning: not checked here: {w} (on a node, the agent reports this per round)");
             }
             out(&format!(
-                "{}: valid, {} targets, {} resolvers\n",
-                config.display(),
+                "{shown}: valid, {} targets, {} resolvers\n",
                 cfg.targets.len(),
                 cfg.resolvers.len()
             ));

@@ -138,29 +138,45 @@ pub enum ResolverSource {
 
 mod raw {
     use super::*;
+    use crate::input::schema;
 
-    #[derive(Debug, Deserialize)]
+    /// The AML inference router Service to check (an internal load balancer
+    /// with private IPs).
+    #[derive(Debug, Deserialize, schemars::JsonSchema)]
     #[serde(deny_unknown_fields)]
     pub struct ScoringService {
+        /// Default: azureml.
         pub namespace: Option<S<String>>,
+        /// Default: azureml-fe.
         pub name: Option<S<String>>,
     }
 
-    #[derive(Debug, Deserialize)]
+    /// A named DNS path: the pod's resolv.conf (no key), a resolv.conf file,
+    /// or DNS servers asked directly.
+    #[derive(Debug, Deserialize, schemars::JsonSchema)]
     #[serde(deny_unknown_fields)]
     pub struct Resolver {
+        /// The resolver's name (the `resolver` label); `system` is the pod's path.
+        #[schemars(schema_with = "schema::resolver_name")]
         pub name: S<String>,
+        /// A resolv.conf whose `nameserver` lines are read at every round.
         pub resolv_conf: Option<S<String>>,
         /// Used when `resolv_conf` cannot be read (e.g. a node without systemd-resolved).
         pub resolv_conf_fallback: Option<S<String>>,
+        /// DNS servers asked directly: IP addresses (or IP:port), not host names.
+        #[serde(default)]
+        #[schemars(schema_with = "schema::servers")]
         pub servers: Option<Vec<S<String>>>,
         /// The resolver this one forwards to (AKS LocalDNS's upstream).
+        #[serde(default)]
+        #[schemars(schema_with = "schema::resolver_name")]
         pub upstream: Option<S<String>>,
     }
 
-    #[derive(Debug, Deserialize)]
+    #[derive(Debug, Deserialize, schemars::JsonSchema)]
     #[serde(deny_unknown_fields)]
     pub struct Tls {
+        /// A PEM file of CAs trusted besides the system's (a TLS-inspecting firewall's).
         pub extra_ca_file: Option<S<String>>,
     }
 }
@@ -170,27 +186,67 @@ mod raw {
 /// derives every service's targets from them in registry order.
 macro_rules! file_format {
     ($($variant:ident => $text:literal : $module:ident :: $ty:ident $({ $key:ident })?),+ $(,)?) => {
-        #[derive(Debug, Deserialize)]
+        /// netprobe.yaml (docs/configuration.md).
+        #[derive(Debug, Deserialize, schemars::JsonSchema)]
         #[serde(deny_unknown_fields)]
+        #[schemars(title = "netprobe configuration")]
         struct File {
+            /// The Azure cloud, which decides every DNS suffix.
             cloud: Option<S<Cloud>>,
+            #[serde(default)]
+            #[schemars(schema_with = "crate::input::schema::region")]
             region: Option<S<String>>,
+            /// Per phase (DNS, TCP, TLS, HTTP): 10ms to 120s; default 5s.
+            #[serde(default)]
+            #[schemars(schema_with = "crate::input::schema::duration")]
             timeout: Option<S<String>>,
+            /// DNS lookups and connections in flight at once; default 64.
+            #[schemars(range(min = 1, max = 4096))]
             concurrency: Option<S<i64>>,
+            /// The DNS paths compared; default: the pod's resolv.conf (`system`).
+            #[schemars(length(min = 1))]
             resolvers: Option<Vec<raw::Resolver>>,
+            /// The resolver whose answers the TCP, TLS and HTTP checks connect to.
+            #[serde(default)]
+            #[schemars(schema_with = "crate::input::schema::resolver_name")]
             connect_via: Option<S<String>>,
+            /// The ranges a private answer lies in; default RFC 1918, 100.64.0.0/10, fc00::/7.
+            #[serde(default)]
+            #[schemars(schema_with = "crate::input::schema::cidrs")]
             private_ranges: Option<Vec<S<String>>>,
             tls: Option<raw::Tls>,
+            /// Between rounds (±10% jitter): 10ms to 24h; default 30s.
+            #[serde(default)]
+            #[schemars(schema_with = "crate::input::schema::duration")]
             interval: Option<S<String>>,
+            /// The agent's HTTP address (metrics, health, status); default 0.0.0.0:9469.
             listen: Option<S<String>>,
+            /// Which per-target series /metrics carries; default compact.
             metrics: Option<S<MetricSet>>,
             scoring_service: Option<raw::ScoringService>,
+            /// Azure's Service Tags file (trimmed), for the egress targets' ranges.
             service_tags_file: Option<S<String>>,
+            /// The CA the API server's certificate is checked against.
             api_server_ca_file: Option<S<String>>,
             $($(
                 #[serde(default)]
+                #[schemars(skip)]
                 $key: crate::service::$module::Section,
             )?)+
+        }
+
+        /// The keys that derive targets (one per service with a section):
+        /// a file needs one of them (the chart refuses values without).
+        pub fn section_keys() -> &'static [&'static str] {
+            &[$($(stringify!($key),)?)+]
+        }
+
+        /// Every service section's key and its JSON Schema (its module's
+        /// `section_schema`: the value's rules, which a type alone cannot say).
+        fn section_schemas(g: &mut schemars::SchemaGenerator) -> Vec<(&'static str, schemars::Schema)> {
+            vec![$($(
+                (stringify!($key), crate::service::$module::section_schema(g)),
+            )?)+]
         }
 
         /// Every service section's targets, in registry order.
@@ -205,6 +261,24 @@ macro_rules! file_format {
 }
 
 crate::service::services!(file_format);
+
+/// The JSON Schema of netprobe.yaml, from the types it is read into: the
+/// keys, their types and the values' rules that a schema can say (names,
+/// addresses, ranges, the all-zero workspace id). The chart's
+/// values.schema.json carries it for `config`, and docs/netprobe.schema.json
+/// publishes it for editors (`scripts/gen` writes both).
+pub fn json_schema() -> serde_json::Value {
+    let mut settings = schemars::generate::SchemaSettings::draft07();
+    // One self-contained document: the chart embeds it under `config`.
+    settings.inline_subschemas = true;
+    settings.meta_schema = Some("http://json-schema.org/draft-07/schema#".into());
+    let mut generator = settings.into_generator();
+    let mut root = generator.root_schema_for::<File>();
+    for (key, schema) in section_schemas(&mut generator) {
+        root.ensure_object()["properties"][key] = schema.to_value();
+    }
+    root.to_value()
+}
 
 /// Every top-level key of the configuration file, as its parser knows them
 /// (the generic keys and each service's): read from serde's own field list,
@@ -307,6 +381,141 @@ impl Config {
         let raw = parsed.map_err(|e| syntax_error(&e, path, &field))?;
         let ctx = Ctx { path, base };
         validate(raw, &ctx, opts)
+    }
+}
+
+/// The chart's values.yaml: its `config` is what Helm merges a user's
+/// `config` over (`Config::from_helm_values`).
+const CHART_VALUES: &str = include_str!("../deploy/helm/netprobe/values.yaml");
+
+/// Where a configuration's text comes from, as `check-config` is told.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A netprobe.yaml file.
+    File(PathBuf),
+    /// netprobe.yaml on standard input (`-c -`).
+    Stdin,
+    /// A Helm values file: its `config` (`-f values.yaml`).
+    HelmValues(PathBuf),
+}
+
+impl Source {
+    /// How messages name it.
+    pub fn name(&self) -> String {
+        match self {
+            Source::File(path) => path.display().to_string(),
+            Source::Stdin => "<stdin>".to_string(),
+            Source::HelmValues(path) => format!("{} (config)", path.display()),
+        }
+    }
+
+    /// Reads and validates the configuration (`check-config`).
+    pub fn load(&self, opts: &LoadOptions) -> Result<Config, ConfigError> {
+        match self {
+            Source::File(path) => Config::load_with(path, opts),
+            Source::Stdin => {
+                let text = read_text(Path::new("/dev/stdin"), &self.name())?;
+                Config::from_yaml_with(&text, &self.name(), None, opts)
+            }
+            Source::HelmValues(path) => {
+                let shown = path.display().to_string();
+                Config::from_helm_values(&read_text(path, &shown)?, &shown, path.parent(), opts)
+            }
+        }
+    }
+}
+
+/// A file's text, at most [`MAX_CONFIG_BYTES`].
+fn read_text(path: &Path, shown: &str) -> Result<String, ConfigError> {
+    let bytes = crate::nodefiles::read_bounded(path, MAX_CONFIG_BYTES)
+        .or_else(|e| match e.kind() {
+            // A pipe is not a regular file: read it, bounded all the same.
+            std::io::ErrorKind::InvalidInput => {
+                use std::io::Read;
+                let mut data = Vec::new();
+                std::fs::File::open(path)?
+                    .take(MAX_CONFIG_BYTES + 1)
+                    .read_to_end(&mut data)?;
+                if data.len() as u64 > MAX_CONFIG_BYTES {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("larger than {MAX_CONFIG_BYTES} bytes"),
+                    ));
+                }
+                Ok(data)
+            }
+            _ => Err(e),
+        })
+        .map_err(|error| ConfigError::Read {
+            path: shown.to_string(),
+            error,
+        })?;
+    String::from_utf8(bytes).map_err(|_| ConfigError::Syntax {
+        path: shown.to_string(),
+        message: "the file is not UTF-8 text".into(),
+    })
+}
+
+/// Helm's merge of values: maps key by key, anything else replaced, and a
+/// `null` deletes the key.
+fn helm_merge(base: &mut serde_json::Value, over: serde_json::Value) {
+    use serde_json::Value;
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                if v.is_null() {
+                    b.remove(&k);
+                } else if let Some(slot) = b.get_mut(&k) {
+                    helm_merge(slot, v);
+                } else {
+                    b.insert(k, v);
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+impl Config {
+    /// The `config` of a Helm values file, merged over the chart's default
+    /// `config` the way Helm merges values, then validated as the agent
+    /// will: the pre-flight of `helm install -f values.yaml`. Messages name
+    /// the values file and the field (`config.workspace.id`); the merged
+    /// text's lines are not the file's, so they give none.
+    pub fn from_helm_values(
+        text: &str,
+        path: &str,
+        base: Option<&Path>,
+        opts: &LoadOptions,
+    ) -> Result<Config, ConfigError> {
+        let syntax = |message: String| ConfigError::Syntax {
+            path: path.to_string(),
+            message,
+        };
+        let values: serde_json::Value =
+            serde_saphyr::from_str(text).map_err(|e| syntax(format!("not a YAML values file: {e}")))?;
+        let Some(user) = values.get("config").filter(|c| c.is_object()).cloned() else {
+            return Err(syntax(
+                "no `config` map: a Helm values file for netprobe sets the agent's netprobe.yaml under `config:`"
+                    .into(),
+            ));
+        };
+        let chart: serde_json::Value = serde_saphyr::from_str(CHART_VALUES).expect("the chart's values.yaml parses");
+        let mut merged = chart["config"].clone();
+        helm_merge(&mut merged, user);
+        // JSON is YAML: the agent's own parser reads the merged config.
+        let shown = Source::HelmValues(path.into()).name();
+        Config::from_yaml_with(&merged.to_string(), &shown, base, opts).map_err(|e| match e {
+            ConfigError::Invalid {
+                path, field, message, ..
+            } => ConfigError::Invalid {
+                path,
+                location: None,
+                field,
+                message,
+            },
+            e => e,
+        })
     }
 }
 

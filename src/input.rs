@@ -10,12 +10,44 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use serde_saphyr::Spanned;
+use serde_saphyr::{Location, Spanned};
 
 use crate::model::Expect;
 
-/// A value as written, with its line and column.
-pub type S<T> = Spanned<T>;
+/// A value as written, with its line and column: the YAML library's
+/// `Spanned`, in a type of ours so that the configuration's JSON Schema
+/// (`config::json_schema`) sees the value's own schema through it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S<T> {
+    pub value: T,
+    /// Where the value is used (an alias's use, not its anchor).
+    pub referenced: Location,
+}
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for S<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        let s = Spanned::<T>::deserialize(de)?;
+        Ok(S {
+            value: s.value,
+            referenced: s.referenced,
+        })
+    }
+}
+
+impl<T: schemars::JsonSchema> schemars::JsonSchema for S<T> {
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        T::schema_name()
+    }
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        T::schema_id()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        T::json_schema(generator)
+    }
+}
 
 /// What is wrong with a configuration.
 #[derive(Debug, thiserror::Error)]
@@ -221,6 +253,10 @@ pub struct NameRule {
     pub first: fn(char) -> bool,
     pub last: fn(char) -> bool,
     pub single_hyphens: bool,
+    /// The same rule but the length, as a JSON Schema (ECMA/RE2) pattern:
+    /// the configuration's schema checks names with it at `helm install`
+    /// (a property test keeps it equal to `check`).
+    pub pattern: &'static str,
 }
 
 fn any_char(_: char) -> bool {
@@ -240,7 +276,19 @@ impl NameRule {
         first: any_char,
         last: any_char,
         single_hyphens: false,
+        pattern: "^.*$",
     };
+
+    /// The rule as a JSON Schema for a string.
+    pub fn schema(&self) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "minLength": self.len.start(),
+            "maxLength": self.len.end(),
+            "pattern": self.pattern,
+            "description": format!("{} ({})", self.what, self.expected),
+        })
+    }
 
     pub fn check(&self, s: &str) -> Result<(), String> {
         let ok = self.len.contains(&s.len())
@@ -261,6 +309,7 @@ pub const REGION: NameRule = NameRule {
     expected: "expected lower-case letters and digits, e.g. eastus, westeurope",
     len: 1..=40,
     chars: lower_or_digit,
+    pattern: "^[a-z0-9]+$",
     ..NameRule::BASE
 };
 pub const RESOLVER_NAME: NameRule = NameRule {
@@ -268,8 +317,118 @@ pub const RESOLVER_NAME: NameRule = NameRule {
     expected: "1-64 letters, digits, '-' or '_'",
     len: 1..=64,
     chars: |c| c.is_ascii_alphanumeric() || "-_".contains(c),
+    pattern: "^[A-Za-z0-9_-]+$",
     ..NameRule::BASE
 };
+
+/// JSON Schema patterns (ECMA and RE2 alike, no look-around) of the values
+/// that are not names: each accepts all that its parser accepts and rejects
+/// the common mistakes (a host name for a DNS server, a prefix past /32).
+/// Property tests hold them to the parsers.
+pub mod patterns {
+    const OCTET: &str = "(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])";
+    /// IPv6, loosely: hex digits, colons (at least one) and an IPv4 tail.
+    const V6: &str = "[0-9A-Fa-f]*:[0-9A-Fa-f:.]*";
+    const PORT: &str = "[0-9]{1,5}";
+
+    fn v4() -> String {
+        format!("({OCTET}\\.){{3}}{OCTET}")
+    }
+
+    /// An IP address (`expected_ips`).
+    pub fn ip() -> String {
+        format!("^({}|{V6})$", v4())
+    }
+
+    /// A DNS server: `ip`, `ip:port` or `[v6]:port` ([`super::parse_server`]).
+    pub fn server() -> String {
+        format!("^({}(:{PORT})?|{V6}|\\[{V6}\\]:{PORT})$", v4())
+    }
+
+    /// A CIDR range (`private_ranges`).
+    pub fn cidr() -> String {
+        format!(
+            "^({}/0*(3[0-2]|[12]?[0-9])|{V6}/0*(12[0-8]|1[01][0-9]|[1-9]?[0-9]))$",
+            v4()
+        )
+    }
+
+    /// A DNS name ([`super::check_fqdn`]): at least two labels.
+    pub const FQDN: &str =
+        "^ *([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\\.)+[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\\.* *$";
+
+    /// A duration (`humantime`: `5s`, `1500ms`, `1m 30s`).
+    pub const DURATION: &str = "^ *[0-9][0-9A-Za-zµ. ]*$";
+}
+
+/// The JSON Schema of single values, for `#[schemars(schema_with = ...)]`
+/// on the configuration's types (`config::json_schema`).
+pub mod schema {
+    use super::patterns;
+    use schemars::{Schema, SchemaGenerator, json_schema};
+
+    pub fn region(_: &mut SchemaGenerator) -> Schema {
+        let mut s = super::REGION.schema();
+        s.insert(
+            "description".into(),
+            "The Azure region (e.g. eastus, westeurope), or `auto`: the node's region label".into(),
+        );
+        s
+    }
+    pub fn regions(g: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "array", "items": region(g) })
+    }
+    pub fn resolver_name(_: &mut SchemaGenerator) -> Schema {
+        super::RESOLVER_NAME.schema()
+    }
+    pub fn fqdn(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "maxLength": 260,
+            "pattern": patterns::FQDN,
+            "description": "A DNS name (at least two labels)",
+        })
+    }
+    pub fn duration(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "pattern": patterns::DURATION,
+            "description": "A duration: 5s, 1500ms, 1m 30s",
+        })
+    }
+    pub fn servers(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "string",
+                "pattern": patterns::server(),
+                "description": "A DNS server's IP address, or IP:port ([v6]:port); not a host name",
+            },
+        })
+    }
+    pub fn ips(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "array",
+            "minItems": 1,
+            "items": { "type": "string", "pattern": patterns::ip(), "description": "An IP address" },
+        })
+    }
+    pub fn cidrs(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "string",
+                "pattern": patterns::cidr(),
+                "description": "A CIDR range: 10.0.0.0/8, fc00::/7",
+            },
+        })
+    }
+    pub fn port(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "integer", "minimum": 1, "maximum": 65535 })
+    }
+}
 
 /// Validates a DNS name and returns it lower-cased without a trailing dot.
 pub fn check_fqdn(s: &str) -> Result<String, String> {
@@ -317,4 +476,158 @@ pub fn parse_server(s: &str) -> Result<SocketAddr, String> {
 /// A resource section's `expect` (private unless told).
 pub fn expect_of(expect: Option<&S<Expect>>) -> Expect {
     expect.map_or(Expect::Private, |e| e.value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Strings over an alphabet that crosses every rule's edges, of 0 to
+    /// `max` characters, from a fixed seed (xorshift: the same every run).
+    fn strings(alphabet: &[&str], max: usize, n: usize) -> Vec<String> {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        (0..n)
+            .map(|_| {
+                let len = (next() % (max as u64 + 1)) as usize;
+                (0..len)
+                    .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn matches(pattern: &str, s: &str) -> bool {
+        thread_local! {
+            static COMPILED: std::cell::RefCell<std::collections::HashMap<String, regex::Regex>> =
+                Default::default();
+        }
+        COMPILED.with_borrow_mut(|c| {
+            c.entry(pattern.to_string())
+                .or_insert_with(|| regex::Regex::new(pattern).unwrap())
+                .is_match(s)
+        })
+    }
+
+    /// A name rule's schema (pattern and length) accepts exactly what the
+    /// rule accepts: `helm install` and the agent never disagree on a name.
+    #[test]
+    fn each_name_rules_schema_is_the_rule() {
+        use crate::service::{acr, custom, keyvault, storage, workspace};
+        let rules = [
+            &REGION,
+            &RESOLVER_NAME,
+            &storage::STORAGE_NAME,
+            &keyvault::VAULT_NAME,
+            &acr::REGISTRY_NAME,
+            &workspace::WORKSPACE_NAME,
+            &custom::TARGET_NAME,
+        ];
+        // Broad, and narrow enough that long valid names come up too.
+        let broad = ["a", "z", "K", "0", "9", "-", "--", "_", ".", " ", "é"];
+        let narrow = ["a", "z", "0", "9", "-"];
+        for rule in rules {
+            let schema = rule.schema().to_value();
+            let pattern = schema["pattern"].as_str().unwrap();
+            let (min, max) = (
+                schema["minLength"].as_u64().unwrap(),
+                schema["maxLength"].as_u64().unwrap(),
+            );
+            let mut samples = strings(&broad, *rule.len.end() + 3, 20_000);
+            samples.extend(strings(&narrow, *rule.len.end() + 3, 20_000));
+            let mut accepted = 0;
+            for s in samples
+                .iter()
+                .map(String::as_str)
+                .chain(["", "abc", "a-b-c", "a--b", "abc-", "-abc"])
+            {
+                let chars = s.chars().count() as u64;
+                let by_schema = matches(pattern, s) && (min..=max).contains(&chars);
+                assert_eq!(by_schema, rule.check(s).is_ok(), "{}: {s:?}", rule.what);
+                accepted += usize::from(by_schema);
+            }
+            assert!(accepted > 100, "{}: only {accepted} samples valid", rule.what);
+        }
+    }
+
+    /// What the parsers accept, the schema's patterns accept (a schema that
+    /// refused a valid value would block an install the agent would run);
+    /// the mistakes the schema is there for, it refuses.
+    #[test]
+    fn value_patterns_accept_all_their_parsers_accept() {
+        type Case = (String, fn(&str) -> bool, &'static [&'static str]);
+        let cases: [Case; 4] = [
+            (
+                patterns::server(),
+                |s| parse_server(s).is_ok(),
+                &["dns.corp.example", "10.0.0.1:x", "[fd00::1]"],
+            ),
+            (
+                patterns::ip(),
+                |s| s.parse::<IpAddr>().is_ok(),
+                &["10.0.0.300", "host", "10.0.0.0/8"],
+            ),
+            (
+                patterns::cidr(),
+                |s| s.parse::<ipnet::IpNet>().is_ok(),
+                &["172.16.0.0/33", "10.0.0.0", "fd00::/129"],
+            ),
+            (
+                patterns::FQDN.to_string(),
+                |s| check_fqdn(s).is_ok(),
+                &["localhost", "-a.b", "a..b", "a b.c"],
+            ),
+        ];
+        let alphabet = [
+            "1", "2", "25", "0", "9", ".", ":", "::", "/", "3", "f", "a", "-", "[", "]", "_", "x",
+        ];
+        for (pattern, parses, refused) in cases {
+            let mut parsed = 0;
+            for s in strings(&alphabet, 24, 200_000) {
+                if parses(&s) {
+                    parsed += 1;
+                    assert!(matches(&pattern, &s), "{pattern}: refuses {s:?}, which parses");
+                }
+            }
+            assert!(parsed > 20, "{pattern}: only {parsed} samples parsed");
+            for s in [
+                "10.0.0.1",
+                "fd00::53",
+                "168.63.129.16:53",
+                "[fd00::53]:53",
+                "10.0.0.0/8",
+                "fc00::/7",
+                "a.b.c",
+            ] {
+                if parses(s) {
+                    assert!(matches(&pattern, s), "{pattern}: refuses {s:?}");
+                }
+            }
+            for s in refused {
+                assert!(!parses(s) && !matches(&pattern, s), "{pattern}: {s:?}");
+            }
+        }
+    }
+
+    /// Every duration humantime reads, the schema's pattern accepts.
+    #[test]
+    fn the_duration_pattern_accepts_what_humantime_reads() {
+        let alphabet = [
+            "1", "0", "5", "ms", "s", "m", "h", "d", " ", "min", "sec", "us", "x", ".",
+        ];
+        let mut parsed = 0;
+        for s in strings(&alphabet, 8, 50_000) {
+            if humantime::parse_duration(s.trim()).is_ok() {
+                parsed += 1;
+                assert!(matches(patterns::DURATION, &s), "refuses {s:?}");
+            }
+        }
+        assert!(parsed > 100, "{parsed}");
+        assert!(!matches(patterns::DURATION, "soon"));
+    }
 }

@@ -33,6 +33,18 @@ macro_rules! string_enum {
                 f.write_str(self.as_str())
             }
         }
+
+        impl ::schemars::JsonSchema for $name {
+            fn inline_schema() -> bool {
+                true
+            }
+            fn schema_name() -> ::std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+            fn json_schema(_: &mut ::schemars::SchemaGenerator) -> ::schemars::Schema {
+                ::schemars::json_schema!({ "type": "string", "enum": [$($text),+] })
+            }
+        }
     };
 }
 pub(crate) use string_enum;

@@ -314,8 +314,11 @@ fn daemonset_posture() {
     netprobe_testkit::k8s::assert_agent_network_policy(find(&all, "NetworkPolicy", "netprobe"));
 }
 
+/// The base's config is an example to edit: the agent refuses it until the
+/// workspace id is a real one (the all-zero placeholder never probes), and
+/// then it is valid as it stands.
 #[test]
-fn the_shipped_example_config_is_valid() {
+fn the_shipped_example_config_is_valid_once_the_workspace_is_set() {
     let all = docs(&kustomize(&root().join("deploy")));
     let cm = find(&all, "ConfigMap", "netprobe-config");
     let text = cm["data"]["netprobe.yaml"].as_str().unwrap();
@@ -331,6 +334,17 @@ fn the_shipped_example_config_is_valid() {
             "/host/etc/resolv.conf",
             &dir.path().join("resolv.conf").display().to_string(),
         );
+    let refused = netprobe::config::Config::from_yaml(&local, "configmap netprobe-config", None)
+        .expect_err("the all-zero workspace id is refused")
+        .to_string();
+    assert!(
+        refused.contains("workspace.id") && refused.contains("all-zero placeholder"),
+        "{refused}"
+    );
+    let local = local.replace(
+        "00000000-0000-0000-0000-000000000000",
+        "1b2c3d4e-5f60-4a7b-8c9d-0e1f2a3b4c5d",
+    );
     let cfg = netprobe::config::Config::from_yaml(&local, "configmap netprobe-config", None)
         .unwrap_or_else(|e| panic!("{e}"));
     let names: Vec<&str> = cfg.resolvers.iter().map(|r| r.name.as_str()).collect();

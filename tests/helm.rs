@@ -49,12 +49,48 @@ fn run(cmd: &mut Command) -> (bool, String, String) {
     )
 }
 
-/// `helm template netprobe <chart> -n netprobe --set ...`.
+/// The workspace id the tests' values set (the kustomize base's is the
+/// all-zero placeholder, which the agent and the chart's schema refuse).
+const TEST_WORKSPACE_ID: &str = "1b2c3d4e-5f60-4a7b-8c9d-0e1f2a3b4c5d";
+
+/// The kustomize base's netprobe.yaml with the tests' workspace id: the
+/// config a user's values set.
+fn base_config() -> Value {
+    let k = kustomize(&root().join("deploy"));
+    let text = find(&k, "ConfigMap", "netprobe-config")["data"]["netprobe.yaml"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut cfg: Value = serde_saphyr::from_str(&text).unwrap();
+    assert_eq!(cfg["workspace"]["id"], "00000000-0000-0000-0000-000000000000");
+    cfg["workspace"]["id"] = TEST_WORKSPACE_ID.into();
+    cfg
+}
+
+/// A values file (JSON is YAML) in a directory that lives as long as the test process.
+fn values_file(values: &Value) -> PathBuf {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = DIR.get_or_init(|| tempfile::tempdir().unwrap());
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dir.path().join(format!("values-{n}.yaml"));
+    std::fs::write(&path, values.to_string()).unwrap();
+    path
+}
+
+/// The values every render starts from: the kustomize base's config.
+fn base_values() -> PathBuf {
+    values_file(&serde_json::json!({ "config": base_config() }))
+}
+
+/// `helm template netprobe <chart> -n netprobe -f <base values> --set ...`.
 fn template(which: &str, sets: &[&str]) -> String {
     let mut c = helm(which);
     c.args(["template", "netprobe"])
         .arg(chart())
-        .args(["--namespace", "netprobe"]);
+        .args(["--namespace", "netprobe"])
+        .arg("-f")
+        .arg(base_values());
     for s in sets {
         c.args(["--set", s]);
     }
@@ -83,7 +119,7 @@ fn lint_strict_with_helm_3_and_4() {
     for which in HELMS {
         for sets in [&[][..], EVERYTHING] {
             let mut c = helm(which);
-            c.args(["lint", "--strict"]).arg(chart());
+            c.args(["lint", "--strict"]).arg(chart()).arg("-f").arg(base_values());
             for s in sets {
                 c.args(["--set", s]);
             }
@@ -193,15 +229,13 @@ fn the_daemonset_is_the_kustomize_one_in_substance() {
     }
 }
 
+/// The chart's `config` defaults are the kustomize base's generic keys:
+/// values with the base's config render exactly it.
 #[test]
 fn the_default_config_is_the_kustomize_one() {
-    let k = kustomize(&root().join("deploy"));
     let h = docs(&template("helm3", &[]));
     let parse = |v: &Value| serde_saphyr::from_str::<Value>(v["data"]["netprobe.yaml"].as_str().unwrap()).unwrap();
-    assert_eq!(
-        parse(find(&h, "ConfigMap", "netprobe-config")),
-        parse(find(&k, "ConfigMap", "netprobe-config"))
-    );
+    assert_eq!(parse(find(&h, "ConfigMap", "netprobe-config")), base_config());
     // With the node resolver on, the `node` resolver joins the config, and the
     // config is valid for netprobe itself.
     let h = docs(&template("helm4", &["nodeResolver.enabled=true"]));
@@ -478,4 +512,189 @@ fn monitoring_objects_take_the_labels_a_prometheus_selects_by() {
                 .is_none()
         );
     }
+}
+
+/// `helm template` with these values (and no others): its success, stdout, stderr.
+fn template_values(which: &str, values: &Value) -> (bool, String, String) {
+    let mut c = helm(which);
+    c.args(["template", "netprobe"])
+        .arg(chart())
+        .args(["--namespace", "netprobe", "-f"])
+        .arg(values_file(values));
+    run(&mut c)
+}
+
+/// The chart probes only what the user's values name: its defaults carry
+/// no resource (Helm merges `config` key by key, so a placeholder resource
+/// in the chart would be probed beside the user's), and without any the
+/// install fails, saying what to set.
+#[test]
+fn the_chart_probes_nothing_the_values_do_not_name() {
+    let defaults: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(chart().join("values.yaml")).unwrap()).unwrap();
+    let sections = netprobe::config::section_keys();
+    for key in sections {
+        assert!(
+            defaults["config"].get(key).is_none(),
+            "values.yaml's config sets {key}: Helm would merge it into every install"
+        );
+    }
+    assert!(defaults["config"].get("region").is_none());
+    // The template's list of keys that make targets is the config's.
+    let helpers = std::fs::read_to_string(chart().join("templates/_helpers.tpl")).unwrap();
+    let line = helpers
+        .lines()
+        .find(|l| l.contains("$targetKeys := list"))
+        .expect("_helpers.tpl lists the target keys");
+    let listed: Vec<&str> = line.split('"').skip(1).step_by(2).collect();
+    assert_eq!(listed, sections, "_helpers.tpl's $targetKeys");
+    for which in HELMS {
+        // No config at all, and a config with no target: refused, saying why.
+        for values in [
+            serde_json::json!({}),
+            serde_json::json!({"config": {"region": "eastus"}}),
+        ] {
+            let (ok, _, err) = template_values(which, &values);
+            assert!(!ok, "{which}: {values} installed");
+            assert!(
+                err.contains("nothing to probe") && err.contains("storage_accounts"),
+                "{which}: {err}"
+            );
+        }
+        // The workspace only: the rendered config is the user's plus the
+        // chart's generic keys, no resource and no workspace name added.
+        let values = serde_json::json!({"config": {
+            "region": "westeurope",
+            "workspace": {"id": TEST_WORKSPACE_ID},
+        }});
+        let (ok, out, err) = template_values(which, &values);
+        assert!(ok, "{which}: {err}");
+        let h = docs(&out);
+        let text = find(&h, "ConfigMap", "netprobe-config")["data"]["netprobe.yaml"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let cfg: Value = serde_saphyr::from_str(&text).unwrap();
+        let keys: BTreeSet<&str> = cfg.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            BTreeSet::from([
+                "cloud",
+                "connect_via",
+                "interval",
+                "region",
+                "resolvers",
+                "timeout",
+                "workspace"
+            ]),
+            "{which}: {text}"
+        );
+        assert_eq!(cfg["workspace"], serde_json::json!({"id": TEST_WORKSPACE_ID}));
+        let loaded = netprobe::config::Config::from_yaml(&text, "chart", None).unwrap_or_else(|e| panic!("{e}"));
+        let fqdns: Vec<&str> = loaded.targets.iter().map(|t| t.fqdn.as_str()).collect();
+        assert_eq!(
+            fqdns,
+            [
+                format!("{TEST_WORKSPACE_ID}.workspace.westeurope.api.azureml.ms"),
+                format!("{TEST_WORKSPACE_ID}.workspace.westeurope.cert.api.azureml.ms"),
+            ]
+        );
+    }
+}
+
+/// An invalid config fails `helm template` (so `helm install`) by the
+/// schema generated from the config types, naming the field; the
+/// pre-flight `netprobe check-config -f values.yaml` refuses the same
+/// values, with the agent's own reason.
+#[test]
+fn invalid_configs_fail_at_install_time_and_in_the_preflight() {
+    let cases: &[(&str, Value, &str, &str)] = &[
+        (
+            "upper-case storage name",
+            serde_json::json!({"storage_accounts": [{"name": "MyStorage"}]}),
+            "storage_accounts",
+            "not a valid storage account name",
+        ),
+        (
+            "prefix past /32",
+            serde_json::json!({"private_ranges": ["172.16.0.0/33"]}),
+            "private_ranges",
+            "not a CIDR",
+        ),
+        (
+            "resolver by host name",
+            serde_json::json!({"resolvers": [{"name": "corp", "servers": ["dns.corp.example"]}], "connect_via": "corp"}),
+            "servers",
+            "host names are not accepted",
+        ),
+        (
+            "all-zero workspace",
+            serde_json::json!({"workspace": {"id": "00000000-0000-0000-0000-000000000000"}}),
+            "workspace",
+            "all-zero placeholder",
+        ),
+        (
+            "region with a space",
+            serde_json::json!({"region": "West Europe"}),
+            "region",
+            "not an Azure region name",
+        ),
+        (
+            "double hyphen vault",
+            serde_json::json!({"key_vaults": ["my--vault"]}),
+            "key_vaults",
+            "not a valid key vault name",
+        ),
+        (
+            "port out of range",
+            serde_json::json!({"targets": [{"fqdn": "x.example.com", "port": 70000}]}),
+            "port",
+            "port",
+        ),
+        (
+            "unknown key",
+            serde_json::json!({"storage_account": [{"name": "mystorage"}]}),
+            "storage_account",
+            "unknown field",
+        ),
+    ];
+    let netprobe = env!("CARGO_BIN_EXE_netprobe");
+    for (what, bad, field, reason) in cases {
+        // A valid config with the one mistake merged in.
+        let mut cfg = serde_json::json!({
+            "region": "eastus",
+            "workspace": {"id": TEST_WORKSPACE_ID, "name": "ws1"},
+        });
+        for (k, v) in bad.as_object().unwrap() {
+            cfg[k] = v.clone();
+        }
+        let values = serde_json::json!({ "config": cfg });
+        for which in HELMS {
+            let (ok, _, err) = template_values(which, &values);
+            assert!(!ok, "{which}: {what} installed");
+            assert!(err.contains("schema") && err.contains(field), "{which}: {what}: {err}");
+        }
+        let out = Command::new(netprobe)
+            .args(["check-config", "-f"])
+            .arg(values_file(&values))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{what}: {err}");
+        assert!(err.contains(reason) && err.contains("(config)"), "{what}: {err}");
+    }
+    // The same values without the mistake pass both.
+    let good =
+        serde_json::json!({"config": {"region": "eastus", "workspace": {"id": TEST_WORKSPACE_ID, "name": "ws1"}}});
+    for which in HELMS {
+        let (ok, _, err) = template_values(which, &good);
+        assert!(ok, "{which}: {err}");
+    }
+    let out = Command::new(netprobe)
+        .args(["check-config", "-f"])
+        .arg(values_file(&good))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid, 3 targets, 2 resolvers"));
 }

@@ -104,16 +104,30 @@ pub fn data(cloud: Cloud, registry: &str, region: &str) -> Target {
 // Its configuration section: `container_registries`.
 
 /// One entry of `container_registries:` as written.
-#[derive(Debug, Deserialize)]
+/// A container registry, and the regions of its data endpoints.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Registry {
+    #[schemars(schema_with = "name_schema")]
     pub name: S<String>,
+    /// The registry's regions (its home and its geo-replicas).
+    #[serde(default)]
+    #[schemars(schema_with = "crate::input::schema::regions")]
     pub data_endpoint_regions: Option<Vec<S<String>>>,
     pub expect: Option<S<Expect>>,
 }
 
 /// The `container_registries` key.
 pub type Section = Vec<Registry>;
+
+fn name_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    REGISTRY_NAME.schema()
+}
+
+/// The `container_registries` key's JSON Schema.
+pub fn section_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    g.subschema_for::<Section>()
+}
 
 /// Each registry's login server and its data endpoints (one per region:
 /// `data_endpoint_regions`, else `region`).
@@ -161,10 +175,11 @@ pub fn targets(section: &Section, ctx: &SectionCtx<'_>) -> Result<Vec<Target>, C
     Ok(targets)
 }
 
-const REGISTRY_NAME: NameRule = NameRule {
+pub(crate) const REGISTRY_NAME: NameRule = NameRule {
     what: "a valid container registry name",
     expected: "5-50 letters and digits",
     len: 5..=50,
     chars: |c| c.is_ascii_alphanumeric(),
+    pattern: "^[A-Za-z0-9]+$",
     ..NameRule::BASE
 };

@@ -95,6 +95,16 @@ pub fn vnet_integration(target: &Target) -> bool {
 /// The `api_server_fqdn` key: the API server's name (`host` or `host:port`).
 pub type Section = Option<S<String>>;
 
+/// The `api_server_fqdn` key's JSON Schema.
+pub fn section_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut s = crate::input::schema::fqdn(g);
+    s.insert(
+        "description".into(),
+        "The API server's FQDN (default: KUBERNETES_SERVICE_HOST when it is a name)".into(),
+    );
+    s
+}
+
 /// The `api-server` target: `api_server_fqdn`, else the environment's
 /// `KUBERNETES_SERVICE_HOST` when it is a name.
 pub fn targets(section: &Section, ctx: &SectionCtx<'_>) -> Result<Vec<Target>, ConfigError> {

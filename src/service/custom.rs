@@ -34,19 +34,39 @@ impl AzureService for Custom {
 // Its configuration section: `targets`, any name with any service's check.
 
 /// One entry of `targets:` as written.
-#[derive(Debug, Deserialize)]
+/// Any other name the workloads use.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomTarget {
+    #[serde(default)]
+    #[schemars(schema_with = "name_schema")]
     pub name: Option<S<String>>,
+    #[schemars(schema_with = "crate::input::schema::fqdn")]
     pub fqdn: S<String>,
+    /// The kind of resource behind it (decides the HTTP check).
     pub service: Option<S<Service>>,
+    #[serde(default)]
+    #[schemars(schema_with = "crate::input::schema::port")]
     pub port: Option<S<i64>>,
+    /// What the DNS answers must look like; default private.
     pub expect: Option<S<Expect>>,
+    /// The private endpoint's addresses the answers must be among.
+    #[serde(default)]
+    #[schemars(schema_with = "crate::input::schema::ips")]
     pub expected_ips: Option<Vec<S<String>>>,
 }
 
 /// The `targets` key.
 pub type Section = Vec<CustomTarget>;
+
+fn name_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    TARGET_NAME.schema()
+}
+
+/// The `targets` key's JSON Schema.
+pub fn section_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    g.subschema_for::<Section>()
+}
 
 /// Each entry as it is: its FQDN, port (443), service (`custom`), expectation
 /// (private) and the private endpoint's addresses when given.
@@ -101,10 +121,11 @@ pub fn targets(section: &Section, ctx: &SectionCtx<'_>) -> Result<Vec<Target>, C
     Ok(targets)
 }
 
-const TARGET_NAME: NameRule = NameRule {
+pub(crate) const TARGET_NAME: NameRule = NameRule {
     what: "a valid target name",
     expected: "1-128 letters, digits, '-', '_' or '.'",
     len: 1..=128,
     chars: |c| c.is_ascii_alphanumeric() || "-_.".contains(c),
+    pattern: "^[A-Za-z0-9_.-]+$",
     ..NameRule::BASE
 };

@@ -109,6 +109,14 @@ const CHINA: &[Endpoint] = &[
 /// The `aml_extension` key: `true` probes the extension's public endpoints.
 pub type Section = Option<S<bool>>;
 
+/// The `aml_extension` key's JSON Schema.
+pub fn section_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "boolean",
+        "description": "Probe the public endpoints the AML extension needs (egress through service tags)",
+    })
+}
+
 /// `aml_extension: true`: the extension's public endpoints for the cloud and region.
 pub fn targets(section: &Section, ctx: &SectionCtx<'_>) -> Result<Vec<Target>, ConfigError> {
     let Some(on) = section.as_ref().filter(|a| a.value) else {

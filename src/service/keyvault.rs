@@ -110,9 +110,10 @@ pub fn target(cloud: Cloud, vault: &str) -> Target {
 // Its configuration section: `key_vaults`.
 
 /// A key vault: its name, or `{name, expect}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Vault {
+    #[schemars(schema_with = "name_schema")]
     pub name: String,
     pub expect: Option<Expect>,
 }
@@ -155,6 +156,18 @@ impl<'de> Deserialize<'de> for VaultEntry {
 /// The `key_vaults` key.
 pub type Section = Vec<S<VaultEntry>>;
 
+fn name_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    VAULT_NAME.schema()
+}
+
+/// The `key_vaults` key's JSON Schema: each entry a name, or `name` and `expect`.
+pub fn section_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "array",
+        "items": { "anyOf": [name_schema(g), g.subschema_for::<Vault>()] },
+    })
+}
+
 /// One target per vault.
 pub fn targets(section: &Section, ctx: &SectionCtx<'_>) -> Result<Vec<Target>, ConfigError> {
     let mut targets = Vec::new();
@@ -170,7 +183,7 @@ pub fn targets(section: &Section, ctx: &SectionCtx<'_>) -> Result<Vec<Target>, C
     Ok(targets)
 }
 
-const VAULT_NAME: NameRule = NameRule {
+pub(crate) const VAULT_NAME: NameRule = NameRule {
     what: "a valid key vault name",
     expected: "3-24 letters, digits and single hyphens, starting with a letter, ending with a letter or digit",
     len: 3..=24,
@@ -178,6 +191,7 @@ const VAULT_NAME: NameRule = NameRule {
     first: |c| c.is_ascii_alphabetic(),
     last: |c| c.is_ascii_alphanumeric(),
     single_hyphens: true,
+    pattern: "^[A-Za-z](-?[A-Za-z0-9])*$",
 };
 
 #[cfg(test)]

@@ -81,9 +81,11 @@ pub fn target(cloud: Cloud, account: &str, svc: StorageService) -> Target {
 // Its configuration section: `storage_accounts`.
 
 /// One entry of `storage_accounts:` as written.
-#[derive(Debug, Deserialize)]
+/// A storage account and the services probed (default: blob, file).
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Account {
+    #[schemars(schema_with = "name_schema")]
     pub name: S<String>,
     pub services: Option<Vec<S<StorageService>>>,
     pub expect: Option<S<Expect>>,
@@ -91,6 +93,15 @@ pub struct Account {
 
 /// The `storage_accounts` key.
 pub type Section = Vec<Account>;
+
+fn name_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    STORAGE_NAME.schema()
+}
+
+/// The `storage_accounts` key's JSON Schema.
+pub fn section_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    g.subschema_for::<Section>()
+}
 
 /// One target per account and storage service (blob and file unless told).
 pub fn targets(section: &Section, ctx: &SectionCtx<'_>) -> Result<Vec<Target>, ConfigError> {
@@ -118,10 +129,11 @@ pub fn targets(section: &Section, ctx: &SectionCtx<'_>) -> Result<Vec<Target>, C
     Ok(targets)
 }
 
-const STORAGE_NAME: NameRule = NameRule {
+pub(crate) const STORAGE_NAME: NameRule = NameRule {
     what: "a valid storage account name",
     expected: "3-24 lower-case letters and digits",
     len: 3..=24,
     chars: lower_or_digit,
+    pattern: "^[a-z0-9]+$",
     ..NameRule::BASE
 };

@@ -128,14 +128,40 @@ pub fn notebooks_at(cloud: Cloud, fqdn: &str) -> Target {
 // Its configuration section: `workspace`.
 
 /// `workspace:` as written.
-#[derive(Debug, Deserialize)]
+/// The AML workspace: its API, certificate API and notebooks targets.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkspaceSection {
+    /// The workspace's `workspaceId` (a GUID; not the all-zero placeholder).
+    #[schemars(schema_with = "guid_schema")]
     pub id: S<String>,
+    /// The workspace's name (for the notebooks FQDN).
+    #[serde(default)]
+    #[schemars(schema_with = "name_schema")]
     pub name: Option<S<String>>,
     /// The notebooks FQDN as shown on the private endpoint's NIC, when
     /// the derived one does not match.
+    #[serde(default)]
+    #[schemars(schema_with = "crate::input::schema::fqdn")]
     pub notebooks_fqdn: Option<S<String>>,
+}
+
+fn guid_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "string",
+        "pattern": GUID_PATTERN,
+        "not": { "pattern": "^[0-]*$" },
+        "description": "The workspace's workspaceId (a GUID; not the all-zero placeholder)",
+    })
+}
+
+fn name_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    WORKSPACE_NAME.schema()
+}
+
+/// The `workspace` key's JSON Schema.
+pub fn section_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    g.subschema_for::<WorkspaceSection>()
 }
 
 /// The `workspace` key.
@@ -174,6 +200,10 @@ pub fn targets(section: &Section, ctx: &SectionCtx<'_>) -> Result<Vec<Target>, C
     Ok(targets)
 }
 
+/// The workspace id's JSON Schema pattern (`check_guid`; the all-zero
+/// placeholder is excluded apart, by `not`).
+pub(crate) const GUID_PATTERN: &str = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+
 fn check_guid(s: &str) -> Result<(), String> {
     let groups: Vec<&str> = s.split('-').collect();
     let lens = [8, 4, 4, 4, 12];
@@ -182,7 +212,12 @@ fn check_guid(s: &str) -> Result<(), String> {
             .iter()
             .zip(lens)
             .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()));
-    if ok {
+    if ok && s.chars().all(|c| c == '0' || c == '-') {
+        Err(format!(
+            "{} is the all-zero placeholder, not a workspace: set the workspace's `workspaceId` (az ml workspace show --query workspace_id)",
+            Shown(s)
+        ))
+    } else if ok {
         Ok(())
     } else {
         Err(format!(
@@ -192,11 +227,43 @@ fn check_guid(s: &str) -> Result<(), String> {
     }
 }
 
-const WORKSPACE_NAME: NameRule = NameRule {
+pub(crate) const WORKSPACE_NAME: NameRule = NameRule {
     what: "a valid workspace name",
     expected: "3-33 letters, digits, '-' or '_', starting with a letter or digit",
     len: 3..=33,
     chars: |c| c.is_ascii_alphanumeric() || c == '-' || c == '_',
     first: |c| c.is_ascii_alphanumeric(),
+    pattern: "^[A-Za-z0-9][A-Za-z0-9_-]*$",
     ..NameRule::BASE
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The id's schema (pattern, and `not` the all-zero one) accepts exactly
+    /// what `check_guid` accepts.
+    #[test]
+    fn the_id_schema_is_check_guid() {
+        let schema = guid_schema(&mut schemars::SchemaGenerator::default()).to_value();
+        let pattern = regex::Regex::new(schema["pattern"].as_str().unwrap()).unwrap();
+        let not = regex::Regex::new(schema["not"]["pattern"].as_str().unwrap()).unwrap();
+        for s in [
+            "1b2c3d4e-5f60-4a7b-8c9d-0e1f2a3b4c5d",
+            "1B2C3D4E-5F60-4A7B-8C9D-0E1F2A3B4C5D",
+            "00000000-0000-0000-0000-000000000000",
+            "00000000-0000-0000-0000-000000000001",
+            "1b2c3d4e5f604a7b8c9d0e1f2a3b4c5d",
+            "{1b2c3d4e-5f60-4a7b-8c9d-0e1f2a3b4c5d}",
+            "1b2c3d4e-5f60-4a7b-8c9d-0e1f2a3b4c5",
+            "1b2c3d4g-5f60-4a7b-8c9d-0e1f2a3b4c5d",
+            "my-workspace",
+            "",
+        ] {
+            let by_schema = pattern.is_match(s) && !not.is_match(s);
+            assert_eq!(by_schema, check_guid(s).is_ok(), "{s:?}");
+        }
+        let zero = check_guid("00000000-0000-0000-0000-000000000000").unwrap_err();
+        assert!(zero.contains("placeholder"), "{zero}");
+    }
+}

@@ -6,7 +6,10 @@
 //!   (`Cause::alert`);
 //! - the alert rules' copies (`rules`: the PrometheusRule, the Azure Monitor
 //!   ARM template, the chart's copy);
-//! - the dashboard's copies (the chart's and the kustomize component's).
+//! - the dashboard's copies (the chart's and the kustomize component's);
+//! - the JSON Schema of netprobe.yaml (`netprobe::config::json_schema`),
+//!   published for editors and carried by the chart's values.schema.json
+//!   as `config`.
 //!
 //! [`generate`] is pure: the repository's files in, every generated file's
 //! wanted text out. `cargo run -p xtask -- gen` (`scripts/gen`) writes them;
@@ -39,6 +42,12 @@ const VERSIONED: &[(&str, &[(&str, &str)])] = &[
     ("Dockerfile", &[("      org.opencontainers.image.version=\"", "\" \\")]),
 ];
 
+/// The configuration's JSON Schema, for editors (a YAML language server's
+/// `# yaml-language-server: $schema=` line names it).
+pub const CONFIG_SCHEMA: &str = "docs/netprobe.schema.json";
+/// The chart's values schema, whose `config` property is the configuration's.
+pub const VALUES_SCHEMA: &str = "deploy/helm/netprobe/values.schema.json";
+
 /// The catch-all alert's cause filter, as it stands in the rules file.
 const CATCH_ALL: &str = "netprobe_target_cause{cause!~\"";
 
@@ -55,11 +64,44 @@ pub fn generate(root: &Path) -> Result<Vec<(String, String)>, String> {
     for (path, text) in rules::generate(&rules)? {
         out.push((path.to_string(), text));
     }
+    let schema = netprobe::config::json_schema();
+    out.push((CONFIG_SCHEMA.to_string(), pretty(&schema)));
+    out.push((
+        VALUES_SCHEMA.to_string(),
+        values_schema(&read(VALUES_SCHEMA)?, &schema)?,
+    ));
     let dashboard = read(DASHBOARD)?;
     for copy in DASHBOARD_COPIES {
         out.push((copy.to_string(), dashboard.clone()));
     }
     Ok(out)
+}
+
+fn pretty(v: &serde_json::Value) -> String {
+    let mut s = serde_json::to_string_pretty(v).expect("a JSON value prints");
+    s.push('\n');
+    s
+}
+
+/// The chart's values schema with `config` set to the configuration's
+/// schema (without its `$schema` and `title`, which a sub-schema has not).
+pub fn values_schema(values: &str, config: &serde_json::Value) -> Result<String, String> {
+    let mut doc: serde_json::Value = serde_json::from_str(values).map_err(|e| format!("{VALUES_SCHEMA}: {e}"))?;
+    let mut config = config.clone();
+    if let Some(o) = config.as_object_mut() {
+        o.remove("$schema");
+        o.remove("title");
+        o.insert(
+            "description".into(),
+            "netprobe.yaml (docs/configuration.md), checked at install by its schema (docs/netprobe.schema.json, generated from the config types)".into(),
+        );
+    }
+    let props = doc
+        .get_mut("properties")
+        .and_then(|p| p.as_object_mut())
+        .ok_or_else(|| format!("{VALUES_SCHEMA}: no `properties`"))?;
+    props.insert("config".into(), config);
+    Ok(pretty(&doc))
 }
 
 /// The generated files whose text differs from what is on disk.

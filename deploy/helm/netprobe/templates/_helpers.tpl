@@ -93,6 +93,13 @@ capabilities:
 {{/* The configuration, with the `node` resolver added when the node resolver is on. */}}
 {{- define "netprobe.config" -}}
 {{- $cfg := deepCopy .Values.config -}}
+{{- /* The keys that make targets (config::section_keys; tests/helm.rs keeps them equal). */ -}}
+{{- $targetKeys := list "workspace" "storage_accounts" "key_vaults" "container_registries" "targets" "aml_extension" "api_server_fqdn" -}}
+{{- $hasTarget := false -}}
+{{- range $targetKeys -}}{{- if hasKey $cfg . -}}{{- $hasTarget = true -}}{{- end -}}{{- end -}}
+{{- if not $hasTarget -}}
+{{- fail (printf "config: nothing to probe: set your workspace and its resources in the values' `config` (%s; docs/configuration.md). The chart probes nothing by default: it has no placeholder resource." (join ", " $targetKeys)) -}}
+{{- end -}}
 {{- if .Values.nodeResolver.enabled -}}
 {{- $resolvers := $cfg.resolvers | default (list (dict "name" "system")) -}}
 {{- $has := false -}}
