@@ -76,6 +76,9 @@ struct State {
     dns: [&'static str; 2],
     /// Whether each resolver answered anything usably this round.
     resolver_up: [bool; 2],
+    /// The resolver the cause was seen through (index into `RESOLVERS`):
+    /// `netprobe_target_cause`'s `resolver` label.
+    cause_resolver: Option<usize>,
 }
 
 impl State {
@@ -85,6 +88,7 @@ impl State {
             reach: "ok",
             dns: ["private", "private"],
             resolver_up: [true, true],
+            cause_resolver: None,
         }
     }
 }
@@ -175,11 +179,11 @@ fn input_series(target: &TargetSpec, timeline: &[Vec<State>]) -> Vec<Value> {
                 minute,
                 f64::from(u8::from(healthy)),
             );
-            put(
-                selector("netprobe_target_cause", &with(&[("cause", s.cause.as_str())])),
-                minute,
-                1.0,
-            );
+            let cause_labels = match s.cause_resolver {
+                Some(r) => with(&[("cause", s.cause.as_str()), ("resolver", RESOLVERS[r])]),
+                None => with(&[("cause", s.cause.as_str())]),
+            };
+            put(selector("netprobe_target_cause", &cause_labels), minute, 1.0);
             put(
                 selector("netprobe_reach_verdict", &with(&[("verdict", s.reach)])),
                 minute,
@@ -301,14 +305,16 @@ fn promtool(groups: Vec<Value>) {
     assert!(out.status.success(), "promtool test rules failed:\n{text}");
 }
 
-/// A cause, the state that shows it on one node, and the alerts it raises.
+/// A cause, the state that shows it on one node, and the one alert it
+/// raises (one alert per target and node, whatever the resolvers say).
 struct CauseCase {
     cause: Cause,
     target: TargetSpec,
     reach: &'static str,
     dns: [&'static str; 2],
-    /// (alert, resolver it fires for, or None for a reach/catch-all alert).
-    alerts: &'static [(&'static str, Option<usize>)],
+    /// The resolver the cause was seen through (None: a reachability cause).
+    resolver: Option<usize>,
+    alert: &'static str,
 }
 
 const DNS_REGRESSION: &str = "NetprobePrivateDNSRegression";
@@ -319,12 +325,13 @@ const UNREACHABLE: &str = "NetprobePrivateEndpointUnreachable";
 const REGISTRY: &str = "NetprobeRegistryEgressBlocked";
 
 fn cause_cases() -> Vec<CauseCase> {
-    let c = |cause, target, reach, dns, alerts| CauseCase {
+    let c = |cause, target, reach, dns, (alert, resolver)| CauseCase {
         cause,
         target,
         reach,
         dns,
-        alerts,
+        resolver,
+        alert,
     };
     vec![
         c(
@@ -332,70 +339,70 @@ fn cause_cases() -> Vec<CauseCase> {
             KV,
             "blocked",
             ["public", "public"],
-            &[(DNS_REGRESSION, Some(0)), (DNS_REGRESSION, Some(1))],
+            (DNS_REGRESSION, Some(0)),
         ),
         c(
             Cause::NoPrivateEndpoint,
             KV,
             "ok",
             ["public", "public"],
-            &[(DNS_REGRESSION, Some(0)), (DNS_REGRESSION, Some(1))],
+            (DNS_REGRESSION, Some(0)),
         ),
         c(
             Cause::RecordMissing,
             KV,
             "skipped",
             ["nxdomain", "nxdomain"],
-            &[(DNS_FAILING, Some(0)), (DNS_FAILING, Some(1))],
+            (DNS_FAILING, Some(0)),
         ),
         c(
             Cause::NameNotFound,
             KV,
             "skipped",
             ["nxdomain", "nxdomain"],
-            &[(DNS_FAILING, Some(0)), (DNS_FAILING, Some(1))],
+            (DNS_FAILING, Some(0)),
         ),
         c(
             Cause::DnsPathNotForwarding,
             KV,
             "blocked",
             ["public", "private"],
-            &[(DNS_REGRESSION, Some(0)), (PATH_MISMATCH, Some(1))],
+            (PATH_MISMATCH, Some(0)),
         ),
         c(
             Cause::DnsUnreachable,
             KV,
             "ok",
             ["timeout", "private"],
-            &[(DNS_FAILING, Some(0)), (PATH_MISMATCH, Some(1))],
+            (DNS_FAILING, Some(0)),
         ),
         c(
             Cause::DnsError,
             KV,
             "ok",
             ["servfail", "private"],
-            &[(DNS_FAILING, Some(0)), (PATH_MISMATCH, Some(1))],
+            (DNS_FAILING, Some(0)),
         ),
         c(
             Cause::DnsPolicyBlocked,
             KV,
             "skipped",
             ["blocked", "blocked"],
-            &[(DNS_FAILING, Some(0)), (DNS_FAILING, Some(1))],
+            (DNS_FAILING, Some(0)),
         ),
         c(
             Cause::ZoneForwarded,
             KV,
             "skipped",
             ["nxdomain", "nxdomain"],
-            &[(DNS_FAILING, Some(0)), (DNS_FAILING, Some(1))],
+            (DNS_FAILING, Some(0)),
         ),
         c(
             Cause::DnsTcpBlocked,
             ACR,
             "ok",
             ["error", "private"],
-            &[(DNS_FAILING, Some(0)), (PATH_MISMATCH, Some(1))],
+            (DNS_FAILING, Some(0)),
         ),
         // LocalDNS answers (privately) what Azure DNS no longer does: both
         // verdicts are private, so the catch-all carries it.
@@ -404,96 +411,84 @@ fn cause_cases() -> Vec<CauseCase> {
             KV,
             "ok",
             ["private", "private"],
-            &[(CATCH_ALL, None)],
+            (CATCH_ALL, Some(0)),
         ),
         c(
             Cause::DnsServingStale,
             KV,
             "ok",
             ["private", "timeout"],
-            &[(DNS_FAILING, Some(1)), (PATH_MISMATCH, Some(1))],
+            (DNS_FAILING, Some(1)),
         ),
         c(
             Cause::MixedAnswers,
             KV,
             "ok",
             ["mixed", "mixed"],
-            &[(DNS_REGRESSION, Some(0)), (DNS_REGRESSION, Some(1))],
+            (DNS_REGRESSION, Some(0)),
         ),
         c(
             Cause::UnexpectedIp,
             KV,
             "ok",
             ["unexpected_ip", "unexpected_ip"],
-            &[(DNS_UNEXPECTED, Some(0)), (DNS_UNEXPECTED, Some(1))],
+            (DNS_UNEXPECTED, Some(0)),
         ),
         c(
             Cause::UnexpectedPrivate,
             PUBLIC_API,
             "ok",
             ["private", "private"],
-            &[(DNS_UNEXPECTED, Some(0)), (DNS_UNEXPECTED, Some(1))],
+            (DNS_UNEXPECTED, Some(0)),
         ),
         c(
             Cause::EndpointBlocked,
             ACR,
             "timeout",
             ["private", "private"],
-            &[(UNREACHABLE, None), (REGISTRY, None)],
+            (REGISTRY, None),
         ),
         c(
             Cause::EndpointStale,
             KV,
             "refused",
             ["private", "private"],
-            &[(UNREACHABLE, None)],
+            (UNREACHABLE, None),
         ),
         c(
             Cause::TlsMismatch,
             KV,
             "tls_error",
             ["private", "private"],
-            &[(UNREACHABLE, None)],
+            (UNREACHABLE, None),
         ),
         c(
             Cause::HttpRejected,
             KV,
             "blocked",
             ["private", "private"],
-            &[(UNREACHABLE, None)],
+            (UNREACHABLE, None),
         ),
         c(
             Cause::OutsideServiceTag,
             PUBLIC_API,
             "ok",
             ["public", "public"],
-            &[(CATCH_ALL, None)],
+            (CATCH_ALL, None),
         ),
         c(
             Cause::InternalError,
             KV,
             "skipped",
             ["private", "private"],
-            &[(CATCH_ALL, None)],
+            (CATCH_ALL, None),
         ),
     ]
 }
 
 fn expected_for(case: &CauseCase) -> Vec<Expected> {
-    case.alerts
-        .iter()
-        .map(|(alert, resolver)| match resolver {
-            Some(r) => node_alert(
-                alert,
-                0,
-                &case.target,
-                case.cause,
-                &[("resolver", RESOLVERS[*r]), ("verdict", case.dns[*r])],
-            ),
-            None if *alert == CATCH_ALL => node_alert(alert, 0, &case.target, case.cause, &[]),
-            None => node_alert(alert, 0, &case.target, case.cause, &[("verdict", case.reach)]),
-        })
-        .collect()
+    let resolver: Vec<(&str, &str)> = case.resolver.map(|r| ("resolver", RESOLVERS[r])).into_iter().collect();
+    vec![node_alert(case.alert, 0, &case.target, case.cause, &resolver)]
 }
 
 #[test]
@@ -520,6 +515,7 @@ fn every_cause_raises_its_alert_on_one_node() {
                 reach: case.reach,
                 dns: case.dns,
                 resolver_up: [true, true],
+                cause_resolver: case.resolver,
             };
             let timeline = vec![vec![state]; 12];
             test_group(
@@ -549,11 +545,71 @@ fn the_catch_all_excludes_exactly_the_causes_with_a_specific_alert() {
     let excluded: BTreeSet<&str> = list.split('|').collect();
     let mut specific: BTreeSet<&str> = cause_cases()
         .iter()
-        .filter(|c| c.alerts.iter().any(|(a, _)| *a != CATCH_ALL))
+        .filter(|c| c.alert != CATCH_ALL)
         .map(|c| c.cause.as_str())
         .collect();
     specific.insert("none");
     assert_eq!(excluded, specific, "{CATCH_ALL}'s cause regex");
+}
+
+/// One alert per target and node, by construction: the per-target alerts'
+/// selectors of `netprobe_target_cause` (cause and service filters) are
+/// disjoint and, with the catch-all, cover every cause for every service.
+#[test]
+fn per_target_alerts_partition_the_causes() {
+    // (alert, its selector's matchers) for each rule that reads the cause.
+    let mut selectors = Vec::new();
+    for g in rules()["groups"].as_array().unwrap() {
+        for r in g["rules"].as_array().unwrap() {
+            let (Some(alert), Some(expr)) = (r["alert"].as_str(), r["expr"].as_str()) else {
+                continue;
+            };
+            let Some(at) = expr.find("netprobe_target_cause{") else {
+                continue;
+            };
+            let inner = &expr[at + "netprobe_target_cause{".len()..];
+            let inner = &inner[..inner.find('}').unwrap()];
+            let matchers: Vec<(String, String, String)> = inner
+                .split(", ")
+                .map(|m| {
+                    let op_at = m.find(|c| c == '=' || c == '!').unwrap();
+                    let op_len =
+                        if m[op_at..].starts_with("=~") || m[op_at..].starts_with("!~") || m[op_at..].starts_with("!=")
+                        {
+                            2
+                        } else {
+                            1
+                        };
+                    let (name, rest) = m.split_at(op_at);
+                    let (op, value) = rest.split_at(op_len);
+                    (name.to_string(), op.to_string(), value.trim_matches('"').to_string())
+                })
+                .collect();
+            selectors.push((alert.to_string(), matchers));
+        }
+    }
+    assert!(selectors.len() >= 7, "{selectors:?}");
+    let matches = |matchers: &[(String, String, String)], cause: &str, service: &str| {
+        matchers.iter().all(|(name, op, value)| {
+            let actual = if name == "cause" { cause } else { service };
+            let in_list = value.split('|').any(|v| v == actual);
+            match op.as_str() {
+                "=" | "=~" => in_list,
+                "!=" | "!~" => !in_list,
+                other => panic!("operator {other}"),
+            }
+        })
+    };
+    for cause in Cause::ALL.iter().filter(|c| **c != Cause::None) {
+        for service in ["acr", "keyvault", "storage", "custom"] {
+            let alerts: Vec<&str> = selectors
+                .iter()
+                .filter(|(_, m)| matches(m, cause.as_str(), service))
+                .map(|(a, _)| a.as_str())
+                .collect();
+            assert_eq!(alerts.len(), 1, "cause {cause} of a {service} target raises {alerts:?}");
+        }
+    }
 }
 
 /// `n` nodes; the nodes in `failing` show `bad` from minute 1 on.
@@ -579,6 +635,7 @@ fn unlinked() -> State {
         reach: "blocked",
         dns: ["public", "private"],
         resolver_up: [true, true],
+        cause_resolver: Some(0),
     }
 }
 
@@ -597,22 +654,14 @@ fn fleet_alert(alert: &'static str, t: &TargetSpec, resolver: Option<&str>, valu
 
 #[test]
 fn one_problem_one_alert_across_the_fleet() {
+    // One alert for the node's target: the broken resolver in its labels.
     let regression = |node| {
         node_alert(
             DNS_REGRESSION,
             node,
             &KV,
             Cause::ZoneNotLinked,
-            &[("resolver", "system"), ("verdict", "public")],
-        )
-    };
-    let mismatch = |node| {
-        node_alert(
-            PATH_MISMATCH,
-            node,
-            &KV,
-            Cause::ZoneNotLinked,
-            &[("resolver", "azure"), ("verdict", "private")],
+            &[("resolver", "system")],
         )
     };
     let mut groups = Vec::new();
@@ -621,7 +670,7 @@ fn one_problem_one_alert_across_the_fleet() {
     groups.push(test_group(
         "one node of five fails",
         input_series(&KV, &fleet(5, &[2], &unlinked(), 12)),
-        &[(10, vec![regression(2), mismatch(2)])],
+        &[(10, vec![regression(2)])],
     ));
 
     // Four of five: one fleet alert without node or instance, no node alert.
@@ -637,6 +686,7 @@ fn one_problem_one_alert_across_the_fleet() {
         reach: "timeout",
         dns: ["private", "private"],
         resolver_up: [true, true],
+        cause_resolver: None,
     };
     groups.push(test_group(
         "an endpoint blocked on most nodes",
@@ -651,6 +701,7 @@ fn one_problem_one_alert_across_the_fleet() {
         reach: "ok",
         dns: ["private", "timeout"],
         resolver_up: [true, false],
+        cause_resolver: Some(1),
     };
     let mut resolver_down = node_alert("NetprobeResolverDown", 1, &KV, Cause::None, &[("resolver", "azure")]);
     for k in ["cause", "fqdn", "service", "target"] {
@@ -700,7 +751,7 @@ fn one_problem_one_alert_across_the_fleet() {
     groups.push(test_group(
         "recovery",
         input_series(&KV, &recovering),
-        &[(8, vec![regression(0), mismatch(0)]), (11, vec![])],
+        &[(8, vec![regression(0)]), (11, vec![])],
     ));
     promtool(groups);
 }
@@ -711,7 +762,7 @@ fn one_problem_one_alert_across_the_fleet() {
 fn a_missing_alert_fails_promtool() {
     let state = State::healthy();
     let series = input_series(&KV, &vec![vec![state]; 12]);
-    let wrong = node_alert(UNREACHABLE, 0, &KV, Cause::None, &[("verdict", "ok")]);
+    let wrong = node_alert(UNREACHABLE, 0, &KV, Cause::None, &[]);
     promtool(vec![test_group(
         "healthy, wrongly expected to alert",
         series,

@@ -523,15 +523,13 @@ async fn panels_and_alerts_on_a_real_prometheus(metric_set: &str) {
         );
     }
 
-    // Alerts: pending (their `for` has not elapsed) or firing, for `bad` only.
-    let want: BTreeSet<(String, String)> = [
-        ("NetprobePrivateDNSRegression", "bad"),
-        ("NetprobeDNSPathMismatch", "bad"),
-        ("NetprobeRegistryEgressBlocked", "bad"),
-    ]
-    .iter()
-    .map(|(a, t)| (a.to_string(), t.to_string()))
-    .collect();
+    // Alerts: pending (their `for` has not elapsed) or firing, for `bad`
+    // only, and one for it: its cause's, naming the broken path (`system`,
+    // which answers publicly), not the one that works.
+    let want: BTreeSet<(String, String)> = [("NetprobeDNSPathMismatch", "bad")]
+        .iter()
+        .map(|(a, t)| (a.to_string(), t.to_string()))
+        .collect();
     let deadline = Instant::now() + Duration::from_secs(20);
     let got = loop {
         let v = api(prom.addr, "/api/v1/alerts").await;
@@ -549,6 +547,7 @@ async fn panels_and_alerts_on_a_real_prometheus(metric_set: &str) {
         if got == want || Instant::now() > deadline {
             for a in &alerts {
                 assert_eq!(a["labels"]["node"], "node-a", "{a}");
+                assert_eq!(a["labels"]["resolver"], "system", "{a}");
                 let desc = a["annotations"]["description"].as_str().unwrap_or("");
                 assert!(desc.contains("node-a") && desc.contains("bad.azurecr.io"), "{desc}");
                 assert!(
@@ -567,4 +566,95 @@ async fn panels_and_alerts_on_a_real_prometheus(metric_set: &str) {
 
     stop.send(true).unwrap();
     let _ = tokio::time::timeout(Duration::from_secs(5), agent_task).await;
+}
+
+/// `netprobe demo --serve` under the project's rules, on a real Prometheus:
+/// its unhealthy targets (two resolvers failing for some, broken registry
+/// data endpoints, a path that does not forward) raise one per-target alert
+/// each on the node, none twice, each naming a resolver that fails; a
+/// target without one is covered by its resolver's NetprobeResolverDown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_raises_one_alert_per_broken_target() {
+    let port = common::free_port();
+    let agent: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_netprobe"))
+        .args([
+            "demo",
+            "--serve",
+            "--listen",
+            &agent.to_string(),
+            "--interval",
+            "1s",
+            "--flap",
+            "1h",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill<'a>(&'a mut Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _demo = Kill(&mut demo);
+    let prom = start_prometheus(agent).await;
+    let per_target = r#"ALERTS{alertstate=~"pending|firing", target!=""}"#;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (unhealthy, alerts) = loop {
+        let unhealthy = query(prom.addr, "netprobe_target_healthy == 0").await["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let alerts = query(prom.addr, per_target).await["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        // Rules evaluate every second: a few evaluations after the first
+        // scrape, every alert is pending.
+        if unhealthy.len() >= 5 && alerts.len() + 1 >= unhealthy.len() || Instant::now() > deadline {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let alerts = query(prom.addr, per_target).await["data"]["result"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            break (unhealthy, alerts);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let label = |v: &Value, k: &str| v["metric"][k].as_str().unwrap_or("").to_string();
+    let mut per: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for a in &alerts {
+        per.entry(label(a, "target")).or_default().push(label(a, "alertname"));
+    }
+    let twice: Vec<_> = per.iter().filter(|(_, v)| v.len() > 1).collect();
+    assert!(twice.is_empty(), "targets with more than one alert: {twice:?}");
+    // Each DNS alert names a resolver whose own verdict for the target fails.
+    for a in alerts.iter().filter(|a| !label(a, "resolver").is_empty()) {
+        let q = format!(
+            "netprobe_dns_healthy{{target=\"{}\", resolver=\"{}\"}}",
+            label(a, "target"),
+            label(a, "resolver")
+        );
+        let v = query(prom.addr, &q).await;
+        assert_eq!(v["data"]["result"][0]["value"][1], "0", "{a}: {v}");
+    }
+    // Every unhealthy target has its alert, or its cause's resolver is down.
+    let uncovered = query(
+        prom.addr,
+        &format!(
+            "(netprobe_target_healthy == 0) unless on (target) {per_target} unless on (target) \
+             (netprobe_target_cause * on (job, instance, resolver) group_left () (netprobe_resolver_up == 0))"
+        ),
+    )
+    .await;
+    assert_eq!(
+        uncovered["data"]["result"].as_array().map(Vec::len),
+        Some(0),
+        "unhealthy targets without an alert: {uncovered}\nalerts: {per:?}\nunhealthy: {}",
+        unhealthy.len()
+    );
+    assert!(unhealthy.len() >= 5, "{unhealthy:?}");
 }

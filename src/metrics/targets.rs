@@ -70,6 +70,11 @@ struct Row {
     dns: Vec<DnsRow>,
     reach: Option<Reach>,
     cause: Option<Cause>,
+    /// The resolver the primary cause was seen through (a DNS cause's
+    /// path; empty for reachability): the `resolver` label of every
+    /// `netprobe_target_cause` state, so that an alert on the cause names
+    /// the broken path.
+    cause_resolver: String,
     /// Per connection phase, in `ConnectPhase::ALL` order.
     phases: [Hist; ConnectPhase::ALL.len()],
     /// The last round's slowest address per phase (seconds), when measured.
@@ -95,6 +100,7 @@ impl Row {
             healthy: false,
             reach: None,
             cause: None,
+            cause_resolver: String::new(),
             phases: Default::default(),
             last_phase: Default::default(),
             http_status: 0,
@@ -132,6 +138,7 @@ impl Targets {
         row.healthy = t.healthy;
         row.reach = Some(t.reach);
         row.cause = Some(t.cause);
+        row.cause_resolver = t.causes.first().and_then(|c| c.resolver.clone()).unwrap_or_default();
         for d in &t.dns {
             if let Some(i) = row.k.resolvers.iter().position(|r| *r == d.resolver) {
                 let dr = &mut row.dns[i];
@@ -259,12 +266,17 @@ impl Targets {
         header(
             out,
             TARGET_CAUSE,
-            "Primary cause of an unhealthy target (1 for the current cause; `none` when healthy).",
+            "Primary cause of an unhealthy target (1 for the current cause; `none` when healthy); `resolver`: the DNS path it was seen through.",
             "gauge",
         );
         for r in rows() {
+            let resolver = r.cause_resolver.as_str();
             states(out, TARGET_CAUSE, Cause::ALL, r.cause, full, |c| {
-                r.labels(&[("cause", c.as_str())])
+                let mut extra = vec![("cause", c.as_str())];
+                if !resolver.is_empty() {
+                    extra.push(("resolver", resolver));
+                }
+                r.labels(&extra)
             });
         }
     }

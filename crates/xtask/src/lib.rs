@@ -59,7 +59,7 @@ pub fn generate(root: &Path) -> Result<Vec<(String, String)>, String> {
     for (path, lines) in VERSIONED {
         out.push((path.to_string(), stamp(&read(path)?, lines, &version, path)?));
     }
-    let rules = catch_all(&read(rules::RULES)?)?;
+    let rules = catch_all(&alert_filters(&read(rules::RULES)?)?)?;
     out.push((rules::RULES.to_string(), rules.clone()));
     for (path, text) in rules::generate(&rules)? {
         out.push((path.to_string(), text));
@@ -155,6 +155,59 @@ pub fn catch_all_filter() -> String {
         .chain(Cause::ALL.iter().filter(|c| c.alert().is_some()).map(|c| c.as_str()))
         .collect::<Vec<_>>()
         .join("|")
+}
+
+/// Alerts that take another alert's causes (for another service).
+const SAME_CAUSES: &[(&str, &str)] = &[("NetprobeRegistryEgressBlocked", "NetprobePrivateEndpointUnreachable")];
+
+/// The causes an alert selects: those whose catalogue entry names it.
+pub fn alert_causes(alert: &str) -> String {
+    let alert = SAME_CAUSES
+        .iter()
+        .find(|(a, _)| *a == alert)
+        .map_or(alert, |(_, same)| same);
+    Cause::ALL
+        .iter()
+        .filter(|c| c.alert() == Some(alert))
+        .map(|c| c.as_str())
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
+/// The marker of a per-target alert's cause filter.
+const CAUSE_FILTER: &str = "cause=~\"";
+
+/// The rules text with each per-target alert's cause filter (`cause=~"…"`
+/// in the rule after `- alert: <name>`) generated from the catalogue: the
+/// filters are disjoint, so a target raises one of them at most.
+fn alert_filters(rules: &str) -> Result<String, String> {
+    let mut alert = None;
+    let mut out = Vec::new();
+    for line in rules.split('\n') {
+        if let Some(name) = line.trim_start().strip_prefix("- alert: ") {
+            alert = Some(name.trim().to_string());
+        }
+        let Some(start) = line.find(CAUSE_FILTER).map(|i| i + CAUSE_FILTER.len()) else {
+            out.push(line.to_string());
+            continue;
+        };
+        let name = alert
+            .as_deref()
+            .ok_or_else(|| format!("{}: a cause filter outside an alert", rules::RULES))?;
+        let causes = alert_causes(name);
+        if causes.is_empty() {
+            return Err(format!(
+                "{}: {name} filters causes, but no cause names it",
+                rules::RULES
+            ));
+        }
+        let end = start
+            + line[start..]
+                .find('"')
+                .ok_or_else(|| format!("{}: {name}'s cause filter is not closed", rules::RULES))?;
+        out.push(format!("{}{causes}{}", &line[..start], &line[end..]));
+    }
+    Ok(out.join("\n"))
 }
 
 /// The rules text with the catch-all's cause filter generated.
