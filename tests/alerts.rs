@@ -572,7 +572,7 @@ fn per_target_alerts_partition_the_causes() {
             let matchers: Vec<(String, String, String)> = inner
                 .split(", ")
                 .map(|m| {
-                    let op_at = m.find(|c| c == '=' || c == '!').unwrap();
+                    let op_at = m.find(['=', '!']).unwrap();
                     let op_len =
                         if m[op_at..].starts_with("=~") || m[op_at..].starts_with("!~") || m[op_at..].starts_with("!=")
                         {
