@@ -347,15 +347,21 @@ fn demo_serve(listen: &str, interval: &str, flap: &str) -> anyhow::Result<u8> {
             .filter(|d| !d.is_zero())
             .ok_or_else(|| anyhow::anyhow!("{flag}: {v:?} is not a duration (e.g. 10s, 6m)"))
     };
+    let (tx, bound) = tokio::sync::oneshot::channel();
     let opts = crate::demo::ServeOptions {
         listen: crate::config::parse_listen(listen).map_err(|m| anyhow::anyhow!("--listen: {m}"))?,
         interval: duration("--interval", interval)?,
         flap: duration("--flap", flap)?,
-        on_listen: None,
+        on_listen: Some(tx),
     };
     let rt = runtime()?;
     rt.block_on(async {
         let stop = crate::agent::stop_on_signals()?;
+        tokio::spawn(async move {
+            if let Ok(addr) = bound.await {
+                eprintln!("{}", crate::demo::serving_note(addr));
+            }
+        });
         crate::demo::serve(opts, stop).await
     })?;
     Ok(EXIT_HEALTHY)

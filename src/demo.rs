@@ -553,6 +553,24 @@ pub enum ServeError {
 /// The agent (rounds, `/metrics`, `/status`, the status page, `/healthz`,
 /// `/readyz`) over the simulated VNet until `stop`, with the [`FLAPPING`]
 /// targets failing and recovering in turn every `flap`.
+/// Where the Prometheus configuration for the demo lives (relative to the
+/// repository), which `demo --serve` names when it starts.
+pub const DEMO_PROMETHEUS_CONFIG: &str = "deploy/prometheus/demo.yml";
+
+/// What `demo --serve` says once it listens: where, and how to watch its
+/// alerts with a local Prometheus.
+pub fn serving_note(addr: std::net::SocketAddr) -> String {
+    let mut note = format!(
+        "netprobe demo: the agent over the simulated VNet, on http://{addr}/ (status page; /metrics, /status). Ctrl-C stops it.\n\
+         Its alerts on a local Prometheus, with the project's rules: prometheus --config.file={DEMO_PROMETHEUS_CONFIG} (from the repository's root"
+    );
+    if addr.to_string() != crate::config::DEMO_LISTEN {
+        note.push_str(&format!("; its target is {}: set it to {addr}", crate::config::DEMO_LISTEN));
+    }
+    note.push_str(").");
+    note
+}
+
 pub async fn serve(opts: ServeOptions, stop: tokio::sync::watch::Receiver<bool>) -> Result<(), ServeError> {
     let vnet = DemoVnet::start().await?;
     let ca_file = std::env::temp_dir().join(format!("netprobe-demo-ca-{}.pem", std::process::id()));

@@ -77,6 +77,16 @@ fn rules_pass_promtool_check_and_unit_tests() {
     assert!(out.contains("SUCCESS"), "{out}");
 }
 
+/// The demo's Prometheus configuration is valid for the real promtool.
+#[test]
+fn the_demo_prometheus_config_is_valid() {
+    run_ok(
+        tool("promtool")
+            .args(["check", "config"])
+            .arg(root().join("deploy/prometheus/demo.yml")),
+    );
+}
+
 #[test]
 fn prometheus_rule_and_dashboard_copies_match_their_sources() {
     let rules = yaml_value(&root().join("deploy/prometheus/netprobe-rules.yaml"));
@@ -348,12 +358,16 @@ impl Drop for Prometheus {
 }
 
 async fn start_prometheus(agent: SocketAddr) -> Prometheus {
-    let dir = tempfile::tempdir().unwrap();
     let rules = root().join("deploy/prometheus/netprobe-rules.yaml");
     let config = format!(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: netprobe\n    static_configs:\n      - targets: [\"{agent}\"]\n        labels:\n          node: node-a\n          cluster: lab\n",
         rules.display()
     );
+    start_prometheus_with(&config).await
+}
+
+async fn start_prometheus_with(config: &str) -> Prometheus {
+    let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
     let port = common::free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -589,9 +603,23 @@ async fn the_demo_raises_one_alert_per_broken_target() {
             "1h",
         ])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // It says where it listens, and how to watch it with Prometheus.
+    let stderr = demo.stderr.take().unwrap();
+    let said = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let said = [lines.next(), lines.next()].map(|l| l.and_then(Result::ok).unwrap_or_default());
+        // Keep reading, so that the demo's logs never fill the pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        said
+    })
+    .await
+    .unwrap();
+    assert!(said[0].contains(&format!("http://{agent}/")), "{said:?}");
+    assert!(said[1].contains("--config.file=deploy/prometheus/demo.yml"), "{said:?}");
     struct Kill<'a>(&'a mut Child);
     impl Drop for Kill<'_> {
         fn drop(&mut self) {
@@ -600,7 +628,17 @@ async fn the_demo_raises_one_alert_per_broken_target() {
         }
     }
     let _demo = Kill(&mut demo);
-    let prom = start_prometheus(agent).await;
+    // The Prometheus configuration shipped for the demo, pointed at this port.
+    let shipped = std::fs::read_to_string(root().join("deploy/prometheus/demo.yml")).unwrap();
+    let config = shipped
+        .replace("127.0.0.1:9469", &agent.to_string())
+        .replace(
+            "[netprobe-rules.yaml]",
+            &format!("[\"{}\"]", root().join("deploy/prometheus/netprobe-rules.yaml").display()),
+        )
+        .replace("10s", "1s");
+    assert_ne!(config, shipped);
+    let prom = start_prometheus_with(&config).await;
     let per_target = r#"ALERTS{alertstate=~"pending|firing", target!=""}"#;
     let deadline = Instant::now() + Duration::from_secs(60);
     let (unhealthy, alerts) = loop {
@@ -628,6 +666,9 @@ async fn the_demo_raises_one_alert_per_broken_target() {
     let mut per: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for a in &alerts {
         per.entry(label(a, "target")).or_default().push(label(a, "alertname"));
+    }
+    for a in &alerts {
+        assert_eq!(label(a, "node"), "demo-node", "{a}");
     }
     let twice: Vec<_> = per.iter().filter(|(_, v)| v.len() > 1).collect();
     assert!(twice.is_empty(), "targets with more than one alert: {twice:?}");
