@@ -565,7 +565,10 @@ pub fn serving_note(addr: std::net::SocketAddr) -> String {
          Its alerts on a local Prometheus, with the project's rules: prometheus --config.file={DEMO_PROMETHEUS_CONFIG} (from the repository's root"
     );
     if addr.to_string() != crate::config::DEMO_LISTEN {
-        note.push_str(&format!("; its target is {}: set it to {addr}", crate::config::DEMO_LISTEN));
+        note.push_str(&format!(
+            "; its target is {}: set it to {addr}",
+            crate::config::DEMO_LISTEN
+        ));
     }
     note.push_str(").");
     note

@@ -106,7 +106,10 @@ string_enum! {
         /// No address to try.
         Skipped => "skipped",
         HttpError => "http_error",
-        Blocked => "blocked",
+        /// The service answered and refused this client (HTTP 403 from its
+        /// network rules): cause `http_rejected`. Not `endpoint_blocked`,
+        /// which is a connection that times out.
+        Rejected => "rejected",
         TlsError => "tls_error",
         Refused => "refused",
         Unreachable => "unreachable",
@@ -316,8 +319,39 @@ mod tests {
     #[test]
     fn reach_is_ordered_from_best_to_worst() {
         use Reach::*;
-        let order = [Ok, Skipped, HttpError, Blocked, TlsError, Refused, Unreachable, Timeout];
+        let order = [
+            Ok,
+            Skipped,
+            HttpError,
+            Rejected,
+            TlsError,
+            Refused,
+            Unreachable,
+            Timeout,
+        ];
         assert!(order.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(Reach::ALL, order);
+    }
+
+    /// A REACH word never names another cause's: `blocked` was the reach
+    /// of an HTTP 403 while the cause `endpoint_blocked` means a connection
+    /// that times out. A reach value that is a word of a cause's name is
+    /// that cause's (or, `dns_`-scoped, plainly about DNS).
+    #[test]
+    fn reach_words_do_not_name_other_causes() {
+        let allowed = [
+            (Reach::Rejected, Cause::HttpRejected),
+            (Reach::Unreachable, Cause::DnsUnreachable),
+        ];
+        for r in Reach::ALL {
+            for c in Cause::ALL {
+                if c.as_str().split('_').any(|w| w == r.as_str()) {
+                    assert!(allowed.contains(&(*r, *c)), "reach {r} reads as cause {c}");
+                }
+                if let Some(word) = r.as_str().split('_').find(|w| *w == "blocked") {
+                    panic!("reach {r} says {word}, which causes use for timeouts and policies");
+                }
+            }
+        }
     }
 }

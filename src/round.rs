@@ -128,7 +128,7 @@ mod tests {
             (
                 "first sight, unhealthy",
                 None,
-                target("t", C::ZoneNotLinked, R::Blocked, V::Public),
+                target("t", C::ZoneNotLinked, R::Rejected, V::Public),
                 true,
             ),
             ("no change", Some(ok()), ok(), false),

@@ -507,7 +507,7 @@ fn reach_cause(target: &Target, views: &[DnsView], rc: &ReachContext<'_>) -> Opt
             Some(TlsOutcome::Timeout) => Text::TlsTimeout,
             _ => Text::TlsFailed,
         },
-        Reach::HttpError | Reach::Blocked => {
+        Reach::HttpError | Reach::Rejected => {
             let says = crate::service::of(target.service).rejected(&target.fqdn, &at, &detail);
             return Some((Text::HttpRejected, facts.with("service_says", says)));
         }
@@ -901,7 +901,7 @@ mod tests {
             (
                 Service::Acr,
                 resp(403, None, "denied: client with IP '20.1.1.1' is not allowed access."),
-                Reach::Blocked,
+                Reach::Rejected,
             ),
             (Service::Acr, resp(502, None, ""), Reach::HttpError),
             (Service::Keyvault, resp(200, None, ""), Reach::Ok),
@@ -909,7 +909,7 @@ mod tests {
             (
                 Service::Keyvault,
                 resp(403, None, r#"{"error":{"innererror":{"code":"ForbiddenByFirewall"}}}"#),
-                Reach::Blocked,
+                Reach::Rejected,
             ),
             (Service::Keyvault, resp(500, None, ""), Reach::HttpError),
             (
@@ -922,7 +922,7 @@ mod tests {
             (
                 Service::Storage,
                 resp(403, None, "AuthorizationFailure"),
-                Reach::Blocked,
+                Reach::Rejected,
             ),
             (Service::Storage, resp(503, None, ""), Reach::HttpError),
             (Service::Workspace, resp(401, None, ""), Reach::Ok),
@@ -934,7 +934,7 @@ mod tests {
                     None,
                     "Access to workspace was denied based on workspace private link configuration.",
                 ),
-                Reach::Blocked,
+                Reach::Rejected,
             ),
             (
                 Service::Workspace,
@@ -943,7 +943,7 @@ mod tests {
                     None,
                     "...none of the workspaces/registries are accessible from outside of the designated private link",
                 ),
-                Reach::Blocked,
+                Reach::Rejected,
             ),
             (Service::Custom, resp(500, None, ""), Reach::Ok),
         ];
@@ -1243,7 +1243,7 @@ mod tests {
             (
                 vec![view("system", V::Private, true)],
                 0,
-                Reach::Blocked,
+                Reach::Rejected,
                 Some(TlsOutcome::Ok),
                 Cause::HttpRejected,
             ),
@@ -1258,7 +1258,7 @@ mod tests {
             (
                 vec![view("system", V::Public, true)],
                 0,
-                Reach::Blocked,
+                Reach::Rejected,
                 Some(TlsOutcome::Ok),
                 Cause::ZoneNotLinked,
             ),
@@ -1574,7 +1574,7 @@ mod tests {
         // A public endpoint rejecting a private target's traffic after a DNS
         // failure is a consequence, not a second cause.
         let rc = ReachContext {
-            reach: Reach::Blocked,
+            reach: Reach::Rejected,
             expected_addresses: false,
             via: Some("system"),
             outside_tag: None,

@@ -337,7 +337,7 @@ fn cause_cases() -> Vec<CauseCase> {
         c(
             Cause::ZoneNotLinked,
             KV,
-            "blocked",
+            "rejected",
             ["public", "public"],
             (DNS_REGRESSION, Some(0)),
         ),
@@ -365,7 +365,7 @@ fn cause_cases() -> Vec<CauseCase> {
         c(
             Cause::DnsPathNotForwarding,
             KV,
-            "blocked",
+            "rejected",
             ["public", "private"],
             (PATH_MISMATCH, Some(0)),
         ),
@@ -465,7 +465,7 @@ fn cause_cases() -> Vec<CauseCase> {
         c(
             Cause::HttpRejected,
             KV,
-            "blocked",
+            "rejected",
             ["private", "private"],
             (UNREACHABLE, None),
         ),
@@ -632,7 +632,7 @@ fn fleet(n: usize, failing: &[usize], bad: &State, minutes: usize) -> Vec<Vec<St
 fn unlinked() -> State {
     State {
         cause: Cause::ZoneNotLinked,
-        reach: "blocked",
+        reach: "rejected",
         dns: ["public", "private"],
         resolver_up: [true, true],
         cause_resolver: Some(0),

@@ -66,7 +66,7 @@ fn the_http_seeds_mean_what_their_names_say() {
         let (service, response) = netprobe_testkit::fuzz::parse_http_seed(data);
         let (reach, _) = netprobe::service::of(service).judge(&response);
         let want = if name.contains("denied") || name.contains("firewall") {
-            Reach::Blocked
+            Reach::Rejected
         } else {
             Reach::Ok
         };

@@ -204,7 +204,7 @@ fn scenarios() -> Vec<Scenario> {
                 Endpoint::Serves(Reply::storage_anonymous()),
             ),
             C::ZoneNotLinked,
-            R::Blocked,
+            R::Rejected,
             [D::Public, D::Public],
         ),
         scenario(
@@ -212,7 +212,7 @@ fn scenarios() -> Vec<Scenario> {
             "keyvault",
             Site::public_only("kv-lab-public.vault.azure.net", pb(9)),
             C::NoPrivateEndpoint,
-            R::Blocked,
+            R::Rejected,
             [D::Public, D::Public],
         ),
         scenario(
@@ -249,7 +249,7 @@ fn scenarios() -> Vec<Scenario> {
                 Endpoint::Serves(Reply::storage_anonymous()),
             ),
             C::DnsPathNotForwarding,
-            R::Blocked,
+            R::Rejected,
             [D::Public, D::Private],
         ),
         // A second custom DNS server whose host is up, its DNS service down:
@@ -446,7 +446,7 @@ fn scenarios() -> Vec<Scenario> {
                 Endpoint::Serves(Reply::acr_denied()),
             ),
             C::HttpRejected,
-            R::Blocked,
+            R::Rejected,
             [D::Private, D::Private],
         ),
         // The privatelink name is in the linked zone, with no A record (only
@@ -559,7 +559,7 @@ fn scenarios() -> Vec<Scenario> {
             )
             .falling_back_to_internet(),
             C::RecordMissing,
-            R::Blocked,
+            R::Rejected,
             [D::Public, D::Public],
         )
         .says("fallback to the internet (resolutionPolicy: NxDomainRedirect)"),

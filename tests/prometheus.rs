@@ -634,7 +634,10 @@ async fn the_demo_raises_one_alert_per_broken_target() {
         .replace("127.0.0.1:9469", &agent.to_string())
         .replace(
             "[netprobe-rules.yaml]",
-            &format!("[\"{}\"]", root().join("deploy/prometheus/netprobe-rules.yaml").display()),
+            &format!(
+                "[\"{}\"]",
+                root().join("deploy/prometheus/netprobe-rules.yaml").display()
+            ),
         )
         .replace("10s", "1s");
     assert_ne!(config, shipped);

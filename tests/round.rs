@@ -270,7 +270,7 @@ async fn http_answers_are_judged_per_service() {
         if *ok {
             assert_eq!(t.reach, Reach::Ok, "{name}: {t:#?}");
         } else {
-            assert_eq!(t.reach, Reach::Blocked, "{name}: {t:#?}");
+            assert_eq!(t.reach, Reach::Rejected, "{name}: {t:#?}");
             assert_eq!(t.cause, Cause::HttpRejected, "{name}");
         }
     }
@@ -478,7 +478,7 @@ async fn every_dns_cause_through_two_resolvers() {
     assert_eq!(target(&rep, "silent").dns[0].verdict, DnsVerdict::Timeout);
     // Reachability follows the connect_via resolver (system): for "unlinked"
     // it reached the public front end, which refused the client.
-    assert_eq!(target(&rep, "unlinked").reach, Reach::Blocked);
+    assert_eq!(target(&rep, "unlinked").reach, Reach::Rejected);
     assert_eq!(target(&rep, "missing").reach, Reach::Skipped);
     assert!(!rep.healthy);
     assert_eq!(rep.summary.unhealthy, 8);

@@ -45,7 +45,7 @@ impl AzureService for Acr {
                 Some("401 without a `Bearer realm=` challenge: not a container registry answering".into()),
             ),
             403 => (
-                Reach::Blocked,
+                Reach::Rejected,
                 Some(format!("403 from the registry: {}", first_line(&r.body))),
             ),
             s => (

@@ -48,7 +48,7 @@ impl AzureService for KeyVault {
                     "403"
                 };
                 (
-                    Reach::Blocked,
+                    Reach::Rejected,
                     Some(format!("Key Vault answered {why}: {}", first_line(&r.body))),
                 )
             }

@@ -174,7 +174,7 @@ pub trait AzureService: Sync {
     }
 
     /// Whether the answer comes from the service, reached as it should be:
-    /// `ok`, `blocked` (the service refused this client) or `http_error`,
+    /// `ok`, `rejected` (the service refused this client) or `http_error`,
     /// with a reason when not `ok`.
     fn judge(&self, response: &HttpResponse) -> (Reach, Option<String>);
 

@@ -39,7 +39,7 @@ impl AzureService for Storage {
         match r.status {
             400 | 401 | 404 => (Reach::Ok, None),
             403 => (
-                Reach::Blocked,
+                Reach::Rejected,
                 Some(format!("storage answered 403: {}", first_line(&r.body))),
             ),
             s => (

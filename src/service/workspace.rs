@@ -34,7 +34,7 @@ impl AzureService for Workspace {
         let body = r.body.to_ascii_lowercase();
         if DENIALS.iter().any(|d| body.contains(d)) {
             (
-                Reach::Blocked,
+                Reach::Rejected,
                 Some(format!(
                     "private-link denial (HTTP {}): {}",
                     r.status,

@@ -191,7 +191,7 @@ pub fn check_http_judgement(data: &[u8]) {
         let s = netprobe::service::of(service);
         let (reach, reason) = s.judge(&response);
         assert!(
-            matches!(reach, Reach::Ok | Reach::Blocked | Reach::HttpError),
+            matches!(reach, Reach::Ok | Reach::Rejected | Reach::HttpError),
             "{service}: judged {reach}"
         );
         assert_eq!(
