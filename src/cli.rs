@@ -148,7 +148,9 @@ pub fn main() -> ExitCode {
 /// Logs go to stderr; the agent logs at info by default, one-shot commands
 /// only warnings (their report is on stdout).
 fn init_tracing(format: LogFormat, agent: bool) {
-    let default = if agent { "info" } else { "warn" };
+    // One-shot commands say an API error once, in their own message (with
+    // the server and the root cause): kube's own error log would repeat it.
+    let default = if agent { "info" } else { "warn,kube_client=off" };
     let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref(), default);
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
@@ -322,8 +324,10 @@ fn report(
 ) -> anyhow::Result<u8> {
     let rt = runtime()?;
     let report = rt.block_on(async {
-        let client = kube_client(kubeconfig, context).await?;
-        let (pods, nodes) = crate::fleet::collect(&client, opts).await?;
+        let (client, server) = kube_client(kubeconfig, context).await?;
+        let (pods, nodes) = crate::fleet::collect(&client, opts)
+            .await
+            .with_context(|| format!("API server {server}"))?;
         anyhow::Ok(crate::fleet::build(
             &pods,
             nodes.as_deref(),
@@ -369,7 +373,8 @@ fn demo_serve(listen: &str, interval: &str, flap: &str) -> anyhow::Result<u8> {
 
 /// A client for `netprobe report`: the kubeconfig named, or the usual order
 /// (in-cluster, then $KUBECONFIG or ~/.kube/config).
-async fn kube_client(kubeconfig: Option<PathBuf>, context: Option<String>) -> anyhow::Result<kube::Client> {
+/// Also returns the API server's URL, which error messages name.
+async fn kube_client(kubeconfig: Option<PathBuf>, context: Option<String>) -> anyhow::Result<(kube::Client, String)> {
     use kube::config::{KubeConfigOptions, Kubeconfig};
     let options = KubeConfigOptions {
         context,
@@ -393,7 +398,10 @@ async fn kube_client(kubeconfig: Option<PathBuf>, context: Option<String>) -> an
     // A pod that does not answer its proxy is a finding to report at once,
     // not a transient failure to retry for minutes (kube retries 503s).
     config.default_retry = false;
-    kube::Client::try_from(config).context("cannot set up the Kubernetes client")
+    let server = config.cluster_url.to_string();
+    let client = kube::Client::try_from(config)
+        .with_context(|| format!("API server {server}: cannot set up the Kubernetes client"))?;
+    Ok((client, server))
 }
 
 /// The agent's floor under `interval`: [`crate::agent::MIN_AGENT_INTERVAL`],

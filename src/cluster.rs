@@ -62,7 +62,24 @@ fn classify(what: &str, e: KubeError) -> ClusterError {
 pub fn kube_message(e: &KubeError) -> String {
     match e {
         KubeError::Api(status) => status_message(status.code, &status.reason, &status.message),
-        other => other.to_string(),
+        other => with_root_cause(other),
+    }
+}
+
+/// An error's message and, when its sources say more, the innermost one:
+/// "client error (Connect)" says nothing of why; its root, "Connection
+/// refused (os error 111)" or "failed to lookup address information", does.
+pub fn with_root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let top = e.to_string();
+    let mut root = None;
+    let mut source = e.source();
+    while let Some(s) = source {
+        root = Some(s.to_string());
+        source = s.source();
+    }
+    match root {
+        Some(r) if !top.contains(&r) => format!("{top}: {r}"),
+        _ => top,
     }
 }
 

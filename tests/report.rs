@@ -204,10 +204,42 @@ async fn report_reads_every_agent_through_the_api_server() {
     let err = String::from_utf8_lossy(&o.stderr).to_string();
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("cannot list the agent pods in namespace netprobe"),
+        err.contains("cannot list the agent pods in namespace netprobe")
+            && err.contains(&format!("API server https://localhost:{port}/"))
+            && err.contains("401 Unauthorized"),
         "{err}"
     );
+    // Said once, by netprobe: not kube's own error log besides.
+    assert_eq!(err.lines().count(), 1, "{err}");
     netprobe_testkit::assert_readable(&err);
+
+    // An API server that is not there: the server's URL and the root cause
+    // (the refused connection), not "client error (Connect)" alone.
+    let closed = common::free_port();
+    let gone = dir.path().join("gone-kubeconfig");
+    std::fs::write(
+        &gone,
+        std::fs::read_to_string(&kubeconfig)
+            .unwrap()
+            .replace(&format!("localhost:{port}"), &format!("127.0.0.1:{closed}")),
+    )
+    .unwrap();
+    let o = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_netprobe"))
+            .args(["report", "--kubeconfig"])
+            .arg(&gone)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("API server https://127.0.0.1:{closed}/")) && err.contains("Connection refused"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
 }
 
 /// The operator's `report` does not trust what agents send: a `/status`
