@@ -12,9 +12,11 @@ use std::net::IpAddr;
 
 use crate::cluster::{ClusterObservation, judge_scoring_service, region_finding, scoring_service_unavailable};
 use crate::config::Config;
-use crate::model::FindingCode;
+use crate::model::{Cause, FindingCode};
 use crate::observation::{RoundObservation, TargetObservation, ZoneSoa};
-use crate::report::{Finding, RoundReport, ScoringServiceReport, TargetReport, TcpCheckReport};
+use crate::report::{
+    Finding, ResolverReport, RoundReport, ScoringServiceReport, SharedCause, TargetReport, TcpCheckReport,
+};
 use crate::service::Target;
 use crate::verdict::{self, ConnectView, DnsContext, DnsView, ReachContext, ZoneHolder};
 
@@ -50,7 +52,63 @@ pub fn round(config: &Config, obs: &RoundObservation, cluster: &ClusterObservati
         r.queries_held = *held;
     }
     findings.extend(resolver_checks(&mut report, obs));
+    report.shared_cause = shared_cause(&report.targets, &report.resolvers);
     report.with_cluster(cluster.node.clone(), findings, scoring)
+}
+
+/// The fewest targets for a shared cause to be worth saying once.
+pub const SHARED_CAUSE_MIN_TARGETS: usize = 3;
+
+/// Every target failing with the same primary cause through the same
+/// resolver (at least [`SHARED_CAUSE_MIN_TARGETS`]): one problem of the
+/// node's path (its DNS, or its way out), not one per zone or endpoint,
+/// said once. `None` when any target differs.
+pub fn shared_cause(targets: &[TargetReport], resolvers: &[ResolverReport]) -> Option<SharedCause> {
+    let first = targets.first()?.causes.first()?;
+    let all_same = targets.len() >= SHARED_CAUSE_MIN_TARGETS
+        && targets.iter().all(|t| {
+            !t.healthy
+                && t.causes
+                    .first()
+                    .is_some_and(|c| c.cause == first.cause && c.resolver == first.resolver)
+        });
+    if !all_same {
+        return None;
+    }
+    let n = targets.len();
+    let cause = first.cause;
+    let diagnosis = match &first.resolver {
+        Some(r) => {
+            let servers = resolvers
+                .iter()
+                .find(|x| &x.name == r)
+                .map(|x| x.servers.join(", "))
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "none".into());
+            let nothing = if cause == Cause::NameNotFound {
+                format!(" (it answers NXDOMAIN for every name: resolver '{r}' answers nothing)")
+            } else {
+                String::new()
+            };
+            format!(
+                "every target ({n}) fails with {cause} through resolver '{r}'{nothing}: one problem of that DNS \
+                 path, not {n}. Check the node's DNS first: the servers '{r}' asks ({servers}), that they answer, \
+                 and where they forward (CoreDNS, the VNet's DNS servers, 168.63.129.16), before any zone or \
+                 record. The first target's diagnosis follows in full; the others are listed by name."
+            )
+        }
+        None => format!(
+            "every target ({n}) fails with {cause} while its DNS answers as expected: one problem on this node's way \
+             out, not {n}: an NSG, firewall, route table (UDR to an NVA) or proxy in front of every endpoint. Check \
+             the node's egress first. The first target's diagnosis follows in full; the others are listed by name."
+        ),
+    };
+    Some(SharedCause {
+        cause,
+        resolver: first.resolver.clone(),
+        targets: n,
+        diagnosis,
+    })
 }
 
 /// The round's own checks on each resolver: the TCP 53 check (a server that
@@ -245,6 +303,64 @@ mod tests {
             duration: Duration::from_millis(1),
             tcp_fallback: false,
             queries: 1,
+        }
+    }
+
+    /// A cause is said once for the round only when every target (3 or
+    /// more) shares it, through the same resolver.
+    #[test]
+    fn a_shared_cause_needs_every_target_and_one_resolver() {
+        let cfg = Config::from_yaml("key_vaults: [kvone, kvtwo, kvthree]\n", "t.yaml", None).unwrap();
+        let report = |cause: Cause, resolver: Option<&str>| {
+            let mut t = TargetReport::internal_error(&cfg.targets[0]);
+            t.causes[0].cause = cause;
+            t.causes[0].resolver = resolver.map(str::to_string);
+            t
+        };
+        let nx = |r| report(Cause::NameNotFound, Some(r));
+        let mut healthy = nx("system");
+        healthy.healthy = true;
+        let resolvers = RoundReport::new(&cfg, SystemTime::UNIX_EPOCH, Duration::ZERO, &[Ok(vec![])], vec![]).resolvers;
+        let cases: Vec<(&str, Vec<TargetReport>, Option<(Cause, Option<&str>)>)> = vec![
+            (
+                "all NXDOMAIN through system",
+                vec![nx("system"), nx("system"), nx("system")],
+                Some((Cause::NameNotFound, Some("system"))),
+            ),
+            ("two targets only", vec![nx("system"), nx("system")], None),
+            (
+                "one through another resolver",
+                vec![nx("system"), nx("system"), nx("azure")],
+                None,
+            ),
+            ("one healthy", vec![nx("system"), nx("system"), healthy], None),
+            (
+                "one other cause",
+                vec![nx("system"), nx("system"), report(Cause::RecordMissing, Some("system"))],
+                None,
+            ),
+            (
+                "every endpoint blocked",
+                vec![
+                    report(Cause::EndpointBlocked, None),
+                    report(Cause::EndpointBlocked, None),
+                    report(Cause::EndpointBlocked, None),
+                ],
+                Some((Cause::EndpointBlocked, None)),
+            ),
+            ("none", vec![], None),
+        ];
+        for (what, targets, want) in cases {
+            let got = shared_cause(&targets, &resolvers);
+            assert_eq!(got.as_ref().map(|s| (s.cause, s.resolver.as_deref())), want, "{what}");
+            if let Some(s) = got {
+                assert_eq!(s.targets, targets.len(), "{what}");
+                assert!(s.diagnosis.contains(s.cause.as_str()), "{what}: {}", s.diagnosis);
+                match s.resolver {
+                    Some(r) => assert!(s.diagnosis.contains("node's DNS") && s.diagnosis.contains(&r)),
+                    None => assert!(s.diagnosis.contains("egress")),
+                }
+            }
         }
     }
 

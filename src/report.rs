@@ -39,6 +39,21 @@ pub struct RoundReport {
     /// The AML inference router check, when configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scoring_service: Option<ScoringServiceReport>,
+    /// Every target fails with the same cause through the same resolver:
+    /// one problem of the node's path, said once (`judge::shared_cause`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_cause: Option<SharedCause>,
+}
+
+/// A cause every target of a round shares.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedCause {
+    pub cause: Cause,
+    /// The resolver it was seen through (`None`: a reachability cause).
+    pub resolver: Option<String>,
+    pub targets: usize,
+    /// What it means, and where to look first.
+    pub diagnosis: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -511,6 +526,7 @@ impl RoundReport {
             node: None,
             findings: Vec::new(),
             scoring_service: None,
+            shared_cause: None,
         }
     }
 

@@ -366,3 +366,56 @@ fn a_closed_stdout_is_not_a_panic() {
         assert!(status.code().is_some(), "{args:?}: killed by a signal: {status:?}");
     }
 }
+
+/// A resolver that answers NXDOMAIN for every name: `probe --once` says so
+/// once ("resolver 'system' answers nothing: check the node's DNS"), with
+/// the first target's diagnosis in full and the others by name, not the
+/// same diagnosis twenty times. JSON carries it as `shared_cause`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cause_every_target_shares_is_said_once() {
+    let server = dns(Records::new()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (1..=20).map(|i| format!("kvshared{i:02}")).collect();
+    let path = dir.path().join("netprobe.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "timeout: 2s\nresolvers:\n  - name: system\n    servers: [\"{}\"]\nkey_vaults: [{}]\n",
+            server.addr(),
+            names.join(", ")
+        ),
+    )
+    .unwrap();
+    let run = |output: &'static str| {
+        netprobe_async(vec![
+            "probe".into(),
+            "--once".into(),
+            "-o".into(),
+            output.into(),
+            "-c".into(),
+            path.display().to_string(),
+        ])
+    };
+    let o = run("human").await;
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert_eq!(
+        text.matches("every target [name_not_found, resolver system]").count(),
+        1,
+        "{text}"
+    );
+    // Phrases, whatever the wrapping.
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(flat.contains("resolver 'system' answers nothing"), "{text}");
+    assert!(flat.contains("Check the node's DNS first"), "{text}");
+    // One diagnosis in full; every target named.
+    assert_eq!(text.matches("does not exist (NXDOMAIN").count(), 1, "{text}");
+    for n in &names {
+        assert!(text.contains(&format!("keyvault-{n} [name_not_found]")), "{n}: {text}");
+    }
+    let o = run("json").await;
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["shared_cause"]["cause"], "name_not_found");
+    assert_eq!(v["shared_cause"]["resolver"], "system");
+    assert_eq!(v["shared_cause"]["targets"], 20);
+}

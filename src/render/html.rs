@@ -166,6 +166,14 @@ fn header(h: &mut String, r: &RoundReport) {
         (u, _) => ("fail", format!("{u} of {} targets failing", r.summary.targets)),
     };
     let _ = write!(h, "<p id=\"summary\" class=\"{class}\">{text}</p>");
+    if let Some(sc) = &r.shared_cause {
+        let _ = write!(
+            h,
+            "<p id=\"shared-cause\" class=\"fail\"><b>{}</b>: {}</p>",
+            sc.cause.as_str(),
+            escape(&sc.diagnosis)
+        );
+    }
     let _ = write!(
         h,
         "<p class=\"muted\">Last round started {} &middot; took {:.0} ms &middot; resolvers {} (reachability via {}) &middot; version {}</p>",

@@ -101,9 +101,25 @@ fn findings(out: &mut String, report: &RoundReport) {
         }
     }
 
-    for t in findings {
+    // A cause every target shares: said once, then the first target in
+    // full and the others by name.
+    if let Some(sc) = &report.shared_cause {
+        let through = sc
+            .resolver
+            .as_deref()
+            .map(|r| format!(", resolver {r}"))
+            .unwrap_or_default();
+        let _ = writeln!(out, "  every target [{}{through}]", sc.cause);
+        for line in wrap(&sc.diagnosis, WIDTH - 4) {
+            let _ = writeln!(out, "    {line}");
+        }
+    }
+    for (i, t) in findings.into_iter().enumerate() {
         let codes: Vec<&str> = t.causes.iter().map(|c| c.cause.as_str()).collect();
         let _ = writeln!(out, "  {} [{}]", t.name, codes.join(", "));
+        if i > 0 && report.shared_cause.is_some() {
+            continue;
+        }
         let several = t.causes.len() > 1;
         for c in &t.causes {
             for (i, line) in wrap(&c.diagnosis, WIDTH - 6).iter().enumerate() {
