@@ -321,7 +321,8 @@ mod tests {
         let mut healthy = nx("system");
         healthy.healthy = true;
         let resolvers = RoundReport::new(&cfg, SystemTime::UNIX_EPOCH, Duration::ZERO, &[Ok(vec![])], vec![]).resolvers;
-        let cases: Vec<(&str, Vec<TargetReport>, Option<(Cause, Option<&str>)>)> = vec![
+        type Case<'a> = (&'a str, Vec<TargetReport>, Option<(Cause, Option<&'a str>)>);
+        let cases: Vec<Case> = vec![
             (
                 "all NXDOMAIN through system",
                 vec![nx("system"), nx("system"), nx("system")],
