@@ -35,7 +35,135 @@ pub struct Zones {
     pub aks: Option<&'static str>,
 }
 
+/// The region names (`az account list-locations --query [].name`) each cloud
+/// had when this list was written (2026): `check-config` warns about a
+/// region outside it, with the nearest name (`westurope` -> `westeurope`).
+/// A warning, not an error: a region opened since is valid.
+const PUBLIC_REGIONS: &[&str] = &[
+    "australiacentral",
+    "australiacentral2",
+    "australiaeast",
+    "australiasoutheast",
+    "austriaeast",
+    "belgiumcentral",
+    "brazilsouth",
+    "brazilsoutheast",
+    "canadacentral",
+    "canadaeast",
+    "centralindia",
+    "centralus",
+    "chilecentral",
+    "denmarkeast",
+    "eastasia",
+    "eastus",
+    "eastus2",
+    "francecentral",
+    "francesouth",
+    "germanynorth",
+    "germanywestcentral",
+    "indonesiacentral",
+    "israelcentral",
+    "italynorth",
+    "japaneast",
+    "japanwest",
+    "jioindiacentral",
+    "jioindiawest",
+    "koreacentral",
+    "koreasouth",
+    "malaysiawest",
+    "mexicocentral",
+    "newzealandnorth",
+    "northcentralus",
+    "northeurope",
+    "norwayeast",
+    "norwaywest",
+    "polandcentral",
+    "qatarcentral",
+    "southafricanorth",
+    "southafricawest",
+    "southcentralus",
+    "southeastasia",
+    "southindia",
+    "spaincentral",
+    "swedencentral",
+    "swedensouth",
+    "switzerlandnorth",
+    "switzerlandwest",
+    "uaecentral",
+    "uaenorth",
+    "uksouth",
+    "ukwest",
+    "westcentralus",
+    "westeurope",
+    "westindia",
+    "westus",
+    "westus2",
+    "westus3",
+];
+const USGOV_REGIONS: &[&str] = &[
+    "usdodcentral",
+    "usdodeast",
+    "usgovarizona",
+    "usgovtexas",
+    "usgovvirginia",
+];
+const CHINA_REGIONS: &[&str] = &[
+    "chinaeast",
+    "chinaeast2",
+    "chinaeast3",
+    "chinanorth",
+    "chinanorth2",
+    "chinanorth3",
+];
+
 impl Cloud {
+    /// The cloud's region names, as of this release ([`PUBLIC_REGIONS`]).
+    pub const fn regions(self) -> &'static [&'static str] {
+        match self {
+            Cloud::Public => PUBLIC_REGIONS,
+            Cloud::Usgov => USGOV_REGIONS,
+            Cloud::China => CHINA_REGIONS,
+        }
+    }
+
+    /// A warning when `region` is not one of the cloud's regions, naming the
+    /// nearest when one is near (a typo) or the cloud it belongs to.
+    pub fn region_warning(self, region: &str) -> Option<String> {
+        if self.regions().contains(&region) {
+            return None;
+        }
+        let name = self.name();
+        let elsewhere = [Cloud::Public, Cloud::Usgov, Cloud::China]
+            .into_iter()
+            .find(|c| c.regions().contains(&region));
+        let hint = if let Some(c) = elsewhere {
+            format!(": it is a region of another cloud; set `cloud: {}`", c.name())
+        } else {
+            match self
+                .regions()
+                .iter()
+                .map(|r| (crate::input::edit_distance(region, r), *r))
+                .filter(|(d, _)| *d <= 2)
+                .min()
+            {
+                Some((_, near)) => format!(": did you mean {near}?"),
+                None => " (a region opened since this release is fine: ignore this)".to_string(),
+            }
+        };
+        Some(format!(
+            "region {region:?} is not a region of the {name} cloud that netprobe knows{hint}"
+        ))
+    }
+
+    /// The name `cloud:` takes.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Cloud::Public => "public",
+            Cloud::Usgov => "usgov",
+            Cloud::China => "china",
+        }
+    }
+
     pub const fn zones(self) -> &'static Zones {
         match self {
             Cloud::Public => &Zones {

@@ -139,7 +139,10 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("netprobe: {e:#}");
+            // Several errors of one file: one line each, each prefixed.
+            for line in format!("{e:#}").lines() {
+                eprintln!("netprobe: {line}");
+            }
             ExitCode::from(EXIT_USAGE)
         }
     }
@@ -216,6 +219,9 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             };
             let shown = source.name();
             let cfg = source.load(&offline())?;
+            for w in cfg.warnings() {
+                eprintln!("warning: {shown}: {w}");
+            }
             for w in cfg.node_file_warnings() {
                 eprintln!("warning: not checked here: {w} (on a node, the agent reports this per round)");
             }

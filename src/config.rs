@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::azure::Cloud;
 pub use crate::input::{ConfigError, check_fqdn, parse_server};
-use crate::input::{Ctx, REGION, RESOLVER_NAME, S, Shown, syntax_error};
+use crate::input::{Ctx, Errors, REGION, RESOLVER_NAME, S, Shown, syntax_error};
 use crate::model::MetricSet;
 use crate::service::{SectionCtx, Target};
 use crate::servicetags::ServiceTags;
@@ -99,6 +99,17 @@ impl Config {
     /// (resolv.conf) that cannot be used here, one message each. On a node
     /// the agent reports them per resolver; `check-config` run elsewhere
     /// warns about them instead of failing.
+    /// What is valid but probably wrong: a region outside the cloud's
+    /// list (`westurope`). `check-config` prints these; the agent logs them.
+    pub fn warnings(&self) -> Vec<String> {
+        self.region
+            .as_deref()
+            .filter(|_| !self.region_auto)
+            .and_then(|r| self.cloud.region_warning(r))
+            .into_iter()
+            .collect()
+    }
+
     pub fn node_file_warnings(&self) -> Vec<String> {
         self.resolvers
             .iter()
@@ -252,10 +263,13 @@ macro_rules! file_format {
         /// Every service section's targets, in registry order.
         fn service_targets(file: &File, ctx: &SectionCtx<'_>) -> Result<Vec<Target>, ConfigError> {
             let mut targets = Vec::new();
+            let mut errors = crate::input::Errors::default();
             $($(
-                targets.extend(crate::service::$module::targets(&file.$key, ctx)?);
+                if let Some(t) = errors.keep(crate::service::$module::targets(&file.$key, ctx)) {
+                    targets.extend(t);
+                }
             )?)+
-            Ok(targets)
+            errors.finish(targets)
         }
     };
 }
@@ -520,51 +534,71 @@ impl Config {
 }
 
 fn validate(raw: File, ctx: &Ctx<'_>, opts: &LoadOptions) -> Result<Config, ConfigError> {
+    // Every section is checked, and every error kept (in the file's usual
+    // order), so that one run of `check-config` tells all; a section in
+    // error stands in with its default for the sections that read it.
+    let mut errors = Errors::default();
     let cloud = raw.cloud.as_ref().map(|c| c.value).unwrap_or_default();
-    let (region, region_auto) = region(&raw, ctx, opts)?;
+    let region_result = errors.keep(region(&raw, ctx, opts));
+    let region_failed = region_result.is_none();
+    let (region, region_auto) = region_result.unwrap_or((None, false));
     let region_pending = region_auto && region.is_none();
-    let timeout = duration_field(
-        ctx,
-        raw.timeout.as_ref(),
-        "timeout",
-        DEFAULT_TIMEOUT,
-        TIMEOUT_LIMITS,
-        "5s, 1500ms",
-    )?;
-    let interval = duration_field(
-        ctx,
-        raw.interval.as_ref(),
-        "interval",
-        DEFAULT_INTERVAL,
-        INTERVAL_LIMITS,
-        "30s, 1m",
-    )?;
-    let listen = match &raw.listen {
-        Some(l) => parse_listen(&l.value).map_err(|m| ctx.err(l, "listen", m))?,
-        None => SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
+    // A section in error stands in with its default below: `finish`
+    // returns the errors then, never this Config.
+    let timeout = errors
+        .keep(duration_field(
+            ctx,
+            raw.timeout.as_ref(),
+            "timeout",
+            DEFAULT_TIMEOUT,
+            TIMEOUT_LIMITS,
+            "5s, 1500ms",
+        ))
+        .unwrap_or(DEFAULT_TIMEOUT);
+    let interval = errors
+        .keep(duration_field(
+            ctx,
+            raw.interval.as_ref(),
+            "interval",
+            DEFAULT_INTERVAL,
+            INTERVAL_LIMITS,
+            "30s, 1m",
+        ))
+        .unwrap_or(DEFAULT_INTERVAL);
+    let listen = raw
+        .listen
+        .as_ref()
+        .and_then(|l| errors.keep(parse_listen(&l.value).map_err(|m| ctx.err(l, "listen", m))))
+        .unwrap_or(SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)));
+    let concurrency = errors.keep(concurrency(&raw, ctx)).unwrap_or(DEFAULT_CONCURRENCY);
+    let section_ctx = SectionCtx {
+        input: ctx,
+        cloud,
+        region: region.as_deref(),
+        node_region: opts.node_region.as_deref(),
+        api_server_host: opts.api_server_host.as_ref(),
+        // A region in error is told once: the sections that need it wait,
+        // as for a region not known yet.
+        region_pending: region_pending || region_failed,
     };
-    // Sections are checked in the file's usual order, so that the first
-    // error reported is the first a reader meets.
-    let concurrency = concurrency(&raw, ctx)?;
-    let targets = targets(
-        &raw,
-        &SectionCtx {
-            input: ctx,
-            cloud,
-            region: region.as_deref(),
-            node_region: opts.node_region.as_deref(),
-            api_server_host: opts.api_server_host.as_ref(),
-            region_pending,
-        },
-    )?;
-    let resolvers = resolvers(&raw, ctx)?;
-    let scoring_service = scoring_service(&raw, ctx)?;
-    let connect_via = connect_via(&raw, ctx, &resolvers)?;
-    let private_ranges = private_ranges(&raw, ctx)?;
-    let extra_ca_file = extra_ca_file(&raw, ctx)?;
-    let service_tags = service_tags(&raw, ctx)?;
+    let targets = errors
+        .keep(targets(&raw, &section_ctx, !region_failed))
+        .unwrap_or_default();
+    let resolvers = errors.keep(resolvers(&raw, ctx));
+    let scoring_service = errors.keep(scoring_service(&raw, ctx)).flatten();
+    // `connect_via` names a resolver: checked when the resolvers are valid.
+    let connect_via = resolvers
+        .as_ref()
+        .and_then(|r| errors.keep(connect_via(&raw, ctx, r)))
+        .unwrap_or(0);
+    let resolvers = resolvers.unwrap_or_default();
+    let private_ranges = errors
+        .keep(private_ranges(&raw, ctx))
+        .unwrap_or_else(default_private_ranges);
+    let extra_ca_file = errors.keep(extra_ca_file(&raw, ctx)).flatten();
+    let service_tags = errors.keep(service_tags(&raw, ctx)).flatten();
     let api_server_ca_file = api_server_ca_file(&raw, ctx);
-    Ok(Config {
+    errors.finish(Config {
         source: ctx.path.to_string(),
         cloud,
         region,
@@ -633,10 +667,12 @@ fn concurrency(raw: &File, ctx: &Ctx<'_>) -> Result<usize, ConfigError> {
 }
 
 /// Every target the file derives, section by section, each name once.
-fn targets(raw: &File, ctx: &SectionCtx<'_>) -> Result<Vec<Target>, ConfigError> {
+/// Every service's targets; none is an error unless `need_some` is false
+/// (the region was in error, and the sections that need it waited).
+fn targets(raw: &File, ctx: &SectionCtx<'_>, need_some: bool) -> Result<Vec<Target>, ConfigError> {
     let targets = service_targets(raw, ctx)?;
     let ctx = ctx.input;
-    if targets.is_empty() {
+    if targets.is_empty() && need_some {
         return Err(ctx.err_at_top(
             "targets",
             "no target results from this file: set `workspace`, `storage_accounts`, `key_vaults`, `container_registries` or `targets`",

@@ -63,6 +63,65 @@ pub enum ConfigError {
         field: String,
         message: String,
     },
+    /// Every error found in one file, in the file's order: one per line.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Several(Vec<ConfigError>),
+}
+
+impl ConfigError {
+    /// The single errors (a `Several` opened up).
+    pub fn into_list(self) -> Vec<ConfigError> {
+        match self {
+            ConfigError::Several(list) => list,
+            e => vec![e],
+        }
+    }
+}
+
+/// Collects a file's errors, so that one run of `check-config` tells all.
+#[derive(Debug, Default)]
+pub struct Errors(Vec<ConfigError>);
+
+impl Errors {
+    /// The value, or `None` with its error(s) kept.
+    pub fn keep<T>(&mut self, r: Result<T, ConfigError>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.0.extend(e.into_list());
+                None
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Ok(value)` when nothing was kept; otherwise the error, or all of them.
+    pub fn finish<T>(mut self, value: T) -> Result<T, ConfigError> {
+        match self.0.len() {
+            0 => Ok(value),
+            1 => Err(self.0.remove(0)),
+            _ => Err(ConfigError::Several(self.0)),
+        }
+    }
+}
+
+/// Runs `f` on each entry of a list section, collecting every entry's
+/// targets and every entry's error (not only the first).
+pub fn each<E, T>(
+    entries: &[E],
+    mut f: impl FnMut(usize, &E) -> Result<Vec<T>, ConfigError>,
+) -> Result<Vec<T>, ConfigError> {
+    let mut errors = Errors::default();
+    let mut out = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        if let Some(v) = errors.keep(f(i, e)) {
+            out.extend(v);
+        }
+    }
+    errors.finish(out)
 }
 
 fn fmt_location(location: Option<(u64, u64)>) -> String {
@@ -227,9 +286,54 @@ pub fn syntax_error(e: &serde_saphyr::Error, path: &str, field: &str) -> ConfigE
         m if m.starts_with("multiple YAML documents") => {
             "the file holds several YAML documents (---); netprobe reads exactly one".to_string()
         }
+        m if m.starts_with("unknown field `") => unknown_key(m),
         other => other.to_string(),
     };
     invalid(path, location, field, message)
+}
+
+/// serde's "unknown field `servces`, expected one of `name`, `services`"
+/// (or "expected `a` or `b`"), with the closest known key when one is near:
+/// "unknown key `servces`: did you mean `services`? (keys here: ...)".
+fn unknown_key(message: &str) -> String {
+    let Some((head, expected)) = message.split_once(", expected ") else {
+        return message.to_string();
+    };
+    let key = head.trim_start_matches("unknown field `").trim_end_matches('`');
+    let known: Vec<&str> = expected
+        .trim_start_matches("one of ")
+        .split([',', ' '])
+        .map(|k| k.trim_matches('`'))
+        .filter(|k| !k.is_empty() && *k != "or")
+        .collect();
+    let near = known
+        .iter()
+        .map(|k| (edit_distance(&key.to_ascii_lowercase(), k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .min();
+    match near {
+        Some((_, k)) => format!(
+            "unknown key `{key}`: did you mean `{k}`? (keys here: {})",
+            known.join(", ")
+        ),
+        None => format!("unknown key `{key}` (keys here: {})", known.join(", ")),
+    }
+}
+
+/// Levenshtein distance, by characters.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 // ---------------------------------------------------------------------------
@@ -297,10 +401,21 @@ impl NameRule {
             && s.chars().last().is_some_and(self.last)
             && !(self.single_hyphens && s.contains("--"));
         if ok {
-            Ok(())
-        } else {
-            Err(format!("{} is not {} ({})", Shown(s), self.what, self.expected))
+            return Ok(());
         }
+        let mut message = format!("{} is not {} ({})", Shown(s), self.what, self.expected);
+        // A URL, login server or host name pasted for the name: say the name.
+        let host = s.split_once("://").map_or(s, |(_, rest)| rest);
+        if let Some((first, _)) = host.split_once(['.', '/', ':'])
+            && first != s
+            && self.check(first).is_ok()
+        {
+            message.push_str(&format!(
+                "; it looks like a URL or host name: the name is {}",
+                Shown(first)
+            ));
+        }
+        Err(message)
     }
 }
 

@@ -419,3 +419,28 @@ async fn a_cause_every_target_shares_is_said_once() {
     assert_eq!(v["shared_cause"]["resolver"], "system");
     assert_eq!(v["shared_cause"]["targets"], 20);
 }
+
+/// A region outside the cloud's list is valid (a new region may be) but
+/// warned about, with the nearest name or the cloud it belongs to.
+#[test]
+fn check_config_warns_about_an_unknown_region() {
+    let dir = tempfile::tempdir().unwrap();
+    for (region, cloud, says) in [
+        ("westurope", "public", "did you mean westeurope?"),
+        ("usgovvirginia", "public", "set `cloud: usgov`"),
+        ("marsnorth", "public", "a region opened since this release is fine"),
+        ("westeurope", "public", ""),
+        ("chinaeast2", "china", ""),
+    ] {
+        let path = dir.path().join(format!("{region}.yaml"));
+        std::fs::write(&path, format!("cloud: {cloud}\nregion: {region}\nkey_vaults: [kv01]\n")).unwrap();
+        let o = netprobe(&["check-config", "-c", path.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(0), "{region}: {}", stderr(&o));
+        let err = stderr(&o);
+        if says.is_empty() {
+            assert!(!err.contains("warning"), "{region}: {err}");
+        } else {
+            assert!(err.contains("warning:") && err.contains(says), "{region}: {err}");
+        }
+    }
+}

@@ -275,3 +275,65 @@ fn files_named_by_the_config_must_be_bounded_regular_files() {
         );
     }
 }
+
+/// Every error of a file in one run (each section's, and each entry's of a
+/// list), one line each in the file's order; a region in error is told
+/// once, not again by the sections that need it; a URL or host name given
+/// for a name says the name.
+#[test]
+fn every_error_of_a_file_is_told_in_one_run() {
+    let text = "region: West Europe
+timeout: soon
+workspace: {id: 00000000-0000-0000-0000-000000000000, name: ws1}
+storage_accounts:
+  - name: MyStorage
+  - name: goodstore
+  - name: mystore.blob.core.windows.net
+key_vaults: [https://myvault.vault.azure.net/, ok-vault]
+container_registries: [{name: myreg01.azurecr.io}]
+resolvers:
+  - name: corp
+    servers: [dns.corp.example]
+connect_via: corp
+private_ranges: [172.16.0.0/33]
+";
+    let err = Config::from_yaml(text, "many.yaml", None).unwrap_err().to_string();
+    let lines: Vec<&str> = err.lines().collect();
+    let fields: Vec<&str> = lines
+        .iter()
+        .map(|l| {
+            assert!(l.starts_with("many.yaml:"), "{l}");
+            l.split(": ").nth(1).unwrap()
+        })
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "region",
+            "timeout",
+            "workspace.id",
+            "storage_accounts[0].name",
+            "storage_accounts[2].name",
+            "key_vaults[0]",
+            "container_registries[0].name",
+            "resolvers[0].servers[0]",
+            "private_ranges[0]",
+        ],
+        "{err}"
+    );
+    for (line, name) in [(4, "mystore"), (5, "myvault"), (6, "myreg01")] {
+        assert!(
+            lines[line].contains(&format!("it looks like a URL or host name: the name is \"{name}\"")),
+            "{}",
+            lines[line]
+        );
+    }
+    for l in &lines {
+        netprobe_testkit::assert_config_error_readable(l);
+    }
+    // One error stays one line, as before.
+    let one = Config::from_yaml("region: eastus\nkey_vaults: [a]\n", "one.yaml", None)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(one.lines().count(), 1, "{one}");
+}

@@ -655,7 +655,7 @@ fn invalid_configs_fail_at_install_time_and_in_the_preflight() {
             "unknown key",
             serde_json::json!({"storage_account": [{"name": "mystorage"}]}),
             "storage_account",
-            "unknown field",
+            "did you mean `storage_accounts`?",
         ),
     ];
     let netprobe = env!("CARGO_BIN_EXE_netprobe");

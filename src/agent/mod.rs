@@ -263,6 +263,9 @@ pub async fn run_until(
     let bound = listener.local_addr().unwrap_or(addr);
     let source = engine.config().source.clone();
     tracing::info!(listen = %bound, config = %source, targets = engine.config().targets.len(), "netprobe agent listening");
+    for w in engine.config().warnings() {
+        tracing::warn!(config = %source, "{w}");
+    }
     if let Some(tx) = opts.on_listen.take() {
         let _ = tx.send(bound);
     }

@@ -39,6 +39,9 @@ pub(super) fn reload(path: &Path, state: &State, listen: SocketAddr, load: &Load
                 tracing::warn!(listen = %engine.config().listen, "`listen` changed; it takes effect on restart");
             }
             tracing::info!(targets = engine.config().targets.len(), "configuration reloaded");
+            for w in engine.config().warnings() {
+                tracing::warn!("{w}");
+            }
             Some(engine)
         }
         Err(e) => {

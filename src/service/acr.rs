@@ -133,15 +133,14 @@ pub fn section_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
 /// `data_endpoint_regions`, else `region`).
 pub fn targets(section: &Section, ctx: &SectionCtx<'_>) -> Result<Vec<Target>, ConfigError> {
     let input = ctx.input;
-    let mut targets = Vec::new();
-    for (i, reg) in section.iter().enumerate() {
+    crate::input::each(section, |i, reg| {
+        let mut targets = Vec::new();
         let field = format!("container_registries[{i}].name");
         REGISTRY_NAME
             .check(&reg.name.value)
             .map_err(|m| input.err(&reg.name, &field, m))?;
         let name = reg.name.value.to_ascii_lowercase();
         let expect = expect_of(reg.expect.as_ref());
-        let first = targets.len();
         targets.push(login(ctx.cloud, &name));
         let regions: Vec<String> = match &reg.data_endpoint_regions {
             Some(list) => {
@@ -168,11 +167,11 @@ pub fn targets(section: &Section, ctx: &SectionCtx<'_>) -> Result<Vec<Target>, C
         for r in regions {
             targets.push(data(ctx.cloud, &name, &r));
         }
-        for t in &mut targets[first..] {
+        for t in &mut targets {
             t.expect = expect;
         }
-    }
-    Ok(targets)
+        Ok(targets)
+    })
 }
 
 pub(crate) const REGISTRY_NAME: NameRule = NameRule {

@@ -72,8 +72,7 @@ pub fn section_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
 /// (private) and the private endpoint's addresses when given.
 pub fn targets(section: &Section, ctx: &SectionCtx<'_>) -> Result<Vec<Target>, ConfigError> {
     let input = ctx.input;
-    let mut targets = Vec::new();
-    for (i, t) in section.iter().enumerate() {
+    crate::input::each(section, |i, t| {
         let fqdn = check_fqdn(&t.fqdn.value).map_err(|m| input.err(&t.fqdn, format!("targets[{i}].fqdn"), m))?;
         let port = match &t.port {
             Some(p) if !(1..=65535).contains(&p.value) => {
@@ -107,7 +106,7 @@ pub fn targets(section: &Section, ctx: &SectionCtx<'_>) -> Result<Vec<Target>, C
             expected_ips.push(parsed);
         }
         let service = t.service.as_ref().map(|s| s.value).unwrap_or(Service::Custom);
-        targets.push(Target {
+        Ok(vec![Target {
             name,
             fqdn,
             service,
@@ -116,9 +115,8 @@ pub fn targets(section: &Section, ctx: &SectionCtx<'_>) -> Result<Vec<Target>, C
             expected_ips,
             privatelink_zone: None,
             tag_services: super::of(service).tag_services(),
-        });
-    }
-    Ok(targets)
+        }])
+    })
 }
 
 pub(crate) const TARGET_NAME: NameRule = NameRule {

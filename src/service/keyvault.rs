@@ -170,17 +170,15 @@ pub fn section_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
 
 /// One target per vault.
 pub fn targets(section: &Section, ctx: &SectionCtx<'_>) -> Result<Vec<Target>, ConfigError> {
-    let mut targets = Vec::new();
-    for (i, kv) in section.iter().enumerate() {
+    crate::input::each(section, |i, kv| {
         let vault = &kv.value.0;
         VAULT_NAME
             .check(&vault.name)
             .map_err(|m| ctx.input.err(kv, format!("key_vaults[{i}]"), m))?;
         let mut t = target(ctx.cloud, &vault.name.to_ascii_lowercase());
         t.expect = vault.expect.unwrap_or(Expect::Private);
-        targets.push(t);
-    }
-    Ok(targets)
+        Ok(vec![t])
+    })
 }
 
 pub(crate) const VAULT_NAME: NameRule = NameRule {

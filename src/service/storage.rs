@@ -105,8 +105,8 @@ pub fn section_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
 
 /// One target per account and storage service (blob and file unless told).
 pub fn targets(section: &Section, ctx: &SectionCtx<'_>) -> Result<Vec<Target>, ConfigError> {
-    let mut targets = Vec::new();
-    for (i, st) in section.iter().enumerate() {
+    crate::input::each(section, |i, st| {
+        let mut targets = Vec::new();
         let field = format!("storage_accounts[{i}].name");
         STORAGE_NAME
             .check(&st.name.value)
@@ -125,8 +125,8 @@ pub fn targets(section: &Section, ctx: &SectionCtx<'_>) -> Result<Vec<Target>, C
             t.expect = expect_of(st.expect.as_ref());
             targets.push(t);
         }
-    }
-    Ok(targets)
+        Ok(targets)
+    })
 }
 
 pub(crate) const STORAGE_NAME: NameRule = NameRule {
