@@ -2,8 +2,8 @@
 //!
 //! - the version (the root `Cargo.toml`) into the chart's `version` and
 //!   `appVersion`, the kustomize image tag and the Dockerfile's label;
-//! - the catch-all alert's cause filter from the cause catalogue
-//!   (`Cause::alert`);
+//! - each per-target alert's cause filter, and the catch-all's, from the
+//!   cause catalogue (`Cause::alert`);
 //! - the alert rules' copies (`rules`: the PrometheusRule, the Azure Monitor
 //!   ARM template, the chart's copy);
 //! - the dashboard's copies (the chart's and the kustomize component's);
