@@ -452,18 +452,18 @@ pub mod patterns {
 
     /// An IP address (`expected_ips`).
     pub fn ip() -> String {
-        format!("^({}|{V6})$", v4())
+        format!("^\\s*({}|{V6})\\s*$", v4())
     }
 
     /// A DNS server: `ip`, `ip:port` or `[v6]:port` ([`super::parse_server`]).
     pub fn server() -> String {
-        format!("^({}(:{PORT})?|{V6}|\\[{V6}\\]:{PORT})$", v4())
+        format!("^\\s*({}(:{PORT})?|{V6}|\\[{V6}\\]:{PORT})\\s*$", v4())
     }
 
     /// A CIDR range (`private_ranges`).
     pub fn cidr() -> String {
         format!(
-            "^({}/0*(3[0-2]|[12]?[0-9])|{V6}/0*(12[0-8]|1[01][0-9]|[1-9]?[0-9]))$",
+            "^\\s*({}/0*(3[0-2]|[12]?[0-9])|{V6}/0*(12[0-8]|1[01][0-9]|[1-9]?[0-9]))\\s*$",
             v4()
         )
     }
@@ -699,7 +699,7 @@ mod tests {
             ),
         ];
         let alphabet = [
-            "1", "2", "25", "0", "9", ".", ":", "::", "/", "3", "f", "a", "-", "[", "]", "_", "x",
+            "1", "2", "25", "0", "9", ".", ":", "::", "/", "3", "f", "a", "-", "[", "]", "_", "x", " ",
         ];
         for (pattern, parses, refused) in cases {
             let mut parsed = 0;
