@@ -34,6 +34,19 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `netprobe report`'s (and `kubectl netprobe report`'s) `-o`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Human,
+    Wide,
+    Json,
+    Yaml,
+}
+
+/// The name the binary runs under as a kubectl plugin (krew installs it
+/// so: `kubectl netprobe report`).
+pub const KUBECTL_PLUGIN: &str = "kubectl-netprobe";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -90,8 +103,10 @@ pub enum Command {
         /// A last round older than this is stale (e.g. 5m).
         #[arg(long, default_value = "5m")]
         stale_after: String,
-        #[arg(long, short, value_enum, default_value_t = Format::Human)]
-        output: Format,
+        /// human, wide (every node, not only those not fine), json or yaml,
+        /// as kubectl's `-o`.
+        #[arg(long, short, value_enum, default_value_t = ReportFormat::Human)]
+        output: ReportFormat,
     },
     /// Print the targets a configuration derives.
     Targets {
@@ -124,7 +139,24 @@ pub enum Command {
 
 /// Entry point used by `main.rs`.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    // Run as `kubectl-netprobe` (a kubectl plugin), usage and help say
+    // `kubectl netprobe`.
+    let plugin = std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .is_some_and(|name| name == KUBECTL_PLUGIN);
+    let parsed = if plugin {
+        use clap::{CommandFactory, FromArgMatches};
+        <Cli as CommandFactory>::command()
+            .name("kubectl netprobe")
+            .bin_name("kubectl netprobe")
+            .try_get_matches()
+            .and_then(|m| Cli::from_arg_matches(&m))
+    } else {
+        Cli::try_parse()
+    };
+    let cli = match parsed {
         Ok(c) => c,
         Err(e) => {
             // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
@@ -326,7 +358,7 @@ fn report(
     kubeconfig: Option<PathBuf>,
     context: Option<String>,
     opts: &crate::fleet::FleetOptions,
-    output: Format,
+    output: ReportFormat,
 ) -> anyhow::Result<u8> {
     let rt = runtime()?;
     let report = rt.block_on(async {
@@ -342,8 +374,10 @@ fn report(
         ))
     })?;
     match output {
-        Format::Json => out(&(serde_json::to_string_pretty(&report).unwrap_or_default() + "\n")),
-        _ => out(&crate::fleet::human(&report)),
+        ReportFormat::Json => out(&(serde_json::to_string_pretty(&report).unwrap_or_default() + "\n")),
+        ReportFormat::Yaml => out(&serde_saphyr::to_string(&report).context("cannot write the report as YAML")?),
+        ReportFormat::Wide => out(&crate::fleet::wide(&report)),
+        ReportFormat::Human => out(&crate::fleet::human(&report)),
     }
     Ok(if report.healthy { EXIT_HEALTHY } else { EXIT_FINDINGS })
 }

@@ -356,6 +356,27 @@ async fn read_status(client: &Client, path: &str) -> Result<RoundReport, String>
 
 /// The report for a person: targets first (how many nodes fail each, and
 /// why), then the nodes that are not fine and what differs on them.
+/// [`human`], then every node with its pod and state (`-o wide`).
+pub fn wide(r: &FleetReport) -> String {
+    use std::fmt::Write;
+    let mut s = human(r);
+    let _ = writeln!(
+        s,
+        "\nNODE                                     POD                              STATE    FAILING"
+    );
+    for n in &r.nodes {
+        let failing = n.targets.iter().filter(|t| !t.healthy).count();
+        let _ = writeln!(
+            s,
+            "{:<40} {:<32} {:<8} {failing}",
+            n.node,
+            n.pod.as_deref().unwrap_or("-"),
+            n.state.to_string()
+        );
+    }
+    s
+}
+
 pub fn human(r: &FleetReport) -> String {
     use std::fmt::Write;
     let mut s = String::new();

@@ -185,6 +185,52 @@ async fn report_reads_every_agent_through_the_api_server() {
         "{text}"
     );
 
+    // As a kubectl plugin: the binary installed as `kubectl-netprobe` on
+    // the PATH (as krew installs it), run by the real kubectl, honouring
+    // KUBECONFIG, `--context`, `-n` and `-o yaml|wide|json`.
+    let bin = tempfile::tempdir().unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_netprobe"), bin.path().join("kubectl-netprobe")).unwrap();
+    let path = format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap_or_default());
+    let plugin = |args: &[&str]| {
+        let (kc, path) = (kubeconfig.clone(), path.clone());
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        tokio::task::spawn_blocking(move || {
+            Command::new("kubectl")
+                .arg("netprobe")
+                .args(&args)
+                .env("KUBECONFIG", &kc)
+                .env("PATH", path)
+                .env("HOME", "/nonexistent")
+                .output()
+                .expect("kubectl is on this machine")
+        })
+    };
+    let o = plugin(&[
+        "report",
+        "--context",
+        "test",
+        "-n",
+        "netprobe",
+        "--stale-after",
+        "1h",
+        "-o",
+        "yaml",
+    ])
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(o.status.code(), Some(1), "{text}{}", String::from_utf8_lossy(&o.stderr));
+    let y: Value = serde_saphyr::from_str(&text).unwrap();
+    assert_eq!(y["nodes"].as_array().map(Vec::len), Some(6), "{text}");
+    let o = plugin(&["report", "--stale-after", "1h", "-o", "wide"]).await.unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(text.contains("NODE") && text.contains("netprobe-7xk2p"), "{text}");
+    let o = plugin(&["report", "--context", "no-such-context"]).await.unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no-such-context"));
+    let o = plugin(&["--help"]).await.unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Usage: kubectl netprobe"));
+
     // A wrong token: the API server refuses, netprobe says so and exits 2.
     let bad = dir.path().join("bad-kubeconfig");
     std::fs::write(
