@@ -883,12 +883,20 @@ fn lab_agent_metrics_carry_every_scenario() {
 
     let mut failures = Vec::new();
     for s in &group {
-        let cause = format!(
-            "netprobe_target_cause{{cause=\"{}\",fqdn=\"{}\",service=\"{}\",target=\"{}\"}} 1",
-            s.cause, s.site.fqdn, s.service, s.name
-        );
-        if !metrics.contains(&cause) {
-            failures.push(format!("{}: no `{cause}`", s.name));
+        // The cause, and the resolver it was seen through: present for the
+        // causes the DNS alerts select (they name the broken path), one of
+        // the lab's resolvers.
+        let cause = format!("netprobe_target_cause{{cause=\"{}\",fqdn=\"{}\",", s.cause, s.site.fqdn);
+        let tail = format!("service=\"{}\",target=\"{}\"}} 1", s.service, s.name);
+        let line = metrics.lines().find(|l| l.starts_with(&cause) && l.ends_with(&tail));
+        let dns_alert = s.cause.alert().is_some_and(|a| a.contains("DNS"));
+        match line.map(|l| l.split("resolver=\"").nth(1).map(|r| r.split('"').next().unwrap_or(""))) {
+            None => failures.push(format!("{}: no `{cause}...{tail}`", s.name)),
+            Some(Some(r)) if !["vnet", "azure"].contains(&r) => {
+                failures.push(format!("{}: the cause names resolver {r:?}", s.name))
+            }
+            Some(None) if dns_alert => failures.push(format!("{}: the DNS cause names no resolver", s.name)),
+            Some(_) => {}
         }
         let reach = format!(
             "netprobe_reach_verdict{{fqdn=\"{}\",service=\"{}\",target=\"{}\",verdict=\"{}\"}} 1",
