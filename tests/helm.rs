@@ -698,3 +698,29 @@ fn invalid_configs_fail_at_install_time_and_in_the_preflight() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("valid, 3 targets, 2 resolvers"));
 }
+
+/// `image.digest` pins the image by digest (the signed one), before `tag`;
+/// a digest that is not `sha256:<64 hex>` fails the install.
+#[test]
+fn the_image_can_be_pinned_by_digest() {
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    for which in HELMS {
+        let h = docs(&template(
+            which,
+            &[&format!("image.digest={digest}"), "image.tag=9.9.9"],
+        ));
+        let ds = find(&h, "DaemonSet", "netprobe");
+        assert_eq!(
+            ds["spec"]["template"]["spec"]["containers"][0]["image"],
+            format!("ghcr.io/netprobe/netprobe@{digest}").as_str()
+        );
+        let mut c = helm(which);
+        c.args(["template", "netprobe"])
+            .arg(chart())
+            .arg("-f")
+            .arg(base_values())
+            .args(["--set", "image.digest=latest"]);
+        let (ok, _, err) = run(&mut c);
+        assert!(!ok && err.contains("digest"), "{which}: {err}");
+    }
+}

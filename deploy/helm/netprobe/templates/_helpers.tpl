@@ -23,7 +23,11 @@ app.kubernetes.io/component: agent
 {{- end -}}
 
 {{- define "netprobe.image" -}}
+{{- if .Values.image.digest -}}
+{{ .Values.image.repository }}@{{ .Values.image.digest }}
+{{- else -}}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
 {{- end -}}
 
 {{/* The pod's security settings, shared by the agent and the test pod. */}}
