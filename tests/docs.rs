@@ -183,7 +183,7 @@ fn the_example_configs_are_valid() {
 #[test]
 fn relative_links_resolve() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut files = vec![root.join("README.md")];
+    let mut files = vec![root.join("README.md"), root.join("deploy/helm/netprobe/README.md")];
     for e in std::fs::read_dir(root.join("docs")).unwrap() {
         files.push(e.unwrap().path());
     }
@@ -243,6 +243,7 @@ fn command_blocks() -> Vec<(String, usize, String)> {
         .collect();
     docs.sort();
     files.extend(docs);
+    files.push(root.join("deploy/helm/netprobe/README.md"));
     let mut out = Vec::new();
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();

@@ -724,3 +724,123 @@ fn the_image_can_be_pinned_by_digest() {
         assert!(!ok && err.contains("digest"), "{which}: {err}");
     }
 }
+
+/// The chart's README is generated from values.yaml (scripts/gen; a stale
+/// one fails tests/prometheus.rs's check of generated files): every value
+/// has a row with its default and a description.
+#[test]
+fn the_chart_readme_documents_every_value() {
+    let readme = std::fs::read_to_string(chart().join("README.md")).unwrap();
+    let rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `")).collect();
+    assert!(rows.len() >= 30, "{} rows", rows.len());
+    for row in &rows {
+        let cells: Vec<&str> = row.split(" | ").collect();
+        assert!(
+            cells.len() == 3 && cells[2].trim_end_matches(" |").trim().len() > 3,
+            "a value without a description: {row}"
+        );
+    }
+    // Every top-level value is in it.
+    let values: Value = serde_saphyr::from_str(&std::fs::read_to_string(chart().join("values.yaml")).unwrap()).unwrap();
+    for key in values.as_object().unwrap().keys() {
+        assert!(
+            rows.iter()
+                .any(|r| r.starts_with(&format!("| `{key}`")) || r.starts_with(&format!("| `{key}."))),
+            "{key} has no row"
+        );
+    }
+}
+
+/// Artifact Hub's annotations parse, and say the truth: the image at the
+/// chart's appVersion for both architectures, the license, links, and
+/// changes of the kinds Artifact Hub knows.
+#[test]
+fn artifact_hub_annotations() {
+    let c: Value = serde_saphyr::from_str(&std::fs::read_to_string(chart().join("Chart.yaml")).unwrap()).unwrap();
+    let ann = &c["annotations"];
+    let sub = |k: &str| -> Value { serde_saphyr::from_str(ann[k].as_str().unwrap()).unwrap() };
+    assert_eq!(ann["artifacthub.io/license"], "Apache-2.0");
+    let images = sub("artifacthub.io/images");
+    assert_eq!(
+        images[0]["image"],
+        format!("ghcr.io/netprobe/netprobe:{}", c["appVersion"].as_str().unwrap()).as_str()
+    );
+    assert_eq!(
+        images[0]["platforms"],
+        serde_json::json!(["linux/amd64", "linux/arm64"])
+    );
+    for l in sub("artifacthub.io/links").as_array().unwrap() {
+        assert!(l["url"].as_str().unwrap().starts_with("https://"), "{l}");
+    }
+    let kinds = ["added", "changed", "deprecated", "removed", "fixed", "security"];
+    for ch in sub("artifacthub.io/changes").as_array().unwrap() {
+        assert!(kinds.contains(&ch["kind"].as_str().unwrap()), "{ch}");
+        assert!(!ch["description"].as_str().unwrap().is_empty());
+    }
+    assert!(c["icon"].as_str().unwrap().starts_with("https://"));
+    assert!(root().join("docs/icon.svg").exists());
+    assert!(c["kubeVersion"].as_str().is_some());
+    assert_eq!(c["version"], c["appVersion"], "the chart and the app share one version");
+}
+
+/// What a released chart fixed and an upgrade must keep: the DaemonSet's
+/// selector (immutable: a change fails `helm upgrade`), and the objects by
+/// kind and name (a renamed one is deleted and created anew). Each release
+/// keeps its record in tests/testdata/helm/released/<version>.json
+/// (`NETPROBE_WRITE_CHART_RECORD=1` writes the current one); the chart
+/// must keep every record's.
+#[test]
+fn an_upgrade_from_every_released_chart_keeps_its_immutable_fields() {
+    let record = |yaml: &str| {
+        let h = docs(yaml);
+        let mut objects: Vec<String> = h
+            .iter()
+            .map(|d| {
+                format!(
+                    "{}/{}",
+                    d["kind"].as_str().unwrap(),
+                    d["metadata"]["name"].as_str().unwrap()
+                )
+            })
+            .collect();
+        objects.sort();
+        serde_json::json!({
+            "daemonset_selector": find(&h, "DaemonSet", "netprobe")["spec"]["selector"],
+            "service_selector": find(&h, "Service", "netprobe")["spec"]["selector"],
+            "objects": objects,
+        })
+    };
+    let now = record(&template("helm3", EVERYTHING));
+    let dir = root().join("tests/testdata/helm/released");
+    let current = dir.join(format!("{}.json", env!("CARGO_PKG_VERSION")));
+    if std::env::var_os("NETPROBE_WRITE_CHART_RECORD").is_some() {
+        std::fs::write(&current, serde_json::to_string_pretty(&now).unwrap() + "\n").unwrap();
+    }
+    assert!(
+        current.exists(),
+        "no record of this version's chart: NETPROBE_WRITE_CHART_RECORD=1 cargo nextest run -E 'test(an_upgrade_from)'"
+    );
+    let mut checked = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let path = e.unwrap().path();
+        let old: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        assert_eq!(
+            now["daemonset_selector"], old["daemonset_selector"],
+            "{name}: the DaemonSet selector changed"
+        );
+        assert_eq!(
+            now["service_selector"], old["service_selector"],
+            "{name}: the Service selector changed"
+        );
+        let gone: Vec<&Value> = old["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| !now["objects"].as_array().unwrap().contains(o))
+            .collect();
+        assert!(gone.is_empty(), "{name}: objects renamed or removed since: {gone:?}");
+        checked += 1;
+    }
+    assert!(checked >= 1);
+}

@@ -9,7 +9,8 @@
 //! - the dashboard's copies (the chart's and the kustomize component's);
 //! - the JSON Schema of netprobe.yaml (`netprobe::config::json_schema`),
 //!   published for editors and carried by the chart's values.schema.json
-//!   as `config`.
+//!   as `config`;
+//! - the chart's README from values.yaml's comments (`chart_readme`).
 //!
 //! [`generate`] is pure: the repository's files in, every generated file's
 //! wanted text out. `cargo run -p xtask -- gen` (`scripts/gen`) writes them;
@@ -18,6 +19,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod chart_readme;
 pub mod rules;
 
 use std::path::Path;
@@ -36,7 +38,11 @@ pub const DASHBOARD_COPIES: &[&str] = &[
 const VERSIONED: &[(&str, &[(&str, &str)])] = &[
     (
         "deploy/helm/netprobe/Chart.yaml",
-        &[("version: ", ""), ("appVersion: \"", "\"")],
+        &[
+            ("version: ", ""),
+            ("appVersion: \"", "\""),
+            ("      image: ghcr.io/netprobe/netprobe:", ""),
+        ],
     ),
     ("deploy/components/image/kustomization.yaml", &[("    newTag: ", "")]),
     ("Dockerfile", &[("      org.opencontainers.image.version=\"", "\" \\")]),
@@ -47,6 +53,9 @@ const VERSIONED: &[(&str, &[(&str, &str)])] = &[
 pub const CONFIG_SCHEMA: &str = "docs/netprobe.schema.json";
 /// The chart's values schema, whose `config` property is the configuration's.
 pub const VALUES_SCHEMA: &str = "deploy/helm/netprobe/values.schema.json";
+/// The chart's values and its README, generated from their comments.
+pub const VALUES: &str = "deploy/helm/netprobe/values.yaml";
+pub const CHART_README: &str = "deploy/helm/netprobe/README.md";
 
 /// The catch-all alert's cause filter, as it stands in the rules file.
 const CATCH_ALL: &str = "netprobe_target_cause{cause!~\"";
@@ -69,6 +78,13 @@ pub fn generate(root: &Path) -> Result<Vec<(String, String)>, String> {
     out.push((
         VALUES_SCHEMA.to_string(),
         values_schema(&read(VALUES_SCHEMA)?, &schema)?,
+    ));
+    let values_schema = values_schema(&read(VALUES_SCHEMA)?, &schema)?;
+    let parsed: serde_json::Value =
+        serde_json::from_str(&values_schema).map_err(|e| format!("{VALUES_SCHEMA}: {e}"))?;
+    out.push((
+        CHART_README.to_string(),
+        chart_readme::readme(&read(VALUES)?, &parsed, &version)?,
     ));
     let dashboard = read(DASHBOARD)?;
     for copy in DASHBOARD_COPIES {
