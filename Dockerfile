@@ -7,7 +7,11 @@
 # architecture (docs/install.md). Not buildable on the development machines,
 # which have no Docker engine.
 
-FROM rust:1.95-bookworm AS build
+# Base images pinned by digest (the multi-arch index), kept current by
+# Renovate (renovate.json, docker:pinDigests). The digests were read from
+# public builds that use them for linux/amd64 and linux/arm64 (this
+# project's machines cannot reach a registry): docs/releasing.md.
+FROM rust:1.95-bookworm@sha256:6258907abe69656e41cd992e0b705cdcfabcbbe3db374f92ed2d47121282d4a1 AS build
 WORKDIR /src
 # The Cargo workspace: the agent and its simulated VNet crate (the demo needs
 # it at run time); the test kit and benches are members or targets Cargo
@@ -25,7 +29,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 # A static binary needs no C library in the image: CA certificates,
 # /etc/passwd and /etc/nsswitch.conf, no shell, non-root (uid 65532).
-FROM gcr.io/distroless/static-debian12:nonroot
+FROM gcr.io/distroless/static-debian12:nonroot@sha256:afa5c872c891853ca7fcf1f12c3edb23f7eeef36189728842dd51042ff57f7ab
 # checkov:skip=CKV_DOCKER_2: Kubernetes probes /healthz and /readyz (deploy/base/daemonset.yaml); Docker's HEALTHCHECK is ignored there and needs a shell.
 LABEL org.opencontainers.image.title="netprobe" \
       org.opencontainers.image.description="Proves from every AKS node that an Azure ML workspace and its resources resolve and answer privately" \

@@ -401,6 +401,20 @@ fn dockerfile_is_multi_stage_non_root_and_smoke_tested() {
         "smoke step"
     );
     assert!(d.contains("org.opencontainers.image.source"), "OCI labels");
+    // Every base pinned by digest (Renovate keeps them current).
+    let froms: Vec<&str> = d.lines().filter(|l| l.starts_with("FROM ")).collect();
+    assert_eq!(froms.len(), 2, "{froms:?}");
+    for from in froms {
+        let digest = from
+            .split('@')
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or("");
+        assert!(
+            digest.len() == 71 && digest.starts_with("sha256:") && digest[7..].chars().all(|c| c.is_ascii_hexdigit()),
+            "not pinned by digest: {from}"
+        );
+    }
     // The binary is the one scripts/build-release makes (tests/static_binary.rs
     // runs that link without a C library), so the final image needs none.
     assert!(
