@@ -238,17 +238,7 @@ async fn report_reads_every_agent_through_the_api_server() {
         std::fs::read_to_string(&kubeconfig).unwrap().replace(TOKEN, "wrong"),
     )
     .unwrap();
-    let o = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_netprobe"))
-            .args(["report", "--kubeconfig"])
-            .arg(&bad)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr).to_string();
-    assert_eq!(o.status.code(), Some(2), "{err}");
+    let err = report_fails(bad).await;
     assert!(
         err.contains("cannot list the agent pods in namespace netprobe")
             && err.contains(&format!("API server https://localhost:{port}/"))
@@ -270,10 +260,20 @@ async fn report_reads_every_agent_through_the_api_server() {
             .replace(&format!("localhost:{port}"), &format!("127.0.0.1:{closed}")),
     )
     .unwrap();
+    let err = report_fails(gone).await;
+    assert!(
+        err.contains(&format!("API server https://127.0.0.1:{closed}/")) && err.contains("Connection refused"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+/// `netprobe report --kubeconfig <kubeconfig>`, which must exit 2: its stderr.
+async fn report_fails(kubeconfig: std::path::PathBuf) -> String {
     let o = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_netprobe"))
             .args(["report", "--kubeconfig"])
-            .arg(&gone)
+            .arg(&kubeconfig)
             .output()
             .unwrap()
     })
@@ -281,11 +281,7 @@ async fn report_reads_every_agent_through_the_api_server() {
     .unwrap();
     let err = String::from_utf8_lossy(&o.stderr).to_string();
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains(&format!("API server https://127.0.0.1:{closed}/")) && err.contains("Connection refused"),
-        "{err}"
-    );
-    assert_eq!(err.lines().count(), 1, "{err}");
+    err
 }
 
 /// The operator's `report` does not trust what agents send: a `/status`
