@@ -494,7 +494,7 @@ impl Config {
     /// The `config` of a Helm values file, merged over the chart's default
     /// `config` the way Helm merges values, then validated as the agent
     /// will: the pre-flight of `helm install -f values.yaml`. Messages name
-    /// the values file and the field (`config.workspace.id`); the merged
+    /// the values file (`values.yaml (config)`) and the field; the merged
     /// text's lines are not the file's, so they give none.
     pub fn from_helm_values(
         text: &str,
