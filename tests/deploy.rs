@@ -418,7 +418,7 @@ fn dockerfile_is_multi_stage_non_root_and_smoke_tested() {
     // The binary is the one scripts/build-release makes (tests/static_binary.rs
     // runs that link without a C library), so the final image needs none.
     assert!(
-        d.contains("scripts/build-release /netprobe"),
+        d.contains("scripts/build-release --auditable /netprobe"),
         "built by scripts/build-release"
     );
     let build = std::fs::read_to_string(root().join("scripts/build-release")).unwrap();

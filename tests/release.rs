@@ -266,14 +266,22 @@ fn the_tag_workflow_builds_what_the_scripts_build() {
         assert!(krew.contains(&format!("_linux_{arch}.tar.gz")), "krew lacks {arch}");
     }
     let build = runs(&jobs["binaries"]);
-    assert!(build.contains("scripts/build-release netprobe"), "{build}");
+    assert!(build.contains("scripts/build-release --auditable netprobe"), "{build}");
+    // The cargo-auditable the workflow and the Dockerfile install is the one scripts/test pins.
+    let test_script = std::fs::read_to_string(root().join("scripts/test")).unwrap();
+    let auditable = test_script
+        .lines()
+        .find_map(|l| l.strip_prefix("auditable_version="))
+        .expect("scripts/test pins cargo-auditable");
+    let install = format!("cargo install --locked cargo-auditable --version {auditable}");
+    let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+    assert!(build.contains(&install) && dockerfile.contains(&install), "{install}");
     assert!(
         build.contains("scripts/package-release \"${GITHUB_REF_NAME}\" \"${{ matrix.arch }}\" netprobe dist"),
         "{build}"
     );
     // The image: the Dockerfile, which builds with scripts/build-release.
-    let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
-    assert!(dockerfile.contains("scripts/build-release /netprobe"));
+    assert!(dockerfile.contains("scripts/build-release --auditable /netprobe"));
     let image = jobs["image"]["steps"]
         .as_array()
         .unwrap()

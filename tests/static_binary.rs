@@ -31,7 +31,7 @@ fn static_binary() -> &'static Path {
         let o = Command::new(root().join("scripts/build-release"))
             // `sim` adds `netprobe demo`, which the image's binary lacks:
             // the probe path is checked through it; the link is the image's.
-            .args(["--profile", "dev", "--features", "sim"])
+            .args(["--profile", "dev", "--features", "sim", "--auditable"])
             .env("CARGO_TARGET_DIR", root().join("target/static-binary"))
             .env_remove("RUSTFLAGS")
             .output()
@@ -214,4 +214,50 @@ async fn the_kubernetes_client_finds_the_api_server_by_name_in_etc_hosts() {
             .any(|r| r.path.starts_with("/api/v1/namespaces/netprobe/pods")),
         "{requests:?}"
     );
+}
+
+/// The binary carries its dependency list (`--auditable`, as the image's
+/// and the release archives' do): a `.dep-v0` section, zlib-compressed
+/// JSON of every crate, that is not loaded at run time (no memory on a
+/// node: it has no address).
+#[test]
+fn the_binary_carries_its_dependency_list() {
+    let bin = static_binary();
+    let sections = Command::new("readelf").args(["-W", "-S"]).arg(bin).output().unwrap();
+    let table = String::from_utf8_lossy(&sections.stdout);
+    let line = table
+        .lines()
+        .find(|l| l.contains(".dep-v0"))
+        .unwrap_or_else(|| panic!("no .dep-v0 section:\n{table}"));
+    // Not allocated: no `A` flag, address 0.
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let at = fields.iter().position(|f| *f == ".dep-v0").unwrap();
+    assert!(fields[at + 2].chars().all(|c| c == '0'), "{line}");
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("dep-v0");
+    let dump = Command::new("objcopy")
+        .arg(format!("--dump-section=.dep-v0={}", raw.display()))
+        .arg(bin)
+        .arg(dir.path().join("copy"))
+        .status()
+        .unwrap();
+    assert!(dump.success());
+    let json = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, zlib; sys.stdout.write(zlib.decompress(open(sys.argv[1], 'rb').read()).decode())",
+        ])
+        .arg(&raw)
+        .output()
+        .unwrap();
+    let deps: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let names: Vec<&str> = deps["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    for crate_name in ["netprobe", "rustls", "hickory-proto", "kube-client", "tokio"] {
+        assert!(names.contains(&crate_name), "{crate_name} not in {names:?}");
+    }
 }
