@@ -97,6 +97,9 @@ pub fn shared_cause(targets: &[TargetReport], resolvers: &[ResolverReport]) -> O
                  record. The first target's diagnosis follows in full; the others are listed by name."
             )
         }
+        // A reachability cause on every endpoint: the node's way out. Other
+        // causes without a resolver (internal_error) say nothing shared.
+        None if cause.alert() != Some("NetprobePrivateEndpointUnreachable") => return None,
         None => format!(
             "every target ({n}) fails with {cause} while its DNS answers as expected: one problem on this node's way \
              out, not {n}: an NSG, firewall, route table (UDR to an NVA) or proxy in front of every endpoint. Check \
@@ -348,6 +351,15 @@ mod tests {
                     report(Cause::EndpointBlocked, None),
                 ],
                 Some((Cause::EndpointBlocked, None)),
+            ),
+            (
+                "every target an internal error",
+                vec![
+                    report(Cause::InternalError, None),
+                    report(Cause::InternalError, None),
+                    report(Cause::InternalError, None),
+                ],
+                None,
             ),
             ("none", vec![], None),
         ];
