@@ -444,3 +444,44 @@ fn check_config_warns_about_an_unknown_region() {
         }
     }
 }
+
+/// `check-config -c -` reads the configuration from standard input (a pipe),
+/// names it `<stdin>` in its messages, and bounds what it reads.
+#[test]
+fn check_config_reads_standard_input() {
+    let run = |input: Vec<u8>| {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_netprobe"))
+            .args(["check-config", "-c", "-"])
+            .env_remove("NETPROBE_CONFIG")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        // The reader may stop early (the bound): a closed pipe is fine.
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        let o = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        o
+    };
+    let o = run(b"region: eastus\nkey_vaults: [kv01]\n".to_vec());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("<stdin>: valid, 1 targets"), "{}", stdout(&o));
+    let o = run(b"region: eastus\nkey_vaults: [https://kv01.vault.azure.net/]\n".to_vec());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("<stdin>:2:") && stderr(&o).contains("the name is \"kv01\""),
+        "{}",
+        stderr(&o)
+    );
+    // More than the 1 MiB a configuration may have: refused, not read whole.
+    let mut big = b"region: eastus\nkey_vaults: [kv01]\n".to_vec();
+    big.extend(std::iter::repeat_n(b'#', 2 << 20));
+    let o = run(big);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("larger than"), "{}", stderr(&o));
+}
