@@ -95,10 +95,6 @@ pub struct Config {
 }
 
 impl Config {
-    /// The node-local files this configuration reads at every round
-    /// (resolv.conf) that cannot be used here, one message each. On a node
-    /// the agent reports them per resolver; `check-config` run elsewhere
-    /// warns about them instead of failing.
     /// What is valid but probably wrong: a region outside the cloud's
     /// list (`westurope`). `check-config` prints these; the agent logs them.
     pub fn warnings(&self) -> Vec<String> {
@@ -110,6 +106,10 @@ impl Config {
             .collect()
     }
 
+    /// The node-local files this configuration reads at every round
+    /// (resolv.conf) that cannot be used here, one message each. On a node
+    /// the agent reports them per resolver; `check-config` run elsewhere
+    /// warns about them instead of failing.
     pub fn node_file_warnings(&self) -> Vec<String> {
         self.resolvers
             .iter()
