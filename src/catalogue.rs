@@ -113,6 +113,11 @@ impl Cause {
                 "certificate wrong name, untrusted issuer (TLS inspection), expired, or a stalled handshake",
                 "fix the record, or exempt the FQDN from inspection",
             ),
+            Cause::AsymmetricRoute => (
+                Layer::Endpoint,
+                "TCP to a private address connects, then not one byte answers the TLS ClientHello",
+                "SNAT private-endpoint traffic on the firewall or NVA, or fix the route table",
+            ),
             Cause::HttpRejected => (
                 Layer::Http,
                 "the service refused (403 firewall, private-link denial) or gave an unexpected answer",
@@ -150,9 +155,11 @@ impl Cause {
             | Cause::DnsServingStale => Some("NetprobeDNSFailing"),
             Cause::UnexpectedIp | Cause::UnexpectedPrivate => Some("NetprobeDNSUnexpectedAnswer"),
             Cause::DnsPathNotForwarding => Some("NetprobeDNSPathMismatch"),
-            Cause::EndpointBlocked | Cause::EndpointStale | Cause::TlsMismatch | Cause::HttpRejected => {
-                Some("NetprobePrivateEndpointUnreachable")
-            }
+            Cause::EndpointBlocked
+            | Cause::EndpointStale
+            | Cause::TlsMismatch
+            | Cause::AsymmetricRoute
+            | Cause::HttpRejected => Some("NetprobePrivateEndpointUnreachable"),
         }
     }
 }
@@ -396,6 +403,16 @@ texts! {
     TlsTimeout => (TlsMismatch,
         "the TLS handshake with {at} did not finish in time: something accepts TCP but does not speak TLS, or \
          stalls. Fix: check firewalls and proxies on the path."),
+    /// TCP connected to a private address, then silence: the firewall on
+    /// the path saw the SYN but not the SYN-ACK.
+    AsymmetricRoute => (AsymmetricRoute,
+        "TCP to {at}:{port} connects, but {silence}: a \
+         stateful firewall or NVA on the path saw the connection's SYN but not the endpoint's SYN-ACK (which \
+         returned directly, around it) and drops the flow after the handshake. This is not TLS inspection (an \
+         inspecting device answers, with its own certificate). Fix: SNAT the traffic to private endpoints on the \
+         firewall (Azure Firewall application rules always SNAT; network rules need SNAT to private ranges \
+         configured), or change the route table so both directions take the same path (a UDR for the private \
+         endpoint's subnet, or the node subnet's route, through the firewall)."),
     TlsFailed => (TlsMismatch,
         "the TLS handshake with {at} failed ({detail}). Fix: check for a proxy or firewall on the path."),
     /// The service's own words (`AzureService::rejected`) for an HTTP answer.
@@ -449,6 +466,7 @@ pub const FACT_NAMES: &[&str] = &[
     "services",
     "blocked",
     "soa",
+    "silence",
 ];
 
 #[cfg(test)]

@@ -160,6 +160,10 @@ string_enum! {
         /// TCP connection refused: nothing listens at the address.
         EndpointStale => "endpoint_stale",
         TlsMismatch => "tls_mismatch",
+        /// TCP to a private address connects, and nothing at all answers the
+        /// TLS ClientHello: a stateful firewall or NVA that saw only one
+        /// direction of the handshake (the reply bypassed it) drops the flow.
+        AsymmetricRoute => "asymmetric_route",
         HttpRejected => "http_rejected",
         /// The probe of this target failed inside netprobe (a bug: see the logs).
         InternalError => "internal_error",

@@ -3,7 +3,7 @@
 //! them to reject what cannot work, the probe engine to use them; neither owns
 //! them.
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -37,6 +37,43 @@ pub fn read_bounded(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
         ));
     }
     Ok(data)
+}
+
+/// The most lines of `/proc/self/net/tcp` scanned for one socket: with
+/// `hostNetwork` a node's sockets are all there, tens of thousands on a busy one.
+pub const MAX_SOCKET_LINES: usize = 200_000;
+
+/// Bytes written on the TCP connection from `local` to `remote` that the peer
+/// has not acknowledged: the socket's send queue (`tx_queue` in
+/// `/proc/self/net/tcp`, or `tcp6`), read in this process's network
+/// namespace, line by line. `None` when the socket or the file is not there.
+pub fn unacknowledged(local: SocketAddr, remote: SocketAddr) -> Option<u64> {
+    let path = if local.is_ipv4() {
+        "/proc/self/net/tcp"
+    } else {
+        "/proc/self/net/tcp6"
+    };
+    let file = std::fs::File::open(path).ok()?;
+    let lines = std::io::BufReader::new(file)
+        .lines()
+        .take(MAX_SOCKET_LINES)
+        .map_while(Result::ok);
+    send_queue(lines, local.port(), remote.port())
+}
+
+/// The `tx_queue` of the socket between `local_port` and `remote_port` in the
+/// lines of `/proc/net/tcp` (a header, then `sl local rem st tx:rx ...`, ports
+/// in hex).
+pub fn send_queue(lines: impl Iterator<Item = String>, local_port: u16, remote_port: u16) -> Option<u64> {
+    let port = |a: &str| a.rsplit_once(':').and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+    lines.skip(1).find_map(|line| {
+        let mut fields = line.split_whitespace().skip(1);
+        let (local, remote, queues) = (fields.next()?, fields.next()?, fields.nth(1)?);
+        if port(local) != Some(local_port) || port(remote) != Some(remote_port) {
+            return None;
+        }
+        u64::from_str_radix(queues.split_once(':')?.0, 16).ok()
+    })
 }
 
 /// A resolv.conf that cannot be used.
@@ -129,6 +166,23 @@ mod tests {
         );
         let e = read_resolv_conf(&dir.path().join("missing")).unwrap_err().to_string();
         assert!(e.contains("cannot read") && e.contains("missing"), "{e}");
+    }
+
+    #[test]
+    fn send_queue_reads_the_sockets_tx_queue() {
+        let text = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+            0: 0100007F:0035 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1\n\
+            garbage\n\
+            1: 1B01000A:D431 1B01000A:01BB 01 0000020F:00000000 01:00000041 00000003     0        0 2 1\n";
+        let lines = || text.lines().map(str::to_string);
+        assert_eq!(send_queue(lines(), 0xD431, 443), Some(0x20F));
+        assert_eq!(send_queue(lines(), 53, 0), Some(0));
+        assert_eq!(send_queue(lines(), 0xD431, 80), None);
+        // A live socket of this process: nothing written, nothing unacknowledged.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (local, remote) = (client.local_addr().unwrap(), client.peer_addr().unwrap());
+        assert_eq!(unacknowledged(local, remote), Some(0));
     }
 
     /// A device, a directory or an oversized file named by mistake is an

@@ -166,6 +166,16 @@ pub struct TlsObservation {
     /// verification failed.
     pub cert_not_after: Option<i64>,
     pub version: Option<String>,
+    /// Bytes the server sent during the handshake. Zero after a timeout
+    /// means nothing answered the ClientHello at all (a flow dropped after
+    /// its TCP handshake), not a server that stalled mid-handshake.
+    pub received: u64,
+    /// After a timeout: bytes this side sent (the ClientHello) that the
+    /// server's TCP never acknowledged. More than zero: the packets after the
+    /// TCP handshake never arrived (a flow dropped on the path); zero: they
+    /// arrived, and the server's program is what is silent. `None` when not
+    /// a timeout, or unknown.
+    pub unacked: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

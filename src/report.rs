@@ -209,6 +209,12 @@ pub struct ConnectReport {
     #[serde(rename = "tls_ms", with = "as_ms_opt")]
     pub tls_time: Option<Duration>,
     pub tls_version: Option<String>,
+    /// Bytes the server sent during the TLS handshake: 0 after a timeout
+    /// means nothing answered the ClientHello at all.
+    pub tls_received: Option<u64>,
+    /// After a handshake timeout: bytes sent that the server's TCP never
+    /// acknowledged (more than 0: the flow is dropped on the path).
+    pub tls_unacked: Option<u64>,
     /// The server certificate's notAfter (RFC 3339), also when it failed verification.
     pub cert_not_after: Option<String>,
     /// The same as Unix seconds (for metrics); not in the document (read
@@ -371,6 +377,8 @@ impl TargetReport {
                     tls: o.tls.as_ref().map(|t| t.outcome),
                     tls_time: o.tls.as_ref().map(|t| t.duration),
                     tls_version: o.tls.as_ref().and_then(|t| t.version.clone()),
+                    tls_received: o.tls.as_ref().map(|t| t.received),
+                    tls_unacked: o.tls.as_ref().and_then(|t| t.unacked),
                     cert_not_after: o
                         .tls
                         .as_ref()

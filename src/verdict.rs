@@ -91,7 +91,20 @@ pub struct ConnectView {
     pub service_tag: Option<String>,
     pub reach: Reach,
     pub tls: Option<TlsOutcome>,
+    /// What came back during the TLS handshake, when one was attempted.
+    pub tls_exchange: Option<TlsExchange>,
     pub detail: Option<String>,
+}
+
+/// What came back during a TLS handshake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlsExchange {
+    /// Bytes the server sent.
+    pub received: u64,
+    /// After a timeout: bytes sent that the server's TCP never acknowledged.
+    pub unacked: Option<u64>,
+    /// How long the handshake took.
+    pub after: Duration,
 }
 
 /// One cause that holds for a target.
@@ -319,6 +332,11 @@ pub fn assess_connect(service: Service, obs: &ConnectObservation) -> ConnectView
         service_tag: None,
         reach: Reach::Ok,
         tls: obs.tls.as_ref().map(|t| t.outcome),
+        tls_exchange: obs.tls.as_ref().map(|t| TlsExchange {
+            received: t.received,
+            unacked: t.unacked,
+            after: t.duration,
+        }),
         detail: None,
     };
     let (reach, detail) = match obs.tcp {
@@ -504,7 +522,10 @@ fn reach_cause(target: &Target, views: &[DnsView], rc: &ReachContext<'_>) -> Opt
             Some(TlsOutcome::NameMismatch) => Text::TlsNameMismatch,
             Some(TlsOutcome::UnknownIssuer) => Text::TlsUnknownIssuer,
             Some(TlsOutcome::Expired) => Text::TlsExpired,
-            Some(TlsOutcome::Timeout) => Text::TlsTimeout,
+            Some(TlsOutcome::Timeout) => match worst.and_then(|c| silent_private(c, views)) {
+                Some(x) => return Some((Text::AsymmetricRoute, facts.with("silence", silence(&x)))),
+                None => Text::TlsTimeout,
+            },
             _ => Text::TlsFailed,
         },
         Reach::HttpError | Reach::Rejected => {
@@ -514,6 +535,32 @@ fn reach_cause(target: &Target, views: &[DnsView], rc: &ReachContext<'_>) -> Opt
         Reach::Skipped => Text::NoAddress,
     };
     Some((text, facts))
+}
+
+/// A handshake with a private address that got not one byte back, and
+/// whose ClientHello the endpoint's TCP did not acknowledge (or that could
+/// not be told): a flow dropped after its TCP handshake, an asymmetric route
+/// through a stateful device. A public address that is silent stays a TLS
+/// problem, and so do a private one that said anything and one whose TCP
+/// acknowledged the ClientHello (a server that accepts and stalls).
+fn silent_private(c: &ConnectView, views: &[DnsView]) -> Option<TlsExchange> {
+    let private = views
+        .iter()
+        .flat_map(|v| &v.addresses)
+        .any(|a| a.ip == c.address && a.private);
+    c.tls_exchange
+        .filter(|x| private && x.received == 0 && x.unacked != Some(0))
+}
+
+/// "0 bytes came back in 2s after the TLS ClientHello, and ...".
+fn silence(x: &TlsExchange) -> String {
+    let ms = u64::try_from(x.after.as_millis()).unwrap_or(u64::MAX);
+    let after = humantime::format_duration(Duration::from_millis(ms));
+    let mut text = format!("{} bytes came back in {after} after the TLS ClientHello", x.received);
+    if let Some(n) = x.unacked {
+        text.push_str(&format!(", whose {n} bytes the endpoint's TCP never acknowledged"));
+    }
+    text
 }
 
 /// The port a resolver's server listens on, for messages (53 unless told).
@@ -969,6 +1016,8 @@ mod tests {
                 detail: None,
                 cert_not_after: None,
                 version: None,
+                received: 0,
+                unacked: None,
             }),
             http: http.map(|outcome| HttpObservation {
                 outcome,
@@ -1012,6 +1061,7 @@ mod tests {
             address: "10.0.0.1".parse().unwrap(),
             reach: r,
             tls: None,
+            tls_exchange: None,
             detail: None,
         };
         assert_eq!(worst_reach(&[]), Reach::Skipped);
@@ -1044,6 +1094,12 @@ mod tests {
             address: "10.1.2.3".parse().unwrap(),
             reach,
             tls,
+            // A server that answered something: the TLS texts.
+            tls_exchange: tls.map(|_| TlsExchange {
+                received: 517,
+                unacked: Some(0),
+                after: Duration::from_millis(30),
+            }),
             detail: None,
         }];
         let rc = ReachContext {
@@ -1062,6 +1118,77 @@ mod tests {
             assert_no_hole_left(&c.diagnosis);
         }
         d.cause()
+    }
+
+    /// A TLS handshake that got nothing back: a private address's silence is
+    /// an asymmetric route; a public address's, or a private address that
+    /// said anything, or a failure that is not a timeout stay TLS problems.
+    #[test]
+    fn silence_after_the_handshake_table() {
+        let t = acr();
+        let ip: IpAddr = "10.1.2.3".parse().unwrap();
+        // (private address, outcome, bytes back, bytes never acknowledged, cause)
+        type Case = (bool, TlsOutcome, u64, Option<u64>, Cause);
+        let cases: Vec<Case> = vec![
+            (true, TlsOutcome::Timeout, 0, Some(517), Cause::AsymmetricRoute),
+            // The socket's send queue could not be read: the silence decides.
+            (true, TlsOutcome::Timeout, 0, None, Cause::AsymmetricRoute),
+            // The endpoint's TCP took the ClientHello: its program is silent.
+            (true, TlsOutcome::Timeout, 0, Some(0), Cause::TlsMismatch),
+            (false, TlsOutcome::Timeout, 0, Some(517), Cause::TlsMismatch),
+            (true, TlsOutcome::Timeout, 7, Some(517), Cause::TlsMismatch),
+            (true, TlsOutcome::Failed, 0, None, Cause::TlsMismatch),
+            (true, TlsOutcome::UnknownIssuer, 0, None, Cause::TlsMismatch),
+        ];
+        for (i, (private, tls, received, unacked, want)) in cases.into_iter().enumerate() {
+            let mut v = view(
+                "vnet",
+                if private {
+                    DnsVerdict::Private
+                } else {
+                    DnsVerdict::Public
+                },
+                private,
+            );
+            v.addresses = vec![Address { ip, private }];
+            let connects = [ConnectView {
+                service_tag: None,
+                address: ip,
+                reach: Reach::TlsError,
+                tls: Some(tls),
+                tls_exchange: Some(TlsExchange {
+                    received,
+                    unacked,
+                    after: Duration::from_millis(5004),
+                }),
+                detail: None,
+            }];
+            let rc = ReachContext {
+                reach: Reach::TlsError,
+                connects: &connects,
+                timeout: Duration::from_secs(5),
+                expected_addresses: true,
+                via: Some("vnet"),
+                outside_tag: None,
+                dns: DnsContext::default(),
+            };
+            let mut t = t.clone();
+            t.expect = if private { Expect::Private } else { Expect::Public };
+            let d = diagnose(&t, &[v], 0, &rc);
+            assert_eq!(d.cause(), want, "case {i}");
+            let text = d.text().unwrap_or_default();
+            assert_no_hole_left(text);
+            if want == Cause::AsymmetricRoute {
+                let says = match unacked {
+                    Some(n) => format!("0 bytes came back in 5s 4ms after the TLS ClientHello, whose {n} bytes the"),
+                    None => "0 bytes came back in 5s 4ms after the TLS ClientHello: a".to_string(),
+                };
+                assert!(
+                    text.starts_with("TCP to 10.1.2.3:443 connects, but ") && text.contains(&says),
+                    "{text}"
+                );
+            }
+        }
     }
 
     /// Every template hole of a rendered diagnosis was filled by its rule.
@@ -1499,6 +1626,7 @@ mod tests {
             address: "198.51.100.7".parse().unwrap(),
             reach: Reach::Timeout,
             tls: None,
+            tls_exchange: None,
             detail: None,
         }];
         let mut rc = ReachContext {
@@ -1550,6 +1678,7 @@ mod tests {
             address: "10.1.2.3".parse().unwrap(),
             reach: Reach::Refused,
             tls: None,
+            tls_exchange: None,
             detail: None,
         }];
         let rc = ReachContext {

@@ -567,6 +567,8 @@ fn answered(ip: &str) -> netprobe::observation::ConnectObservation {
             detail: None,
             cert_not_after: None,
             version: None,
+            received: 0,
+            unacked: None,
         }),
         http: Some(HttpObservation {
             outcome: HttpOutcome::Response(HttpResponse {

@@ -434,6 +434,24 @@ fn scenarios() -> Vec<Scenario> {
             R::TlsError,
             [D::Private, D::Private],
         ),
+        // A route table sends the endpoint's traffic through a firewall
+        // without SNAT; the answers return around it: the flow dies after
+        // the TCP handshake.
+        scenario(
+            "asymmetric-route",
+            "keyvault",
+            link(
+                "kv-lab-asym.vault.azure.net",
+                "kv-lab-asym.privatelink.vaultcore.azure.net",
+                pb(27),
+                &[pv(27)],
+                Endpoint::DropsAfterHandshake(Reply::keyvault_health()),
+            ),
+            C::AsymmetricRoute,
+            R::TlsError,
+            [D::Private, D::Private],
+        )
+        .says("TCP to 10.0.1.27:443 connects, but 0 bytes came back in 2s"),
         // The registry's firewall rejects the private endpoint's traffic.
         scenario(
             "http-rejected",

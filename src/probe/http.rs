@@ -9,9 +9,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper::{Request, header};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
-use tokio_rustls::client::TlsStream;
 
 use crate::observation::{HttpObservation, HttpOutcome, HttpResponse};
 use crate::service::Service;
@@ -19,7 +17,7 @@ use crate::service::Service;
 /// At most this many body bytes are read and kept.
 pub const BODY_CAP: usize = 8 * 1024;
 pub async fn request(
-    stream: TlsStream<TcpStream>,
+    stream: super::tls::Stream,
     fqdn: &str,
     port: u16,
     service: Service,
@@ -35,7 +33,7 @@ pub async fn request(
 }
 
 async fn exchange(
-    stream: TlsStream<TcpStream>,
+    stream: super::tls::Stream,
     fqdn: &str,
     port: u16,
     service: Service,

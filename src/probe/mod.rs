@@ -322,6 +322,8 @@ async fn connect_one(ctx: &RoundCtx, target: &Target, ip: IpAddr) -> ConnectObse
                 detail: Some(why.clone()),
                 cert_not_after: None,
                 version: None,
+                received: 0,
+                unacked: None,
             });
             return obs;
         }

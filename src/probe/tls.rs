@@ -2,7 +2,10 @@
 //! FQDN, against the system roots plus an optional extra CA file.
 
 use std::path::Path;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rustls::client::WebPkiServerVerifier;
@@ -10,6 +13,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};
 use tokio_rustls::TlsConnector;
@@ -135,14 +139,63 @@ impl ServerCertVerifier for RecordingVerifier {
     }
 }
 
+/// A TCP stream that counts the bytes read from it: how much the server said
+/// during the handshake, also when the handshake fails.
+#[derive(Debug)]
+pub struct Counted {
+    inner: TcpStream,
+    received: Arc<AtomicU64>,
+}
+
+impl Counted {
+    fn new(inner: TcpStream) -> Counted {
+        Counted {
+            inner,
+            received: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = polled {
+            let n = (buf.filled().len() - before) as u64;
+            self.received.fetch_add(n, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The TLS stream the HTTP phase speaks over.
+pub type Stream = TlsStream<Counted>;
+
 /// Performs the handshake; the stream is returned on success.
 pub async fn handshake(
     setup: &TlsSetup,
     tcp: TcpStream,
     fqdn: &str,
     limit: Duration,
-) -> (TlsObservation, Option<TlsStream<TcpStream>>) {
+) -> (TlsObservation, Option<Stream>) {
     let start = Instant::now();
+    let ends = tcp.local_addr().ok().zip(tcp.peer_addr().ok());
+    let tcp = Counted::new(tcp);
+    let received = tcp.received.clone();
     let recorder = Arc::new(RecordingVerifier {
         inner: setup.verifier.clone(),
         seen: Mutex::new(None),
@@ -157,60 +210,63 @@ pub async fn handshake(
                 detail: Some(format!("invalid server name {fqdn:?}: {e}")),
                 cert_not_after: None,
                 version: None,
+                received: 0,
+                unacked: None,
             };
             return (obs, None);
         }
     };
-    let result = timeout(limit, connector.connect(server_name, tcp)).await;
+    let connecting = connector.connect(server_name, tcp);
+    tokio::pin!(connecting);
+    let result = timeout(limit, &mut connecting).await;
     let duration = start.elapsed();
+    let received = received.load(Ordering::Relaxed);
+    // Read while the socket is still open.
+    let unacked = match (&result, ends) {
+        (Err(_), Some((local, remote))) => {
+            tokio::task::spawn_blocking(move || crate::nodefiles::unacknowledged(local, remote))
+                .await
+                .ok()
+                .flatten()
+        }
+        _ => None,
+    };
     let cert_not_after = recorder
         .seen
         .lock()
         .ok()
         .and_then(|s| s.as_ref().and_then(|der| super::cert::not_after(der.as_ref())));
+    let mut obs = TlsObservation {
+        outcome: TlsOutcome::Ok,
+        duration,
+        detail: None,
+        cert_not_after,
+        version: None,
+        received,
+        unacked,
+    };
     match result {
-        Err(_) => (
-            TlsObservation {
-                outcome: TlsOutcome::Timeout,
-                duration,
-                detail: Some(format!(
-                    "handshake not finished within {}",
-                    humantime::format_duration(limit)
-                )),
-                cert_not_after,
-                version: None,
-            },
-            None,
-        ),
+        Err(_) => {
+            obs.outcome = TlsOutcome::Timeout;
+            obs.detail = Some(format!(
+                "handshake not finished within {}",
+                humantime::format_duration(limit)
+            ));
+            (obs, None)
+        }
         Ok(Err(e)) => {
             let (outcome, detail) = classify(&e);
-            (
-                TlsObservation {
-                    outcome,
-                    duration,
-                    detail: Some(detail),
-                    cert_not_after,
-                    version: None,
-                },
-                None,
-            )
+            obs.outcome = outcome;
+            obs.detail = Some(detail);
+            (obs, None)
         }
         Ok(Ok(stream)) => {
-            let version = stream
+            obs.version = stream
                 .get_ref()
                 .1
                 .protocol_version()
                 .map(|v| format!("{v:?}").replace("TLSv1_", "TLS 1."));
-            (
-                TlsObservation {
-                    outcome: TlsOutcome::Ok,
-                    duration,
-                    detail: None,
-                    cert_not_after,
-                    version,
-                },
-                Some(stream),
-            )
+            (obs, Some(stream))
         }
     }
 }

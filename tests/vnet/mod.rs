@@ -477,6 +477,11 @@ pub enum Endpoint {
     /// A TLS server whose certificate comes from a CA the node does not trust
     /// (a TLS-inspecting proxy).
     Intercepted(Reply),
+    /// A TLS server with a lab certificate for the site's name, behind a
+    /// stateful firewall that saw only the SYN (an asymmetric route): every
+    /// packet from the node after it is dropped, so TCP connects and the
+    /// ClientHello gets no answer.
+    DropsAfterHandshake(Reply),
     /// The address exists in the VNet, but nothing listens on 443.
     Closed,
     /// Nothing: the address is not in the VNet (see `DROPPED`, `NO_ROUTE`).
@@ -892,7 +897,7 @@ impl Lab {
             }
             let leaf_for = |names: &[&str], ca: &Ca| ca.leaf(names, Validity::Current).unwrap();
             let (leaf, reply) = match &s.endpoint {
-                Endpoint::Serves(r) => (leaf_for(&[&s.fqdn], &ca), r.clone()),
+                Endpoint::Serves(r) | Endpoint::DropsAfterHandshake(r) => (leaf_for(&[&s.fqdn], &ca), r.clone()),
                 Endpoint::WrongName(name, r) => (leaf_for(&[name], &ca), r.clone()),
                 Endpoint::Intercepted(r) => (leaf_for(&[&s.fqdn], &rogue), r.clone()),
                 Endpoint::Closed | Endpoint::Absent => continue,
@@ -989,6 +994,20 @@ impl Lab {
             &vnet,
             &format!("add rule inet lab input ip daddr {TCP_BLOCKED_DNS} tcp dport 53 drop"),
         );
+        // An asymmetric route: the firewall passes the SYN, then drops the rest of the flow.
+        for s in sites
+            .iter()
+            .filter(|s| matches!(s.endpoint, Endpoint::DropsAfterHandshake(_)))
+        {
+            for ip in &s.private {
+                nft(
+                    &vnet,
+                    &format!(
+                        "add rule inet lab input ip daddr {ip} tcp dport 443 tcp flags & (fin|syn|rst|ack) != syn drop"
+                    ),
+                );
+            }
+        }
         let lab = Lab {
             named: vec![internet, azure, onprem, customer],
             _servers: servers,
