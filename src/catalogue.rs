@@ -123,6 +123,11 @@ impl Cause {
                 "the service refused (403 firewall, private-link denial) or gave an unexpected answer",
                 "networking settings of the resource",
             ),
+            Cause::PerimeterDenied => (
+                Layer::Http,
+                "a network security perimeter's 403 at the public endpoint (Storage `AuthorizationFailure` naming the perimeter, Key Vault `ForbiddenByNsp`)",
+                "under an enforced perimeter only the private endpoint path works: fix the DNS cause, or add an inbound access rule to the perimeter's profile",
+            ),
             Cause::InternalError => (
                 Layer::Internal,
                 "the probe of this target failed inside netprobe (a bug; the log has the panic)",
@@ -159,7 +164,8 @@ impl Cause {
             | Cause::EndpointStale
             | Cause::TlsMismatch
             | Cause::AsymmetricRoute
-            | Cause::HttpRejected => Some("NetprobePrivateEndpointUnreachable"),
+            | Cause::HttpRejected
+            | Cause::PerimeterDenied => Some("NetprobePrivateEndpointUnreachable"),
         }
     }
 }
@@ -415,6 +421,21 @@ texts! {
          endpoint's subnet, or the node subnet's route, through the firewall)."),
     TlsFailed => (TlsMismatch,
         "the TLS handshake with {at} failed ({detail}). Fix: check for a proxy or firewall on the path."),
+    /// A network security perimeter denied the public endpoint's request.
+    PerimeterDenied => (PerimeterDenied,
+        "{at}: {detail}: the resource's network security perimeter denied this request at its public endpoint. \
+         Under an enforced perimeter the resource's own firewall (the subnets and addresses under Networking) no \
+         longer decides, so allowing the subnet there changes nothing. Fix: reach {fqdn} through a private \
+         endpoint (a perimeter never affects private-endpoint traffic), or add an inbound access rule (the \
+         node's public egress address prefix, or the subscription) to the perimeter profile the resource is \
+         associated with; NSPAccessLogs, category NspPublicInboundPerimeterRulesDenied, shows each denial."),
+    /// The public endpoint a DNS cause led to answered with the perimeter's
+    /// denial: only the private path works, so the DNS cause is the problem.
+    PerimeterBehindDns => (PerimeterDenied,
+        "the public endpoint {at} that this answer leads to is behind the resource's network security perimeter, \
+         which denied the request ({detail}): under the perimeter only the private endpoint path works, so the \
+         DNS cause above is the one to fix (once {fqdn} resolves to the private endpoint, the perimeter no \
+         longer applies); do not add perimeter or firewall rules for the node."),
     /// The service's own words (`AzureService::rejected`) for an HTTP answer.
     HttpRejected => (HttpRejected, "{service_says}"),
     NoAddress => (DnsError, "no resolver gave an address to connect to"),

@@ -165,6 +165,9 @@ string_enum! {
         /// direction of the handshake (the reply bypassed it) drops the flow.
         AsymmetricRoute => "asymmetric_route",
         HttpRejected => "http_rejected",
+        /// A network security perimeter denied the request at the public
+        /// endpoint (it never affects private-endpoint traffic).
+        PerimeterDenied => "perimeter_denied",
         /// The probe of this target failed inside netprobe (a bug: see the logs).
         InternalError => "internal_error",
     }

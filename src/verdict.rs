@@ -93,6 +93,8 @@ pub struct ConnectView {
     pub tls: Option<TlsOutcome>,
     /// What came back during the TLS handshake, when one was attempted.
     pub tls_exchange: Option<TlsExchange>,
+    /// The service's answer was a network security perimeter's denial.
+    pub perimeter: bool,
     pub detail: Option<String>,
 }
 
@@ -337,6 +339,7 @@ pub fn assess_connect(service: Service, obs: &ConnectObservation) -> ConnectView
             unacked: t.unacked,
             after: t.duration,
         }),
+        perimeter: false,
         detail: None,
     };
     let (reach, detail) = match obs.tcp {
@@ -353,7 +356,10 @@ pub fn assess_connect(service: Service, obs: &ConnectObservation) -> ConnectView
                     Some("no complete HTTP response header in time".into()),
                 ),
                 Some(HttpOutcome::Failed(e)) => (Reach::HttpError, Some(e.clone())),
-                Some(HttpOutcome::Response(r)) => crate::service::of(service).judge(r),
+                Some(HttpOutcome::Response(r)) => {
+                    view.perimeter = crate::service::of(service).perimeter_denied(r);
+                    crate::service::of(service).judge(r)
+                }
             },
         },
     };
@@ -496,6 +502,16 @@ pub fn diagnose(target: &Target, views: &[DnsView], connect_via: usize, rc: &Rea
             None,
             lead.wrap(render(text, &facts), rc.via.unwrap_or("")),
         );
+    } else if let Some(c) = rc.connects.iter().find(|c| c.perimeter) {
+        let facts = Facts::new()
+            .with("fqdn", &target.fqdn)
+            .with("at", c.address)
+            .with("detail", c.detail.clone().unwrap_or_default());
+        d.add(
+            Cause::PerimeterDenied,
+            None,
+            Lead::Through.wrap(render(Text::PerimeterBehindDns, &facts), rc.via.unwrap_or("")),
+        );
     }
     d
 }
@@ -528,6 +544,7 @@ fn reach_cause(target: &Target, views: &[DnsView], rc: &ReachContext<'_>) -> Opt
             },
             _ => Text::TlsFailed,
         },
+        Reach::HttpError | Reach::Rejected if worst.is_some_and(|c| c.perimeter) => Text::PerimeterDenied,
         Reach::HttpError | Reach::Rejected => {
             let says = crate::service::of(target.service).rejected(&target.fqdn, &at, &detail);
             return Some((Text::HttpRejected, facts.with("service_says", says)));
@@ -1062,6 +1079,7 @@ mod tests {
             reach: r,
             tls: None,
             tls_exchange: None,
+            perimeter: false,
             detail: None,
         };
         assert_eq!(worst_reach(&[]), Reach::Skipped);
@@ -1100,6 +1118,7 @@ mod tests {
                 unacked: Some(0),
                 after: Duration::from_millis(30),
             }),
+            perimeter: false,
             detail: None,
         }];
         let rc = ReachContext {
@@ -1161,6 +1180,7 @@ mod tests {
                     unacked,
                     after: Duration::from_millis(5004),
                 }),
+                perimeter: false,
                 detail: None,
             }];
             let rc = ReachContext {
@@ -1189,6 +1209,121 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A network security perimeter's 403 is told from the resource's own
+    /// firewall's, for each service that answers with one; with a DNS cause
+    /// it only adds that the private path is the one to fix.
+    #[test]
+    fn perimeter_denial_table() {
+        let storage_nsp = resp(
+            403,
+            None,
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>AuthorizationFailure</Code><Message>This request is not \
+             authorized by network security perimeter to perform this operation.</Message></Error>",
+        );
+        let storage_fw = resp(
+            403,
+            None,
+            "<Error><Code>AuthorizationFailure</Code><Message>This request is not authorized to perform this operation.</Message></Error>",
+        );
+        let kv_nsp = resp(
+            403,
+            None,
+            r#"{"error":{"code":"Forbidden","innererror":{"code":"ForbiddenByNsp"}}}"#,
+        );
+        let kv_fw = resp(
+            403,
+            None,
+            r#"{"error":{"code":"Forbidden","innererror":{"code":"ForbiddenByFirewall"}}}"#,
+        );
+        let cases = [
+            (Service::Storage, &storage_nsp, true),
+            (Service::Storage, &storage_fw, false),
+            (Service::Keyvault, &kv_nsp, true),
+            (Service::Keyvault, &kv_fw, false),
+            // Not a denial: the words in a 401 do not count.
+            (Service::Storage, &resp(401, None, "network security perimeter"), false),
+        ];
+        for (i, (svc, r, want)) in cases.into_iter().enumerate() {
+            assert_eq!(crate::service::of(svc).perimeter_denied(r), want, "case {i}");
+        }
+        assert!(
+            crate::service::of(Service::Keyvault)
+                .judge(&kv_nsp)
+                .1
+                .unwrap()
+                .contains("ForbiddenByNsp")
+        );
+
+        let storage = crate::service::storage::target(azure::Cloud::Public, "stlab", azure::StorageService::Blob);
+        let front: IpAddr = "203.0.113.9".parse().unwrap();
+        let connects = [ConnectView {
+            service_tag: None,
+            address: front,
+            reach: Reach::Rejected,
+            tls: Some(TlsOutcome::Ok),
+            tls_exchange: None,
+            perimeter: true,
+            detail: Some("storage answered 403: ...".into()),
+        }];
+        let rc = |expected_addresses| ReachContext {
+            reach: Reach::Rejected,
+            connects: &connects,
+            timeout: Duration::from_secs(5),
+            expected_addresses,
+            via: Some("vnet"),
+            outside_tag: None,
+            dns: DnsContext::default(),
+        };
+        let mut public = view("vnet", DnsVerdict::Public, false);
+        public.addresses = vec![Address {
+            ip: front,
+            private: false,
+        }];
+        // A public resource behind a perimeter: the perimeter's rule to add.
+        let mut t = storage.clone();
+        t.expect = Expect::Public;
+        let d = diagnose(&t, std::slice::from_ref(&public), 0, &rc(true));
+        assert_eq!(
+            d.causes.iter().map(|c| c.cause).collect::<Vec<_>>(),
+            [Cause::PerimeterDenied]
+        );
+        let text = d.text().unwrap();
+        assert!(
+            text.contains("inbound access rule") && text.contains("changes nothing"),
+            "{text}"
+        );
+        assert_no_hole_left(text);
+        // A private resource whose name resolves publicly: the DNS cause first,
+        // and the perimeter says only the private path works.
+        let mut linked = view("vnet", DnsVerdict::Public, true);
+        linked.addresses = public.addresses.clone();
+        let d = diagnose(&storage, &[linked], 0, &rc(false));
+        let causes: Vec<Cause> = d.causes.iter().map(|c| c.cause).collect();
+        assert_eq!(causes, [Cause::ZoneNotLinked, Cause::PerimeterDenied]);
+        let second = &d.causes[1].diagnosis;
+        assert!(
+            second.starts_with("through resolver 'vnet''s answer, the public endpoint 203.0.113.9")
+                && second.contains("the DNS cause above is the one to fix"),
+            "{second}"
+        );
+        assert_no_hole_left(second);
+        // The firewall's own 403 keeps its text and cause.
+        let fw = [ConnectView {
+            perimeter: false,
+            ..connects[0].clone()
+        }];
+        let d = diagnose(
+            &t,
+            &[public],
+            0,
+            &ReachContext {
+                connects: &fw,
+                ..rc(true)
+            },
+        );
+        assert_eq!(d.cause(), Cause::HttpRejected);
     }
 
     /// Every template hole of a rendered diagnosis was filled by its rule.
@@ -1627,6 +1762,7 @@ mod tests {
             reach: Reach::Timeout,
             tls: None,
             tls_exchange: None,
+            perimeter: false,
             detail: None,
         }];
         let mut rc = ReachContext {
@@ -1679,6 +1815,7 @@ mod tests {
             reach: Reach::Refused,
             tls: None,
             tls_exchange: None,
+            perimeter: false,
             detail: None,
         }];
         let rc = ReachContext {

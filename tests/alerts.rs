@@ -463,6 +463,13 @@ fn cause_cases() -> Vec<CauseCase> {
             (UNREACHABLE, None),
         ),
         c(
+            Cause::PerimeterDenied,
+            KV,
+            "rejected",
+            ["private", "private"],
+            (UNREACHABLE, None),
+        ),
+        c(
             Cause::AsymmetricRoute,
             KV,
             "tls_error",

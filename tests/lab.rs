@@ -252,6 +252,37 @@ fn scenarios() -> Vec<Scenario> {
             R::Rejected,
             [D::Public, D::Private],
         ),
+        // The same missing forwarder, for an account behind an enforced network
+        // security perimeter: its public endpoint answers the perimeter's
+        // 403, and only the private path works.
+        scenario(
+            "perimeter-behind-dns",
+            "storage",
+            link(
+                "stlabqnsp.queue.core.windows.net",
+                "stlabqnsp.privatelink.queue.core.windows.net",
+                pb(36),
+                &[pv(36)],
+                Endpoint::Serves(Reply::storage_anonymous()),
+            )
+            .front_answers(Reply::storage_perimeter_denied()),
+            C::DnsPathNotForwarding,
+            R::Rejected,
+            [D::Public, D::Private],
+        )
+        .also(&[C::PerimeterDenied]),
+        // A public vault (no private endpoint) in an enforced perimeter
+        // without an inbound rule for the node.
+        scenario(
+            "perimeter-denied",
+            "keyvault",
+            Site::public_only("kv-lab-nsp.vault.azure.net", pb(37)).front_answers(Reply::keyvault_perimeter_denied()),
+            C::PerimeterDenied,
+            R::Rejected,
+            [D::Public, D::Public],
+        )
+        .yaml("    expect: public\n")
+        .says("denied this request at its public endpoint"),
         // A second custom DNS server whose host is up, its DNS service down:
         // the node gets "port unreachable".
         scenario(

@@ -42,7 +42,10 @@ impl AzureService for KeyVault {
         match r.status {
             200 | 401 => (Reach::Ok, None),
             403 => {
-                let why = if r.body.to_ascii_lowercase().contains("forbiddenbyfirewall") {
+                let body = r.body.to_ascii_lowercase();
+                let why = if body.contains("forbiddenbynsp") {
+                    "ForbiddenByNsp"
+                } else if body.contains("forbiddenbyfirewall") {
                     "ForbiddenByFirewall"
                 } else {
                     "403"

@@ -178,6 +178,16 @@ pub trait AzureService: Sync {
     /// with a reason when not `ok`.
     fn judge(&self, response: &HttpResponse) -> (Reach, Option<String>);
 
+    /// The answer is a network security perimeter's denial (HTTP 403 naming
+    /// the perimeter: Storage's `AuthorizationFailure` "not authorized by
+    /// network security perimeter", Key Vault's `ForbiddenByNsp`).
+    fn perimeter_denied(&self, response: &HttpResponse) -> bool {
+        response.status == 403 && {
+            let body = response.body.to_ascii_lowercase();
+            body.contains("network security perimeter") || body.contains("forbiddenbynsp")
+        }
+    }
+
     /// The client address the service saw, when its answer says (Key Vault).
     fn seen_address(&self, _response: &HttpResponse) -> Option<String> {
         None

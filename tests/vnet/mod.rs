@@ -510,6 +510,9 @@ pub struct Site {
     /// fallback to the internet answers publicly: Azure DNS returns the
     /// public chain (a CNAME to the front end in the private zone stands in).
     pub fallback_to_internet: bool,
+    /// What the public front end answers, when not the service's "public
+    /// network access is disabled" 403 (a network security perimeter's).
+    pub front: Option<Reply>,
 }
 
 /// How Azure DNS answers a name its security policy blocks.
@@ -541,6 +544,7 @@ impl Site {
             refused_by_customer: false,
             policy: None,
             fallback_to_internet: false,
+            front: None,
         }
     }
 
@@ -571,6 +575,14 @@ impl Site {
         }
     }
 
+    /// The public front end answers `reply`.
+    pub fn front_answers(self, reply: Reply) -> Site {
+        Site {
+            front: Some(reply),
+            ..self
+        }
+    }
+
     /// The customer DNS server answers REFUSED for this name.
     pub fn refused_by_customer(self) -> Site {
         Site {
@@ -591,6 +603,7 @@ impl Site {
             refused_by_customer: false,
             policy: None,
             fallback_to_internet: false,
+            front: None,
         }
     }
 
@@ -616,6 +629,7 @@ impl Site {
             refused_by_customer: false,
             policy: None,
             fallback_to_internet: false,
+            front: None,
         }
     }
 
@@ -631,6 +645,7 @@ impl Site {
             refused_by_customer: false,
             policy: None,
             fallback_to_internet: false,
+            front: None,
         }
     }
 
@@ -892,6 +907,9 @@ impl Lab {
             if let Some(ip) = s.public.filter(|ip| !publicly_dropped(*ip)) {
                 fronts.entry(ip).or_default().push(s.fqdn.clone());
                 if let (None, Endpoint::Serves(r)) = (&s.privatelink, &s.endpoint) {
+                    front_replies.insert(ip, r.clone());
+                }
+                if let Some(r) = &s.front {
                     front_replies.insert(ip, r.clone());
                 }
             }

@@ -76,6 +76,25 @@ impl Reply {
         )
     }
 
+    /// Storage's public endpoint under an enforced network security perimeter
+    /// that has no inbound rule for the caller.
+    pub fn storage_perimeter_denied() -> Reply {
+        Reply::new(
+            403,
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>AuthorizationFailure</Code><Message>This request is not authorized by network security perimeter to perform this operation.\nRequestId:5c1f0a3e-701e-0042-0b8e-1f3b2a000000\nTime:2026-12-07T09:00:00.0000000Z</Message></Error>",
+        )
+    }
+
+    /// Key Vault's public endpoint under an enforced network security
+    /// perimeter that has no inbound rule for the caller.
+    pub fn keyvault_perimeter_denied() -> Reply {
+        Reply::new(
+            403,
+            r#"{"error":{"code":"Forbidden","message":"Request was not allowed by the network security perimeter: no access rule of the perimeter profile matches the client.
+Client address: {peer}","innererror":{"code":"ForbiddenByNsp"}}}"#,
+        )
+    }
+
     /// An AML workspace API answering without a token.
     pub fn workspace_unauthorized() -> Reply {
         Reply::new(
