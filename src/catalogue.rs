@@ -128,6 +128,11 @@ impl Cause {
                 "a network security perimeter's 403 at the public endpoint (Storage `AuthorizationFailure` naming the perimeter, Key Vault `ForbiddenByNsp`)",
                 "under an enforced perimeter only the private endpoint path works: fix the DNS cause, or add an inbound access rule to the perimeter's profile",
             ),
+            Cause::NoPublicEgress => (
+                Layer::Endpoint,
+                "every public endpoint times out (at least 2) while the private endpoints answer",
+                "the node has no way out: a network-isolated cluster or a subnet without outbound access; one node alert, not one per endpoint",
+            ),
             Cause::InternalError => (
                 Layer::Internal,
                 "the probe of this target failed inside netprobe (a bug; the log has the panic)",
@@ -166,6 +171,7 @@ impl Cause {
             | Cause::AsymmetricRoute
             | Cause::HttpRejected
             | Cause::PerimeterDenied => Some("NetprobePrivateEndpointUnreachable"),
+            Cause::NoPublicEgress => Some("NetprobeNoPublicEgress"),
         }
     }
 }
@@ -436,6 +442,11 @@ texts! {
          which denied the request ({detail}): under the perimeter only the private endpoint path works, so the \
          DNS cause above is the one to fix (once {fqdn} resolves to the private endpoint, the perimeter no \
          longer applies); do not add perimeter or firewall rules for the node."),
+    /// A public endpoint of a node without public egress.
+    NoPublicEgress => (NoPublicEgress,
+        "this node has no public egress (finding no_public_egress): like every public endpoint probed here, \
+         {fqdn} times out while the private endpoints answer; the node finding says why and what to do. This \
+         target's own diagnosis: {detail}"),
     /// The service's own words (`AzureService::rejected`) for an HTTP answer.
     HttpRejected => (HttpRejected, "{service_says}"),
     NoAddress => (DnsError, "no resolver gave an address to connect to"),

@@ -10,15 +10,16 @@
 
 use std::net::IpAddr;
 
+use crate::catalogue::{Facts, Text, render};
 use crate::cluster::{ClusterObservation, judge_scoring_service, region_finding, scoring_service_unavailable};
 use crate::config::Config;
-use crate::model::{Cause, FindingCode};
+use crate::model::{Cause, DnsVerdict, Expect, FindingCode, Reach};
 use crate::observation::{RoundObservation, TargetObservation, ZoneSoa};
 use crate::report::{
     Finding, ResolverReport, RoundReport, ScoringServiceReport, SharedCause, TargetReport, TcpCheckReport,
 };
-use crate::service::Target;
-use crate::verdict::{self, ConnectView, DnsContext, DnsView, ReachContext, ZoneHolder};
+use crate::service::{Service, Target};
+use crate::verdict::{self, CauseFinding, ConnectView, DnsContext, DnsView, ReachContext, ZoneHolder};
 
 /// Judges a whole round: every target, then what the cluster told.
 pub fn round(config: &Config, obs: &RoundObservation, cluster: &ClusterObservation) -> RoundReport {
@@ -52,8 +53,83 @@ pub fn round(config: &Config, obs: &RoundObservation, cluster: &ClusterObservati
         r.queries_held = *held;
     }
     findings.extend(resolver_checks(&mut report, obs));
+    findings.extend(no_public_egress(&mut report.targets));
     report.shared_cause = shared_cause(&report.targets, &report.resolvers);
     report.with_cluster(cluster.node.clone(), findings, scoring)
+}
+
+/// The fewest public endpoints that must all time out for a node to be
+/// judged without public egress.
+pub const NO_EGRESS_MIN_TARGETS: usize = 2;
+
+/// Microsoft Learn: network-isolated AKS clusters (the AML extension is not
+/// supported there), and default outbound access (private subnets).
+const NETWORK_ISOLATED_DOC: &str = "https://learn.microsoft.com/azure/aks/concepts-network-isolated";
+const DEFAULT_OUTBOUND_DOC: &str =
+    "https://learn.microsoft.com/azure/virtual-network/ip-services/default-outbound-access";
+
+/// A node with no public egress: every target reached at public addresses
+/// (at least [`NO_EGRESS_MIN_TARGETS`]; a target expected private that
+/// resolved publicly does not count, its DNS is its problem) fails with
+/// `endpoint_blocked` (a timeout or no route) while a target reached at
+/// private addresses connects. One finding for the node;
+/// each of those targets gets `no_public_egress` as its primary cause,
+/// pointing at it, its own `endpoint_blocked` after (so that one alert fires
+/// for the node, not one per endpoint).
+pub fn no_public_egress(targets: &mut [TargetReport]) -> Option<Finding> {
+    let cut_off =
+        |t: &TargetReport| matches!(t.reach, Reach::Timeout | Reach::Unreachable) && t.cause == Cause::EndpointBlocked;
+    let public: Vec<usize> = (0..targets.len())
+        .filter(|&i| targets[i].expect != Expect::Private && path_verdict(&targets[i]) == Some(DnsVerdict::Public))
+        .collect();
+    let private_works = targets.iter().any(|t| {
+        path_verdict(t) == Some(DnsVerdict::Private) && !matches!(t.reach, Reach::Timeout | Reach::Unreachable)
+    });
+    if public.len() < NO_EGRESS_MIN_TARGETS || !private_works || !public.iter().all(|&i| cut_off(&targets[i])) {
+        return None;
+    }
+    let names: Vec<&str> = public.iter().map(|&i| targets[i].fqdn.as_str()).collect();
+    let aml = targets.iter().any(|t| t.service == Service::Egress);
+    let message = format!(
+        "no public egress from this node: every public endpoint probed ({}: {}) times out while the private \
+         endpoints answer. The node's subnet has no way out: a network-isolated cluster (outboundType none or \
+         block), or a subnet without default outbound access (a private subnet) and no NAT gateway, load \
+         balancer outbound rule or firewall route{}. Fix: give the node subnet an egress path (a NAT gateway, or a \
+         UDR to Azure Firewall that allows the endpoints), or, where isolation is intended, reach each service \
+         through a private endpoint. ({NETWORK_ISOLATED_DOC}, {DEFAULT_OUTBOUND_DOC})",
+        names.len(),
+        names.join(", "),
+        if aml {
+            ". The AML extension is not supported on network-isolated AKS clusters: it needs these endpoints"
+        } else {
+            ""
+        },
+    );
+    for &i in &public {
+        let t = &mut targets[i];
+        let own = t.diagnosis.clone().unwrap_or_default();
+        let facts = Facts::new().with("fqdn", &t.fqdn).with("detail", own);
+        t.causes.insert(
+            0,
+            CauseFinding {
+                cause: Cause::NoPublicEgress,
+                resolver: None,
+                diagnosis: render(Text::NoPublicEgress, &facts),
+            },
+        );
+        t.cause = Cause::NoPublicEgress;
+        t.diagnosis = Some(t.causes[0].diagnosis.clone());
+    }
+    Some(Finding {
+        code: FindingCode::NoPublicEgress,
+        message,
+    })
+}
+
+/// The DNS verdict of the resolver whose addresses a target connected to.
+fn path_verdict(t: &TargetReport) -> Option<DnsVerdict> {
+    let via = t.connect_resolver.as_ref()?;
+    t.dns.iter().find(|d| &d.resolver == via).map(|d| d.verdict)
 }
 
 /// The fewest targets for a shared cause to be worth saying once.
@@ -286,6 +362,7 @@ mod tests {
     use super::*;
     use crate::model::{Cause, DnsVerdict, Reach};
     use crate::observation::{DnsAnswer, DnsObservation, DnsOutcome, Rcode};
+    use crate::report::DnsReport;
 
     fn config() -> Config {
         Config::from_yaml("key_vaults: [kvone, kvtwo]\n", "t.yaml", None).unwrap()
@@ -306,6 +383,126 @@ mod tests {
             duration: Duration::from_millis(1),
             tcp_fallback: false,
             queries: 1,
+        }
+    }
+
+    /// No public egress: every public endpoint (2 or more) cut off while a
+    /// private one connects; anything less is per-target causes only.
+    #[test]
+    fn no_public_egress_table() {
+        let cfg = Config::from_yaml("key_vaults: [kvone]\n", "t.yaml", None).unwrap();
+        let t = |expect: Expect, reach: Reach| {
+            let mut t = TargetReport::internal_error(&cfg.targets[0]);
+            t.expect = expect;
+            t.reach = reach;
+            // Reached at the addresses its expectation asks for ("any": public).
+            t.connect_resolver = Some("system".into());
+            t.dns = vec![DnsReport {
+                resolver: "system".into(),
+                server: None,
+                verdict: if expect == Expect::Private {
+                    DnsVerdict::Private
+                } else {
+                    DnsVerdict::Public
+                },
+                rcode: None,
+                cname_chain: vec![],
+                addresses: vec![],
+                addresses_omitted: 0,
+                privatelink: false,
+                duration: Duration::ZERO,
+                tcp_fallback: false,
+                queries: 1,
+                detail: None,
+            }];
+            let cause = match reach {
+                Reach::Ok => Cause::None,
+                Reach::Timeout | Reach::Unreachable => Cause::EndpointBlocked,
+                _ => Cause::TlsMismatch,
+            };
+            t.healthy = cause == Cause::None;
+            t.cause = cause;
+            t.causes = if t.healthy {
+                vec![]
+            } else {
+                vec![CauseFinding {
+                    cause,
+                    resolver: None,
+                    diagnosis: "TCP to 203.0.113.9:443 timed out".into(),
+                }]
+            };
+            t.diagnosis = t.causes.first().map(|c| c.diagnosis.clone());
+            t
+        };
+        use Expect::{Any, Private as Pv, Public as Pb};
+        use Reach as R;
+        let cases: Vec<(&str, Vec<TargetReport>, bool)> = vec![
+            (
+                "isolated",
+                vec![t(Pb, R::Timeout), t(Pb, R::Unreachable), t(Pv, R::Ok)],
+                true,
+            ),
+            (
+                "a private endpoint with its own TLS problem still connects",
+                vec![t(Pb, R::Timeout), t(Pb, R::Timeout), t(Pv, R::TlsError)],
+                true,
+            ),
+            (
+                "one public endpoint is not a pattern",
+                vec![t(Pb, R::Timeout), t(Pv, R::Ok)],
+                false,
+            ),
+            (
+                "one public endpoint answers",
+                vec![t(Pb, R::Timeout), t(Pb, R::Ok), t(Pv, R::Ok)],
+                false,
+            ),
+            (
+                "no private endpoint to compare",
+                vec![t(Pb, R::Timeout), t(Pb, R::Timeout)],
+                false,
+            ),
+            (
+                "nothing answers at all",
+                vec![t(Pb, R::Timeout), t(Pb, R::Timeout), t(Pv, R::Timeout)],
+                false,
+            ),
+            (
+                "a public endpoint fails otherwise",
+                vec![t(Pb, R::Timeout), t(Pb, R::TlsError), t(Pv, R::Ok)],
+                false,
+            ),
+        ];
+        for (name, mut targets, want) in cases {
+            let before: Vec<Cause> = targets.iter().map(|t| t.cause).collect();
+            let finding = no_public_egress(&mut targets);
+            assert_eq!(finding.is_some(), want, "{name}");
+            for (t, was) in targets.iter().zip(before) {
+                let moved = want && t.expect != Pv;
+                let causes: Vec<Cause> = t.causes.iter().map(|c| c.cause).collect();
+                if moved {
+                    assert_eq!(causes, [Cause::NoPublicEgress, Cause::EndpointBlocked], "{name}");
+                    assert_eq!(t.cause, Cause::NoPublicEgress);
+                    let text = t.diagnosis.as_deref().unwrap();
+                    assert!(
+                        text.contains("finding no_public_egress") && text.ends_with("timed out"),
+                        "{text}"
+                    );
+                } else {
+                    assert_eq!(
+                        t.cause, was,
+                        "{name}: a target the finding does not cover keeps its cause"
+                    );
+                }
+            }
+            if let Some(f) = finding {
+                assert_eq!(f.code, FindingCode::NoPublicEgress);
+                assert!(
+                    f.message.contains("network-isolated") && !f.message.contains("AML extension"),
+                    "{}",
+                    f.message
+                );
+            }
         }
     }
 

@@ -168,6 +168,10 @@ string_enum! {
         /// A network security perimeter denied the request at the public
         /// endpoint (it never affects private-endpoint traffic).
         PerimeterDenied => "perimeter_denied",
+        /// Every public endpoint times out while the private ones answer:
+        /// the node has no public egress at all (the finding
+        /// `no_public_egress`); the target's own `endpoint_blocked` follows.
+        NoPublicEgress => "no_public_egress",
         /// The probe of this target failed inside netprobe (a bug: see the logs).
         InternalError => "internal_error",
     }
@@ -241,6 +245,10 @@ string_enum! {
         RegionUnknown => "region_unknown",
         /// A resolver's server answers over UDP but not over TCP 53.
         DnsTcpBlocked => "dns_tcp_blocked",
+        /// Every public endpoint probed times out (or has no route) while the
+        /// private endpoints answer: a network-isolated cluster, or a node
+        /// subnet without outbound access.
+        NoPublicEgress => "no_public_egress",
     }
 }
 

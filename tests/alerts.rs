@@ -58,6 +58,7 @@ const TARGET_ALERTS: &[&str] = &[
     "NetprobeDNSPathMismatch",
     "NetprobePrivateEndpointUnreachable",
     "NetprobeRegistryEgressBlocked",
+    "NetprobeNoPublicEgress",
     "NetprobeTargetUnhealthy",
     "NetprobeResolverDown",
     "NetprobeFleetDNSFailing",
@@ -323,6 +324,7 @@ const DNS_UNEXPECTED: &str = "NetprobeDNSUnexpectedAnswer";
 const PATH_MISMATCH: &str = "NetprobeDNSPathMismatch";
 const UNREACHABLE: &str = "NetprobePrivateEndpointUnreachable";
 const REGISTRY: &str = "NetprobeRegistryEgressBlocked";
+const NO_EGRESS: &str = "NetprobeNoPublicEgress";
 
 fn cause_cases() -> Vec<CauseCase> {
     let c = |cause, target, reach, dns, (alert, resolver)| CauseCase {
@@ -463,6 +465,13 @@ fn cause_cases() -> Vec<CauseCase> {
             (UNREACHABLE, None),
         ),
         c(
+            Cause::NoPublicEgress,
+            PUBLIC_API,
+            "timeout",
+            ["public", "public"],
+            (NO_EGRESS, None),
+        ),
+        c(
             Cause::PerimeterDenied,
             KV,
             "rejected",
@@ -501,6 +510,15 @@ fn cause_cases() -> Vec<CauseCase> {
 }
 
 fn expected_for(case: &CauseCase) -> Vec<Expected> {
+    if case.alert == NO_EGRESS {
+        // One alert per node, counting its public endpoints.
+        let labels = node_labels(0).into_iter().collect();
+        return vec![Expected {
+            alert: NO_EGRESS,
+            labels,
+            value: "1".into(),
+        }];
+    }
     let resolver: Vec<(&str, &str)> = case.resolver.map(|r| ("resolver", RESOLVERS[r])).into_iter().collect();
     vec![node_alert(case.alert, 0, &case.target, case.cause, &resolver)]
 }

@@ -816,6 +816,9 @@ fn check_tcp53(report: &Value, extra: ResolverSet) -> Vec<String> {
 /// The causes `lab_localdns_stale_cache_and_dead_upstream` shows.
 const LOCALDNS_LAB_CAUSES: &[Cause] = &[Cause::DnsStaleCache, Cause::DnsServingStale];
 
+/// The causes `lab_network_isolated_node` shows.
+const ISOLATED_LAB_CAUSES: &[Cause] = &[Cause::NoPublicEgress];
+
 /// The causes `lab_service_tags_egress_and_the_api_server` shows.
 const EGRESS_LAB_CAUSES: &[Cause] = &[Cause::OutsideServiceTag, Cause::EndpointBlocked];
 
@@ -827,6 +830,7 @@ fn lab_scenarios_cover_every_cause() {
         .map(|s| s.cause)
         .chain(EGRESS_LAB_CAUSES.iter().copied())
         .chain(LOCALDNS_LAB_CAUSES.iter().copied())
+        .chain(ISOLATED_LAB_CAUSES.iter().copied())
         .collect();
     // `internal_error` is netprobe's own failure, not a state of the network.
     let missing: Vec<&str> = Cause::ALL
@@ -1201,6 +1205,80 @@ fn lab_service_tags_egress_and_the_api_server() {
         failures.push(format!("the VNet-integrated api-server: {api}"));
     }
     assert!(failures.is_empty(), "{}\n{}", failures.join("\n"), lab.logs());
+}
+
+/// A network-isolated node: with `aml_extension: true`, every one of the
+/// extension's public endpoints is dropped (no way out of the subnet) while
+/// the key vault's private endpoint answers. One node finding,
+/// `no_public_egress`, naming the extension's lack of support; each endpoint's
+/// primary cause points at it, its own `endpoint_blocked` after (before:
+/// seven separate `endpoint_blocked`, seven alerts).
+#[test]
+fn lab_network_isolated_node() {
+    let drop = |d: u8| ip(198, 51, 100, d);
+    let mut sites: Vec<Site> = [
+        "mcr.microsoft.com",
+        "westeurope.data.mcr.microsoft.com",
+        "westeurope.dp.kubernetesconfiguration.azure.com",
+        "westeurope.api.azureml.ms",
+        "westeurope.experiments.azureml.net",
+        "login.microsoftonline.com",
+        "management.azure.com",
+    ]
+    .iter()
+    .zip(30u8..)
+    .map(|(fqdn, d)| Site::public_only(fqdn, drop(d)))
+    .collect();
+    sites.push(Site::private_link(
+        "kv-lab-iso.vault.azure.net",
+        "kv-lab-iso.privatelink.vaultcore.azure.net",
+        pb(28),
+        &[pv(28)],
+        Endpoint::Serves(Reply::keyvault_health()),
+    ));
+    let lab = Lab::start(&sites, Duration::ZERO);
+    let yaml = format!(
+        "region: westeurope\ntimeout: 2s\ntls:\n  extra_ca_file: {}\nresolvers:\n{RESOLVERS}aml_extension: true\n\
+         key_vaults: [kv-lab-iso]\n",
+        lab.ca_file().display()
+    );
+    let report = probe_once(&lab, "isolated.yaml", &yaml);
+    let mut failures = Vec::new();
+    let findings: Vec<&Value> = report["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["code"] == "no_public_egress")
+        .collect();
+    let says = |f: &&Value, what: &str| f["message"].as_str().unwrap_or_default().contains(what);
+    if findings.len() != 1
+        || !says(&findings[0], "every public endpoint probed (7:")
+        || !says(
+            &findings[0],
+            "The AML extension is not supported on network-isolated AKS clusters",
+        )
+    {
+        failures.push(format!("want one no_public_egress finding: {findings:?}"));
+    }
+    for t in report["targets"].as_array().unwrap() {
+        let causes: Vec<&str> = t["causes"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|c| c["cause"].as_str()).collect())
+            .unwrap_or_default();
+        let want: &[&str] = if t["name"] == "keyvault-kv-lab-iso" {
+            &[]
+        } else {
+            &["no_public_egress", "endpoint_blocked"]
+        };
+        if causes != want || (want.is_empty() != (t["healthy"] == true)) {
+            failures.push(format!("{}: causes {causes:?}, want {want:?}", t["name"]));
+        }
+    }
+    let n = report["targets"].as_array().map_or(0, Vec::len);
+    if n != 8 {
+        failures.push(format!("{n} targets, want 8"));
+    }
+    assert!(failures.is_empty(), "{}\n{report}", failures.join("\n"));
 }
 
 /// A process killed on drop.
