@@ -443,6 +443,11 @@ mod tests {
                 true,
             ),
             (
+                "the AML extension's endpoints expect any answer",
+                vec![t(Any, R::Timeout), t(Any, R::Timeout), t(Pv, R::Ok)],
+                true,
+            ),
+            (
                 "a private endpoint with its own TLS problem still connects",
                 vec![t(Pb, R::Timeout), t(Pb, R::Timeout), t(Pv, R::TlsError)],
                 true,
