@@ -14,6 +14,10 @@ pub enum Cloud {
     China,
 }
 
+impl Cloud {
+    pub const ALL: &'static [Cloud] = &[Cloud::Public, Cloud::Usgov, Cloud::China];
+}
+
 /// DNS suffixes of one cloud.
 #[derive(Debug)]
 pub struct Zones {
@@ -220,6 +224,15 @@ pub enum StorageService {
 }
 
 impl StorageService {
+    pub const ALL: &'static [StorageService] = &[
+        StorageService::Blob,
+        StorageService::File,
+        StorageService::Queue,
+        StorageService::Table,
+        StorageService::Dfs,
+        StorageService::Web,
+    ];
+
     pub const fn as_str(self) -> &'static str {
         match self {
             StorageService::Blob => "blob",

@@ -133,6 +133,11 @@ impl Cause {
                 "every public endpoint times out (at least 2) while the private endpoints answer",
                 "the node has no way out: a network-isolated cluster or a subnet without outbound access; one node alert, not one per endpoint",
             ),
+            Cause::ProxyNotBypassed => (
+                Layer::Endpoint,
+                "an HTTP proxy is set (AKS httpProxyConfig) and NO_PROXY does not name this private target: workloads' HTTPS goes to the proxy, not the private endpoint",
+                "add the service's domain (e.g. `.vault.azure.net`) to NO_PROXY in httpProxyConfig (which reimages the node pools)",
+            ),
             Cause::InternalError => (
                 Layer::Internal,
                 "the probe of this target failed inside netprobe (a bug; the log has the panic)",
@@ -172,6 +177,7 @@ impl Cause {
             | Cause::HttpRejected
             | Cause::PerimeterDenied => Some("NetprobePrivateEndpointUnreachable"),
             Cause::NoPublicEgress => Some("NetprobeNoPublicEgress"),
+            Cause::ProxyNotBypassed => Some("NetprobeProxyNotBypassed"),
         }
     }
 }
@@ -447,6 +453,20 @@ texts! {
         "this node has no public egress (finding no_public_egress): like every public endpoint probed here, \
          {fqdn} times out while the private endpoints answer; the node finding says why and what to do. This \
          target's own diagnosis: {detail}"),
+    /// A private target workloads would send to the proxy (not probed through it).
+    ProxyNotBypassed => (ProxyNotBypassed,
+        "workloads' HTTPS to {fqdn} goes to the HTTP proxy {proxy}, not to the private endpoint: {clients} send it \
+         there, as NO_PROXY does not name it{disagree}. The proxy resolves the name in its own DNS and reaches the \
+         public endpoint (403, a private-link denial) or nothing, so pods fail where this node's direct path works. \
+         Fix: add {entry} to the cluster's httpProxyConfig.noProxy (az aks update --http-proxy-config; changing \
+         httpProxyConfig reimages every node pool, so plan it), or to NO_PROXY in the workload's own environment; \
+         set proxy_probe: true to see what the proxy path answers."),
+    /// A private target whose path through the proxy was probed and fails.
+    ProxyPathFails => (ProxyNotBypassed,
+        "workloads' HTTPS to {fqdn} goes to the HTTP proxy {proxy}, not to the private endpoint: {clients} send it \
+         there, as NO_PROXY does not name it{disagree}. Through the proxy: {through}. Fix: add {entry} to the \
+         cluster's httpProxyConfig.noProxy (az aks update --http-proxy-config; changing httpProxyConfig reimages \
+         every node pool, so plan it), or to NO_PROXY in the workload's own environment."),
     /// The service's own words (`AzureService::rejected`) for an HTTP answer.
     HttpRejected => (HttpRejected, "{service_says}"),
     NoAddress => (DnsError, "no resolver gave an address to connect to"),
@@ -499,6 +519,11 @@ pub const FACT_NAMES: &[&str] = &[
     "blocked",
     "soa",
     "silence",
+    "proxy",
+    "clients",
+    "disagree",
+    "entry",
+    "through",
 ];
 
 #[cfg(test)]

@@ -92,6 +92,11 @@ pub struct Config {
     pub service_tags: Option<Arc<ServiceTags>>,
     /// The CA that the API server target's certificate is verified against.
     pub api_server_ca_file: PathBuf,
+    /// Also probe each private target a workload's client would send to the
+    /// HTTP proxy through that proxy (`proxy_probe`; off by default).
+    pub proxy_probe: bool,
+    /// The proxy's CA, trusted on the proxy path only (a TLS-inspecting proxy).
+    pub proxy_ca_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -239,6 +244,10 @@ macro_rules! file_format {
             service_tags_file: Option<S<String>>,
             /// The CA the API server's certificate is checked against.
             api_server_ca_file: Option<S<String>>,
+            /// Also probe the private targets a workload would send to the HTTP proxy through it; default false.
+            proxy_probe: Option<S<bool>>,
+            /// A PEM file of the proxy's CA, trusted on the proxy path only (a TLS-inspecting proxy).
+            proxy_ca_file: Option<S<String>>,
             $($(
                 #[serde(default)]
                 #[schemars(skip)]
@@ -598,6 +607,7 @@ fn validate(raw: File, ctx: &Ctx<'_>, opts: &LoadOptions) -> Result<Config, Conf
     let extra_ca_file = errors.keep(extra_ca_file(&raw, ctx)).flatten();
     let service_tags = errors.keep(service_tags(&raw, ctx)).flatten();
     let api_server_ca_file = api_server_ca_file(&raw, ctx);
+    let proxy_ca_file = errors.keep(proxy_ca_file(&raw, ctx)).flatten();
     errors.finish(Config {
         source: ctx.path.to_string(),
         cloud,
@@ -617,6 +627,8 @@ fn validate(raw: File, ctx: &Ctx<'_>, opts: &LoadOptions) -> Result<Config, Conf
         scoring_service,
         service_tags,
         api_server_ca_file,
+        proxy_probe: raw.proxy_probe.as_ref().is_some_and(|p| p.value),
+        proxy_ca_file,
     })
 }
 
@@ -906,6 +918,17 @@ fn extra_ca_file(raw: &File, ctx: &Ctx<'_>) -> Result<Option<PathBuf>, ConfigErr
     })
 }
 
+fn proxy_ca_file(raw: &File, ctx: &Ctx<'_>) -> Result<Option<PathBuf>, ConfigError> {
+    Ok(match &raw.proxy_ca_file {
+        None => None,
+        Some(p) => {
+            let path = ctx.resolve_path(&p.value);
+            crate::nodefiles::load_pem_certs(&path).map_err(|e| ctx.err(p, "proxy_ca_file", e.to_string()))?;
+            Some(path)
+        }
+    })
+}
+
 /// Parses the agent's listen address (`IP:port`, `[v6]:port` or `:port`).
 pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     let s = s.trim();
@@ -979,6 +1002,6 @@ mod tests {
         ] {
             assert!(keys.contains(&k), "{k}: {keys:?}");
         }
-        assert_eq!(keys.len(), 21, "{keys:?}");
+        assert_eq!(keys.len(), 23, "{keys:?}");
     }
 }

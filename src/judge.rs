@@ -15,8 +15,10 @@ use crate::cluster::{ClusterObservation, judge_scoring_service, region_finding, 
 use crate::config::Config;
 use crate::model::{Cause, DnsVerdict, Expect, FindingCode, Reach};
 use crate::observation::{RoundObservation, TargetObservation, ZoneSoa};
+use crate::proxy::ProxyEnv;
 use crate::report::{
-    Finding, ResolverReport, RoundReport, ScoringServiceReport, SharedCause, TargetReport, TcpCheckReport,
+    Finding, ProxyReport, ResolverReport, RoundReport, ScoringServiceReport, SharedCause, TargetProxy, TargetReport,
+    TcpCheckReport,
 };
 use crate::service::{Service, Target};
 use crate::verdict::{self, CauseFinding, ConnectView, DnsContext, DnsView, ReachContext, ZoneHolder};
@@ -37,6 +39,7 @@ pub fn round(config: &Config, obs: &RoundObservation, cluster: &ClusterObservati
             Some(Ok(list)) => Some(list.as_slice()),
             _ => None,
         },
+        proxy: &obs.proxy,
     };
     let targets: Vec<TargetReport> = config
         .targets
@@ -54,6 +57,7 @@ pub fn round(config: &Config, obs: &RoundObservation, cluster: &ClusterObservati
     }
     findings.extend(resolver_checks(&mut report, obs));
     findings.extend(no_public_egress(&mut report.targets));
+    report.proxy = proxy_report(config, &obs.proxy, &report.targets);
     report.shared_cause = shared_cause(&report.targets, &report.resolvers);
     report.with_cluster(cluster.node.clone(), findings, scoring)
 }
@@ -242,6 +246,34 @@ pub struct RoundFacts<'a> {
     /// The `kubernetes` Service's endpoint addresses, when read (API Server
     /// VNet Integration).
     pub api_endpoints: Option<&'a [IpAddr]>,
+    /// The workloads' HTTP proxy variables.
+    pub proxy: &'a ProxyEnv,
+}
+
+/// The proxy's part of the round, when a proxy is set: the variables, and
+/// the private targets a client would send to it with the NO_PROXY entries
+/// that would stop that.
+fn proxy_report(config: &Config, env: &ProxyEnv, targets: &[TargetReport]) -> Option<ProxyReport> {
+    if !env.configured() {
+        return None;
+    }
+    let proxied: Vec<&TargetReport> = targets
+        .iter()
+        .filter(|t| t.expect == Expect::Private)
+        .filter(|t| t.proxy.as_ref().is_some_and(|p| p.add_to_no_proxy.is_some()))
+        .collect();
+    let mut add: Vec<String> = proxied
+        .iter()
+        .filter_map(|t| t.proxy.as_ref().and_then(|p| p.add_to_no_proxy.clone()))
+        .collect();
+    add.sort();
+    add.dedup();
+    Some(ProxyReport {
+        variables: env.shown(),
+        proxied_private: proxied.iter().map(|t| t.name.clone()).collect(),
+        add_to_no_proxy: add,
+        probed: config.proxy_probe,
+    })
 }
 
 /// Judges one target's observations.
@@ -302,8 +334,20 @@ pub fn target(cfg: &Config, target: &Target, obs: &TargetObservation, round: &Ro
     if crate::service::apiserver::vnet_integration(target) {
         diagnosis.vnet_integrated_api_server(target, &views, round.api_endpoints);
     }
+    let proxy = round.proxy.configured().then(|| {
+        let clients = round.proxy.decide_all(&target.fqdn);
+        let via_proxy = obs.via_proxy.as_ref().map(|p| verdict::assess_proxy(target.service, p));
+        diagnosis.proxied_private(target, &clients, via_proxy.as_ref());
+        let proxied = clients.iter().any(|d| d.proxy.is_some());
+        TargetProxy {
+            disagree: clients.iter().any(|d| d.proxy.is_some() != proxied),
+            add_to_no_proxy: proxied.then(|| crate::proxy::bypass_entry(&target.fqdn)),
+            clients,
+            via_proxy,
+        }
+    });
     let via_name = via.map(|i| views[i].resolver.clone());
-    TargetReport::new(
+    let mut report = TargetReport::new(
         target,
         &obs.dns,
         &views,
@@ -312,7 +356,9 @@ pub fn target(cfg: &Config, target: &Target, obs: &TargetObservation, round: &Ro
         reach,
         via_name,
         diagnosis,
-    )
+    );
+    report.proxy = proxy;
+    report
 }
 
 /// Who answers the target's privatelink zone, from the round's SOAs.
@@ -598,8 +644,10 @@ mod tests {
                     dns: vec![public_answer("system")],
                     connect_resolver: Some(7),
                     connects: vec![],
+                    via_proxy: None,
                 }),
             ],
+            proxy: ProxyEnv::default(),
         };
         let report = round(&cfg, &obs, &ClusterObservation::default());
         assert_eq!(report.targets[0].cause, Cause::InternalError);
@@ -610,5 +658,80 @@ mod tests {
         assert!(!report.healthy);
         assert_eq!(report.resolvers[0].lookups, 1);
         assert_eq!(report.resolvers[0].queries_held, 3);
+        assert!(report.proxy.is_none() && kv.proxy.is_none());
+    }
+
+    /// With the workloads' proxy set and NO_PROXY without the vault, the
+    /// private target is a proxy cause after its own, with the entry to
+    /// add; probed through the proxy, what the proxy answered.
+    #[test]
+    fn a_private_target_on_the_proxy_path_is_a_cause() {
+        use crate::observation::ProxyProbeObservation;
+        let cfg = config();
+        let env = ProxyEnv::from_pairs([
+            ("HTTPS_PROXY", "http://user:pw@10.0.0.30:3128".to_string()),
+            ("NO_PROXY", "localhost,10.0.0.0/8,*.vault.azure.net".to_string()),
+        ]);
+        let obs = |via_proxy: Option<ProxyProbeObservation>| RoundObservation {
+            started_at: SystemTime::UNIX_EPOCH,
+            duration: Duration::ZERO,
+            servers: vec![Ok(vec![])],
+            held: vec![0],
+            tcp_checks: vec![None],
+            zone_soas: vec![],
+            targets: vec![
+                None,
+                Some(TargetObservation {
+                    dns: vec![public_answer("system")],
+                    connect_resolver: None,
+                    connects: vec![],
+                    via_proxy,
+                }),
+            ],
+            proxy: env.clone(),
+        };
+        let report = round(&cfg, &obs(None), &ClusterObservation::default());
+        let kv = &report.targets[1];
+        let causes: Vec<Cause> = kv.causes.iter().map(|c| c.cause).collect();
+        assert_eq!(causes, [Cause::NoPrivateEndpoint, Cause::ProxyNotBypassed]);
+        let text = &kv.causes[1].diagnosis;
+        assert!(
+            text.contains("http://***@10.0.0.30:3128")
+                && text.contains("curl and Python send it there")
+                && text.contains("Go connects directly (NO_PROXY entry '*.vault.azure.net')")
+                && text.contains("add .vault.azure.net to the cluster's httpProxyConfig.noProxy")
+                && text.contains("reimages every node pool")
+                && !text.contains("pw"),
+            "{text}"
+        );
+        let p = kv.proxy.as_ref().unwrap();
+        assert!(p.disagree && p.add_to_no_proxy.as_deref() == Some(".vault.azure.net"));
+        let r = report.proxy.as_ref().unwrap();
+        assert_eq!(
+            (r.add_to_no_proxy.clone(), r.proxied_private.clone()),
+            (vec![".vault.azure.net".to_string()], vec![kv.name.clone()])
+        );
+        assert!(!format!("{:?}", r.variables).contains("pw"));
+
+        let probed = ProxyProbeObservation {
+            proxy: "http://***@10.0.0.30:3128".into(),
+            tcp: crate::model::TcpOutcome::Ok,
+            tcp_detail: None,
+            connect: Ok((502, "HTTP/1.1 502 Bad Gateway".into())),
+            duration: Duration::from_millis(3),
+            tls: None,
+            http: None,
+        };
+        let report = round(&cfg, &obs(Some(probed)), &ClusterObservation::default());
+        let kv = &report.targets[1];
+        let text = &kv.causes[1].diagnosis;
+        assert!(
+            text.contains("Through the proxy: the proxy could not reach the name (HTTP/1.1 502 Bad Gateway)"),
+            "{text}"
+        );
+        assert_eq!(
+            kv.proxy.as_ref().unwrap().via_proxy.as_ref().unwrap().connect_status,
+            Some(502)
+        );
     }
 }

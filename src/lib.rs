@@ -25,6 +25,7 @@ pub mod model;
 pub mod nodefiles;
 pub mod observation;
 pub mod probe;
+pub mod proxy;
 pub mod render;
 pub mod report;
 pub mod round;

@@ -172,6 +172,10 @@ string_enum! {
         /// the node has no public egress at all (the finding
         /// `no_public_egress`); the target's own `endpoint_blocked` follows.
         NoPublicEgress => "no_public_egress",
+        /// A workload's HTTP client would send this private target to the
+        /// HTTP proxy (NO_PROXY does not name it), whose path fails or was
+        /// not probed: the direct probe is not the pods' path.
+        ProxyNotBypassed => "proxy_not_bypassed",
         /// The probe of this target failed inside netprobe (a bug: see the logs).
         InternalError => "internal_error",
     }

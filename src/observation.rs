@@ -196,6 +196,24 @@ pub struct ConnectObservation {
     pub http: Option<HttpObservation>,
 }
 
+/// The target probed through the workloads' HTTP proxy (`proxy_probe`): a
+/// connection to the proxy, `CONNECT <fqdn>:<port>`, then the same TLS and
+/// HTTP exchange as the direct probe, through the tunnel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProxyProbeObservation {
+    /// The proxy, credentials hidden (`proxy::redact`).
+    pub proxy: String,
+    /// Reaching the proxy itself.
+    pub tcp: TcpOutcome,
+    pub tcp_detail: Option<String>,
+    /// The proxy's answer to CONNECT: its status and reason line, or why
+    /// none came (the connection closed, no answer in time).
+    pub connect: Result<(u16, String), String>,
+    pub duration: Duration,
+    pub tls: Option<TlsObservation>,
+    pub http: Option<HttpObservation>,
+}
+
 /// Everything the engine saw of one target in one round: its lookups (one
 /// per resolver, in configuration order), whose addresses it connected to,
 /// and what each connection saw. No judgement: `judge` turns it into a
@@ -207,6 +225,9 @@ pub struct TargetObservation {
     /// `connect_via`, or the first other resolver that gave addresses.
     pub connect_resolver: Option<usize>,
     pub connects: Vec<ConnectObservation>,
+    /// Through the workloads' HTTP proxy, when `proxy_probe` is on and a
+    /// client would send this target there.
+    pub via_proxy: Option<ProxyProbeObservation>,
 }
 
 impl DnsAnswer {
@@ -302,4 +323,7 @@ pub struct RoundObservation {
     pub tcp_checks: Vec<Option<TcpCheck>>,
     /// The SOAs asked this round, at most one per zone.
     pub zone_soas: Vec<ZoneSoa>,
+    /// The agent's own HTTP proxy variables (the ones AKS injects into
+    /// every pod): what a workload's client would do with each target.
+    pub proxy: crate::proxy::ProxyEnv,
 }

@@ -43,6 +43,41 @@ pub struct RoundReport {
     /// one problem of the node's path, said once (`judge::shared_cause`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shared_cause: Option<SharedCause>,
+    /// The workloads' HTTP proxy, when the agent's pod has one (AKS
+    /// `httpProxyConfig`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<ProxyReport>,
+}
+
+/// The HTTP proxy variables of the agent's pod, the same AKS injects into
+/// every workload, and what they mean for the private targets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProxyReport {
+    /// `(name, value)` of each variable set, proxy credentials hidden.
+    pub variables: Vec<(String, String)>,
+    /// The private targets some client would send to the proxy.
+    pub proxied_private: Vec<String>,
+    /// The NO_PROXY entries that would take them off it, each once.
+    pub add_to_no_proxy: Vec<String>,
+    /// `proxy_probe` is on: those targets were also probed through the proxy.
+    pub probed: bool,
+}
+
+/// What a workload's HTTP clients would do with one target, when a proxy is
+/// set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetProxy {
+    /// Go, curl and Python, in that order.
+    pub clients: Vec<crate::proxy::Decision>,
+    /// The clients do not all decide alike.
+    pub disagree: bool,
+    /// The NO_PROXY entry that takes it off the proxy for every client, when
+    /// some client would send it there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add_to_no_proxy: Option<String>,
+    /// The path through the proxy, when probed (`proxy_probe`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via_proxy: Option<crate::verdict::ProxyView>,
 }
 
 /// A cause every target of a round shares.
@@ -166,6 +201,9 @@ pub struct TargetReport {
     pub slowest: Option<PhaseTime>,
     pub dns: Vec<DnsReport>,
     pub connect: Vec<ConnectReport>,
+    /// What a workload's HTTP clients would do with it (a proxy is set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<TargetProxy>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -410,6 +448,7 @@ impl TargetReport {
             slowest,
             dns,
             connect,
+            proxy: None,
         }
     }
 
@@ -535,6 +574,7 @@ impl RoundReport {
             findings: Vec::new(),
             scoring_service: None,
             shared_cause: None,
+            proxy: None,
         }
     }
 

@@ -87,6 +87,7 @@ mod tests {
             reach,
             connect_resolver: None,
             slowest: None,
+            proxy: None,
             dns: vec![DnsReport {
                 resolver: "system".into(),
                 server: None,

@@ -10,7 +10,9 @@ use serde::Serialize;
 use crate::azure::in_zone;
 use crate::catalogue::{Facts, Lead, Text, render};
 use crate::model::{Address, Cause, DnsVerdict, Expect, Reach, TcpOutcome, TlsOutcome};
-use crate::observation::{ChainProblem, ConnectObservation, DnsObservation, DnsOutcome, HttpOutcome, Rcode};
+use crate::observation::{
+    ChainProblem, ConnectObservation, DnsObservation, DnsOutcome, HttpOutcome, ProxyProbeObservation, Rcode,
+};
 use crate::service::Service;
 use crate::service::Target;
 
@@ -107,6 +109,169 @@ pub struct TlsExchange {
     pub unacked: Option<u64>,
     /// How long the handshake took.
     pub after: Duration,
+}
+
+/// A target's path through the workloads' HTTP proxy (`proxy_probe`), judged.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ProxyView {
+    /// The proxy, credentials hidden.
+    pub proxy: String,
+    /// `ok`: the service answered through the proxy as it should.
+    pub reach: Reach,
+    /// The proxy's answer to CONNECT.
+    pub connect_status: Option<u16>,
+    /// The service's HTTP status through the tunnel.
+    pub http_status: Option<u16>,
+    /// The client address the service saw (Key Vault's `addr=`): the proxy's.
+    pub seen_address: Option<String>,
+    /// What went wrong, in a few words.
+    pub detail: Option<String>,
+}
+
+/// The proxy path's observation, judged: the proxy's own answer first
+/// (unreachable, 407 credentials, 403 its ACL, 502/503 it could not reach
+/// the name), then the tunnel's TLS and HTTP as the direct probe judges them.
+pub fn assess_proxy(service: Service, obs: &ProxyProbeObservation) -> ProxyView {
+    let mut view = ProxyView {
+        proxy: obs.proxy.clone(),
+        reach: Reach::Ok,
+        connect_status: obs.connect.as_ref().ok().map(|(s, _)| *s),
+        http_status: None,
+        seen_address: None,
+        detail: None,
+    };
+    let (reach, detail) = match (obs.tcp, &obs.connect) {
+        (TcpOutcome::Ok, Ok((200..=299, _))) => {
+            let c = ConnectObservation {
+                address: IpAddr::from([0, 0, 0, 0]),
+                tcp: TcpOutcome::Ok,
+                tcp_duration: Duration::ZERO,
+                tcp_detail: None,
+                tls: obs.tls.clone(),
+                http: obs.http.clone(),
+            };
+            if let Some(HttpOutcome::Response(r)) = obs.http.as_ref().map(|h| &h.outcome) {
+                view.http_status = Some(r.status);
+                view.seen_address = crate::service::of(service).seen_address(r);
+            }
+            let v = assess_connect(service, &c);
+            let detail = v.detail.map(|d| format!("the tunnel is open, then {d}"));
+            (v.reach, detail)
+        }
+        (TcpOutcome::Ok, Ok((407, line))) => (
+            Reach::Rejected,
+            Some(format!(
+                "the proxy asks for credentials ({line}): the workloads' proxy settings lack them"
+            )),
+        ),
+        (TcpOutcome::Ok, Ok((403, line))) => (
+            Reach::Rejected,
+            Some(format!(
+                "the proxy refused to connect to this name ({line}): its access rules do not allow it"
+            )),
+        ),
+        (TcpOutcome::Ok, Ok((status @ 502..=504, line))) => (
+            if *status == 504 {
+                Reach::Timeout
+            } else {
+                Reach::Unreachable
+            },
+            Some(format!(
+                "the proxy could not reach the name ({line}): from its own DNS view and network, the endpoint \
+                 does not resolve or does not answer"
+            )),
+        ),
+        (TcpOutcome::Ok, Ok((_, line))) => (
+            Reach::HttpError,
+            Some(format!("the proxy answered CONNECT with {line}")),
+        ),
+        (TcpOutcome::Ok, Err(why)) => (
+            Reach::Timeout,
+            Some(format!("the proxy gave no answer to CONNECT ({why})")),
+        ),
+        (tcp, _) => (
+            if tcp == TcpOutcome::Timeout {
+                Reach::Timeout
+            } else {
+                Reach::Unreachable
+            },
+            Some(format!(
+                "the proxy itself does not answer ({})",
+                obs.tcp_detail.clone().unwrap_or_else(|| tcp.to_string())
+            )),
+        ),
+    };
+    view.reach = reach;
+    view.detail = detail;
+    view
+}
+
+fn client_name(c: crate::proxy::Client) -> &'static str {
+    match c {
+        crate::proxy::Client::Go => "Go",
+        crate::proxy::Client::Curl => "curl",
+        crate::proxy::Client::Python => "Python",
+    }
+}
+
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+impl Diagnosis {
+    /// A private target that a workload's HTTP client would send to the
+    /// proxy (`decisions`, one per client): a cause, unless the proxy path
+    /// was probed and works (`via_proxy`). Public targets are what a proxy
+    /// is for: nothing to say.
+    pub fn proxied_private(
+        &mut self,
+        target: &Target,
+        decisions: &[crate::proxy::Decision],
+        via_proxy: Option<&ProxyView>,
+    ) {
+        let proxied: Vec<&crate::proxy::Decision> = decisions.iter().filter(|d| d.proxy.is_some()).collect();
+        let Some(first) = proxied.first() else { return };
+        if target.expect != Expect::Private || via_proxy.is_some_and(|v| v.reach == Reach::Ok) {
+            return;
+        }
+        let names: Vec<String> = proxied.iter().map(|d| client_name(d.client).to_string()).collect();
+        let direct: Vec<String> = decisions
+            .iter()
+            .filter_map(|d| {
+                d.bypassed_by
+                    .as_ref()
+                    .map(|e| format!("{} connects directly (NO_PROXY entry '{e}')", client_name(d.client)))
+            })
+            .collect();
+        let disagree = if direct.is_empty() {
+            String::new()
+        } else {
+            format!("; {}: the clients disagree", and_list(&direct))
+        };
+        let facts = Facts::new()
+            .with("fqdn", &target.fqdn)
+            .with("proxy", first.proxy.clone().unwrap_or_default())
+            .with("clients", and_list(&names))
+            .with("disagree", disagree)
+            .with("entry", crate::proxy::bypass_entry(&target.fqdn));
+        let (text, facts) = match via_proxy {
+            None => (Text::ProxyNotBypassed, facts),
+            Some(v) => {
+                let mut through = v.detail.clone().unwrap_or_else(|| v.reach.to_string());
+                if let Some(addr) = &v.seen_address {
+                    through.push_str(&format!(
+                        " (the service saw the client address {addr}: the proxy's, not this node's)"
+                    ));
+                }
+                (Text::ProxyPathFails, facts.with("through", through))
+            }
+        };
+        self.add(Cause::ProxyNotBypassed, None, render(text, &facts));
+    }
 }
 
 /// One cause that holds for a target.
@@ -1324,6 +1489,129 @@ mod tests {
             },
         );
         assert_eq!(d.cause(), Cause::HttpRejected);
+    }
+
+    /// The proxy path judged: the proxy's own answers, then the tunnel's
+    /// TLS and HTTP; a working path through the proxy is no cause.
+    #[test]
+    fn proxy_path_table() {
+        use crate::observation::ProxyProbeObservation;
+        use crate::proxy::{Client, Decision};
+        let obs = |tcp: TcpOutcome, connect: Result<(u16, String), String>, http: Option<HttpOutcome>| {
+            ProxyProbeObservation {
+                proxy: "http://10.0.0.30:3128".into(),
+                tcp,
+                tcp_detail: Some("10.0.0.30:3128: connection refused".into()),
+                connect,
+                duration: Duration::from_millis(2),
+                tls: http.as_ref().map(|_| TlsObservation {
+                    outcome: TlsOutcome::Ok,
+                    duration: Duration::from_millis(1),
+                    detail: None,
+                    cert_not_after: None,
+                    version: None,
+                    received: 1000,
+                    unacked: None,
+                }),
+                http: http.map(|outcome| HttpObservation {
+                    outcome,
+                    duration: Duration::from_millis(1),
+                }),
+            }
+        };
+        let line = |s: &str| Ok((s[9..12].parse().unwrap(), s.to_string()));
+        let kv_ok = HttpOutcome::Response(HttpResponse {
+            status: 200,
+            headers: vec![("x-ms-keyvault-network-info".into(), "addr=10.0.0.30;".into())],
+            body: String::new(),
+        });
+        let kv_denied = HttpOutcome::Response(resp(
+            403,
+            None,
+            r#"{"error":{"innererror":{"code":"ForbiddenByFirewall"}}}"#,
+        ));
+        let cases = vec![
+            (
+                obs(TcpOutcome::Refused, Err("not sent".into()), None),
+                Reach::Unreachable,
+                "the proxy itself does not answer",
+            ),
+            (
+                obs(TcpOutcome::Ok, line("HTTP/1.1 407 Proxy Authentication Required"), None),
+                Reach::Rejected,
+                "asks for credentials",
+            ),
+            (
+                obs(TcpOutcome::Ok, line("HTTP/1.1 403 Forbidden"), None),
+                Reach::Rejected,
+                "its access rules",
+            ),
+            (
+                obs(TcpOutcome::Ok, line("HTTP/1.1 503 Service Unavailable"), None),
+                Reach::Unreachable,
+                "could not reach the name",
+            ),
+            (
+                obs(TcpOutcome::Ok, Err("no answer within 2s".into()), None),
+                Reach::Timeout,
+                "no answer to CONNECT",
+            ),
+            (
+                obs(
+                    TcpOutcome::Ok,
+                    line("HTTP/1.1 200 Connection established"),
+                    Some(kv_denied),
+                ),
+                Reach::Rejected,
+                "the tunnel is open, then Key Vault answered ForbiddenByFirewall",
+            ),
+            (
+                obs(TcpOutcome::Ok, line("HTTP/1.1 200 Connection established"), Some(kv_ok)),
+                Reach::Ok,
+                "",
+            ),
+        ];
+        let target = crate::service::keyvault::target(azure::Cloud::Public, "kv01");
+        let decisions = [Decision {
+            client: Client::Go,
+            proxy: Some("http://10.0.0.30:3128".into()),
+            bypassed_by: None,
+        }];
+        for (i, (o, reach, says)) in cases.into_iter().enumerate() {
+            let v = assess_proxy(Service::Keyvault, &o);
+            assert_eq!(v.reach, reach, "case {i}: {v:?}");
+            assert!(v.detail.clone().unwrap_or_default().contains(says), "case {i}: {v:?}");
+            let mut d = Diagnosis::default();
+            d.proxied_private(&target, &decisions, Some(&v));
+            assert_eq!(d.healthy(), reach == Reach::Ok, "case {i}");
+            if let Some(text) = d.text() {
+                assert!(
+                    text.contains(&format!("Through the proxy: {}", v.detail.unwrap())),
+                    "{text}"
+                );
+                assert_no_hole_left(text);
+            }
+        }
+        // Key Vault through the proxy saw the proxy's address.
+        let v = assess_proxy(
+            Service::Keyvault,
+            &obs(
+                TcpOutcome::Ok,
+                line("HTTP/1.1 200 OK"),
+                Some(HttpOutcome::Response(HttpResponse {
+                    status: 403,
+                    headers: vec![("x-ms-keyvault-network-info".into(), "addr=203.0.113.5;".into())],
+                    body: "ForbiddenByFirewall".into(),
+                })),
+            ),
+        );
+        assert_eq!(v.seen_address.as_deref(), Some("203.0.113.5"));
+        // A public target is what a proxy is for: nothing to say.
+        let mut public = target.clone();
+        public.expect = Expect::Public;
+        let mut d = Diagnosis::default();
+        d.proxied_private(&public, &decisions, None);
+        assert!(d.healthy());
     }
 
     /// Every template hole of a rendered diagnosis was filled by its rule.

@@ -59,6 +59,7 @@ const TARGET_ALERTS: &[&str] = &[
     "NetprobePrivateEndpointUnreachable",
     "NetprobeRegistryEgressBlocked",
     "NetprobeNoPublicEgress",
+    "NetprobeProxyNotBypassed",
     "NetprobeTargetUnhealthy",
     "NetprobeResolverDown",
     "NetprobeFleetDNSFailing",
@@ -325,6 +326,7 @@ const PATH_MISMATCH: &str = "NetprobeDNSPathMismatch";
 const UNREACHABLE: &str = "NetprobePrivateEndpointUnreachable";
 const REGISTRY: &str = "NetprobeRegistryEgressBlocked";
 const NO_EGRESS: &str = "NetprobeNoPublicEgress";
+const PROXIED: &str = "NetprobeProxyNotBypassed";
 
 fn cause_cases() -> Vec<CauseCase> {
     let c = |cause, target, reach, dns, (alert, resolver)| CauseCase {
@@ -463,6 +465,13 @@ fn cause_cases() -> Vec<CauseCase> {
             "tls_error",
             ["private", "private"],
             (UNREACHABLE, None),
+        ),
+        c(
+            Cause::ProxyNotBypassed,
+            KV,
+            "ok",
+            ["private", "private"],
+            (PROXIED, None),
         ),
         c(
             Cause::NoPublicEgress,

@@ -603,6 +603,7 @@ async fn a_vnet_integrated_api_server_is_compared_with_the_kubernetes_endpointsl
         held: vec![0],
         tcp_checks: vec![None],
         zone_soas: vec![],
+        proxy: Default::default(),
         targets: cfg
             .targets
             .iter()
@@ -629,6 +630,7 @@ async fn a_vnet_integrated_api_server_is_compared_with_the_kubernetes_endpointsl
                     }],
                     connect_resolver: Some(0),
                     connects: vec![answered(if t.name == "api-server" { answer } else { "10.1.0.5" })],
+                    via_proxy: None,
                 })
             })
             .collect(),

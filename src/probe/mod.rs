@@ -7,6 +7,7 @@
 pub mod cert;
 pub mod dns;
 pub mod http;
+pub mod proxy;
 pub mod tcp;
 pub mod tls;
 
@@ -43,13 +44,36 @@ pub struct Engine {
     /// Each resolver's query rate (in configuration order), kept from round
     /// to round: the bound on what the node's DNS gets from the agent.
     rates: Arc<Vec<dns::QueryRate>>,
+    /// The HTTP proxy variables workloads get (the agent's own), observed
+    /// into every round.
+    proxy: crate::proxy::ProxyEnv,
+    /// The trust of the proxy path (`proxy_probe`): the targets' plus
+    /// `proxy_ca_file`.
+    proxy_tls: Option<TlsSetup>,
 }
 
 impl Engine {
-    /// Builds the TLS trust store (system roots plus `tls.extra_ca_file`).
+    /// Builds the TLS trust store (system roots plus `tls.extra_ca_file`),
+    /// and reads the process's HTTP proxy variables.
     pub fn new(config: Config) -> Result<Engine, TlsSetupError> {
         let tls = TlsSetup::new(config.extra_ca_file.as_deref(), &[], true)?;
-        Ok(Engine::with_tls(config, tls))
+        let proxy_tls = match (&config.proxy_probe, &config.proxy_ca_file) {
+            (false, _) => None,
+            (true, None) => Some(tls.clone()),
+            (true, Some(ca)) => {
+                let certs = crate::nodefiles::load_pem_certs(ca)?;
+                Some(TlsSetup::new(config.extra_ca_file.as_deref(), &certs, true)?)
+            }
+        };
+        let mut engine = Engine::with_tls(config, tls).with_proxy_env(crate::proxy::ProxyEnv::from_env());
+        engine.proxy_tls = proxy_tls.or(engine.proxy_tls);
+        Ok(engine)
+    }
+
+    /// The proxy variables a round observes (`new` reads the process's).
+    pub fn with_proxy_env(mut self, env: crate::proxy::ProxyEnv) -> Engine {
+        self.proxy = env;
+        self
     }
 
     /// Uses a prepared trust store (the demo and tests trust their own CA).
@@ -60,11 +84,14 @@ impl Engine {
             .iter()
             .map(|_| dns::QueryRate::per_resolver())
             .collect();
+        let proxy_tls = config.proxy_probe.then(|| tls.clone());
         Engine {
             config: Arc::new(config),
             tls,
             api_tls,
             rates: Arc::new(rates),
+            proxy: crate::proxy::ProxyEnv::default(),
+            proxy_tls,
         }
     }
 
@@ -109,6 +136,8 @@ impl Engine {
             servers,
             rates: self.rates.clone(),
             permits: Semaphore::new(self.config.concurrency),
+            proxy: self.proxy.clone(),
+            proxy_tls: self.proxy_tls.clone(),
         });
         // At most `concurrency` targets in flight, each a task: a target's
         // task holds its probes' state (TLS sessions, buffers), so spawning
@@ -145,6 +174,7 @@ impl Engine {
             targets: slots,
             tcp_checks,
             zone_soas,
+            proxy: ctx.proxy.clone(),
         }
     }
 }
@@ -225,6 +255,8 @@ struct RoundCtx {
     servers: ResolverServers,
     rates: Arc<Vec<dns::QueryRate>>,
     permits: Semaphore,
+    proxy: crate::proxy::ProxyEnv,
+    proxy_tls: Option<TlsSetup>,
 }
 
 async fn probe_target(ctx: &RoundCtx, idx: usize) -> TargetObservation {
@@ -267,11 +299,40 @@ async fn probe_target(ctx: &RoundCtx, idx: usize) -> TargetObservation {
         let _permit = ctx.permits.acquire().await.ok();
         connect_one(ctx, target, ip).await
     });
+    let (connects, via_proxy) = tokio::join!(join_all(connects), via_proxy(ctx, target));
     TargetObservation {
-        connects: join_all(connects).await,
+        connects,
         connect_resolver: via,
         dns,
+        via_proxy,
     }
+}
+
+/// The target through the workloads' HTTP proxy (`proxy_probe`), when it is
+/// private and a client would send it there: the first such client's proxy
+/// (Go's, when Go proxies it). One connection, within `concurrency`.
+async fn via_proxy(ctx: &RoundCtx, target: &Target) -> Option<crate::observation::ProxyProbeObservation> {
+    let trust = ctx.proxy_tls.as_ref()?;
+    if target.expect != crate::model::Expect::Private {
+        return None;
+    }
+    let decision = ctx
+        .proxy
+        .decide_all(&target.fqdn)
+        .into_iter()
+        .find(|d| d.proxy.is_some())?;
+    let url = ctx.proxy.proxy_url(decision.client)?;
+    let _permit = ctx.permits.acquire().await.ok();
+    Some(
+        proxy::probe(
+            target,
+            url,
+            decision.proxy.unwrap_or_default(),
+            trust,
+            ctx.config.timeout,
+        )
+        .await,
+    )
 }
 
 /// The cluster CA's trust store for the `api-server` target; an error
