@@ -816,6 +816,9 @@ fn check_tcp53(report: &Value, extra: ResolverSet) -> Vec<String> {
 /// The causes `lab_localdns_stale_cache_and_dead_upstream` shows.
 const LOCALDNS_LAB_CAUSES: &[Cause] = &[Cause::DnsStaleCache, Cause::DnsServingStale];
 
+/// The causes `lab_http_proxy` shows.
+const PROXY_LAB_CAUSES: &[Cause] = &[Cause::ProxyNotBypassed];
+
 /// The causes `lab_network_isolated_node` shows.
 const ISOLATED_LAB_CAUSES: &[Cause] = &[Cause::NoPublicEgress];
 
@@ -831,6 +834,7 @@ fn lab_scenarios_cover_every_cause() {
         .chain(EGRESS_LAB_CAUSES.iter().copied())
         .chain(LOCALDNS_LAB_CAUSES.iter().copied())
         .chain(ISOLATED_LAB_CAUSES.iter().copied())
+        .chain(PROXY_LAB_CAUSES.iter().copied())
         .collect();
     // `internal_error` is netprobe's own failure, not a state of the network.
     let missing: Vec<&str> = Cause::ALL
@@ -1281,6 +1285,201 @@ fn lab_network_isolated_node() {
     assert!(failures.is_empty(), "{}\n{report}", failures.join("\n"));
 }
 
+/// The workloads' HTTP proxy (AKS `httpProxyConfig`): a real proxy
+/// (`tinyproxy`) in the VNet at 10.0.0.30:8888 with a DNS view of its own
+/// (the internet's DNS: every name leads to its public front end), and the
+/// agent run with the variables AKS injects. NO_PROXY names the registry's
+/// domain and, in Go's form only, blob storage:
+/// - the vault is proxied by every client; through the proxy, its public
+///   front end refuses: `proxy_not_bypassed`, with `.vault.azure.net`;
+/// - blob storage: curl and Python proxy it, Go does not: the same cause,
+///   saying the clients disagree;
+/// - the registry is bypassed by every client: healthy;
+/// - the direct probe never uses the proxy: each private endpoint answers.
+///
+/// Before: all three healthy (the node's direct path works).
+#[test]
+fn lab_http_proxy() {
+    vnet::named::require("tinyproxy", "tinyproxy");
+    let link = Site::private_link;
+    let sites = vec![
+        link(
+            "kv-lab-px.vault.azure.net",
+            "kv-lab-px.privatelink.vaultcore.azure.net",
+            pb(29),
+            &[pv(29)],
+            Endpoint::Serves(Reply::keyvault_health()),
+        ),
+        link(
+            "stlabpx.blob.core.windows.net",
+            "stlabpx.privatelink.blob.core.windows.net",
+            pb(38),
+            &[pv(38)],
+            Endpoint::Serves(Reply::storage_anonymous()),
+        ),
+        link(
+            "crlabpx.azurecr.io",
+            "crlabpx.privatelink.azurecr.io",
+            pb(39),
+            &[pv(39)],
+            Endpoint::Serves(Reply::acr_challenge("crlabpx.azurecr.io")),
+        ),
+    ];
+    let lab = Lab::start(&sites, Duration::ZERO);
+    let _proxy = start_tinyproxy(&lab);
+    // The proxy's view: the vault's public front end.
+    wait_for_address(&lab, PROXY_DNS, "kv-lab-px.vault.azure.net", pb(29));
+    let yaml = format!(
+        "timeout: 2s\ntls:\n  extra_ca_file: {}\nresolvers:\n{RESOLVERS}proxy_probe: true\n\
+         key_vaults: [kv-lab-px]\nstorage_accounts:\n  - {{name: stlabpx, services: [blob]}}\n\
+         container_registries:\n  - {{name: crlabpx, data_endpoint_regions: []}}\n",
+        lab.ca_file().display()
+    );
+    let path = lab.dir.path().join("proxy.yaml");
+    std::fs::write(&path, &yaml).unwrap();
+    let out = lab
+        .netprobe()
+        .args(["probe", "--once", "--output", "json", "--config"])
+        .arg(&path)
+        .env("HTTPS_PROXY", format!("http://labuser:s3cret@{PROXY}:8888"))
+        .env("HTTP_PROXY", format!("http://labuser:s3cret@{PROXY}:8888"))
+        .env(
+            "NO_PROXY",
+            "localhost,127.0.0.1,10.0.0.0/8,168.63.129.16,*.blob.core.windows.net,.azurecr.io",
+        )
+        .output()
+        .unwrap();
+    let report: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let text = report.to_string();
+    let mut failures = Vec::new();
+    if text.contains("s3cret") {
+        failures.push("the proxy's password is in the report".to_string());
+    }
+    let find = |name: &str| {
+        report["targets"]
+            .as_array()
+            .and_then(|a| a.iter().find(|t| t["name"] == name))
+            .unwrap_or_else(|| panic!("no target {name} in {report}"))
+    };
+    let want: [(&str, &[&str], &[&str]); 3] = [
+        (
+            "keyvault-kv-lab-px",
+            &["proxy_not_bypassed"],
+            &[
+                "Go, curl and Python send it there",
+                "Through the proxy: the tunnel is open, then Key Vault answered 403",
+                "add .vault.azure.net to the cluster's httpProxyConfig.noProxy",
+                "reimages every node pool",
+            ],
+        ),
+        (
+            "storage-stlabpx-blob",
+            &["proxy_not_bypassed"],
+            &[
+                "curl and Python send it there",
+                "Go connects directly (NO_PROXY entry '*.blob.core.windows.net'): the clients disagree",
+                "Through the proxy: the tunnel is open, then storage answered 403",
+                "add .blob.core.windows.net",
+            ],
+        ),
+        ("acr-crlabpx", &[], &[]),
+    ];
+    for (name, causes, says) in want {
+        let t = find(name);
+        let got: Vec<&str> = t["causes"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|c| c["cause"].as_str()).collect())
+            .unwrap_or_default();
+        let diagnosis = t["diagnosis"].as_str().unwrap_or_default();
+        if got != causes || says.iter().any(|s| !diagnosis.contains(s)) {
+            failures.push(format!(
+                "{name}: causes {got:?}, want {causes:?} saying {says:?}: {diagnosis}"
+            ));
+        }
+        // The direct path is the ground truth: it never goes through the proxy.
+        if t["reach"] != "ok"
+            || !t["connect"][0]["address"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("10.0.1."))
+        {
+            failures.push(format!("{name}: the direct probe: {}", t["connect"]));
+        }
+    }
+    let via = &find("keyvault-kv-lab-px")["proxy"]["via_proxy"];
+    if via["connect_status"] != 200 || via["http_status"] != 403 {
+        failures.push(format!("the vault through the proxy: {via}"));
+    }
+    let p = &report["proxy"];
+    if p["add_to_no_proxy"] != serde_json::json!([".blob.core.windows.net", ".vault.azure.net"]) || p["probed"] != true
+    {
+        failures.push(format!("the round's proxy part: {p}"));
+    }
+    assert!(failures.is_empty(), "{}\n{report}", failures.join("\n"));
+}
+
+/// The workloads' HTTP proxy in the VNet.
+const PROXY: &str = "10.0.0.30";
+
+/// The proxy's own DNS server: a resolver of the internet's names only.
+const PROXY_DNS: &str = "10.0.0.31";
+
+/// Starts tinyproxy in the VNet namespace on 10.0.0.30:8888, resolving
+/// through a DNS view of its own (Unbound on 10.0.0.31 forwarding to the
+/// internet's DNS, not to the VNet's private zones), with basic
+/// authentication as the workloads' variables carry it. Returns both.
+fn start_tinyproxy(lab: &Lab) -> (Killed, Killed) {
+    lab.vnet.ip(&format!("addr add {PROXY}/32 dev lo"));
+    lab.vnet.ip(&format!("addr add {PROXY_DNS}/32 dev lo"));
+    let dns = unbound(
+        &lab.vnet,
+        &lab.dir.path().join("proxy-dns"),
+        PROXY_DNS,
+        vnet::PUBLIC_DNS,
+        "",
+    );
+    std::fs::create_dir_all(lab.vnet.etc()).unwrap();
+    std::fs::write(lab.vnet.etc().join("resolv.conf"), format!("nameserver {PROXY_DNS}\n")).unwrap();
+    let d = lab.dir.path().join("tinyproxy");
+    std::fs::create_dir_all(&d).unwrap();
+    let conf = d.join("tinyproxy.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "Port 8888\nListen {PROXY}\nTimeout 10\nMaxClients 16\nAllow 10.224.0.0/16\nConnectPort 443\n\
+             BasicAuth labuser s3cret\nLogLevel Info\nLogFile \"{}\"\nPidFile \"{}\"\n",
+            d.join("tinyproxy.log").display(),
+            d.join("tinyproxy.pid").display()
+        ),
+    )
+    .unwrap();
+    let child = lab
+        .vnet
+        .command("tinyproxy")
+        .args(["-d", "-c"])
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tinyproxy (Debian package tinyproxy; scripts/test installs it)");
+    let proxy = Killed(child);
+    // Up when it accepts connections.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let addr: std::net::SocketAddr = format!("{PROXY}:8888").parse().unwrap();
+    while !lab
+        .node
+        .on_thread(move || std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tinyproxy did not start: {}",
+            std::fs::read_to_string(d.join("tinyproxy.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (proxy, dns)
+}
+
 /// A process killed on drop.
 struct Killed(std::process::Child);
 
@@ -1299,28 +1498,36 @@ const LOCALDNS: &str = "169.254.10.11";
 /// an hour (`cache-min-ttl`, as LocalDNS's cache duration) and serving them
 /// stale when the upstream is gone (`serve-expired`).
 fn start_localdns(lab: &Lab) -> Killed {
-    vnet::named::require("unbound", "unbound");
     lab.node.ip(&format!("addr add {LOCALDNS}/32 dev lo"));
-    let d = lab.dir.path().join("localdns");
-    std::fs::create_dir_all(&d).unwrap();
-    let conf = d.join("unbound.conf");
+    unbound(
+        &lab.node,
+        &lab.dir.path().join("localdns"),
+        LOCALDNS,
+        vnet::CUSTOMER_DNS,
+        "  cache-min-ttl: 3600\n  serve-expired: yes\n  serve-expired-ttl: 3600\n",
+    )
+}
+
+/// Unbound in `ns` on `interface`, forwarding every name to `upstream`,
+/// with `extra` server options; its files in `dir`.
+fn unbound(ns: &vnet::Netns, dir: &std::path::Path, interface: &str, upstream: Ipv4Addr, extra: &str) -> Killed {
+    vnet::named::require("unbound", "unbound");
+    std::fs::create_dir_all(dir).unwrap();
+    let conf = dir.join("unbound.conf");
     std::fs::write(
         &conf,
         format!(
-            "server:\n  interface: {LOCALDNS}\n  port: 53\n  do-ip6: no\n  do-daemonize: no\n  use-syslog: no\n  \
-             logfile: \"{dir}/unbound.log\"\n  verbosity: 1\n  username: \"\"\n  chroot: \"\"\n  \
-             directory: \"{dir}\"\n  pidfile: \"{dir}/unbound.pid\"\n  access-control: 0.0.0.0/0 allow\n  \
-             module-config: \"iterator\"\n  qname-minimisation: no\n  cache-min-ttl: 3600\n  \
-             serve-expired: yes\n  serve-expired-ttl: 3600\n  prefetch: no\n\
+            "server:\n  interface: {interface}\n  port: 53\n  do-ip6: no\n  do-daemonize: no\n  use-syslog: no\n  \
+             logfile: \"{d}/unbound.log\"\n  verbosity: 1\n  username: \"\"\n  chroot: \"\"\n  \
+             directory: \"{d}\"\n  pidfile: \"{d}/unbound.pid\"\n  access-control: 0.0.0.0/0 allow\n  \
+             module-config: \"iterator\"\n  qname-minimisation: no\n{extra}  prefetch: no\n\
              remote-control:\n  control-enable: no\n\
-             forward-zone:\n  name: \".\"\n  forward-addr: {}\n",
-            vnet::CUSTOMER_DNS,
-            dir = d.display(),
+             forward-zone:\n  name: \".\"\n  forward-addr: {upstream}\n",
+            d = dir.display(),
         ),
     )
     .unwrap();
-    let child = lab
-        .node
+    let child = ns
         .command("unbound")
         .arg("-d")
         .arg("-c")
