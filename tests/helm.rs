@@ -448,6 +448,15 @@ fn every_netprobe_pod_asks_for_the_api_server_fqdn() {
             "{} {}",
             d["kind"], d["metadata"]["name"]
         );
+        // The agent must see the HTTP proxy variables the workloads get
+        // (AKS httpProxyConfig): never opted out of them.
+        let text = serde_json::to_string(d).unwrap();
+        assert!(
+            !text.contains("no-http-proxy-vars") && !text.contains("NO_PROXY") && !text.contains("HTTPS_PROXY"),
+            "{} {} opts out of, or overrides, the workloads' proxy variables",
+            d["kind"],
+            d["metadata"]["name"]
+        );
         checked += 1;
     }
     assert!(checked >= 4, "{checked} pods checked");

@@ -52,6 +52,8 @@ pub mod names {
     pub const TRANSITIONS_TOTAL: &str = "netprobe_target_transitions_total";
     pub const SERVICE_TAGS_INFO: &str = "netprobe_service_tags_info";
     pub const SERVICE_TAGS_PUBLISHED: &str = "netprobe_service_tags_published_timestamp_seconds";
+    pub const PROXY_CONFIGURED: &str = "netprobe_proxy_configured";
+    pub const PROXY_PRIVATE_TARGETS: &str = "netprobe_proxy_private_targets";
 }
 
 /// Latency buckets for DNS and connection phases (seconds).
@@ -111,6 +113,8 @@ struct ClusterMetrics {
     finding: IntGaugeVec,
     node_info: IntGaugeVec,
     events_total: IntCounterVec,
+    proxy_configured: IntGaugeVec,
+    proxy_private_targets: IntGaugeVec,
 }
 
 impl ClusterMetrics {
@@ -150,12 +154,30 @@ impl ClusterMetrics {
             &["reason", "result"],
             &[],
         )?;
+        let proxy_configured = gauge_vec(
+            r,
+            PROXY_CONFIGURED,
+            "1 when the agent's pod has an HTTPS proxy (AKS httpProxyConfig): the workloads' HTTPS goes through it unless NO_PROXY names the host.",
+            &[],
+        )?;
+        proxy_configured.with_label_values::<&str>(&[]).set(0);
+        let proxy_private_targets = gauge_vec(
+            r,
+            PROXY_PRIVATE_TARGETS,
+            "Private targets that a workload's HTTP client (go, curl, python) would send to the HTTPS proxy: NO_PROXY does not name them.",
+            &["client"],
+        )?;
+        for c in crate::proxy::Client::ALL {
+            proxy_private_targets.with_label_values(&[c.as_str()]).set(0);
+        }
         Ok(ClusterMetrics {
             scoring_healthy,
             scoring_cause,
             finding,
             node_info,
             events_total,
+            proxy_configured,
+            proxy_private_targets,
         })
     }
 }
@@ -405,6 +427,23 @@ impl Metrics {
                     n.zone.as_deref().unwrap_or(""),
                 ])
                 .set(1);
+        }
+        self.cluster
+            .proxy_configured
+            .with_label_values::<&str>(&[])
+            .set(i64::from(report.proxy.is_some()));
+        for c in crate::proxy::Client::ALL {
+            let n = report
+                .targets
+                .iter()
+                .filter(|t| t.expect == crate::model::Expect::Private)
+                .filter_map(|t| t.proxy.as_ref())
+                .filter(|p| p.clients.iter().any(|d| d.client == *c && d.proxy.is_some()))
+                .count();
+            self.cluster
+                .proxy_private_targets
+                .with_label_values(&[c.as_str()])
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
         for code in FindingCode::ALL {
             let on = report.findings.iter().any(|f| f.code == *code);

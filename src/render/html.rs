@@ -123,6 +123,7 @@ impl RoundPage {
         header(&mut top, r);
         let mut h = String::new();
         cluster_section(&mut h, r);
+        proxy_section(&mut h, r);
         resolvers_table(&mut h, r);
         h.push_str("<table id=\"targets\"><thead><tr><th>Status</th><th>Target</th><th>Service</th><th>DNS per resolver</th><th>Reach</th><th>Cause and diagnosis</th></tr></thead><tbody>");
         let failing = r.targets.iter().filter(|t| !t.healthy);
@@ -183,6 +184,51 @@ fn header(h: &mut String, r: &RoundReport) {
         escape(&r.summary.connect_via),
         escape(&r.version),
     );
+}
+
+/// The workloads' HTTP proxy, when the pod has one: its variables, each
+/// private target's fate per client, and what NO_PROXY lacks.
+fn proxy_section(h: &mut String, r: &RoundReport) {
+    let Some(p) = &r.proxy else { return };
+    h.push_str("<h2>HTTP proxy</h2><ul id=\"proxy\" class=\"findings\">");
+    for (name, value) in &p.variables {
+        let _ = write!(h, "<li><code>{}={}</code></li>", escape(name), escape(value));
+    }
+    for t in r.targets.iter().filter(|t| t.expect == crate::model::Expect::Private) {
+        let Some(tp) = &t.proxy else { continue };
+        let proxied: Vec<&str> = tp
+            .clients
+            .iter()
+            .filter(|d| d.proxy.is_some())
+            .map(|d| d.client.as_str())
+            .collect();
+        if proxied.is_empty() {
+            continue;
+        }
+        let through = tp.via_proxy.as_ref().map_or(String::new(), |v| {
+            format!(
+                "; through the proxy: {}",
+                escape(v.detail.as_deref().unwrap_or(v.reach.as_str()))
+            )
+        });
+        let _ = write!(
+            h,
+            "<li class=\"fail\" data-proxied=\"{}\"><b>{}</b>: proxied by {}{}{}</li>",
+            escape(&t.name),
+            escape(&t.fqdn),
+            escape(&proxied.join(", ")),
+            if tp.disagree { " (the clients disagree)" } else { "" },
+            through
+        );
+    }
+    if !p.add_to_no_proxy.is_empty() {
+        let _ = write!(
+            h,
+            "<li class=\"fail\" id=\"no-proxy-add\">Add to NO_PROXY (httpProxyConfig.noProxy; changing it reimages the node pools): <code>{}</code></li>",
+            escape(&p.add_to_no_proxy.join(","))
+        );
+    }
+    h.push_str("</ul>");
 }
 
 /// Findings about the cluster: region mismatch, the inference router.

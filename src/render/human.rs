@@ -73,8 +73,35 @@ pub fn render(report: &RoundReport) -> String {
             }
         );
     }
+    proxy(&mut out, report);
     findings(&mut out, report);
     out
+}
+
+/// The workloads' HTTP proxy, when the pod has one: the variables
+/// (credentials hidden), and what NO_PROXY lacks.
+fn proxy(out: &mut String, report: &RoundReport) {
+    let Some(p) = &report.proxy else { return };
+    out.push('\n');
+    let vars: Vec<String> = p.variables.iter().map(|(n, v)| format!("{n}={v}")).collect();
+    let line = format!("HTTP proxy (the workloads' variables): {}", vars.join(" "));
+    for l in wrap(&line, WIDTH) {
+        let _ = writeln!(out, "{l}");
+    }
+    let line = if p.proxied_private.is_empty() {
+        "NO_PROXY takes every private target off the proxy.".to_string()
+    } else {
+        format!(
+            "{} private target(s) would go through it ({}){}: add to NO_PROXY {}",
+            p.proxied_private.len(),
+            p.proxied_private.join(", "),
+            if p.probed { ", probed through it" } else { "" },
+            p.add_to_no_proxy.join(",")
+        )
+    };
+    for l in wrap(&line, WIDTH) {
+        let _ = writeln!(out, "{l}");
+    }
 }
 
 /// The findings, each with every cause's diagnosis.
