@@ -109,6 +109,23 @@ pub fn no_public_egress(targets: &mut [TargetReport]) -> Option<Finding> {
             ""
         },
     );
+    // With the workloads' HTTP proxy carrying every one of them, closed
+    // direct egress may be the design: say so rather than ask to open it.
+    let proxied = public.iter().all(|&i| {
+        targets[i]
+            .proxy
+            .as_ref()
+            .is_some_and(|p| p.clients.iter().any(|d| d.proxy.is_some()))
+    });
+    let message = if proxied {
+        format!(
+            "{message} The workloads' HTTP proxy (HTTPS_PROXY) carries every one of these endpoints: when it is \
+             the cluster's intended way out (httpProxyConfig, with egress closed otherwise), closed direct egress \
+             is by design and only the path through the proxy matters; do not open direct egress for netprobe."
+        )
+    } else {
+        message
+    };
     for &i in &public {
         let t = &mut targets[i];
         let own = t.diagnosis.clone().unwrap_or_default();
@@ -555,6 +572,52 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Every public endpoint on the workloads' proxy: the finding stands,
+    /// and says closed direct egress may be the design.
+    #[test]
+    fn no_public_egress_behind_the_workloads_proxy() {
+        let cfg = Config::from_yaml("key_vaults: [kvone]\n", "t.yaml", None).unwrap();
+        let env = ProxyEnv::from_pairs([("HTTPS_PROXY", "http://10.0.0.30:3128".to_string())]);
+        let mut targets: Vec<TargetReport> = (0..3)
+            .map(|i| {
+                let mut t = TargetReport::internal_error(&cfg.targets[0]);
+                let public = i < 2;
+                t.expect = if public { Expect::Any } else { Expect::Private };
+                t.reach = if public { Reach::Timeout } else { Reach::Ok };
+                t.cause = if public { Cause::EndpointBlocked } else { Cause::None };
+                t.causes.retain(|_| false);
+                t.connect_resolver = Some("system".into());
+                t.dns = vec![DnsReport {
+                    resolver: "system".into(),
+                    server: None,
+                    verdict: if public {
+                        DnsVerdict::Public
+                    } else {
+                        DnsVerdict::Private
+                    },
+                    rcode: None,
+                    cname_chain: vec![],
+                    addresses: vec![],
+                    addresses_omitted: 0,
+                    privatelink: false,
+                    duration: Duration::ZERO,
+                    tcp_fallback: false,
+                    queries: 1,
+                    detail: None,
+                }];
+                t.proxy = Some(TargetProxy {
+                    clients: env.decide_all("mcr.microsoft.com"),
+                    disagree: false,
+                    add_to_no_proxy: None,
+                    via_proxy: None,
+                });
+                t
+            })
+            .collect();
+        let f = no_public_egress(&mut targets).expect("the finding");
+        assert!(f.message.contains("closed direct egress is by design"), "{}", f.message);
     }
 
     /// A cause is said once for the round only when every target (3 or
