@@ -204,6 +204,18 @@ pub struct TargetReport {
     /// What a workload's HTTP clients would do with it (a proxy is set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy: Option<TargetProxy>,
+    /// When its health and primary cause last changed (RFC 3339, the start
+    /// of the round that saw the change); the agent keeps it from round to
+    /// round (`round::carry_since`), `probe --once` has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// `since` is the agent's first round: the state may be older (a
+    /// restart forgets it): "since at least".
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub since_at_least: bool,
+    /// The primary cause before that change (`none`: healthy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<Cause>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -449,7 +461,35 @@ impl TargetReport {
             dns,
             connect,
             proxy: None,
+            since: None,
+            since_at_least: false,
+            before: None,
         }
+    }
+
+    /// "failing since 14:02 (11 min)", "healthy since at least 09:30 (2 h
+    /// 5 min; the agent's start)": its `since` seen from the round that
+    /// started at `now` (RFC 3339), in UTC. `None` without a `since`.
+    pub fn since_line(&self, now: &str) -> Option<String> {
+        let since = self.since.as_deref()?;
+        let at = humantime::parse_rfc3339_weak(since).ok()?;
+        let held = humantime::parse_rfc3339_weak(now)
+            .ok()
+            .and_then(|n| n.duration_since(at).ok())
+            .unwrap_or_default();
+        let minutes = held.as_secs() / 60;
+        let held = if minutes < 60 {
+            format!("{minutes} min")
+        } else {
+            format!("{} h {} min", minutes / 60, minutes % 60)
+        };
+        let clock = since.get(11..16).unwrap_or(since);
+        let state = if self.healthy { "healthy" } else { "failing" };
+        Some(if self.since_at_least {
+            format!("{state} since at least {clock} UTC ({held}; the agent's start)")
+        } else {
+            format!("{state} since {clock} UTC ({held})")
+        })
     }
 
     /// A target whose probe task died: reported, never silently dropped.

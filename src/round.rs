@@ -17,6 +17,35 @@ pub async fn run(engine: &Engine, cluster: &ClusterContext) -> RoundReport {
     crate::judge::round(engine.config(), &observed, &cluster)
 }
 
+/// Carries each target's `since` over from `previous` (the agent's last
+/// round): kept while its health and primary cause stay the same, this
+/// round's start when they changed (with the cause `before`), and this
+/// round's start "at least" when there is no previous round or the target
+/// is new (a restart forgets when a state began).
+pub fn carry_since(previous: Option<&RoundReport>, current: &mut RoundReport) {
+    let started = current.started_at.clone();
+    for now in &mut current.targets {
+        let before = previous.and_then(|p| p.targets.iter().find(|b| b.name == now.name));
+        match before {
+            Some(b) if (b.healthy, b.cause) == (now.healthy, now.cause) && b.since.is_some() => {
+                now.since = b.since.clone();
+                now.since_at_least = b.since_at_least;
+                now.before = b.before;
+            }
+            Some(b) => {
+                now.since = Some(started.clone());
+                now.since_at_least = false;
+                now.before = Some(b.cause);
+            }
+            None => {
+                now.since = Some(started.clone());
+                now.since_at_least = true;
+                now.before = None;
+            }
+        }
+    }
+}
+
 /// A target whose state changed since the previous round.
 #[derive(Clone, Copy, Debug)]
 pub struct Transition<'a> {
@@ -88,6 +117,9 @@ mod tests {
             connect_resolver: None,
             slowest: None,
             proxy: None,
+            since: None,
+            since_at_least: false,
+            before: None,
             dns: vec![DnsReport {
                 resolver: "system".into(),
                 server: None,
@@ -164,5 +196,60 @@ mod tests {
             let got = transitions(previous.as_ref(), &current);
             assert_eq!(got.len(), usize::from(want), "{case}");
         }
+    }
+
+    /// "Since": kept while health and cause hold, reset on a change (with
+    /// what came before), "at least" from the agent's first round.
+    #[test]
+    fn since_is_carried_while_the_state_holds() {
+        use Cause as C;
+        use DnsVerdict as V;
+        use Reach as R;
+        let at = |secs: u64, targets: Vec<TargetReport>| {
+            let mut r = round(targets);
+            r.started_at =
+                humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+                    .to_string();
+            r
+        };
+        let ok = || target("t", C::None, R::Ok, V::Private);
+        let stale = || target("t", C::EndpointStale, R::Refused, V::Private);
+        let mut r1 = at(60, vec![ok()]);
+        carry_since(None, &mut r1);
+        assert_eq!(
+            (r1.targets[0].since.as_deref(), r1.targets[0].since_at_least),
+            (Some("1970-01-01T00:01:00Z"), true)
+        );
+        let mut r2 = at(120, vec![ok()]);
+        carry_since(Some(&r1), &mut r2);
+        assert_eq!(
+            (r2.targets[0].since.as_deref(), r2.targets[0].since_at_least),
+            (Some("1970-01-01T00:01:00Z"), true)
+        );
+        let mut r3 = at(180, vec![stale()]);
+        carry_since(Some(&r2), &mut r3);
+        let t = &r3.targets[0];
+        assert_eq!(
+            (t.since.as_deref(), t.since_at_least, t.before),
+            (Some("1970-01-01T00:03:00Z"), false, Some(C::None))
+        );
+        // Another verdict of the same cause is the same state.
+        let mut r4 = at(240, vec![target("t", C::EndpointStale, R::Refused, V::Mixed)]);
+        carry_since(Some(&r3), &mut r4);
+        assert_eq!(r4.targets[0].since.as_deref(), Some("1970-01-01T00:03:00Z"));
+        // Another cause is a change; a new target starts "at least".
+        let mut r5 = at(
+            300,
+            vec![
+                target("t", C::EndpointBlocked, R::Timeout, V::Private),
+                target("u", C::None, R::Ok, V::Private),
+            ],
+        );
+        carry_since(Some(&r4), &mut r5);
+        assert_eq!(
+            (r5.targets[0].since.as_deref(), r5.targets[0].before),
+            (Some("1970-01-01T00:05:00Z"), Some(C::EndpointStale))
+        );
+        assert!(r5.targets[1].since_at_least);
     }
 }

@@ -223,11 +223,38 @@ async fn metrics_follow_dns_changes_within_a_round() {
     let system = &[("target", "reg91"), ("resolver", "system")];
     assert_eq!(value(&m, "netprobe_dns_healthy", system), Some(0.0));
 
-    // The /status document says the same.
+    // The /status document says the same, and since when: the round that
+    // saw the change, after a healthy state the agent saw from its start.
     let (code, status) = get(agent.addr, "/status").await;
     assert_eq!(code, 200);
     let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let t = &v["targets"][0];
+    assert_eq!(t["cause"], "zone_not_linked");
+    assert_eq!(
+        (t["before"].as_str(), t.get("since_at_least")),
+        (Some("none"), None),
+        "{t}"
+    );
+    let since = t["since"].as_str().expect("since").to_string();
+    assert!(
+        since.as_str() <= v["started_at"].as_str().unwrap(),
+        "{since} {}",
+        v["started_at"]
+    );
+    // Rounds later, the same state keeps its start; the page says it.
+    let later = wait_for(agent.addr, "a later round", |m| {
+        value(m, "netprobe_rounds_total", &[]).is_some_and(|n| n >= 4.0)
+    })
+    .await;
+    assert!(!later.is_empty());
+    let v: serde_json::Value = serde_json::from_str(&get(agent.addr, "/status").await.1).unwrap();
     assert_eq!(v["targets"][0]["cause"], "zone_not_linked");
+    assert_eq!(v["targets"][0]["since"].as_str(), Some(since.as_str()), "{v}");
+    let (_, page) = get(agent.addr, "/").await;
+    assert!(
+        page.contains(&format!("failing since {} UTC", &since[11..16])),
+        "{page}"
+    );
 
     // One change to unhealthy so far (a healthy start is not a change).
     assert_eq!(

@@ -10,17 +10,23 @@ use super::events::send_events;
 use super::logging::log_transitions;
 use crate::cluster::{ClusterContext, EventLimiter};
 use crate::report::RoundReport;
-use crate::round::transitions;
+use crate::round::{carry_since, transitions};
 
 /// Projects a finished round onto every output: the transitions (counter,
 /// log lines, Events), the metrics, and the published report behind
 /// `/status` and the status page.
-pub(super) fn project(state: &Arc<State>, cluster: &ClusterContext, limiter: &mut EventLimiter, report: RoundReport) {
+pub(super) fn project(
+    state: &Arc<State>,
+    cluster: &ClusterContext,
+    limiter: &mut EventLimiter,
+    mut report: RoundReport,
+) {
     let completed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
     let previous = state.last();
+    carry_since(previous.as_deref(), &mut report);
     let changes = transitions(previous.as_deref(), &report);
     // Counted before the new verdicts show, so a scrape never sees a new
     // state without the change that led to it.

@@ -129,7 +129,7 @@ impl RoundPage {
         let failing = r.targets.iter().filter(|t| !t.healthy);
         let healthy = r.targets.iter().filter(|t| t.healthy);
         for t in failing.chain(healthy) {
-            target_row(&mut h, t, &r.summary.connect_via);
+            target_row(&mut h, t, &r.summary.connect_via, &r.started_at);
         }
         h.push_str("</tbody></table><p class=\"muted\">JSON: <a href=\"status\">/status</a> &middot; metrics: <a href=\"metrics\">/metrics</a></p></body></html>");
         RoundPage { top, rest: h }
@@ -297,11 +297,14 @@ fn resolvers_table(h: &mut String, r: &RoundReport) {
 }
 
 /// One target: status, name and FQDN, each resolver's answer, reach and every cause.
-fn target_row(h: &mut String, t: &TargetReport, connect_via: &str) {
+fn target_row(h: &mut String, t: &TargetReport, connect_via: &str, round_started: &str) {
     let class = if t.healthy { "ok" } else { "fail" };
+    let since = t.since_line(round_started).map_or(String::new(), |l| {
+        format!("<br><span class=\"muted since\">{}</span>", escape(&l))
+    });
     let _ = write!(
         h,
-        "<tr class=\"{class}\" data-target=\"{}\"><td class=\"status\">{}</td><td><b>{}</b><br><code>{}:{}</code></td><td>{}</td><td>",
+        "<tr class=\"{class}\" data-target=\"{}\"><td class=\"status\">{}{since}</td><td><b>{}</b><br><code>{}:{}</code></td><td>{}</td><td>",
         escape(&t.name),
         if t.healthy { "ok" } else { "FAIL" },
         escape(&t.name),
