@@ -20,6 +20,9 @@ use serde::Serialize;
 use crate::model::{Cause, string_enum};
 use crate::report::{RoundReport, TargetReport};
 
+mod correlate;
+pub use correlate::{ATTRIBUTES, Explanation, explain, node_attributes};
+
 /// What `netprobe report` reads, and how.
 #[derive(Clone, Debug)]
 pub struct FleetOptions {
@@ -76,6 +79,11 @@ pub struct NodeTarget {
     pub fqdn: String,
     pub healthy: bool,
     pub cause: Cause,
+    /// When its state began on this node (the agent's `since`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub since_at_least: bool,
 }
 
 impl From<&TargetReport> for NodeTarget {
@@ -87,6 +95,8 @@ impl From<&TargetReport> for NodeTarget {
             fqdn: crate::text::shown(&t.fqdn, 253),
             healthy: t.healthy,
             cause: t.cause,
+            since: t.since.as_deref().map(|s| crate::text::shown(s, 40)),
+            since_at_least: t.since_at_least,
         }
     }
 }
@@ -103,6 +113,16 @@ pub struct NodeView {
     pub targets: Vec<NodeTarget>,
     /// Targets that fail here but pass on most nodes that report them.
     pub differs: Vec<String>,
+    /// The Node's attributes the report correlates (pool, zone, node
+    /// image, ...; `fleet::ATTRIBUTES`).
+    pub attrs: BTreeMap<String, String>,
+}
+
+/// A Linux node as listed: its name and attributes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeSeen {
+    pub name: String,
+    pub attrs: BTreeMap<String, String>,
 }
 
 /// One target across the nodes.
@@ -119,6 +139,9 @@ pub struct TargetView {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FleetReport {
     pub healthy: bool,
+    /// Why these nodes: per failing target and cause, the node attribute
+    /// that sets the failing nodes apart, and since when.
+    pub explanations: Vec<Explanation>,
     pub nodes: Vec<NodeView>,
     pub targets: Vec<TargetView>,
     /// What could not be checked (e.g. listing nodes was forbidden).
@@ -148,21 +171,32 @@ pub enum FleetError {
 }
 
 /// Builds the report from what was found: pure.
-pub fn build(pods: &[PodSeen], linux_nodes: Option<&[String]>, now: SystemTime, stale_after: Duration) -> FleetReport {
+pub fn build(
+    pods: &[PodSeen],
+    linux_nodes: Option<&[NodeSeen]>,
+    now: SystemTime,
+    stale_after: Duration,
+) -> FleetReport {
     let mut nodes: Vec<NodeView> = pods.iter().map(|p| node_view(p, now, stale_after)).collect();
     let mut notes = Vec::new();
     match linux_nodes {
         Some(all) => {
             let with_agent: BTreeSet<&str> = pods.iter().map(|p| p.node.as_str()).collect();
-            for n in all.iter().filter(|n| !with_agent.contains(n.as_str())) {
+            for n in &mut nodes {
+                if let Some(seen) = all.iter().find(|s| s.name == n.node) {
+                    n.attrs = seen.attrs.clone();
+                }
+            }
+            for n in all.iter().filter(|n| !with_agent.contains(n.name.as_str())) {
                 nodes.push(NodeView {
-                    node: n.clone(),
+                    node: n.name.clone(),
                     pod: None,
                     healthy: false,
                     state: AgentState::Missing,
                     detail: Some("no netprobe pod on this Linux node".into()),
                     targets: Vec::new(),
                     differs: Vec::new(),
+                    attrs: n.attrs.clone(),
                 });
             }
         }
@@ -186,6 +220,7 @@ pub fn build(pods: &[PodSeen], linux_nodes: Option<&[String]>, now: SystemTime, 
     }
     FleetReport {
         healthy: nodes.iter().all(|n| n.healthy),
+        explanations: explain(&nodes),
         nodes,
         targets,
         notes,
@@ -223,6 +258,7 @@ fn node_view(p: &PodSeen, now: SystemTime, stale_after: Duration) -> NodeView {
         detail,
         targets,
         differs: Vec::new(),
+        attrs: BTreeMap::new(),
     }
 }
 
@@ -259,7 +295,10 @@ fn pod_ready(p: &Pod) -> bool {
 
 /// Lists the agents and reads each one's `/status`, `opts.concurrency` at a
 /// time, each within `opts.timeout`.
-pub async fn collect(client: &Client, opts: &FleetOptions) -> Result<(Vec<PodSeen>, Option<Vec<String>>), FleetError> {
+pub async fn collect(
+    client: &Client,
+    opts: &FleetOptions,
+) -> Result<(Vec<PodSeen>, Option<Vec<NodeSeen>>), FleetError> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), &opts.namespace);
     let list = tokio::time::timeout(opts.timeout, pods.list(&ListParams::default().labels(&opts.selector)))
         .await
@@ -284,7 +323,17 @@ pub async fn collect(client: &Client, opts: &FleetOptions) -> Result<(Vec<PodSee
     .await
     .ok()
     .and_then(Result::ok)
-    .map(|l| l.items.into_iter().filter_map(|n| n.metadata.name).collect());
+    .map(|l| {
+        l.items
+            .iter()
+            .filter_map(|n| {
+                Some(NodeSeen {
+                    name: n.metadata.name.clone()?,
+                    attrs: node_attributes(n),
+                })
+            })
+            .collect()
+    });
     Ok((found, linux))
 }
 
@@ -380,14 +429,19 @@ pub fn wide(r: &FleetReport) -> String {
 pub fn human(r: &FleetReport) -> String {
     use std::fmt::Write;
     let mut s = String::new();
-    let ok_nodes = r.nodes.iter().filter(|n| n.healthy).count();
+    let answered = r
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.state, AgentState::Ok | AgentState::Stale))
+        .count();
+    let failing_nodes = r.nodes.iter().filter(|n| n.targets.iter().any(|t| !t.healthy)).count();
     let _ = writeln!(
         s,
-        "netprobe report: {} nodes, {} fine; {} targets",
+        "netprobe report: {} nodes; {answered} agents answered, {failing_nodes} of their nodes see failures; {} targets",
         r.nodes.len(),
-        ok_nodes,
         r.targets.len()
     );
+    why_these_nodes(&mut s, r);
     let _ = writeln!(s, "\nTARGET                                   FAILING  CAUSES");
     for t in &r.targets {
         let causes: Vec<String> = t.causes.iter().map(|(c, n)| format!("{c} ({n})")).collect();
@@ -404,41 +458,124 @@ pub fn human(r: &FleetReport) -> String {
             }
         );
     }
-    let odd: Vec<&NodeView> = r.nodes.iter().filter(|n| !n.healthy).collect();
-    if !odd.is_empty() {
-        let _ = writeln!(s, "\nNODES NOT FINE");
-        for n in odd {
-            let failing: Vec<String> = n
-                .targets
-                .iter()
-                .filter(|t| !t.healthy)
-                .map(|t| format!("{} [{}]", t.name, t.cause))
-                .collect();
-            let _ = writeln!(
-                s,
-                "{} ({}){}{}",
-                n.node,
-                n.state,
-                n.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default(),
-                if failing.is_empty() {
-                    String::new()
-                } else {
-                    format!("\n  failing: {}", failing.join(", "))
-                }
-            );
-            if !n.differs.is_empty() {
-                let _ = writeln!(
-                    s,
-                    "  differs from most nodes: {} (check this node pool's NSG, route table and DNS settings)",
-                    n.differs.join(", ")
-                );
-            }
-        }
-    }
+    nodes_by_problem(&mut s, r);
+    agents_not_answering(&mut s, r);
     for note in &r.notes {
         let _ = writeln!(s, "\nnote: {note}");
     }
     s
+}
+
+/// The explanations that single nodes out first, one each; the failures
+/// every node shares in one line.
+fn why_these_nodes(s: &mut String, r: &FleetReport) {
+    use std::fmt::Write;
+    let (everywhere, some): (Vec<&Explanation>, Vec<&Explanation>) =
+        r.explanations.iter().partition(|e| e.healthy == 0);
+    if r.explanations.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\nWHY THESE NODES");
+    let mut say = |text: &str| {
+        for (i, line) in crate::render::human::wrap(text, 96).iter().enumerate() {
+            let _ = writeln!(s, "{}{line}", if i == 0 { "  " } else { "    " });
+        }
+    };
+    for e in some {
+        say(&e.text);
+    }
+    if !everywhere.is_empty() {
+        let list: Vec<String> = everywhere
+            .iter()
+            .map(|e| format!("{} [{}]", e.target, e.cause))
+            .collect();
+        say(&format!(
+            "on every node that reports them: {}: not a property of some nodes; the cluster's network or the \
+             resources themselves",
+            list.join(", ")
+        ));
+    }
+}
+
+/// The nodes whose agents answered, grouped by the failures they share: one
+/// line per group with a few names, not one block per node; what every one
+/// of them sees is said once.
+fn nodes_by_problem(s: &mut String, r: &FleetReport) {
+    use std::fmt::Write;
+    let failing = |n: &NodeView| -> Vec<String> {
+        n.targets
+            .iter()
+            .filter(|t| !t.healthy)
+            .map(|t| format!("{} [{}]", t.name, t.cause))
+            .collect()
+    };
+    let answered: Vec<&NodeView> = r.nodes.iter().filter(|n| !n.targets.is_empty()).collect();
+    let common: Vec<String> = answered.first().map_or_else(Vec::new, |first| {
+        failing(first)
+            .into_iter()
+            .filter(|f| answered.iter().all(|n| failing(n).contains(f)))
+            .collect()
+    });
+    let mut groups: BTreeMap<Vec<String>, Vec<&str>> = BTreeMap::new();
+    for n in &answered {
+        let rest: Vec<String> = failing(n).into_iter().filter(|f| !common.contains(f)).collect();
+        if !rest.is_empty() {
+            groups.entry(rest).or_default().push(n.node.as_str());
+        }
+    }
+    if groups.is_empty() && common.is_empty() {
+        return;
+    }
+    let mut groups: Vec<(Vec<String>, Vec<&str>)> = groups.into_iter().collect();
+    groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
+    let _ = writeln!(s, "\nNODES BY PROBLEM (what their agents see)");
+    if !common.is_empty() {
+        let _ = writeln!(s, "  all {} node(s): {}", answered.len(), common.join(", "));
+    }
+    for (failing, nodes) in groups {
+        let also = if common.is_empty() { "" } else { "also " };
+        let _ = writeln!(s, "  {} node(s) {also}fail: {}", nodes.len(), failing.join(", "));
+        let _ = writeln!(s, "    {}", few(&nodes));
+    }
+}
+
+/// Agents that did not answer, or answered late: the state of the agent,
+/// not of the node, whose health is then unknown.
+fn agents_not_answering(s: &mut String, r: &FleetReport) {
+    use std::fmt::Write;
+    let not_ok: Vec<&NodeView> = r.nodes.iter().filter(|n| n.state != AgentState::Ok).collect();
+    if not_ok.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\nAGENTS NOT OK (the agent's state; the node's health is unknown or old)"
+    );
+    for state in AgentState::ALL.iter().filter(|a| **a != AgentState::Ok) {
+        let these: Vec<&&NodeView> = not_ok.iter().filter(|n| n.state == *state).collect();
+        if these.is_empty() {
+            continue;
+        }
+        let _ = writeln!(s, "  {state} ({}):", these.len());
+        for n in these.iter().take(FEW) {
+            let detail = n.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default();
+            let _ = writeln!(s, "    {}{detail}", n.node);
+        }
+        if these.len() > FEW {
+            let _ = writeln!(s, "    and {} more (-o wide lists every node)", these.len() - FEW);
+        }
+    }
+}
+
+/// How many node names a group lists.
+const FEW: usize = 6;
+
+/// "a, b, c and 9 more".
+fn few(names: &[&str]) -> String {
+    if names.len() <= FEW {
+        return names.join(", ");
+    }
+    format!("{} and {} more", names[..FEW].join(", "), names.len() - FEW)
 }
 
 #[cfg(test)]
@@ -511,7 +648,12 @@ mod tests {
             pod("n5", true, Err("no answer within 10s".into())),
             pod("n6", false, Err("503".into())),
         ];
-        let linux: Vec<String> = (1..=7).map(|i| format!("n{i}")).collect();
+        let linux: Vec<NodeSeen> = (1..=7)
+            .map(|i| NodeSeen {
+                name: format!("n{i}"),
+                attrs: BTreeMap::from([("pool".to_string(), if i == 2 { "gpu" } else { "cpu" }.to_string())]),
+            })
+            .collect();
         let r = build(&pods, Some(&linux), now, Duration::from_secs(300));
         let states: Vec<(&str, AgentState)> = r.nodes.iter().map(|n| (n.node.as_str(), n.state)).collect();
         assert_eq!(
@@ -535,7 +677,19 @@ mod tests {
         assert!(!n2.healthy);
         let text = human(&r);
         assert!(
-            text.contains("acr") && text.contains("1/4") && text.contains("differs from most nodes: acr"),
+            text.contains("acr")
+                && text.contains("1/4")
+                && text.contains("1 node(s) fail: acr [endpoint_blocked]\n    n2\n"),
+            "{text}"
+        );
+        // Why: n2 is the gpu pool's only node.
+        assert!(
+            text.contains("acr [endpoint_blocked] fails on 1 node(s) of pool gpu and on none of the 3 healthy ones"),
+            "{text}"
+        );
+        // The agents' states apart from the nodes' health.
+        assert!(
+            text.contains("AGENTS NOT OK") && text.contains("  missing (1):\n    n7: no netprobe pod"),
             "{text}"
         );
         // Without the node list: no `missing`, and a note says so.

@@ -172,12 +172,42 @@ async fn report_reads_every_agent_through_the_api_server() {
         "{paths:?}"
     );
 
-    // The human form names the node that differs and the unreachable agent.
+    // Why this node: the only one on the new node image (the Nodes'
+    // labels, read by the report); the JSON carries it as data.
+    let why = v["explanations"]
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["target"] == "acr-mlwsacr01"))
+        .expect("an explanation for acr-mlwsacr01");
+    assert_eq!(
+        (
+            why["target"].as_str(),
+            why["attribute"].as_str(),
+            why["values"][0].as_str()
+        ),
+        (
+            Some("acr-mlwsacr01"),
+            Some("node_image"),
+            Some("AKSUbuntu-2204gen2containerd-202612.01.0")
+        ),
+        "{why}"
+    );
+    // The human form leads with it, groups the failing node, and keeps the
+    // agents' states apart.
     let o = run(&["--stale-after", "1h"]).await.unwrap();
     let text = String::from_utf8_lossy(&o.stdout).to_string();
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        text.contains("aks-nodepool1-12345678-vmss000001") && text.contains("differs from most nodes"),
+        text.contains("WHY THESE NODES\n  acr-mlwsacr01 [endpoint_blocked] fails on 1 node(s) of node image\n")
+            && why["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("and on none of the 2 healthy ones: the node image")),
+        "{text}"
+    );
+    assert!(
+        text.contains("\n  all 3 node(s): workspace-notebooks [record_missing], ")
+            && text.contains(
+                "\n  1 node(s) also fail: acr-mlwsacr01 [endpoint_blocked]\n    aks-nodepool1-12345678-vmss000001\n"
+            ),
         "{text}"
     );
     assert!(
