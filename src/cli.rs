@@ -84,30 +84,7 @@ pub enum Command {
     },
     /// The whole cluster: every agent's last round through the API server, as
     /// a nodes x targets view (exit 0: all fine, 1: findings, 2: cannot read).
-    Report {
-        /// Kubeconfig file (default: in-cluster, then $KUBECONFIG or ~/.kube/config).
-        #[arg(long)]
-        kubeconfig: Option<PathBuf>,
-        /// Kubeconfig context (default: the current one).
-        #[arg(long)]
-        context: Option<String>,
-        /// The agents' namespace.
-        #[arg(long, short, default_value = "netprobe")]
-        namespace: String,
-        /// The agent pods' label selector.
-        #[arg(long, short = 'l', default_value = crate::fleet::AGENT_SELECTOR)]
-        selector: String,
-        /// The agents' HTTP port.
-        #[arg(long, default_value_t = crate::config::DEFAULT_PORT)]
-        port: u16,
-        /// A last round older than this is stale (e.g. 5m).
-        #[arg(long, default_value = "5m")]
-        stale_after: String,
-        /// human, wide (every node, not only those not fine), json or yaml,
-        /// as kubectl's `-o`.
-        #[arg(long, short, value_enum, default_value_t = ReportFormat::Human)]
-        output: ReportFormat,
-    },
+    Report(ReportArgs),
     /// Print the targets a configuration derives.
     Targets {
         #[arg(long, short, env = "NETPROBE_CONFIG", default_value = "/etc/netprobe/netprobe.yaml")]
@@ -135,6 +112,42 @@ pub enum Command {
         #[arg(long, default_value = "6m", requires = "serve")]
         flap: String,
     },
+}
+
+/// `netprobe report`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// Kubeconfig file (default: in-cluster, then $KUBECONFIG or ~/.kube/config).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context (default: the current one).
+    #[arg(long)]
+    context: Option<String>,
+    /// The agents' namespace.
+    #[arg(long, short, default_value = "netprobe")]
+    namespace: String,
+    /// The agent pods' label selector.
+    #[arg(long, short = 'l', default_value = crate::fleet::AGENT_SELECTOR)]
+    selector: String,
+    /// The agents' HTTP port.
+    #[arg(long, default_value_t = crate::config::DEFAULT_PORT)]
+    port: u16,
+    /// A last round older than this is stale (e.g. 5m).
+    #[arg(long, default_value = "5m")]
+    stale_after: String,
+    /// Also read this node's full /status and print its diagnoses (repeatable).
+    #[arg(long = "node")]
+    nodes: Vec<String>,
+    /// Agent requests in flight at once through the API server.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    concurrency: u16,
+    /// The whole read: agents not read by then are reported as not read (e.g. 2m).
+    #[arg(long, default_value = "2m")]
+    deadline: String,
+    /// human, wide (every node, not only those not fine), json or yaml,
+    /// as kubectl's `-o`.
+    #[arg(long, short, value_enum, default_value_t = ReportFormat::Human)]
+    output: ReportFormat,
 }
 
 /// Entry point used by `main.rs`.
@@ -264,25 +277,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             ));
             Ok(EXIT_HEALTHY)
         }
-        Command::Report {
-            kubeconfig,
-            context,
-            namespace,
-            selector,
-            port,
-            stale_after,
-            output,
-        } => {
-            let opts = crate::fleet::FleetOptions {
-                namespace,
-                selector,
-                port,
-                stale_after: humantime::parse_duration(&stale_after)
-                    .map_err(|_| anyhow::anyhow!("--stale-after: {stale_after:?} is not a duration (e.g. 5m)"))?,
-                ..Default::default()
-            };
-            report(kubeconfig, context, &opts, output)
-        }
+        Command::Report(args) => report_command(args),
         Command::Targets { config, output } => {
             let cfg = Config::load_with(&config, &offline())?;
 
@@ -353,6 +348,26 @@ fn demo_round(output: Format) -> anyhow::Result<u8> {
     Ok(print_report(&report, output))
 }
 
+/// `netprobe report`'s options from its arguments, then the report.
+fn report_command(args: ReportArgs) -> anyhow::Result<u8> {
+    use std::io::IsTerminal;
+    let duration = |flag: &str, text: &str| {
+        humantime::parse_duration(text).map_err(|_| anyhow::anyhow!("--{flag}: {text:?} is not a duration (e.g. 5m)"))
+    };
+    let opts = crate::fleet::FleetOptions {
+        namespace: args.namespace,
+        selector: args.selector,
+        port: args.port,
+        stale_after: duration("stale-after", &args.stale_after)?,
+        deadline: duration("deadline", &args.deadline)?,
+        concurrency: usize::from(args.concurrency),
+        full: args.nodes,
+        progress: std::io::stderr().is_terminal(),
+        ..Default::default()
+    };
+    report(args.kubeconfig, args.context, &opts, args.output)
+}
+
 /// `netprobe report`: the fleet view, printed; 0 when all is fine, 1 otherwise.
 fn report(
     kubeconfig: Option<PathBuf>,
@@ -366,12 +381,9 @@ fn report(
         let (pods, nodes) = crate::fleet::collect(&client, opts)
             .await
             .with_context(|| format!("API server {server}"))?;
-        anyhow::Ok(crate::fleet::build(
-            &pods,
-            nodes.as_deref(),
-            std::time::SystemTime::now(),
-            opts.stale_after,
-        ))
+        let mut report = crate::fleet::build(&pods, nodes.as_deref(), std::time::SystemTime::now(), opts.stale_after);
+        report.details = crate::fleet::read_details(&client, opts, &pods).await;
+        anyhow::Ok(report)
     })?;
     match output {
         ReportFormat::Json => out(&(serde_json::to_string_pretty(&report).unwrap_or_default() + "\n")),

@@ -18,7 +18,7 @@ use kube::api::{Api, ListParams};
 use serde::Serialize;
 
 use crate::model::{Cause, string_enum};
-use crate::report::{RoundReport, TargetReport};
+use crate::report::{RoundReport, RoundSummary, TargetSummary};
 
 mod correlate;
 pub use correlate::{ATTRIBUTES, Explanation, explain, node_attributes};
@@ -35,6 +35,12 @@ pub struct FleetOptions {
     pub timeout: Duration,
     /// A last round older than this is stale.
     pub stale_after: Duration,
+    /// The whole read: agents not read by then are reported as such.
+    pub deadline: Duration,
+    /// Nodes whose agent's full `/status` is read too (`--node`).
+    pub full: Vec<String>,
+    /// Show progress on standard error (a terminal).
+    pub progress: bool,
 }
 
 impl Default for FleetOptions {
@@ -46,6 +52,9 @@ impl Default for FleetOptions {
             concurrency: 16,
             timeout: Duration::from_secs(10),
             stale_after: Duration::from_secs(300),
+            deadline: Duration::from_secs(120),
+            full: Vec::new(),
+            progress: false,
         }
     }
 }
@@ -72,7 +81,10 @@ pub const AGENT_SELECTOR: &str = "app.kubernetes.io/name=netprobe,app.kubernetes
 /// node, not memory spent by the operator's `report`.
 pub const MAX_STATUS_BYTES: usize = 16 << 20;
 
-/// One target on one node (from the agent's `RoundReport`).
+/// The most of one agent's `/status/summary` read (about 200 bytes a target).
+pub const MAX_SUMMARY_BYTES: usize = 1 << 20;
+
+/// One target on one node (from the agent's summary).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct NodeTarget {
     pub name: String,
@@ -86,10 +98,10 @@ pub struct NodeTarget {
     pub since_at_least: bool,
 }
 
-impl From<&TargetReport> for NodeTarget {
+impl From<&TargetSummary> for NodeTarget {
     /// An agent's strings are shown to a person: control characters
     /// escaped (no terminal escape sequences, no forged lines), cut.
-    fn from(t: &TargetReport) -> Self {
+    fn from(t: &TargetSummary) -> Self {
         NodeTarget {
             name: crate::text::shown(&t.name, 128),
             fqdn: crate::text::shown(&t.fqdn, 253),
@@ -136,7 +148,7 @@ pub struct TargetView {
 }
 
 /// The whole report.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct FleetReport {
     pub healthy: bool,
     /// Why these nodes: per failing target and cause, the node attribute
@@ -146,6 +158,9 @@ pub struct FleetReport {
     pub targets: Vec<TargetView>,
     /// What could not be checked (e.g. listing nodes was forbidden).
     pub notes: Vec<String>,
+    /// The full rounds of the nodes asked for (`--node`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<NodeDetail>,
 }
 
 /// One agent pod as found.
@@ -154,9 +169,21 @@ pub struct PodSeen {
     pub pod: String,
     pub node: String,
     pub ready: bool,
-    /// Its `/status` (the agent's last round, the same document `probe
-    /// --once` prints), or why it could not be read.
-    pub status: Result<RoundReport, String>,
+    /// Its `/status/summary` (the agent's last round, summarised), or why
+    /// it could not be read.
+    pub status: Result<RoundSummary, String>,
+}
+
+/// The full `/status` of a node asked for by name (`--node`).
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeDetail {
+    pub node: String,
+    /// The agent's last round (`/status`), when read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<RoundReport>,
+    /// Why it could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// `netprobe report` could not run at all.
@@ -224,6 +251,7 @@ pub fn build(
         nodes,
         targets,
         notes,
+        details: Vec::new(),
     }
 }
 
@@ -310,11 +338,8 @@ pub async fn collect(
         })?;
     // A finished pod (a Job's, a Helm test's that matched a broader
     // selector) has no agent to read.
-    let running = list.items.into_iter().filter(|p| !pod_finished(p));
-    let found = futures_util::stream::iter(running.map(|p| read_pod(client, opts, p)))
-        .buffer_unordered(opts.concurrency.max(1))
-        .collect::<Vec<_>>()
-        .await;
+    let running: Vec<Pod> = list.items.into_iter().filter(|p| !pod_finished(p)).collect();
+    let found = read_all(client, opts, running).await;
     let nodes: Api<Node> = Api::all(client.clone());
     let linux = tokio::time::timeout(
         opts.timeout,
@@ -337,16 +362,81 @@ pub async fn collect(
     Ok((found, linux))
 }
 
-async fn read_pod(client: &Client, opts: &FleetOptions, pod: Pod) -> PodSeen {
-    let name = pod.metadata.name.clone().unwrap_or_default();
-    let node = pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
-    let ready = pod_ready(&pod);
-    let path = format!(
-        "/api/v1/namespaces/{}/pods/{}:{}/proxy/status",
+/// Every agent's summary, `opts.concurrency` at a time, within
+/// `opts.deadline` in all: an agent not read by then is reported as such.
+/// With `opts.progress`, a count on standard error as they come.
+async fn read_all(client: &Client, opts: &FleetOptions, pods: Vec<Pod>) -> Vec<PodSeen> {
+    let total = pods.len();
+    let names: Vec<(String, String, bool)> = pods
+        .iter()
+        .map(|p| {
+            let node = p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
+            (p.metadata.name.clone().unwrap_or_default(), node, pod_ready(p))
+        })
+        .collect();
+    let mut found: Vec<PodSeen> = Vec::with_capacity(total);
+    let mut stream = futures_util::stream::iter(
+        names
+            .iter()
+            .cloned()
+            .map(|(pod, node, ready)| read_pod(client, opts, pod, node, ready)),
+    )
+    .buffer_unordered(opts.concurrency.max(1));
+    let deadline = tokio::time::sleep(opts.deadline);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            next = stream.next() => match next {
+                Some(seen) => {
+                    found.push(seen);
+                    if opts.progress && (found.len().is_multiple_of(50) || found.len() == total) {
+                        eprint!("\rreading agents: {}/{total}", found.len());
+                    }
+                }
+                None => break,
+            },
+            () = &mut deadline => break,
+        }
+    }
+    if opts.progress && total > 0 {
+        eprintln!();
+    }
+    drop(stream);
+    let read: BTreeSet<String> = found.iter().map(|p| p.pod.clone()).collect();
+    for (pod, node, ready) in names.into_iter().filter(|(p, _, _)| !read.contains(p)) {
+        found.push(PodSeen {
+            pod,
+            node,
+            ready,
+            status: Err(format!(
+                "not read within the report's {} (--deadline)",
+                humantime::format_duration(opts.deadline)
+            )),
+        });
+    }
+    found
+}
+
+async fn read_pod(client: &Client, opts: &FleetOptions, name: String, node: String, ready: bool) -> PodSeen {
+    let base = format!(
+        "/api/v1/namespaces/{}/pods/{}:{}/proxy",
         opts.namespace, name, opts.port
     );
-    let status = match tokio::time::timeout(opts.timeout, read_status(client, &path)).await {
+    let status = match tokio::time::timeout(
+        opts.timeout,
+        read_json::<RoundSummary>(client, &format!("{base}/status/summary"), MAX_SUMMARY_BYTES),
+    )
+    .await
+    {
         Err(_) => Err(format!("no answer within {}", humantime::format_duration(opts.timeout))),
+        // An agent older than the summary: its full /status, summarised.
+        Ok(Err(e)) if e.contains("404") || e.contains("NotFound") => tokio::time::timeout(
+            opts.timeout,
+            read_json::<RoundReport>(client, &format!("{base}/status"), MAX_STATUS_BYTES),
+        )
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {}", humantime::format_duration(opts.timeout))))
+        .map(|r| RoundSummary::of(&r)),
         Ok(result) => result,
     };
     PodSeen {
@@ -357,9 +447,38 @@ async fn read_pod(client: &Client, opts: &FleetOptions, pod: Pod) -> PodSeen {
     }
 }
 
-/// One agent's `/status` through the API server's pod proxy, read up to
-/// [`MAX_STATUS_BYTES`].
-async fn read_status(client: &Client, path: &str) -> Result<RoundReport, String> {
+/// The full `/status` of each node in `opts.full` (`--node`).
+pub async fn read_details(client: &Client, opts: &FleetOptions, pods: &[PodSeen]) -> Vec<NodeDetail> {
+    let mut out = Vec::new();
+    for node in &opts.full {
+        let status = match pods.iter().find(|p| &p.node == node) {
+            None => Err(format!("no netprobe agent pod on node {node}")),
+            Some(p) => {
+                let path = format!(
+                    "/api/v1/namespaces/{}/pods/{}:{}/proxy/status",
+                    opts.namespace, p.pod, opts.port
+                );
+                tokio::time::timeout(opts.timeout, read_json::<RoundReport>(client, &path, MAX_STATUS_BYTES))
+                    .await
+                    .unwrap_or_else(|_| Err(format!("no answer within {}", humantime::format_duration(opts.timeout))))
+            }
+        };
+        let (report, error) = match status {
+            Ok(r) => (Some(r), None),
+            Err(e) => (None, Some(e)),
+        };
+        out.push(NodeDetail {
+            node: node.clone(),
+            report,
+            error,
+        });
+    }
+    out
+}
+
+/// One agent document through the API server's pod proxy, read up to
+/// `max` bytes.
+async fn read_json<T: serde::de::DeserializeOwned>(client: &Client, path: &str, max: usize) -> Result<T, String> {
     use http_body_util::BodyExt;
     let req = hyper::Request::get(path)
         .body(kube::client::Body::empty())
@@ -372,11 +491,12 @@ async fn read_status(client: &Client, path: &str) -> Result<RoundReport, String>
     };
     let response = client.send(req).await.map_err(|e| through(&e))?;
     let status = response.status();
-    let body = http_body_util::Limited::new(response.into_body(), MAX_STATUS_BYTES)
+    let body = http_body_util::Limited::new(response.into_body(), max)
         .collect()
         .await
         .map_err(|e| match e.downcast_ref::<http_body_util::LengthLimitError>() {
-            Some(_) => format!("/status is larger than {} MiB", MAX_STATUS_BYTES >> 20),
+            Some(_) if max >= 1 << 20 => format!("/status is larger than {} MiB", max >> 20),
+            Some(_) => format!("/status is larger than {} KiB", max >> 10),
             None => format!("reading /status through the API server: {e}"),
         })?
         .to_bytes();
@@ -395,7 +515,7 @@ async fn read_status(client: &Client, path: &str) -> Result<RoundReport, String>
             crate::cluster::status_message(status.as_u16(), &reason, &message)
         ));
     }
-    serde_json::from_slice::<RoundReport>(&body).map_err(|e| {
+    serde_json::from_slice::<T>(&body).map_err(|e| {
         format!(
             "/status is not a netprobe report: {}",
             crate::text::shown(&e.to_string(), 200)
@@ -462,6 +582,15 @@ pub fn human(r: &FleetReport) -> String {
     agents_not_answering(&mut s, r);
     for note in &r.notes {
         let _ = writeln!(s, "\nnote: {note}");
+    }
+    for d in &r.details {
+        let _ = writeln!(s, "\n=== node {} (--node): its agent's last round ===", d.node);
+        match (&d.report, &d.error) {
+            (Some(report), _) => s.push_str(&crate::render::human::render(report)),
+            (None, e) => {
+                let _ = writeln!(s, "not read: {}", e.as_deref().unwrap_or("unknown"));
+            }
+        }
     }
     s
 }
@@ -582,6 +711,7 @@ fn few(names: &[&str]) -> String {
 mod tests {
     use super::*;
     use crate::model::Reach;
+    use crate::report::TargetReport;
     use crate::service::{Service, Target};
     use crate::verdict::{CauseFinding, Diagnosis};
 
@@ -616,7 +746,7 @@ mod tests {
             pod: format!("netprobe-{node}"),
             node: node.into(),
             ready,
-            status,
+            status: status.map(|r| RoundSummary::of(&r)),
         }
     }
 

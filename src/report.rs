@@ -49,6 +49,59 @@ pub struct RoundReport {
     pub proxy: Option<ProxyReport>,
 }
 
+/// `/status/summary`: what `netprobe report` needs of an agent's round,
+/// about 200 bytes per target instead of the full document's kilobytes (a
+/// fleet of 5,000 nodes is read through the API server).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundSummary {
+    /// The agent's version.
+    pub version: String,
+    pub started_at: String,
+    pub healthy: bool,
+    pub targets: Vec<TargetSummary>,
+    /// Each resolver and whether it answered this round.
+    pub resolvers: Vec<(String, bool)>,
+    /// The node findings' codes.
+    pub findings: Vec<crate::model::FindingCode>,
+}
+
+/// One target in a [`RoundSummary`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetSummary {
+    pub name: String,
+    pub fqdn: String,
+    pub healthy: bool,
+    pub cause: Cause,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub since_at_least: bool,
+}
+
+impl RoundSummary {
+    pub fn of(r: &RoundReport) -> RoundSummary {
+        RoundSummary {
+            version: r.version.clone(),
+            started_at: r.started_at.clone(),
+            healthy: r.healthy,
+            targets: r
+                .targets
+                .iter()
+                .map(|t| TargetSummary {
+                    name: t.name.clone(),
+                    fqdn: t.fqdn.clone(),
+                    healthy: t.healthy,
+                    cause: t.cause,
+                    since: t.since.clone(),
+                    since_at_least: t.since_at_least,
+                })
+                .collect(),
+            resolvers: r.resolvers.iter().map(|x| (x.name.clone(), x.up)).collect(),
+            findings: r.findings.iter().map(|f| f.code).collect(),
+        }
+    }
+}
+
 /// The HTTP proxy variables of the agent's pod, the same AKS injects into
 /// every workload, and what they mean for the private targets.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

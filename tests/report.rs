@@ -58,6 +58,15 @@ async fn report_reads_every_agent_through_the_api_server() {
     t["healthy"] = Value::Bool(false);
     t["cause"] = Value::String("endpoint_blocked".into());
     let odd = odd.to_string();
+    // A current agent serves its summary; the others are older agents (the
+    // report falls back to their full /status).
+    let summary = serde_json::to_string(&netprobe::report::RoundSummary::of(&round)).unwrap();
+    assert!(
+        summary.len() * 4 < status.len(),
+        "{} vs {}",
+        summary.len(),
+        status.len()
+    );
 
     // The fake API server.
     let api = common::fake_api("localhost", move |req: &Seen| {
@@ -72,6 +81,8 @@ async fn report_reads_every_agent_through_the_api_server() {
             json(200, testdata("pods-netprobe.json"))
         } else if path.starts_with("/api/v1/nodes?") {
             json(200, testdata("nodes-linux.json"))
+        } else if path == "/api/v1/namespaces/netprobe/pods/netprobe-7xk2p:9469/proxy/status/summary" {
+            json(200, summary.clone())
         } else if path == "/api/v1/namespaces/netprobe/pods/netprobe-7xk2p:9469/proxy/status"
             || path == "/api/v1/namespaces/netprobe/pods/netprobe-m2zt8:9469/proxy/status"
         {
@@ -167,8 +178,14 @@ async fn report_reads_every_agent_through_the_api_server() {
             .any(|p| p.contains("labelSelector=app.kubernetes.io%2Fname%3Dnetprobe")),
         "{paths:?}"
     );
+    // The summary where the agent has one; the full /status only from the
+    // older agents.
     assert!(
-        paths.iter().any(|p| p.ends_with("netprobe-7xk2p:9469/proxy/status")),
+        paths
+            .iter()
+            .any(|p| p.ends_with("netprobe-7xk2p:9469/proxy/status/summary"))
+            && !paths.iter().any(|p| p.ends_with("netprobe-7xk2p:9469/proxy/status"))
+            && paths.iter().any(|p| p.ends_with("netprobe-m2zt8:9469/proxy/status")),
         "{paths:?}"
     );
 
@@ -212,6 +229,16 @@ async fn report_reads_every_agent_through_the_api_server() {
     );
     assert!(
         text.contains("unreachable") && text.contains("connection refused"),
+        "{text}"
+    );
+    // One node in full: its agent's whole last round, its diagnoses.
+    let o = run(&["--stale-after", "1h", "--node", "aks-gpupool-87654321-vmss000000"])
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        text.contains("=== node aks-gpupool-87654321-vmss000000 (--node): its agent's last round ===")
+            && text.contains("Findings ("),
         "{text}"
     );
 

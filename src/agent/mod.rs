@@ -56,6 +56,7 @@ pub struct Published {
 /// `/status`, and the status page's round parts (`render::html::RoundPage`).
 struct Renders {
     json: bytes::Bytes,
+    summary: bytes::Bytes,
     page_top: bytes::Bytes,
     page_rest: bytes::Bytes,
 }
@@ -66,6 +67,9 @@ impl Published {
             let page = crate::render::html::RoundPage::new(&self.report);
             Renders {
                 json: crate::render::json::render(&self.report).into(),
+                summary: serde_json::to_vec(&crate::report::RoundSummary::of(&self.report))
+                    .unwrap_or_default()
+                    .into(),
                 page_top: page.top.into(),
                 page_rest: page.rest.into(),
             }
@@ -75,6 +79,11 @@ impl Published {
     /// `/status`.
     pub fn json(&self) -> bytes::Bytes {
         self.renders().json.clone()
+    }
+
+    /// `/status/summary`.
+    pub fn summary(&self) -> bytes::Bytes {
+        self.renders().summary.clone()
     }
 
     /// The page's parts before and after the age line.

@@ -183,7 +183,10 @@ pub fn route(state: &State, req: &Request<Incoming>) -> Response<Body> {
 }
 
 pub fn route_parts(state: &State, method: &Method, path: &str) -> Response<Body> {
-    let known = matches!(path, "/" | "/metrics" | "/healthz" | "/readyz" | "/status");
+    let known = matches!(
+        path,
+        "/" | "/metrics" | "/healthz" | "/readyz" | "/status" | "/status/summary"
+    );
     if !known {
         return text(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "not found\n");
     }
@@ -215,8 +218,9 @@ pub fn route_parts(state: &State, method: &Method, path: &str) -> Response<Body>
             "text/plain; charset=utf-8",
             "not ready: no round has completed yet\n",
         ),
-        "/status" => match state.published() {
-            Some(p) => text(StatusCode::OK, "application/json", p.json()),
+        "/status" | "/status/summary" => match state.published() {
+            Some(p) if path == "/status" => text(StatusCode::OK, "application/json", p.json()),
+            Some(p) => text(StatusCode::OK, "application/json", p.summary()),
             None => text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "application/json",
