@@ -143,12 +143,14 @@ impl Cluster {
         let api: Api<Node> = Api::all(self.client.clone());
         let what = format!("get node {}", self.node);
         let node = call(&what, api.get(&self.node)).await?;
+        let attrs = node_attributes(&node);
         let labels = node.metadata.labels.unwrap_or_default();
         Ok(NodeInfo {
             name: self.node.clone(),
             uid: node.metadata.uid,
             region: labels.get(REGION_LABEL).cloned(),
             zone: labels.get(ZONE_LABEL).cloned(),
+            attrs,
         })
     }
 
@@ -583,6 +585,44 @@ pub struct ClusterObservation {
     /// `api-server` target's name is in an API Server VNet Integration zone
     /// (`private.<region>.azmk8s.io`), or why they could not be read.
     pub api_endpoints: Option<Result<Vec<IpAddr>, String>>,
+}
+
+/// The Node labels each attribute is read from, first found wins.
+const LABELS: &[(&str, &[&str])] = &[
+    ("pool", &["kubernetes.azure.com/agentpool", "agentpool"]),
+    ("mode", &["kubernetes.azure.com/mode"]),
+    (
+        "zone",
+        &["topology.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/zone"],
+    ),
+    (
+        "vm_size",
+        &["node.kubernetes.io/instance-type", "beta.kubernetes.io/instance-type"],
+    ),
+    ("node_image", &["kubernetes.azure.com/node-image-version"]),
+    ("os_sku", &["kubernetes.azure.com/os-sku"]),
+    ("subnet", &["kubernetes.azure.com/network-subnet"]),
+];
+
+/// The attributes of a Node: its labels' values (shown as read, escaped and
+/// cut) and the kubelet version.
+pub fn node_attributes(node: &Node) -> std::collections::BTreeMap<String, String> {
+    let labels = node.metadata.labels.as_ref();
+    let mut out = std::collections::BTreeMap::new();
+    for (key, names) in LABELS {
+        if let Some(v) = names.iter().find_map(|n| labels.and_then(|l| l.get(*n))) {
+            out.insert(key.to_string(), crate::text::shown(v, 80));
+        }
+    }
+    if let Some(v) = node
+        .status
+        .as_ref()
+        .and_then(|s| s.node_info.as_ref())
+        .map(|i| &i.kubelet_version)
+    {
+        out.insert("kubelet".to_string(), crate::text::shown(v, 40));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! table-tested on recorded answers.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
@@ -21,7 +22,8 @@ use crate::model::{Cause, string_enum};
 use crate::report::{RoundReport, RoundSummary, TargetSummary};
 
 mod correlate;
-pub use correlate::{ATTRIBUTES, Explanation, explain, node_attributes};
+pub use crate::cluster::node_attributes;
+pub use correlate::{ATTRIBUTES, Explanation, explain};
 
 /// What `netprobe report` reads, and how.
 #[derive(Clone, Debug)]
@@ -84,11 +86,13 @@ pub const MAX_STATUS_BYTES: usize = 16 << 20;
 /// The most of one agent's `/status/summary` read (about 200 bytes a target).
 pub const MAX_SUMMARY_BYTES: usize = 1 << 20;
 
-/// One target on one node (from the agent's summary).
+/// One target on one node (from the agent's summary). The names are shared
+/// by every node with the same target list (5,000 nodes x 20 targets are
+/// 100,000 of these).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct NodeTarget {
-    pub name: String,
-    pub fqdn: String,
+    pub name: Arc<str>,
+    pub fqdn: Arc<str>,
     pub healthy: bool,
     pub cause: Cause,
     /// When its state began on this node (the agent's `since`).
@@ -98,18 +102,57 @@ pub struct NodeTarget {
     pub since_at_least: bool,
 }
 
-impl From<&TargetSummary> for NodeTarget {
-    /// An agent's strings are shown to a person: control characters
-    /// escaped (no terminal escape sequences, no forged lines), cut.
-    fn from(t: &TargetSummary) -> Self {
-        NodeTarget {
-            name: crate::text::shown(&t.name, 128),
-            fqdn: crate::text::shown(&t.fqdn, 253),
-            healthy: t.healthy,
-            cause: t.cause,
-            since: t.since.as_deref().map(|s| crate::text::shown(s, 40)),
-            since_at_least: t.since_at_least,
-        }
+/// A target list as an agent spelled it (`?targets=all`): `(name, fqdn)`,
+/// shown to a person, so control characters escaped (no terminal escape
+/// sequences, no forged lines) and cut; shared by every node that has it.
+pub type TargetNames = Arc<[(Arc<str>, Arc<str>)]>;
+
+/// An agent's `(name, fqdn)` list, made fit to show and shareable.
+pub fn target_names(list: &[(String, String)]) -> TargetNames {
+    list.iter()
+        .map(|(n, f)| {
+            (
+                Arc::from(crate::text::shown(n, 128)),
+                Arc::from(crate::text::shown(f, 253)),
+            )
+        })
+        .collect()
+}
+
+/// A node's targets: every one of `names` (healthy unless the summary lists
+/// it failing), or, without the list, the failing ones only.
+fn node_targets(s: &RoundSummary, names: Option<&TargetNames>) -> Vec<NodeTarget> {
+    let failing = |t: &TargetSummary, name: Arc<str>, fqdn: Arc<str>| NodeTarget {
+        name,
+        fqdn,
+        healthy: false,
+        cause: t.cause,
+        since: t.since.as_deref().map(|x| crate::text::shown(x, 40)),
+        since_at_least: t.since_at_least,
+    };
+    match names {
+        Some(list) => list
+            .iter()
+            .map(|(name, fqdn)| {
+                let shown = |t: &&TargetSummary| crate::text::shown(&t.name, 128) == **name;
+                match s.failing.iter().find(shown) {
+                    Some(t) => failing(t, name.clone(), fqdn.clone()),
+                    None => NodeTarget {
+                        name: name.clone(),
+                        fqdn: fqdn.clone(),
+                        healthy: true,
+                        cause: Cause::None,
+                        since: None,
+                        since_at_least: false,
+                    },
+                }
+            })
+            .collect(),
+        None => s
+            .failing
+            .iter()
+            .map(|t| failing(t, Arc::from(crate::text::shown(&t.name, 128)), Arc::from("")))
+            .collect(),
     }
 }
 
@@ -172,6 +215,8 @@ pub struct PodSeen {
     /// Its `/status/summary` (the agent's last round, summarised), or why
     /// it could not be read.
     pub status: Result<RoundSummary, String>,
+    /// Its target list (shared by the nodes with the same list), when known.
+    pub names: Option<TargetNames>,
 }
 
 /// The full `/status` of a node asked for by name (`--node`).
@@ -210,7 +255,7 @@ pub fn build(
         Some(all) => {
             let with_agent: BTreeSet<&str> = pods.iter().map(|p| p.node.as_str()).collect();
             for n in &mut nodes {
-                if let Some(seen) = all.iter().find(|s| s.name == n.node) {
+                if let Some(seen) = all.iter().find(|s| s.name == n.node && !s.attrs.is_empty()) {
                     n.attrs = seen.attrs.clone();
                 }
             }
@@ -239,10 +284,10 @@ pub fn build(
             .filter(|t| {
                 targets
                     .iter()
-                    .find(|v| v.name == t.name)
+                    .find(|v| *v.name == *t.name)
                     .is_some_and(|v| 2 * v.failing_nodes < v.total_nodes)
             })
-            .map(|t| t.name.clone())
+            .map(|t| t.name.to_string())
             .collect();
     }
     FleetReport {
@@ -260,7 +305,7 @@ fn node_view(p: &PodSeen, now: SystemTime, stale_after: Duration) -> NodeView {
         (Err(why), false) => (AgentState::NotReady, Some(format!("pod not ready; {why}")), Vec::new()),
         (Err(why), true) => (AgentState::Unreachable, Some(why.clone()), Vec::new()),
         (Ok(s), ready) => {
-            let seen: Vec<NodeTarget> = s.targets.iter().map(NodeTarget::from).collect();
+            let seen = node_targets(s, p.names.as_ref());
             let age = humantime::parse_rfc3339_weak(&s.started_at)
                 .ok()
                 .and_then(|t| now.duration_since(t).ok());
@@ -278,6 +323,17 @@ fn node_view(p: &PodSeen, now: SystemTime, stale_after: Duration) -> NodeView {
             }
         }
     };
+    // The agent's own Node attributes; the Nodes' labels, when listed, win.
+    let attrs = p
+        .status
+        .as_ref()
+        .map(|s| {
+            s.node
+                .iter()
+                .map(|(k, v)| (crate::text::shown(k, 40), crate::text::shown(v, 80)))
+                .collect()
+        })
+        .unwrap_or_default();
     NodeView {
         node: p.node.clone(),
         pod: Some(p.pod.clone()),
@@ -286,7 +342,7 @@ fn node_view(p: &PodSeen, now: SystemTime, stale_after: Duration) -> NodeView {
         detail,
         targets,
         differs: Vec::new(),
-        attrs: BTreeMap::new(),
+        attrs,
     }
 }
 
@@ -294,8 +350,8 @@ fn target_views(nodes: &[NodeView]) -> Vec<TargetView> {
     let mut by_name: BTreeMap<&str, TargetView> = BTreeMap::new();
     for t in nodes.iter().flat_map(|n| &n.targets) {
         let v = by_name.entry(&t.name).or_insert_with(|| TargetView {
-            name: t.name.clone(),
-            fqdn: t.fqdn.clone(),
+            name: t.name.to_string(),
+            fqdn: t.fqdn.to_string(),
             failing_nodes: 0,
             total_nodes: 0,
             causes: BTreeMap::new(),
@@ -339,7 +395,8 @@ pub async fn collect(
     // A finished pod (a Job's, a Helm test's that matched a broader
     // selector) has no agent to read.
     let running: Vec<Pod> = list.items.into_iter().filter(|p| !pod_finished(p)).collect();
-    let found = read_all(client, opts, running).await;
+    let mut found = read_all(client, opts, running).await;
+    let _unnamed = fill_names(client, opts, &mut found).await;
     let nodes: Api<Node> = Api::all(client.clone());
     let linux = tokio::time::timeout(
         opts.timeout,
@@ -408,6 +465,7 @@ async fn read_all(client: &Client, opts: &FleetOptions, pods: Vec<Pod>) -> Vec<P
             pod,
             node,
             ready,
+            names: None,
             status: Err(format!(
                 "not read within the report's {} (--deadline)",
                 humantime::format_duration(opts.deadline)
@@ -436,15 +494,82 @@ async fn read_pod(client: &Client, opts: &FleetOptions, name: String, node: Stri
         )
         .await
         .unwrap_or_else(|_| Err(format!("no answer within {}", humantime::format_duration(opts.timeout))))
-        .map(|r| RoundSummary::of(&r)),
+        .map(|r| RoundSummary::of(&r, true)),
         Ok(result) => result,
     };
+    // An older agent's full round spells its targets out.
+    let names = status
+        .as_ref()
+        .ok()
+        .filter(|s| !s.targets.is_empty())
+        .map(|s| target_names(&s.targets));
     PodSeen {
         pod: name,
         node,
         ready,
         status,
+        names,
     }
+}
+
+/// Each target list's names, asked of one agent per list digest
+/// (`?targets=all`, up to three agents if one fails), then shared by every
+/// node with that digest. A digest no agent spelled out leaves its nodes
+/// with their failing targets only (a note says so).
+async fn fill_names(client: &Client, opts: &FleetOptions, pods: &mut [PodSeen]) -> Vec<String> {
+    let mut known: BTreeMap<String, TargetNames> = BTreeMap::new();
+    for p in pods.iter() {
+        if let (Ok(s), Some(n)) = (&p.status, &p.names) {
+            known.entry(s.target_set.clone()).or_insert_with(|| n.clone());
+        }
+    }
+    let sets: Vec<String> = pods
+        .iter()
+        .filter_map(|p| p.status.as_ref().ok())
+        .map(|s| s.target_set.clone())
+        .filter(|s| !known.contains_key(s))
+        .collect::<BTreeSet<String>>()
+        .into_iter()
+        .collect();
+    let mut notes = Vec::new();
+    for set in sets {
+        let askable: Vec<&PodSeen> = pods
+            .iter()
+            .filter(|p| p.status.as_ref().is_ok_and(|s| s.target_set == set))
+            .take(3)
+            .collect();
+        let mut got = None;
+        for p in askable {
+            let path = format!(
+                "/api/v1/namespaces/{}/pods/{}:{}/proxy/status/summary?targets=all",
+                opts.namespace, p.pod, opts.port
+            );
+            if let Ok(Ok(s)) = tokio::time::timeout(
+                opts.timeout,
+                read_json::<RoundSummary>(client, &path, MAX_SUMMARY_BYTES),
+            )
+            .await
+                && s.target_set == set
+            {
+                got = Some(target_names(&s.targets));
+                break;
+            }
+        }
+        match got {
+            Some(n) => {
+                known.insert(set, n);
+            }
+            None => notes.push(format!(
+                "no agent spelled out its target list {set}: its nodes show their failing targets only"
+            )),
+        }
+    }
+    for p in pods.iter_mut() {
+        if let Ok(s) = &p.status {
+            p.names = known.get(&s.target_set).cloned();
+        }
+    }
+    notes
 }
 
 /// The full `/status` of each node in `opts.full` (`--node`).
@@ -746,7 +871,15 @@ mod tests {
             pod: format!("netprobe-{node}"),
             node: node.into(),
             ready,
-            status: status.map(|r| RoundSummary::of(&r)),
+            names: status.as_ref().ok().map(|r| {
+                target_names(
+                    &r.targets
+                        .iter()
+                        .map(|t| (t.name.clone(), t.fqdn.clone()))
+                        .collect::<Vec<_>>(),
+                )
+            }),
+            status: status.map(|r| RoundSummary::of(&r, false)),
         }
     }
 

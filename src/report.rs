@@ -49,28 +49,42 @@ pub struct RoundReport {
     pub proxy: Option<ProxyReport>,
 }
 
-/// `/status/summary`: what `netprobe report` needs of an agent's round,
-/// about 200 bytes per target instead of the full document's kilobytes (a
-/// fleet of 5,000 nodes is read through the API server).
+/// `/status/summary`: what `netprobe report` needs of an agent's round, in
+/// a few hundred bytes: the failing targets only, and a digest of the whole
+/// target list, which `?targets=all` spells out (the report asks one agent
+/// per digest: every node of a cluster usually has the same list). A fleet of
+/// 5,000 nodes is read through the API server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoundSummary {
     /// The agent's version.
     pub version: String,
     pub started_at: String,
     pub healthy: bool,
-    pub targets: Vec<TargetSummary>,
-    /// Each resolver and whether it answered this round.
-    pub resolvers: Vec<(String, bool)>,
+    /// How many targets, and a digest of their names and FQDNs in order
+    /// ([`target_set`]).
+    pub target_count: usize,
+    pub target_set: String,
+    /// The failing targets.
+    pub failing: Vec<TargetSummary>,
+    /// Every target's `(name, fqdn)`, with `?targets=all` only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<(String, String)>,
+    /// The resolvers that answered nothing this round.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resolvers_down: Vec<String>,
     /// The node findings' codes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<crate::model::FindingCode>,
+    /// The agent's Node's attributes (pool, zone, node image, ...): the
+    /// report need not list the Nodes' heavy objects to correlate.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub node: std::collections::BTreeMap<String, String>,
 }
 
-/// One target in a [`RoundSummary`].
+/// A failing target in a [`RoundSummary`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetSummary {
     pub name: String,
-    pub fqdn: String,
-    pub healthy: bool,
     pub cause: Cause,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<String>,
@@ -78,26 +92,48 @@ pub struct TargetSummary {
     pub since_at_least: bool,
 }
 
+/// A digest of a target list (names and FQDNs, in order): FNV-1a, 64 bits,
+/// in hex. Stable across versions: agents of different builds with the same
+/// list agree.
+pub fn target_set<'a>(targets: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (name, fqdn) in targets {
+        for b in name.bytes().chain([b'\t']).chain(fqdn.bytes()).chain([b'\n']) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
 impl RoundSummary {
-    pub fn of(r: &RoundReport) -> RoundSummary {
+    /// The summary of a round; with `all`, every target's name and FQDN.
+    pub fn of(r: &RoundReport, all: bool) -> RoundSummary {
         RoundSummary {
             version: r.version.clone(),
             started_at: r.started_at.clone(),
             healthy: r.healthy,
-            targets: r
+            target_count: r.targets.len(),
+            target_set: target_set(r.targets.iter().map(|t| (t.name.as_str(), t.fqdn.as_str()))),
+            failing: r
                 .targets
                 .iter()
+                .filter(|t| !t.healthy)
                 .map(|t| TargetSummary {
                     name: t.name.clone(),
-                    fqdn: t.fqdn.clone(),
-                    healthy: t.healthy,
                     cause: t.cause,
                     since: t.since.clone(),
                     since_at_least: t.since_at_least,
                 })
                 .collect(),
-            resolvers: r.resolvers.iter().map(|x| (x.name.clone(), x.up)).collect(),
+            targets: if all {
+                r.targets.iter().map(|t| (t.name.clone(), t.fqdn.clone())).collect()
+            } else {
+                Vec::new()
+            },
+            resolvers_down: r.resolvers.iter().filter(|x| !x.up).map(|x| x.name.clone()).collect(),
             findings: r.findings.iter().map(|f| f.code).collect(),
+            node: r.node.as_ref().map(|n| n.attrs.clone()).unwrap_or_default(),
         }
     }
 }
@@ -346,6 +382,10 @@ pub struct NodeInfo {
     pub uid: Option<String>,
     pub region: Option<String>,
     pub zone: Option<String>,
+    /// The Node's attributes `netprobe report` correlates failures with
+    /// (pool, zone, node image, VM size, OS SKU, subnet, kubelet; `cluster::node_attributes`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub attrs: std::collections::BTreeMap<String, String>,
 }
 
 /// Something wrong that is not tied to one target.

@@ -601,6 +601,13 @@ async fn status_page_renders_in_chromium_and_hostile_names_stay_inert() {
         uid: None,
         region: Some("westeurope".into()),
         zone: Some("westeurope-1".into()),
+        attrs: [
+            ("pool", "nodepool1"),
+            ("node_image", "AKSUbuntu-2204gen2containerd-202612.01.0"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
     };
     let (stop, rx) = watch::channel(false);
     let (tx, bound) = tokio::sync::oneshot::channel();
@@ -624,6 +631,27 @@ async fn status_page_renders_in_chromium_and_hostile_names_stay_inert() {
     .await;
     let (_, status) = get(addr, "/status").await;
     assert!(status.contains("img"), "the hostile chain reached the report: {status}");
+    // The node's pool and image, for the dashboard's grouping; in the summary too.
+    let m = get(addr, "/metrics").await.1;
+    assert_eq!(
+        value(
+            &m,
+            "netprobe_node_info",
+            &[
+                ("node", "aks-nodepool1-0"),
+                ("agentpool", "nodepool1"),
+                ("node_image", "AKSUbuntu-2204gen2containerd-202612.01.0")
+            ]
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    assert!(
+        get(addr, "/status/summary")
+            .await
+            .1
+            .contains(r#""node":{"node_image":"#)
+    );
     // A broken edit of the ConfigMap: rejected, the old configuration runs on.
     write_config(s.ca_file.path(), "interval: soon\n");
     wait_for(addr, "the reload rejected", |m| {

@@ -58,11 +58,17 @@ async fn report_reads_every_agent_through_the_api_server() {
     t["healthy"] = Value::Bool(false);
     t["cause"] = Value::String("endpoint_blocked".into());
     let odd = odd.to_string();
-    // A current agent serves its summary; the others are older agents (the
-    // report falls back to their full /status).
-    let summary = serde_json::to_string(&netprobe::report::RoundSummary::of(&round)).unwrap();
+    // The agents serve their summaries (failing targets only, and a digest
+    // of the target list); one spells the list out on request. (An older
+    // agent's full /status is read in `report_distrusts_what_agents_send`.)
+    let summary_of = |r: &netprobe::report::RoundReport, all| {
+        serde_json::to_string(&netprobe::report::RoundSummary::of(r, all)).unwrap()
+    };
+    let summary = summary_of(&round, false);
+    let summary_all = summary_of(&round, true);
+    let odd_summary = summary_of(&serde_json::from_str(&odd).unwrap(), false);
     assert!(
-        summary.len() * 4 < status.len(),
+        summary.len() * 10 < status.len(),
         "{} vs {}",
         summary.len(),
         status.len()
@@ -81,15 +87,21 @@ async fn report_reads_every_agent_through_the_api_server() {
             json(200, testdata("pods-netprobe.json"))
         } else if path.starts_with("/api/v1/nodes?") {
             json(200, testdata("nodes-linux.json"))
-        } else if path == "/api/v1/namespaces/netprobe/pods/netprobe-7xk2p:9469/proxy/status/summary" {
-            json(200, summary.clone())
-        } else if path == "/api/v1/namespaces/netprobe/pods/netprobe-7xk2p:9469/proxy/status"
-            || path == "/api/v1/namespaces/netprobe/pods/netprobe-m2zt8:9469/proxy/status"
+        } else if path.ends_with(":9469/proxy/status/summary?targets=all") && !path.contains("b9rq4") {
+            json(200, summary_all.clone())
+        } else if path == "/api/v1/namespaces/netprobe/pods/netprobe-7xk2p:9469/proxy/status/summary"
+            || path == "/api/v1/namespaces/netprobe/pods/netprobe-m2zt8:9469/proxy/status/summary"
         {
-            json(200, status.clone())
-        } else if path == "/api/v1/namespaces/netprobe/pods/netprobe-b9rq4:9469/proxy/status" {
+            json(200, summary.clone())
+        } else if path == "/api/v1/namespaces/netprobe/pods/netprobe-b9rq4:9469/proxy/status/summary" {
+            json(200, odd_summary.clone())
+
+        } else if path.ends_with("netprobe-b9rq4:9469/proxy/status") {
+            // The full rounds, for `--node`.
             json(200, odd.clone())
-        } else if path.ends_with(":9469/proxy/status") {
+        } else if path.ends_with("netprobe-7xk2p:9469/proxy/status") || path.ends_with("netprobe-m2zt8:9469/proxy/status") {
+            json(200, status.clone())
+        } else if path.contains(":9469/proxy/status") {
             // The API server's answer when the pod does not answer.
             json(503, r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"error trying to reach service: dial tcp 10.244.2.4:9469: connect: connection refused","reason":"ServiceUnavailable","code":503}"#.into())
         } else {
@@ -178,14 +190,13 @@ async fn report_reads_every_agent_through_the_api_server() {
             .any(|p| p.contains("labelSelector=app.kubernetes.io%2Fname%3Dnetprobe")),
         "{paths:?}"
     );
-    // The summary where the agent has one; the full /status only from the
-    // older agents.
+    // Summaries only, and the target list asked of one agent.
     assert!(
         paths
             .iter()
             .any(|p| p.ends_with("netprobe-7xk2p:9469/proxy/status/summary"))
-            && !paths.iter().any(|p| p.ends_with("netprobe-7xk2p:9469/proxy/status"))
-            && paths.iter().any(|p| p.ends_with("netprobe-m2zt8:9469/proxy/status")),
+            && !paths.iter().any(|p| p.ends_with(":9469/proxy/status"))
+            && paths.iter().filter(|p| p.ends_with("?targets=all")).count() == 1,
         "{paths:?}"
     );
 

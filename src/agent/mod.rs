@@ -57,6 +57,7 @@ pub struct Published {
 struct Renders {
     json: bytes::Bytes,
     summary: bytes::Bytes,
+    summary_all: bytes::Bytes,
     page_top: bytes::Bytes,
     page_rest: bytes::Bytes,
 }
@@ -67,7 +68,10 @@ impl Published {
             let page = crate::render::html::RoundPage::new(&self.report);
             Renders {
                 json: crate::render::json::render(&self.report).into(),
-                summary: serde_json::to_vec(&crate::report::RoundSummary::of(&self.report))
+                summary: serde_json::to_vec(&crate::report::RoundSummary::of(&self.report, false))
+                    .unwrap_or_default()
+                    .into(),
+                summary_all: serde_json::to_vec(&crate::report::RoundSummary::of(&self.report, true))
                     .unwrap_or_default()
                     .into(),
                 page_top: page.top.into(),
@@ -81,9 +85,10 @@ impl Published {
         self.renders().json.clone()
     }
 
-    /// `/status/summary`.
-    pub fn summary(&self) -> bytes::Bytes {
-        self.renders().summary.clone()
+    /// `/status/summary`; with `all`, `?targets=all`.
+    pub fn summary(&self, all: bool) -> bytes::Bytes {
+        let r = self.renders();
+        if all { r.summary_all.clone() } else { r.summary.clone() }
     }
 
     /// The page's parts before and after the age line.

@@ -179,10 +179,16 @@ fn chunks(status: StatusCode, content_type: &'static str, parts: Vec<Bytes>) -> 
 
 /// Answers one request (pure apart from reading the shared state).
 pub fn route(state: &State, req: &Request<Incoming>) -> Response<Body> {
-    route_parts(state, req.method(), req.uri().path())
+    let all = req.uri().query() == Some("targets=all");
+    route_query(state, req.method(), req.uri().path(), all)
 }
 
 pub fn route_parts(state: &State, method: &Method, path: &str) -> Response<Body> {
+    route_query(state, method, path, false)
+}
+
+/// `route_parts`, with `?targets=all` given to `/status/summary`.
+fn route_query(state: &State, method: &Method, path: &str, all_targets: bool) -> Response<Body> {
     let known = matches!(
         path,
         "/" | "/metrics" | "/healthz" | "/readyz" | "/status" | "/status/summary"
@@ -220,7 +226,7 @@ pub fn route_parts(state: &State, method: &Method, path: &str) -> Response<Body>
         ),
         "/status" | "/status/summary" => match state.published() {
             Some(p) if path == "/status" => text(StatusCode::OK, "application/json", p.json()),
-            Some(p) => text(StatusCode::OK, "application/json", p.summary()),
+            Some(p) => text(StatusCode::OK, "application/json", p.summary(all_targets)),
             None => text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "application/json",

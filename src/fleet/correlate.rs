@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::Node;
 use serde::Serialize;
 
 use super::{AgentState, NodeView};
@@ -65,44 +64,6 @@ pub struct Attribute {
     pub hint: &'static str,
 }
 
-/// The Node labels each attribute is read from, first found wins.
-const LABELS: &[(&str, &[&str])] = &[
-    ("pool", &["kubernetes.azure.com/agentpool", "agentpool"]),
-    ("mode", &["kubernetes.azure.com/mode"]),
-    (
-        "zone",
-        &["topology.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/zone"],
-    ),
-    (
-        "vm_size",
-        &["node.kubernetes.io/instance-type", "beta.kubernetes.io/instance-type"],
-    ),
-    ("node_image", &["kubernetes.azure.com/node-image-version"]),
-    ("os_sku", &["kubernetes.azure.com/os-sku"]),
-    ("subnet", &["kubernetes.azure.com/network-subnet"]),
-];
-
-/// The attributes of a Node: its labels' values (shown as read, escaped and
-/// cut) and the kubelet version.
-pub fn node_attributes(node: &Node) -> BTreeMap<String, String> {
-    let labels = node.metadata.labels.as_ref();
-    let mut out = BTreeMap::new();
-    for (key, names) in LABELS {
-        if let Some(v) = names.iter().find_map(|n| labels.and_then(|l| l.get(*n))) {
-            out.insert(key.to_string(), crate::text::shown(v, 80));
-        }
-    }
-    if let Some(v) = node
-        .status
-        .as_ref()
-        .and_then(|s| s.node_info.as_ref())
-        .map(|i| &i.kubelet_version)
-    {
-        out.insert("kubelet".to_string(), crate::text::shown(v, 40));
-    }
-    out
-}
-
 /// Why one target fails with one cause on the nodes it fails on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Explanation {
@@ -146,7 +107,7 @@ pub fn explain(nodes: &[NodeView]) -> Vec<Explanation> {
         .collect();
     let mut pairs: BTreeMap<(&str, Cause), ()> = BTreeMap::new();
     for t in answered.iter().flat_map(|n| &n.targets).filter(|t| !t.healthy) {
-        pairs.insert((t.name.as_str(), t.cause), ());
+        pairs.insert((&*t.name, t.cause), ());
     }
     let mut out: Vec<Explanation> = pairs
         .into_keys()
@@ -160,7 +121,7 @@ fn explain_one(nodes: &[&NodeView], target: &str, cause: Cause) -> Explanation {
     let state = |n: &NodeView| {
         n.targets
             .iter()
-            .find(|t| t.name == target)
+            .find(|t| &*t.name == target)
             .map(|t| (t.healthy, t.cause))
     };
     let failing: Vec<&NodeView> = nodes
@@ -175,8 +136,8 @@ fn explain_one(nodes: &[&NodeView], target: &str, cause: Cause) -> Explanation {
         .collect();
     let fqdn = failing
         .first()
-        .and_then(|n| n.targets.iter().find(|t| t.name == target))
-        .map(|t| t.fqdn.clone())
+        .and_then(|n| n.targets.iter().find(|t| &*t.name == target))
+        .map(|t| t.fqdn.to_string())
         .unwrap_or_default();
     let best = (!healthy.is_empty())
         .then(|| best_attribute(&failing, &healthy))
@@ -233,7 +194,7 @@ fn since_of(failing: &[&NodeView], target: &str) -> (Option<String>, Option<Stri
     let mut seen: Vec<(&str, &str, bool)> = failing
         .iter()
         .filter_map(|n| {
-            let t = n.targets.iter().find(|t| t.name == target)?;
+            let t = n.targets.iter().find(|t| &*t.name == target)?;
             Some((t.since.as_deref()?, n.node.as_str(), t.since_at_least))
         })
         .collect();

@@ -144,8 +144,8 @@ impl ClusterMetrics {
         let node_info = gauge_vec(
             r,
             NODE_INFO,
-            "The node this agent runs on (always 1).",
-            &["node", "region", "zone"],
+            "The node this agent runs on (always 1): its region, zone, agent pool and node image, to group failing nodes by.",
+            &["node", "region", "zone", "agentpool", "node_image"],
         )?;
         let events_total = counter_vec(
             r,
@@ -419,14 +419,24 @@ impl Metrics {
     /// Records the node, findings and the scoring-service check of a round.
     pub fn observe_cluster(&self, report: &RoundReport) {
         if let Some(n) = &report.node {
-            self.cluster
+            let attr = |k: &str| n.attrs.get(k).map_or("", String::as_str);
+            let labels = [
+                n.name.as_str(),
+                n.region.as_deref().unwrap_or(""),
+                n.zone.as_deref().unwrap_or(""),
+                attr("pool"),
+                attr("node_image"),
+            ];
+            // One series per node: a node image upgrade replaces it.
+            if !self
+                .cluster
                 .node_info
-                .with_label_values(&[
-                    n.name.as_str(),
-                    n.region.as_deref().unwrap_or(""),
-                    n.zone.as_deref().unwrap_or(""),
-                ])
-                .set(1);
+                .get_metric_with_label_values(&labels)
+                .is_ok_and(|g| g.get() == 1)
+            {
+                self.cluster.node_info.reset();
+            }
+            self.cluster.node_info.with_label_values(&labels).set(1);
         }
         self.cluster
             .proxy_configured

@@ -4,6 +4,8 @@
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::Bytes;
@@ -24,6 +26,8 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// Answer only after this long (a slow server).
+    pub delay: Option<Duration>,
 }
 
 impl Reply {
@@ -32,7 +36,14 @@ impl Reply {
             status,
             headers: Vec::new(),
             body: body.to_string(),
+            delay: None,
         }
+    }
+
+    /// The same answer, after `delay`.
+    pub fn delayed(mut self, delay: Duration) -> Reply {
+        self.delay = Some(delay);
+        self
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Reply {
@@ -120,6 +131,16 @@ pub type Route = Arc<dyn Fn(&Seen) -> Reply + Send + Sync>;
 pub struct HttpsServer {
     addr: SocketAddr,
     task: JoinHandle<()>,
+    stats: Arc<Stats>,
+}
+
+/// What a server saw: requests, how many at once at most, body bytes sent.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub requests: AtomicU64,
+    pub in_flight: AtomicUsize,
+    pub max_in_flight: AtomicUsize,
+    pub body_bytes: AtomicU64,
 }
 
 impl Drop for HttpsServer {
@@ -131,6 +152,11 @@ impl Drop for HttpsServer {
 impl HttpsServer {
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Requests, concurrency and bytes seen so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
     }
 
     /// Serves `reply` over TLS with `leaf` on `listener`.
@@ -151,6 +177,8 @@ impl HttpsServer {
             .with_single_cert(leaf.chain.clone(), leaf.clone_key())
             .map_err(std::io::Error::other)?;
         let acceptor = TlsAcceptor::from(Arc::new(config));
+        let stats = Arc::new(Stats::default());
+        let counted = stats.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((tcp, peer)) = listener.accept().await else {
@@ -158,6 +186,7 @@ impl HttpsServer {
                 };
                 let acceptor = acceptor.clone();
                 let route = route.clone();
+                let counted = counted.clone();
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(tcp).await else {
                         return;
@@ -173,7 +202,18 @@ impl HttpsServer {
                                 .map(str::to_string),
                         };
                         let reply = route(&seen);
-                        async move { Ok::<_, Infallible>(build(&reply, peer.ip())) }
+                        let stats = counted.clone();
+                        async move {
+                            stats.requests.fetch_add(1, Ordering::Relaxed);
+                            let now = stats.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+                            stats.max_in_flight.fetch_max(now, Ordering::Relaxed);
+                            if let Some(d) = reply.delay {
+                                tokio::time::sleep(d).await;
+                            }
+                            stats.body_bytes.fetch_add(reply.body.len() as u64, Ordering::Relaxed);
+                            stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+                            Ok::<_, Infallible>(build(&reply, peer.ip()))
+                        }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(tls), service)
@@ -181,7 +221,7 @@ impl HttpsServer {
                 });
             }
         });
-        Ok(HttpsServer { addr, task })
+        Ok(HttpsServer { addr, task, stats })
     }
 
     /// Binds `ip:port` (0 for a free port) and serves.
