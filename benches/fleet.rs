@@ -78,6 +78,68 @@ fn pool(i: usize) -> &'static str {
     ][i % 10]
 }
 
+/// The pods as the API server prints them (`as=Table`, no objects).
+fn pods_table(n: usize) -> String {
+    let rows: Vec<Value> = (0..n)
+        .map(|i| {
+            let ready = if i % 100 == 21 { "0/1" } else { "1/1" };
+            json!({"cells": [format!("netprobe-{i}"), ready, "Running", 0, "3d", format!("10.244.{}.{}", i / 250, i % 250 + 2), node(i), "<none>", "<none>"]})
+        })
+        .collect();
+    let cols: Vec<Value> = [
+        "Name",
+        "Ready",
+        "Status",
+        "Restarts",
+        "Age",
+        "IP",
+        "Node",
+        "Nominated Node",
+        "Readiness Gates",
+    ]
+    .iter()
+    .map(|c| json!({"name": c, "type": "string"}))
+    .collect();
+    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {}, "columnDefinitions": cols, "rows": rows})
+        .to_string()
+}
+
+/// The nodes as the API server prints them (`as=Table`, no objects).
+fn nodes_table(n: usize) -> String {
+    let rows: Vec<Value> = (0..n)
+        .map(|i| json!({"cells": [node(i), "Ready", "<none>", "30d", "v1.33.5"]}))
+        .collect();
+    let cols: Vec<Value> = ["Name", "Status", "Roles", "Age", "Version"]
+        .iter()
+        .map(|c| json!({"name": c, "type": "string"}))
+        .collect();
+    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {}, "columnDefinitions": cols, "rows": rows})
+        .to_string()
+}
+
+/// A node's attributes as its agent reads them from its Node.
+fn attrs(i: usize) -> std::collections::BTreeMap<String, String> {
+    [
+        ("pool", pool(i).to_string()),
+        ("zone", format!("westeurope-{}", i % 3 + 1)),
+        ("node_image", "AKSUbuntu-2204gen2containerd-202612.01.0".to_string()),
+        (
+            "vm_size",
+            if pool(i) == "gpu" {
+                "Standard_NC6s_v3"
+            } else {
+                "Standard_D4s_v5"
+            }
+            .to_string(),
+        ),
+        ("os_sku", "Ubuntu".to_string()),
+        ("kubelet", "v1.33.5".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
 fn nodes(n: usize) -> String {
     let items: Vec<Value> = (0..n)
         .map(|i| {
@@ -118,22 +180,40 @@ async fn run(n: usize, with_summary: bool, round: &RoundReport) -> Run {
     let docs = Arc::new([
         netprobe::render::json::render(round),
         netprobe::render::json::render(&failing),
-        serde_json::to_string(&RoundSummary::of(round, false)).unwrap(),
-        serde_json::to_string(&RoundSummary::of(&failing, false)).unwrap(),
+        String::new(),
+        String::new(),
         pods(n),
         nodes(n),
         serde_json::to_string(&RoundSummary::of(round, true)).unwrap(),
+        pods_table(n),
+        nodes_table(n),
     ]);
-    let list_bytes = (docs[4].len() as f64 / 1e6, docs[5].len() as f64 / 1e6);
+    // Each pool's summary (its agents' Node attributes differ by pool and zone).
+    let summaries: Arc<Vec<String>> = Arc::new(
+        (0..30)
+            .map(|k| {
+                let mut s = RoundSummary::of(if pool(k) == "gpu" { &failing } else { round }, false);
+                s.node = attrs(k);
+                serde_json::to_string(&s).unwrap()
+            })
+            .collect(),
+    );
+    let tables = std::env::var_os("NETPROBE_BENCH_NO_TABLES").is_none();
+    let list_bytes = if tables {
+        (docs[7].len() as f64 / 1e6, docs[8].len() as f64 / 1e6)
+    } else {
+        (docs[4].len() as f64 / 1e6, docs[5].len() as f64 / 1e6)
+    };
     let ca = Ca::new("fake API server CA").unwrap();
     let leaf = ca.leaf(&["localhost"], Validity::Current).unwrap();
     let route = move |req: &Seen| -> Reply {
         let path = req.path.as_str();
+        let table = tables && req.accept.as_deref().is_some_and(|a| a.contains("as=Table"));
         if path.starts_with("/api/v1/namespaces/netprobe/pods?") {
-            return Reply::new(200, &docs[4]).header("content-type", "application/json");
+            return Reply::new(200, &docs[if table { 7 } else { 4 }]).header("content-type", "application/json");
         }
         if path.starts_with("/api/v1/nodes?") {
-            return Reply::new(200, &docs[5]).header("content-type", "application/json");
+            return Reply::new(200, &docs[if table { 8 } else { 5 }]).header("content-type", "application/json");
         }
         let Some(rest) = path.strip_prefix("/api/v1/namespaces/netprobe/pods/netprobe-") else {
             return Reply::new(404, "{}");
@@ -141,6 +221,7 @@ async fn run(n: usize, with_summary: bool, round: &RoundReport) -> Run {
         let (i, what) = rest.split_once(":9469/proxy").unwrap_or(("0", ""));
         let i: usize = i.parse().unwrap_or(0);
         let gpu = pool(i) == "gpu";
+        let summaries = summaries.clone();
         let reply = match what {
             "/status/summary" | "/status/summary?targets=all" if !with_summary => {
                 Reply::new(404, r#"{"kind":"Status","reason":"NotFound","code":404}"#)
@@ -150,7 +231,7 @@ async fn run(n: usize, with_summary: bool, round: &RoundReport) -> Run {
                 503,
                 r#"{"kind":"Status","status":"Failure","message":"error trying to reach service: dial tcp: connect: connection refused","reason":"ServiceUnavailable","code":503}"#,
             ),
-            "/status/summary" => Reply::new(200, &docs[if gpu { 3 } else { 2 }]),
+            "/status/summary" => Reply::new(200, &summaries[i % 30]),
             "/status" => Reply::new(200, &docs[if gpu { 1 } else { 0 }]),
             _ => Reply::new(404, "{}"),
         };

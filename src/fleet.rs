@@ -15,7 +15,6 @@ use std::time::{Duration, SystemTime};
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Client;
-use kube::api::{Api, ListParams};
 use serde::Serialize;
 
 use crate::model::{Cause, string_enum};
@@ -365,6 +364,133 @@ fn target_views(nodes: &[NodeView]) -> Vec<TargetView> {
     by_name.into_values().collect()
 }
 
+/// An agent pod as listed: its name, its node, Ready.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodRow {
+    pub name: String,
+    pub node: String,
+    pub ready: bool,
+}
+
+/// The `Accept` of a list asked as a Table (server-side printing): a row of
+/// a few cells per object instead of the object (a real Node is kilobytes of
+/// labels, annotations and managed fields). A server that does not print
+/// Tables answers the plain list, which is read instead.
+pub const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
+
+/// The most of one list read (a plain list of 5,000 real Nodes is tens of MiB).
+pub const MAX_LIST_BYTES: usize = 128 << 20;
+
+/// `s` as a query parameter value.
+fn query_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The cells of a Table's rows by column name (`Name`, `Node`, ...), or
+/// `None` when the answer is not a Table.
+fn table_rows(v: &serde_json::Value, columns: &[&str]) -> Option<Vec<Vec<String>>> {
+    if v["kind"] != "Table" {
+        return None;
+    }
+    let names: Vec<&str> = v["columnDefinitions"]
+        .as_array()?
+        .iter()
+        .map(|c| c["name"].as_str().unwrap_or(""))
+        .collect();
+    let at: Vec<Option<usize>> = columns.iter().map(|c| names.iter().position(|n| n == c)).collect();
+    let cell = |cells: &serde_json::Value, i: Option<usize>| match i.map(|i| &cells[i]) {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(other) if !other.is_null() => other.to_string(),
+        _ => String::new(),
+    };
+    Some(
+        v["rows"]
+            .as_array()?
+            .iter()
+            .map(|r| at.iter().map(|i| cell(&r["cells"], *i)).collect())
+            .collect(),
+    )
+}
+
+/// The agent pods, as a Table (name, Ready `n/m`, status, node) or, from a
+/// server that does not print Tables, as the plain list. A finished pod (a
+/// Job's, a Helm test's that matched a broader selector) has no agent.
+async fn list_pods(client: &Client, opts: &FleetOptions) -> Result<Vec<PodRow>, String> {
+    let path = format!(
+        "/api/v1/namespaces/{}/pods?labelSelector={}&includeObject=None",
+        opts.namespace,
+        query_escape(&opts.selector)
+    );
+    let body = read_body(client, &path, Some(TABLE), MAX_LIST_BYTES).await?;
+    let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| format!("not a pod list: {e}"))?;
+    if let Some(rows) = table_rows(&v, &["Name", "Ready", "Status", "Node"]) {
+        return Ok(rows
+            .into_iter()
+            .filter(|r| !matches!(r[2].as_str(), "Completed" | "Succeeded" | "Failed" | "Error"))
+            .map(|r| {
+                let ready = r[1].split_once('/').is_some_and(|(a, b)| a == b && a != "0");
+                PodRow {
+                    name: r[0].clone(),
+                    node: r[3].clone(),
+                    ready,
+                }
+            })
+            .collect());
+    }
+    let list: k8s_openapi::List<Pod> = serde_json::from_value(v).map_err(|e| format!("not a pod list: {e}"))?;
+    Ok(list
+        .items
+        .iter()
+        .filter(|p| !pod_finished(p))
+        .map(|p| PodRow {
+            name: p.metadata.name.clone().unwrap_or_default(),
+            node: p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default(),
+            ready: pod_ready(p),
+        })
+        .collect())
+}
+
+/// The Linux nodes: names from a Table (their attributes then come from
+/// the agents' summaries), or names and attributes from the plain list.
+async fn list_nodes(client: &Client, opts: &FleetOptions) -> Option<Vec<NodeSeen>> {
+    let path = format!(
+        "/api/v1/nodes?labelSelector={}&includeObject=None",
+        query_escape("kubernetes.io/os=linux")
+    );
+    let body = tokio::time::timeout(opts.timeout, read_body(client, &path, Some(TABLE), MAX_LIST_BYTES))
+        .await
+        .ok()?
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+    if let Some(rows) = table_rows(&v, &["Name"]) {
+        return Some(
+            rows.into_iter()
+                .map(|r| NodeSeen {
+                    name: r[0].clone(),
+                    attrs: BTreeMap::new(),
+                })
+                .collect(),
+        );
+    }
+    let list: k8s_openapi::List<Node> = serde_json::from_value(v).ok()?;
+    Some(
+        list.items
+            .iter()
+            .filter_map(|n| {
+                Some(NodeSeen {
+                    name: n.metadata.name.clone()?,
+                    attrs: node_attributes(n),
+                })
+            })
+            .collect(),
+    )
+}
+
 fn pod_finished(p: &Pod) -> bool {
     let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
     matches!(phase, Some("Succeeded" | "Failed"))
@@ -377,60 +503,32 @@ fn pod_ready(p: &Pod) -> bool {
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-/// Lists the agents and reads each one's `/status`, `opts.concurrency` at a
-/// time, each within `opts.timeout`.
+/// Lists the agents and reads each one's summary, `opts.concurrency` at a
+/// time, each within `opts.timeout`; lists the Linux nodes.
 pub async fn collect(
     client: &Client,
     opts: &FleetOptions,
 ) -> Result<(Vec<PodSeen>, Option<Vec<NodeSeen>>), FleetError> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &opts.namespace);
-    let list = tokio::time::timeout(opts.timeout, pods.list(&ListParams::default().labels(&opts.selector)))
+    let running = tokio::time::timeout(opts.timeout, list_pods(client, opts))
         .await
-        .unwrap_or_else(|_| Err(kube::Error::Service("timed out".into())))
-        .map_err(|error| FleetError::ListPods {
+        .unwrap_or_else(|_| Err("timed out".into()))
+        .map_err(|message| FleetError::ListPods {
             namespace: opts.namespace.clone(),
             selector: opts.selector.clone(),
-            message: crate::cluster::kube_message(&error),
+            message,
         })?;
-    // A finished pod (a Job's, a Helm test's that matched a broader
-    // selector) has no agent to read.
-    let running: Vec<Pod> = list.items.into_iter().filter(|p| !pod_finished(p)).collect();
     let mut found = read_all(client, opts, running).await;
     let _unnamed = fill_names(client, opts, &mut found).await;
-    let nodes: Api<Node> = Api::all(client.clone());
-    let linux = tokio::time::timeout(
-        opts.timeout,
-        nodes.list(&ListParams::default().labels("kubernetes.io/os=linux")),
-    )
-    .await
-    .ok()
-    .and_then(Result::ok)
-    .map(|l| {
-        l.items
-            .iter()
-            .filter_map(|n| {
-                Some(NodeSeen {
-                    name: n.metadata.name.clone()?,
-                    attrs: node_attributes(n),
-                })
-            })
-            .collect()
-    });
+    let linux = list_nodes(client, opts).await;
     Ok((found, linux))
 }
 
 /// Every agent's summary, `opts.concurrency` at a time, within
 /// `opts.deadline` in all: an agent not read by then is reported as such.
 /// With `opts.progress`, a count on standard error as they come.
-async fn read_all(client: &Client, opts: &FleetOptions, pods: Vec<Pod>) -> Vec<PodSeen> {
+async fn read_all(client: &Client, opts: &FleetOptions, pods: Vec<PodRow>) -> Vec<PodSeen> {
     let total = pods.len();
-    let names: Vec<(String, String, bool)> = pods
-        .iter()
-        .map(|p| {
-            let node = p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
-            (p.metadata.name.clone().unwrap_or_default(), node, pod_ready(p))
-        })
-        .collect();
+    let names: Vec<(String, String, bool)> = pods.into_iter().map(|p| (p.name, p.node, p.ready)).collect();
     let mut found: Vec<PodSeen> = Vec::with_capacity(total);
     let mut stream = futures_util::stream::iter(
         names
@@ -604,10 +702,24 @@ pub async fn read_details(client: &Client, opts: &FleetOptions, pods: &[PodSeen]
 /// One agent document through the API server's pod proxy, read up to
 /// `max` bytes.
 async fn read_json<T: serde::de::DeserializeOwned>(client: &Client, path: &str, max: usize) -> Result<T, String> {
+    let body = read_body(client, path, None, max).await?;
+    serde_json::from_slice::<T>(&body).map_err(|e| {
+        format!(
+            "/status is not a netprobe report: {}",
+            crate::text::shown(&e.to_string(), 200)
+        )
+    })
+}
+
+/// A GET through the API server (with `accept`, if given), its body read up
+/// to `max` bytes; an error status in the words of `kube_message`.
+async fn read_body(client: &Client, path: &str, accept: Option<&str>, max: usize) -> Result<bytes::Bytes, String> {
     use http_body_util::BodyExt;
-    let req = hyper::Request::get(path)
-        .body(kube::client::Body::empty())
-        .map_err(|e| e.to_string())?;
+    let mut req = hyper::Request::get(path);
+    if let Some(a) = accept {
+        req = req.header(hyper::header::ACCEPT, a);
+    }
+    let req = req.body(kube::client::Body::empty()).map_err(|e| e.to_string())?;
     let through = |e: &kube::Error| {
         format!(
             "reading /status through the API server: {}",
@@ -640,12 +752,7 @@ async fn read_json<T: serde::de::DeserializeOwned>(client: &Client, path: &str, 
             crate::cluster::status_message(status.as_u16(), &reason, &message)
         ));
     }
-    serde_json::from_slice::<T>(&body).map_err(|e| {
-        format!(
-            "/status is not a netprobe report: {}",
-            crate::text::shown(&e.to_string(), 200)
-        )
-    })
+    Ok(body)
 }
 
 /// The report for a person: targets first (how many nodes fail each, and
@@ -839,6 +946,29 @@ mod tests {
     use crate::report::TargetReport;
     use crate::service::{Service, Target};
     use crate::verdict::{CauseFinding, Diagnosis};
+
+    /// A Table as the API server prints pods (`kubectl get pods -o wide`'s
+    /// columns), read by column name; a plain list is no Table.
+    #[test]
+    fn tables_are_read_by_column_name() {
+        let v: serde_json::Value = serde_json::from_str(
+            r#"{"kind":"Table","apiVersion":"meta.k8s.io/v1","columnDefinitions":[
+                {"name":"Name","type":"string"},{"name":"Ready","type":"string"},{"name":"Status","type":"string"},
+                {"name":"Restarts","type":"string"},{"name":"Age","type":"string"},{"name":"IP","type":"string"},
+                {"name":"Node","type":"string"},{"name":"Nominated Node","type":"string"}],
+              "rows":[{"cells":["netprobe-7xk2p","1/1","Running","0","3d","10.244.1.5","aks-nodepool1-0","<none>"]},
+                      {"cells":["netprobe-b9rq4","0/1","CrashLoopBackOff",7,"3d","10.244.2.4","aks-nodepool1-1","<none>"]}]}"#,
+        )
+        .unwrap();
+        let rows = table_rows(&v, &["Name", "Ready", "Node", "Missing"]).unwrap();
+        assert_eq!(rows[0], ["netprobe-7xk2p", "1/1", "aks-nodepool1-0", ""]);
+        assert_eq!(rows[1][1], "0/1");
+        assert!(table_rows(&serde_json::json!({"kind": "PodList", "items": []}), &["Name"]).is_none());
+        assert_eq!(
+            query_escape("app.kubernetes.io/name=netprobe,x"),
+            "app.kubernetes.io%2Fname%3Dnetprobe%2Cx"
+        );
+    }
 
     /// An agent's report with these (target, healthy, cause) rows.
     fn status(started: &str, targets: &[(&str, bool, &str)]) -> Result<RoundReport, String> {

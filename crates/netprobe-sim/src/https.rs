@@ -123,6 +123,8 @@ pub struct Seen {
     /// Path and query.
     pub path: String,
     pub authorization: Option<String>,
+    /// The `Accept` header (a Kubernetes client asking for a Table).
+    pub accept: Option<String>,
 }
 
 /// How a routed server answers.
@@ -198,6 +200,11 @@ impl HttpsServer {
                             authorization: req
                                 .headers()
                                 .get("authorization")
+                                .and_then(|v| v.to_str().ok())
+                                .map(str::to_string),
+                            accept: req
+                                .headers()
+                                .get("accept")
                                 .and_then(|v| v.to_str().ok())
                                 .map(str::to_string),
                         };
