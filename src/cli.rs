@@ -69,6 +69,10 @@ pub enum Command {
         /// Agent HTTP address (overrides the config's `listen`; default 0.0.0.0:9469).
         #[arg(long)]
         listen: Option<String>,
+        /// Agent: set the condition AzureMLPrivateNetwork on the Node (needs
+        /// `patch` on nodes/status; off unless asked).
+        #[arg(long, env = "NETPROBE_NODE_CONDITION")]
+        node_condition: bool,
     },
     /// Validate a configuration file and exit 0 (valid) or 2 (invalid). Node
     /// files it cannot read here (resolv.conf) are warnings: on a node, the
@@ -289,6 +293,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             once,
             output,
             listen,
+            node_condition,
         } => {
             // Kubernetes first: `region: auto` needs the node's region.
             let rt = runtime()?;
@@ -308,6 +313,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
                     on_listen: None,
                     cluster,
                     min_interval: min_interval()?,
+                    node_condition,
                 };
                 rt.block_on(crate::agent::run(cfg, opts))?;
                 return Ok(EXIT_HEALTHY);

@@ -154,6 +154,25 @@ impl Cluster {
         })
     }
 
+    /// Sets netprobe's condition on the Node: a strategic merge patch of
+    /// `status.conditions` (merged by `type`), which touches no other field
+    /// and no other condition (`--node-condition`; needs `patch` on
+    /// `nodes/status`).
+    pub async fn set_condition(&self, c: &ConditionUpdate) -> Result<(), ClusterError> {
+        let api: Api<Node> = Api::all(self.client.clone());
+        let what = format!("patch the condition {NODE_CONDITION} of node {}", self.node);
+        call(
+            &what,
+            api.patch_status(
+                &self.node,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Strategic(c.patch_body()),
+            ),
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Records an Event on the Node (namespace `default`, where Node events live).
     pub async fn emit(&self, event: &NodeEvent, node_uid: Option<&str>) -> Result<(), ClusterError> {
         let api: Api<Event> = Api::namespaced(self.client.clone(), "default");
@@ -585,6 +604,39 @@ pub struct ClusterObservation {
     /// `api-server` target's name is in an API Server VNet Integration zone
     /// (`private.<region>.azmk8s.io`), or why they could not be read.
     pub api_endpoints: Option<Result<Vec<IpAddr>, String>>,
+}
+
+/// The type of the Node condition netprobe sets (`--node-condition`).
+pub const NODE_CONDITION: &str = "AzureMLPrivateNetwork";
+
+/// One update of netprobe's Node condition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConditionUpdate {
+    pub healthy: bool,
+    pub reason: &'static str,
+    pub message: String,
+    /// When the condition's status last changed (RFC 3339).
+    pub transition: String,
+    /// This round's time (RFC 3339).
+    pub heartbeat: String,
+}
+
+impl ConditionUpdate {
+    /// The strategic merge patch body: `status.conditions`, this one only.
+    pub fn patch_body(&self) -> serde_json::Value {
+        serde_json::json!({
+            "status": {
+                "conditions": [{
+                    "type": NODE_CONDITION,
+                    "status": if self.healthy { "True" } else { "False" },
+                    "reason": self.reason,
+                    "message": self.message,
+                    "lastTransitionTime": self.transition,
+                    "lastHeartbeatTime": self.heartbeat,
+                }]
+            }
+        })
+    }
 }
 
 /// The Node labels each attribute is read from, first found wins.

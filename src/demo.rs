@@ -608,6 +608,7 @@ pub async fn serve(opts: ServeOptions, stop: tokio::sync::watch::Receiver<bool>)
         cluster: crate::cluster::ClusterContext::default(),
         // A simulation on loopback: no node's DNS to spare.
         min_interval: std::time::Duration::ZERO,
+        node_condition: false,
     };
     let result = crate::agent::run_until(config, agent, stop).await;
     flapper.abort();

@@ -48,6 +48,7 @@ async fn start_agent(config: Config, path: &Path) -> Agent {
         on_listen: Some(tx),
         cluster: Default::default(),
         min_interval: std::time::Duration::ZERO,
+        node_condition: false,
     };
     let task = tokio::spawn(async move {
         run_until(config, opts, rx).await.unwrap();
@@ -621,6 +622,7 @@ async fn status_page_renders_in_chromium_and_hostile_names_stay_inert() {
             ..netprobe::cluster::ClusterContext::default()
         },
         min_interval: std::time::Duration::ZERO,
+        node_condition: false,
     };
     let config = Config::load(&path).unwrap();
     let task = tokio::spawn(async move { run_until(config, opts, rx).await.unwrap() });

@@ -39,6 +39,7 @@ fn fixture(name: &str) -> Vec<u8> {
 struct Seen {
     method: Method,
     path: String,
+    content_type: Option<String>,
     body: Value,
 }
 
@@ -54,6 +55,11 @@ fn mock_api(routes: Routes) -> (Cluster, Arc<Mutex<Vec<Seen>>>) {
         while let Some((req, send)) = handle.next_request().await {
             let method = req.method().clone();
             let path = req.uri().path().to_string();
+            let content_type = req
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
             let bytes = req
                 .into_body()
                 .collect()
@@ -64,6 +70,7 @@ fn mock_api(routes: Routes) -> (Cluster, Arc<Mutex<Vec<Seen>>>) {
             log.lock().unwrap().push(Seen {
                 method: method.clone(),
                 path: path.clone(),
+                content_type,
                 body,
             });
             let (code, file) = routes
@@ -331,6 +338,7 @@ async fn the_agent_records_events_once_per_change() {
             on_listen: None,
             cluster: ctx,
             min_interval: std::time::Duration::ZERO,
+            node_condition: false,
         },
         rx,
     ));
@@ -374,6 +382,81 @@ async fn the_agent_records_events_once_per_change() {
         .body
         .clone();
     assert_eq!(recovered["type"], "Normal");
+    // Not asked to: the Node's status is never patched.
+    assert!(!seen.lock().unwrap().iter().any(|s| s.method == Method::PATCH));
+    stop.send(true).unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+}
+
+/// `--node-condition`: after three healthy rounds, one strategic merge
+/// patch of the Node's status that sets `AzureMLPrivateNetwork` and touches
+/// nothing else; the next rounds in the same state patch nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_sets_its_node_condition_when_asked() {
+    let (ep, d, _dir, path) = registry_scene("reg112", 112).await;
+    std::fs::write(
+        &path,
+        format!(
+            "interval: 100ms\ntimeout: 1s\nresolvers:\n  - name: system\n    servers: [\"{}\"]\nprivate_ranges: [127.0.10.0/24]\ntls:\n  extra_ca_file: ca.pem\ntargets:\n  - {{fqdn: reg112.azurecr.io, name: reg112, service: acr, port: {}}}\n",
+            d.addr(),
+            ep.addr().port()
+        ),
+    )
+    .unwrap();
+    let status_path = format!("/api/v1/nodes/{NODE}/status");
+    let (cluster, seen) = mock_api(vec![
+        node_route("node-aks-eastus.json", 200),
+        (Method::PATCH, status_path.clone(), 200, "node-aks-eastus.json"),
+    ]);
+    let ctx = ClusterContext::with_cluster(Some(cluster)).await;
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(run_until(
+        Config::load(&path).unwrap(),
+        AgentOptions {
+            config_path: Some(path.clone()),
+            listen_override: Some("127.0.0.1:0".parse().unwrap()),
+            on_listen: None,
+            cluster: ctx,
+            min_interval: std::time::Duration::ZERO,
+            node_condition: true,
+        },
+        rx,
+    ));
+    let patches = || -> Vec<Seen> {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.method == Method::PATCH)
+            .cloned()
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while patches().is_empty() {
+        assert!(Instant::now() < deadline, "no patch: {:?}", seen.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let p = patches();
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].path, status_path);
+    assert_eq!(
+        p[0].content_type.as_deref(),
+        Some("application/strategic-merge-patch+json")
+    );
+    let body = &p[0].body;
+    assert_eq!(body.as_object().map(|o| o.len()), Some(1), "{body}");
+    assert_eq!(body["status"].as_object().map(|o| o.len()), Some(1), "{body}");
+    let c = &body["status"]["conditions"];
+    assert_eq!(c.as_array().map(Vec::len), Some(1), "{body}");
+    assert_eq!(
+        (c[0]["type"].as_str(), c[0]["status"].as_str()),
+        (Some("AzureMLPrivateNetwork"), Some("True"))
+    );
+    assert_eq!(c[0]["reason"], "AllTargetsHealthy");
+    assert!(
+        c[0]["message"].as_str().unwrap().contains("all 1 targets healthy"),
+        "{body}"
+    );
     stop.send(true).unwrap();
     let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
 }
@@ -479,6 +562,7 @@ async fn region_auto_waits_out_an_api_server_outage() {
             on_listen: Some(tx),
             cluster: ctx,
             min_interval: Duration::ZERO,
+            node_condition: false,
         },
         rx,
     ));

@@ -90,6 +90,23 @@ fn every_variant_renders_and_validates_against_the_kubernetes_schema() {
         "the Role must stay in azureml"
     );
     validate("aml-inference-router", &aml);
+    // The opt-in Node condition: `patch` on nodes/status and the agent's
+    // switch, nothing else; neither without the component.
+    let cond = kustomize_with(&root(), &["deploy/base"], &["deploy/components/node-condition"]);
+    let cond_docs = docs(&cond);
+    let rules = find(&cond_docs, "ClusterRole", "netprobe")["rules"].clone();
+    assert_eq!(
+        rules,
+        serde_json::json!([
+            {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]},
+            {"apiGroups": [""], "resources": ["nodes/status"], "verbs": ["patch"]}
+        ])
+    );
+    let env = find(&cond_docs, "DaemonSet", "netprobe")["spec"]["template"]["spec"]["containers"][0]["env"].to_string();
+    assert!(env.contains("NETPROBE_NODE_CONDITION"), "{env}");
+    let base = kustomize(&root().join("deploy"));
+    assert!(!base.contains("nodes/status") && !base.contains("NETPROBE_NODE_CONDITION"));
+    validate("node-condition", &cond);
     let job = kustomize(&root().join("deploy/jobs"));
     validate("job", &job);
     validate(

@@ -333,6 +333,21 @@ fn least_privilege_and_network_policy() {
     let ds = find(&h, "DaemonSet", "netprobe");
     assert_eq!(pod["spec"]["affinity"], ds["spec"]["template"]["spec"]["affinity"]);
     assert!(pod["spec"]["affinity"].to_string().contains("virtual-kubelet"));
+    // The Node condition is opt-in: `patch` on nodes/status and the agent's
+    // switch only with nodeCondition.enabled.
+    let text = template("helm4", &[]);
+    assert!(!text.contains("nodes/status") && !text.contains("NETPROBE_NODE_CONDITION"));
+    let on = docs(&template("helm4", &["nodeCondition.enabled=true"]));
+    let rules = find(&on, "ClusterRole", "netprobe")["rules"].to_string();
+    assert!(
+        rules.contains(r#""resources":["nodes/status"],"verbs":["patch"]"#),
+        "{rules}"
+    );
+    let env = find(&on, "DaemonSet", "netprobe")["spec"]["template"]["spec"]["containers"][0]["env"].to_string();
+    assert!(
+        env.contains(r#"{"name":"NETPROBE_NODE_CONDITION","value":"true"}"#),
+        "{env}"
+    );
     // Without egress rules, only the ingress ones.
     let h = docs(&template("helm3", &["networkPolicy.egress=false"]));
     assert_eq!(

@@ -258,6 +258,7 @@ async fn agent_over_a_closed_port(
             on_listen: Some(tx),
             cluster: Default::default(),
             min_interval: Duration::ZERO,
+            node_condition: false,
         },
         rx,
     ));

@@ -452,6 +452,7 @@ async fn panels_and_alerts_on_a_real_prometheus(metric_set: &str) {
             on_listen: Some(tx),
             cluster: Default::default(),
             min_interval: std::time::Duration::ZERO,
+            node_condition: false,
         },
         stop_rx,
     ));

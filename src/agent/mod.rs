@@ -6,6 +6,7 @@
 //! (`reload`), projecting a round onto the outputs (`project`), the Node's
 //! Events (`events`), the log lines (`logging`), the HTTP server (`server`).
 
+pub mod condition;
 mod events;
 mod logging;
 mod project;
@@ -233,6 +234,8 @@ pub struct AgentOptions {
     /// The floor under the configured interval ([`MIN_AGENT_INTERVAL`] on
     /// a node), also the least pause after a round that overran.
     pub min_interval: Duration,
+    /// Set netprobe's condition on the Node (`--node-condition`, opt-in).
+    pub node_condition: bool,
 }
 
 /// Runs until SIGTERM or SIGINT.
@@ -292,6 +295,7 @@ pub async fn run_until(
         .map(|path| tokio::spawn(watch_config(path, reload_tx, stop.clone())));
 
     let mut limiter = EventLimiter::default();
+    let mut condition = opts.node_condition.then(condition::ConditionKeeper::default);
     let mut last_node_read = Instant::now();
 
     let mut next_start = Instant::now();
@@ -330,7 +334,7 @@ pub async fn run_until(
         let took = started.elapsed();
         let rounds_before = rounds_since_start;
         rounds_since_start += 1;
-        project(&state, &opts.cluster, &mut limiter, report);
+        project(&state, &opts.cluster, &mut limiter, condition.as_mut(), report);
         let interval = effective_interval(engine.config().interval, opts.min_interval);
         if took > interval {
             state.metrics.round_overrun();

@@ -14,11 +14,13 @@ use crate::round::{carry_since, transitions};
 
 /// Projects a finished round onto every output: the transitions (counter,
 /// log lines, Events), the metrics, and the published report behind
-/// `/status` and the status page.
+/// `/status` and the status page; with `--node-condition`, the Node's
+/// condition.
 pub(super) fn project(
     state: &Arc<State>,
     cluster: &ClusterContext,
     limiter: &mut EventLimiter,
+    condition: Option<&mut super::condition::ConditionKeeper>,
     mut report: RoundReport,
 ) {
     let completed = SystemTime::now()
@@ -35,6 +37,16 @@ pub(super) fn project(
     state.metrics.observe_cluster(&report);
     log_transitions(&changes);
     send_events(cluster, state, limiter, &changes);
+    if let (Some(keeper), Some(c)) = (condition, &cluster.cluster)
+        && let Some(update) = keeper.observe(&report, tokio::time::Instant::now())
+    {
+        let c = c.clone();
+        tokio::spawn(async move {
+            if let Err(e) = c.set_condition(&update).await {
+                tracing::warn!(error = %e, "cannot set the node condition");
+            }
+        });
+    }
     tracing::debug!(
         targets = report.summary.targets,
         unhealthy = report.summary.unhealthy,
