@@ -450,7 +450,16 @@ async fn panels_and_alerts_on_a_real_prometheus(metric_set: &str) {
             config_path: Some(path.clone()),
             listen_override: Some("127.0.0.1:0".parse().unwrap()),
             on_listen: Some(tx),
-            cluster: Default::default(),
+            // The node's pool and zone, for the panel that groups failing nodes.
+            cluster: netprobe::cluster::ClusterContext {
+                node: Some(netprobe::report::NodeInfo {
+                    name: "aks-nodepool1-0".into(),
+                    zone: Some("eastus-1".into()),
+                    attrs: [("pool".to_string(), "nodepool1".to_string())].into_iter().collect(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
             min_interval: std::time::Duration::ZERO,
             node_condition: false,
         },
