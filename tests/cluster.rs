@@ -307,6 +307,32 @@ async fn registry_scene(
     (ep, d, dir, path)
 }
 
+/// The agent on the config at `path`, reading the cluster through `cluster`.
+async fn agent_on(
+    cluster: Cluster,
+    path: &std::path::Path,
+    node_condition: bool,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<Result<(), netprobe::agent::AgentError>>,
+) {
+    let ctx = ClusterContext::with_cluster(Some(cluster)).await;
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(run_until(
+        Config::load(path).unwrap(),
+        AgentOptions {
+            config_path: Some(path.to_path_buf()),
+            listen_override: Some("127.0.0.1:0".parse().unwrap()),
+            on_listen: None,
+            cluster: ctx,
+            min_interval: std::time::Duration::ZERO,
+            node_condition,
+        },
+        rx,
+    ));
+    (stop, task)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_records_events_once_per_change() {
     let (ep, d, _dir, path) = registry_scene("reg111", 111).await;
@@ -328,20 +354,7 @@ async fn the_agent_records_events_once_per_change() {
             "event-created.json",
         ),
     ]);
-    let ctx = ClusterContext::with_cluster(Some(cluster)).await;
-    let (stop, rx) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(run_until(
-        Config::load(&path).unwrap(),
-        AgentOptions {
-            config_path: Some(path.clone()),
-            listen_override: Some("127.0.0.1:0".parse().unwrap()),
-            on_listen: None,
-            cluster: ctx,
-            min_interval: std::time::Duration::ZERO,
-            node_condition: false,
-        },
-        rx,
-    ));
+    let (stop, task) = agent_on(cluster, &path, false).await;
     let events = |seen: &Arc<Mutex<Vec<Seen>>>| -> Vec<String> {
         seen.lock()
             .unwrap()
@@ -408,20 +421,7 @@ async fn the_agent_sets_its_node_condition_when_asked() {
         node_route("node-aks-eastus.json", 200),
         (Method::PATCH, status_path.clone(), 200, "node-aks-eastus.json"),
     ]);
-    let ctx = ClusterContext::with_cluster(Some(cluster)).await;
-    let (stop, rx) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(run_until(
-        Config::load(&path).unwrap(),
-        AgentOptions {
-            config_path: Some(path.clone()),
-            listen_override: Some("127.0.0.1:0".parse().unwrap()),
-            on_listen: None,
-            cluster: ctx,
-            min_interval: std::time::Duration::ZERO,
-            node_condition: true,
-        },
-        rx,
-    ));
+    let (stop, task) = agent_on(cluster, &path, true).await;
     let patches = || -> Vec<Seen> {
         seen.lock()
             .unwrap()

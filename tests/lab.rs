@@ -1220,19 +1220,12 @@ fn lab_service_tags_egress_and_the_api_server() {
 #[test]
 fn lab_network_isolated_node() {
     let drop = |d: u8| ip(198, 51, 100, d);
-    let mut sites: Vec<Site> = [
-        "mcr.microsoft.com",
-        "westeurope.data.mcr.microsoft.com",
-        "westeurope.dp.kubernetesconfiguration.azure.com",
-        "westeurope.api.azureml.ms",
-        "westeurope.experiments.azureml.net",
-        "login.microsoftonline.com",
-        "management.azure.com",
-    ]
-    .iter()
-    .zip(30u8..)
-    .map(|(fqdn, d)| Site::public_only(fqdn, drop(d)))
-    .collect();
+    // The extension's endpoints as the config derives them.
+    let mut sites: Vec<Site> = netprobe::service::egress::in_region(netprobe::azure::Cloud::Public, "westeurope")
+        .iter()
+        .zip(30u8..)
+        .map(|(t, d)| Site::public_only(&t.fqdn, drop(d)))
+        .collect();
     sites.push(Site::private_link(
         "kv-lab-iso.vault.azure.net",
         "kv-lab-iso.privatelink.vaultcore.azure.net",
