@@ -384,10 +384,11 @@ fn report(
     let rt = runtime()?;
     let report = rt.block_on(async {
         let (client, server) = kube_client(kubeconfig, context).await?;
-        let (pods, nodes) = crate::fleet::collect(&client, opts)
+        let (pods, nodes, notes) = crate::fleet::collect(&client, opts)
             .await
             .with_context(|| format!("API server {server}"))?;
         let mut report = crate::fleet::build(&pods, nodes.as_deref(), std::time::SystemTime::now(), opts.stale_after);
+        report.notes.extend(notes);
         report.details = crate::fleet::read_details(&client, opts, &pods).await;
         anyhow::Ok(report)
     })?;

@@ -503,12 +503,13 @@ fn pod_ready(p: &Pod) -> bool {
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
+/// What `collect` found: the agents, the Linux nodes (when they could be
+/// listed), and what could not be read (notes for the report).
+pub type Collected = (Vec<PodSeen>, Option<Vec<NodeSeen>>, Vec<String>);
+
 /// Lists the agents and reads each one's summary, `opts.concurrency` at a
 /// time, each within `opts.timeout`; lists the Linux nodes.
-pub async fn collect(
-    client: &Client,
-    opts: &FleetOptions,
-) -> Result<(Vec<PodSeen>, Option<Vec<NodeSeen>>), FleetError> {
+pub async fn collect(client: &Client, opts: &FleetOptions) -> Result<Collected, FleetError> {
     let running = tokio::time::timeout(opts.timeout, list_pods(client, opts))
         .await
         .unwrap_or_else(|_| Err("timed out".into()))
@@ -518,9 +519,9 @@ pub async fn collect(
             message,
         })?;
     let mut found = read_all(client, opts, running).await;
-    let _unnamed = fill_names(client, opts, &mut found).await;
+    let notes = fill_names(client, opts, &mut found).await;
     let linux = list_nodes(client, opts).await;
-    Ok((found, linux))
+    Ok((found, linux, notes))
 }
 
 /// Every agent's summary, `opts.concurrency` at a time, within
