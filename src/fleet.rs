@@ -579,22 +579,25 @@ async fn read_pod(client: &Client, opts: &FleetOptions, name: String, node: Stri
         "/api/v1/namespaces/{}/pods/{}:{}/proxy",
         opts.namespace, name, opts.port
     );
+    let late = || format!("no answer within {}", humantime::format_duration(opts.timeout));
     let status = match tokio::time::timeout(
         opts.timeout,
         read_json::<RoundSummary>(client, &format!("{base}/status/summary"), MAX_SUMMARY_BYTES),
     )
     .await
     {
-        Err(_) => Err(format!("no answer within {}", humantime::format_duration(opts.timeout))),
-        // An agent older than the summary: its full /status, summarised.
-        Ok(Err(e)) if e.contains("404") || e.contains("NotFound") => tokio::time::timeout(
+        Err(_) => Err(late()),
+        // An agent older than the summary (the API server's 404 for the
+        // path): its full /status, summarised.
+        Ok(Err(Unread { status: Some(404), .. })) => tokio::time::timeout(
             opts.timeout,
             read_json::<RoundReport>(client, &format!("{base}/status"), MAX_STATUS_BYTES),
         )
         .await
-        .unwrap_or_else(|_| Err(format!("no answer within {}", humantime::format_duration(opts.timeout))))
+        .map_err(|_| late())
+        .and_then(|r| r.map_err(String::from))
         .map(|r| RoundSummary::of(&r, true)),
-        Ok(result) => result,
+        Ok(result) => result.map_err(String::from),
     };
     // An older agent's full round spells its targets out.
     let names = status
@@ -684,7 +687,8 @@ pub async fn read_details(client: &Client, opts: &FleetOptions, pods: &[PodSeen]
                 );
                 tokio::time::timeout(opts.timeout, read_json::<RoundReport>(client, &path, MAX_STATUS_BYTES))
                     .await
-                    .unwrap_or_else(|_| Err(format!("no answer within {}", humantime::format_duration(opts.timeout))))
+                    .map_err(|_| format!("no answer within {}", humantime::format_duration(opts.timeout)))
+                    .and_then(|r| r.map_err(String::from))
             }
         };
         let (report, error) = match status {
@@ -700,42 +704,66 @@ pub async fn read_details(client: &Client, opts: &FleetOptions, pods: &[PodSeen]
     out
 }
 
+/// A GET through the API server that gave no usable body: the status the
+/// API server answered, when it answered one, and why, in a person's words.
+#[derive(Debug)]
+struct Unread {
+    status: Option<u16>,
+    why: String,
+}
+
+impl From<Unread> for String {
+    fn from(u: Unread) -> String {
+        u.why
+    }
+}
+
+impl Unread {
+    fn why(why: String) -> Unread {
+        Unread { status: None, why }
+    }
+}
+
 /// One agent document through the API server's pod proxy, read up to
 /// `max` bytes.
-async fn read_json<T: serde::de::DeserializeOwned>(client: &Client, path: &str, max: usize) -> Result<T, String> {
+async fn read_json<T: serde::de::DeserializeOwned>(client: &Client, path: &str, max: usize) -> Result<T, Unread> {
     let body = read_body(client, path, None, max).await?;
     serde_json::from_slice::<T>(&body).map_err(|e| {
-        format!(
+        Unread::why(format!(
             "/status is not a netprobe report: {}",
             crate::text::shown(&e.to_string(), 200)
-        )
+        ))
     })
 }
 
 /// A GET through the API server (with `accept`, if given), its body read up
 /// to `max` bytes; an error status in the words of `kube_message`.
-async fn read_body(client: &Client, path: &str, accept: Option<&str>, max: usize) -> Result<bytes::Bytes, String> {
+async fn read_body(client: &Client, path: &str, accept: Option<&str>, max: usize) -> Result<bytes::Bytes, Unread> {
     use http_body_util::BodyExt;
     let mut req = hyper::Request::get(path);
     if let Some(a) = accept {
         req = req.header(hyper::header::ACCEPT, a);
     }
-    let req = req.body(kube::client::Body::empty()).map_err(|e| e.to_string())?;
+    let req = req
+        .body(kube::client::Body::empty())
+        .map_err(|e| Unread::why(e.to_string()))?;
     let through = |e: &kube::Error| {
-        format!(
+        Unread::why(format!(
             "reading /status through the API server: {}",
             crate::cluster::kube_message(e)
-        )
+        ))
     };
     let response = client.send(req).await.map_err(|e| through(&e))?;
     let status = response.status();
     let body = http_body_util::Limited::new(response.into_body(), max)
         .collect()
         .await
-        .map_err(|e| match e.downcast_ref::<http_body_util::LengthLimitError>() {
-            Some(_) if max >= 1 << 20 => format!("/status is larger than {} MiB", max >> 20),
-            Some(_) => format!("/status is larger than {} KiB", max >> 10),
-            None => format!("reading /status through the API server: {e}"),
+        .map_err(|e| {
+            Unread::why(match e.downcast_ref::<http_body_util::LengthLimitError>() {
+                Some(_) if max >= 1 << 20 => format!("/status is larger than {} MiB", max >> 20),
+                Some(_) => format!("/status is larger than {} KiB", max >> 10),
+                None => format!("reading /status through the API server: {e}"),
+            })
         })?
         .to_bytes();
     if !status.is_success() {
@@ -748,10 +776,13 @@ async fn read_body(client: &Client, path: &str, accept: Option<&str>, max: usize
             .filter(|m| !m.is_empty())
             .map(crate::service::first_line)
             .unwrap_or_default();
-        return Err(format!(
-            "reading /status through the API server: {}",
-            crate::cluster::status_message(status.as_u16(), &reason, &message)
-        ));
+        return Err(Unread {
+            status: Some(status.as_u16()),
+            why: format!(
+                "reading /status through the API server: {}",
+                crate::cluster::status_message(status.as_u16(), &reason, &message)
+            ),
+        });
     }
     Ok(body)
 }
