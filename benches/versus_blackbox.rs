@@ -146,18 +146,13 @@ fn blackbox_urls(targets: &[Bench]) -> Vec<String> {
     for (i, t) in targets.iter().enumerate() {
         urls.push(format!("/probe?module=dns_{i}&target={}", vnet::CUSTOMER_DNS));
         let target = format!("https://{}{}", t.site.fqdn, t.path);
-        urls.push(format!("/probe?module=https_{}&target={}", t.status, encode(&target)));
+        urls.push(format!(
+            "/probe?module=https_{}&target={}",
+            t.status,
+            netprobe::text::query_value(&target)
+        ));
     }
     urls
-}
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 struct Measured {

@@ -381,16 +381,6 @@ pub const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,applicatio
 /// The most of one list read (a plain list of 5,000 real Nodes is tens of MiB).
 pub const MAX_LIST_BYTES: usize = 128 << 20;
 
-/// `s` as a query parameter value.
-fn query_escape(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// The cells of a Table's rows by column name (`Name`, `Node`, ...), or
 /// `None` when the answer is not a Table.
 fn table_rows(v: &serde_json::Value, columns: &[&str]) -> Option<Vec<Vec<String>>> {
@@ -424,7 +414,7 @@ async fn list_pods(client: &Client, opts: &FleetOptions) -> Result<Vec<PodRow>, 
     let path = format!(
         "/api/v1/namespaces/{}/pods?labelSelector={}&includeObject=None",
         opts.namespace,
-        query_escape(&opts.selector)
+        crate::text::query_value(&opts.selector)
     );
     let body = read_body(client, &path, Some(TABLE), MAX_LIST_BYTES).await?;
     let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| format!("not a pod list: {e}"))?;
@@ -460,7 +450,7 @@ async fn list_pods(client: &Client, opts: &FleetOptions) -> Result<Vec<PodRow>, 
 async fn list_nodes(client: &Client, opts: &FleetOptions) -> Option<Vec<NodeSeen>> {
     let path = format!(
         "/api/v1/nodes?labelSelector={}&includeObject=None",
-        query_escape("kubernetes.io/os=linux")
+        crate::text::query_value("kubernetes.io/os=linux")
     );
     let body = tokio::time::timeout(opts.timeout, read_body(client, &path, Some(TABLE), MAX_LIST_BYTES))
         .await
@@ -997,7 +987,7 @@ mod tests {
         assert_eq!(rows[1][1], "0/1");
         assert!(table_rows(&serde_json::json!({"kind": "PodList", "items": []}), &["Name"]).is_none());
         assert_eq!(
-            query_escape("app.kubernetes.io/name=netprobe,x"),
+            crate::text::query_value("app.kubernetes.io/name=netprobe,x"),
             "app.kubernetes.io%2Fname%3Dnetprobe%2Cx"
         );
     }

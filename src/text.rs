@@ -36,6 +36,17 @@ pub fn shown(s: &str, max: usize) -> String {
     cut(&printable(s), max)
 }
 
+/// `s` as a URL query parameter's value: every byte but the unreserved
+/// ones (RFC 3986: letters, digits, `-._~`) percent-encoded.
+pub fn query_value(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -326,18 +326,6 @@ fn substitute(expr: &str) -> String {
         .replace("$target", ".*")
 }
 
-fn encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 async fn api(addr: SocketAddr, path: &str) -> Value {
     let (code, body) = http_get(addr, path).await;
     let v: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{path}: HTTP {code}: {body}"));
@@ -392,7 +380,11 @@ async fn start_prometheus_with(config: &str) -> Prometheus {
 }
 
 async fn query(prom: SocketAddr, expr: &str) -> Value {
-    api(prom, &format!("/api/v1/query?query={}", encode(expr))).await
+    api(
+        prom,
+        &format!("/api/v1/query?query={}", netprobe::text::query_value(expr)),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -537,7 +529,10 @@ async fn panels_and_alerts_on_a_real_prometheus(metric_set: &str) {
         let (selector, label) = inner.rsplit_once(", ").unwrap();
         let v = api(
             prom.addr,
-            &format!("/api/v1/label/{label}/values?match[]={}", encode(&substitute(selector))),
+            &format!(
+                "/api/v1/label/{label}/values?match[]={}",
+                netprobe::text::query_value(&substitute(selector))
+            ),
         )
         .await;
         assert_eq!(v["status"], "success", "{q}: {v}");
