@@ -449,54 +449,57 @@ mod tests {
         }
     }
 
+    /// A target reached at the addresses its expectation asks for ("any":
+    /// public), with `reach` and the cause it implies.
+    fn reached(cfg: &Config, expect: Expect, reach: Reach) -> TargetReport {
+        let mut t = TargetReport::internal_error(&cfg.targets[0]);
+        t.expect = expect;
+        t.reach = reach;
+        t.connect_resolver = Some("system".into());
+        t.dns = vec![DnsReport {
+            resolver: "system".into(),
+            server: None,
+            verdict: if expect == Expect::Private {
+                DnsVerdict::Private
+            } else {
+                DnsVerdict::Public
+            },
+            rcode: None,
+            cname_chain: vec![],
+            addresses: vec![],
+            addresses_omitted: 0,
+            privatelink: false,
+            duration: Duration::ZERO,
+            tcp_fallback: false,
+            queries: 1,
+            detail: None,
+        }];
+        let cause = match reach {
+            Reach::Ok => Cause::None,
+            Reach::Timeout | Reach::Unreachable => Cause::EndpointBlocked,
+            _ => Cause::TlsMismatch,
+        };
+        t.healthy = cause == Cause::None;
+        t.cause = cause;
+        t.causes = if t.healthy {
+            vec![]
+        } else {
+            vec![CauseFinding {
+                cause,
+                resolver: None,
+                diagnosis: "TCP to 203.0.113.9:443 timed out".into(),
+            }]
+        };
+        t.diagnosis = t.causes.first().map(|c| c.diagnosis.clone());
+        t
+    }
+
     /// No public egress: every public endpoint (2 or more) cut off while a
     /// private one connects; anything less is per-target causes only.
     #[test]
     fn no_public_egress_table() {
         let cfg = Config::from_yaml("key_vaults: [kvone]\n", "t.yaml", None).unwrap();
-        let t = |expect: Expect, reach: Reach| {
-            let mut t = TargetReport::internal_error(&cfg.targets[0]);
-            t.expect = expect;
-            t.reach = reach;
-            // Reached at the addresses its expectation asks for ("any": public).
-            t.connect_resolver = Some("system".into());
-            t.dns = vec![DnsReport {
-                resolver: "system".into(),
-                server: None,
-                verdict: if expect == Expect::Private {
-                    DnsVerdict::Private
-                } else {
-                    DnsVerdict::Public
-                },
-                rcode: None,
-                cname_chain: vec![],
-                addresses: vec![],
-                addresses_omitted: 0,
-                privatelink: false,
-                duration: Duration::ZERO,
-                tcp_fallback: false,
-                queries: 1,
-                detail: None,
-            }];
-            let cause = match reach {
-                Reach::Ok => Cause::None,
-                Reach::Timeout | Reach::Unreachable => Cause::EndpointBlocked,
-                _ => Cause::TlsMismatch,
-            };
-            t.healthy = cause == Cause::None;
-            t.cause = cause;
-            t.causes = if t.healthy {
-                vec![]
-            } else {
-                vec![CauseFinding {
-                    cause,
-                    resolver: None,
-                    diagnosis: "TCP to 203.0.113.9:443 timed out".into(),
-                }]
-            };
-            t.diagnosis = t.causes.first().map(|c| c.diagnosis.clone());
-            t
-        };
+        let t = |expect: Expect, reach: Reach| reached(&cfg, expect, reach);
         use Expect::{Any, Private as Pv, Public as Pb};
         use Reach as R;
         let cases: Vec<(&str, Vec<TargetReport>, bool)> = vec![
@@ -580,42 +583,23 @@ mod tests {
     fn no_public_egress_behind_the_workloads_proxy() {
         let cfg = Config::from_yaml("key_vaults: [kvone]\n", "t.yaml", None).unwrap();
         let env = ProxyEnv::from_pairs([("HTTPS_PROXY", "http://10.0.0.30:3128".to_string())]);
-        let mut targets: Vec<TargetReport> = (0..3)
-            .map(|i| {
-                let mut t = TargetReport::internal_error(&cfg.targets[0]);
-                let public = i < 2;
-                t.expect = if public { Expect::Any } else { Expect::Private };
-                t.reach = if public { Reach::Timeout } else { Reach::Ok };
-                t.cause = if public { Cause::EndpointBlocked } else { Cause::None };
-                t.causes.retain(|_| false);
-                t.connect_resolver = Some("system".into());
-                t.dns = vec![DnsReport {
-                    resolver: "system".into(),
-                    server: None,
-                    verdict: if public {
-                        DnsVerdict::Public
-                    } else {
-                        DnsVerdict::Private
-                    },
-                    rcode: None,
-                    cname_chain: vec![],
-                    addresses: vec![],
-                    addresses_omitted: 0,
-                    privatelink: false,
-                    duration: Duration::ZERO,
-                    tcp_fallback: false,
-                    queries: 1,
-                    detail: None,
-                }];
-                t.proxy = Some(TargetProxy {
-                    clients: env.decide_all("mcr.microsoft.com"),
-                    disagree: false,
-                    add_to_no_proxy: None,
-                    via_proxy: None,
-                });
-                t
-            })
-            .collect();
+        let mut targets: Vec<TargetReport> = [
+            (Expect::Any, Reach::Timeout),
+            (Expect::Any, Reach::Timeout),
+            (Expect::Private, Reach::Ok),
+        ]
+        .into_iter()
+        .map(|(expect, reach)| {
+            let mut t = reached(&cfg, expect, reach);
+            t.proxy = Some(TargetProxy {
+                clients: env.decide_all("mcr.microsoft.com"),
+                disagree: false,
+                add_to_no_proxy: None,
+                via_proxy: None,
+            });
+            t
+        })
+        .collect();
         let f = no_public_egress(&mut targets).expect("the finding");
         assert!(f.message.contains("closed direct egress is by design"), "{}", f.message);
     }
